@@ -1,0 +1,54 @@
+"""The one small protocol every backend implements, and the registry that builds them.
+
+A backend does two things for a batch of chat prompts: score the next token as a distribution
+over option letters, and generate text. Each implementation lives in one file of this package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from valuescope.types import GenerateRequest, LetterScores, ScoreRequest
+
+
+class BackendError(RuntimeError):
+    """A backend could not be built or could not answer (bad path, server down, ...)."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[LetterScores]:
+        """Letter distributions, one per request, in request order. Requests with the same
+        ``group`` share a prompt prefix; a backend may reorder internally to reuse its cache."""
+        ...
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[str]:
+        """Generated text, one per request."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# backend kind -> "module:Class"; each class takes the model block (a dict) as keyword arguments
+REGISTRY: dict[str, str] = {
+    "llamacpp": "valuescope.backends.llamacpp:LlamaCppBackend",
+    "openai": "valuescope.backends.openai_compat:OpenAICompatBackend",
+    "hf": "valuescope.backends.hf:HFBackend",
+    "vllm": "valuescope.backends.vllm_engine:VLLMBackend",
+    "anthropic": "valuescope.backends.anthropic_api:AnthropicBackend",
+}
+
+
+def create_backend(kind: str, **options: Any) -> Backend:
+    if kind not in REGISTRY:
+        raise BackendError(f"unknown backend {kind!r}; known: {', '.join(sorted(REGISTRY))}")
+    module_name, cls_name = REGISTRY[kind].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendError(f"backend {kind!r} needs an optional dependency: {exc}") from exc
+    return getattr(module, cls_name)(**options)

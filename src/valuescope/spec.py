@@ -1,0 +1,230 @@
+"""The study specification: what to run, validated with one clear error per problem.
+
+A study is a YAML file or a :class:`Study` object. Unknown keys are errors (a typo must not be
+silently ignored), and every error names the field it is about.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class SpecError(ValueError):
+    """A study, instrument or persona file that cannot be used. The message is one line for the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """One model to audit. ``backend`` picks the implementation; the remaining fields are passed
+    to it (a field a backend does not use is ignored by that backend)."""
+
+    name: str = "smollm2-135m"
+    backend: Literal["llamacpp", "openai", "hf", "vllm", "anthropic"] = "llamacpp"
+    path: str | None = None  # GGUF file or HF model directory; None = the embedded SmolLM2
+    model: str | None = None  # model name on a server (openai / anthropic / vllm)
+    base_url: str | None = None
+    api_key_env: str | None = None  # NAME of the environment variable that holds the key
+    concurrency: int = Field(4, ge=1, le=256)
+    timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0, le=20)
+    n_ctx: int = Field(2048, ge=256)
+    n_threads: int | None = Field(None, ge=1)
+    batch_size: int = Field(16, ge=1, le=512)
+    logprobs: bool = True  # False: generate and parse even where logprobs exist
+    judge: ModelSpec | None = None  # optional judge model mapping free text to an option
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v or not v.replace("_", "").isalnum()):
+            raise ValueError("must be the NAME of an environment variable (the key is never stored)")
+        return v
+
+
+class InstrumentRef(_Strict):
+    """A built-in instrument by name (mfq30, pvq_rr, pvq40, donation) or a YAML file of one."""
+
+    name: str | None = None
+    path: str | None = None
+    wording: Literal["auto", "male", "female", "you", "default"] = "auto"
+    items: list[str] | None = None  # restrict to these item ids (a quick subset)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> InstrumentRef:
+        if (self.name is None) == (self.path is None):
+            raise ValueError("give exactly one of 'name' or 'path'")
+        return self
+
+
+class WVSSource(_Strict):
+    kind: Literal["wvs"] = "wvs"
+    n: int = Field(20, ge=1)
+    seeds: list[int] = Field(default_factory=lambda: [111], min_length=1)
+    attributes: str | None = None  # YAML attribute space of the user's; None = Lee et al.'s
+
+
+class NamedSource(_Strict):
+    kind: Literal["named"] = "named"
+    list: Literal["tolkien", "famous_people", "real_world_people"] = "tolkien"
+    limit: int | None = Field(None, ge=1)
+
+
+class FileSource(_Strict):
+    kind: Literal["file"] = "file"
+    path: str
+    limit: int | None = Field(None, ge=1)
+
+
+PersonaSource = Annotated[WVSSource | NamedSource | FileSource, Field(discriminator="kind")]
+
+
+class PopulationSpec(_Strict):
+    baseline: bool = True
+    sources: list[PersonaSource] = Field(default_factory=list)
+
+
+class ContextsSpec(_Strict):
+    """Conversations before the questionnaire. ``topics`` may include "none" (no conversation);
+    ``n_messages`` is a list so that conversation length can be swept."""
+
+    topics: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
+    n_messages: list[int] = Field(default_factory=lambda: [3], min_length=1)
+    custom_topics: dict[str, str] = Field(default_factory=dict)  # topic -> opening message
+    max_tokens: int = Field(96, ge=8, le=1024)
+
+    @field_validator("n_messages")
+    @classmethod
+    def _nonneg(cls, v: list[int]) -> list[int]:
+        if any(n < 0 for n in v):
+            raise ValueError("conversation lengths must be >= 0")
+        return v
+
+
+class Study(_Strict):
+    name: str = "study"
+    output: str = "valuescope-results"
+    models: list[ModelSpec] = Field(default_factory=lambda: [ModelSpec()], min_length=1)
+    instruments: list[InstrumentRef] = Field(
+        default_factory=lambda: [InstrumentRef(name="mfq30")], min_length=1
+    )
+    population: PopulationSpec = Field(default_factory=PopulationSpec)
+    contexts: ContextsSpec = Field(default_factory=ContextsSpec)
+    seed: int = 0  # option permutations, item shuffles, conversation sampling
+    repeats: int = Field(1, ge=1, le=100)
+    option_order: Literal["fixed", "permute-persona", "permute-query"] = "permute-persona"
+    item_order: Literal["fixed", "shuffle"] = "fixed"
+    forced_choice: bool = True
+    extraction: Literal["logprobs", "generate"] = "logprobs"
+    layout: Literal["shared-prefix", "paper"] = "shared-prefix"
+    answer_prefix: str = "Answer: ("
+    reduced: str | None = None  # set by presets run with --scale < 1: shown in the report
+    report: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or any(c in v for c in "/\\\n"):
+            raise ValueError("must be a non-empty name without slashes")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_models(self) -> Study:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique, got {names}")
+        return self
+
+    def fingerprint(self) -> str:
+        """Hash of everything that defines the study's queries (not where results go)."""
+        data = self.model_dump(mode="json", exclude={"output", "report", "name"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
+    # drop pydantic's discriminator tags such as "wvs" in population.sources.0.wvs.n
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    value = first.get("input")
+    shown = "" if first["type"] in ("missing", "extra_forbidden") else f" (got {value!r:.60})"
+    more = len(err.errors()) - 1
+    tail = f"; and {more} more problem(s)" if more else ""
+    return f"{source}: field '{loc or '<root>'}': {msg}{shown}{tail}"
+
+
+def study_from_dict(data: Any, source: str = "study") -> Study:
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a study must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return Study.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_format_error(err, source)) from None
+
+
+MAX_SPEC_BYTES = 5_000_000
+
+
+def read_yaml_file(path: str | Path, what: str) -> Any:
+    """Read a small YAML file with one-line errors for missing, huge, non-UTF-8 or malformed files."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"{what} file not found: {p}")
+    if p.stat().st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"{p}: {what} file is larger than {MAX_SPEC_BYTES // 1_000_000} MB")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SpecError(f"{p}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+
+
+def load_study(path: str | Path) -> Study:
+    data = read_yaml_file(path, "study")
+    if data is None:
+        raise SpecError(f"{path}: the study file is empty")
+    study = study_from_dict(data, source=str(path))
+    # relative paths inside the study are relative to the study file
+    base = Path(path).resolve().parent
+    return _resolve_paths(study, base)
+
+
+def _resolve_paths(study: Study, base: Path) -> Study:
+    def fix(p: str | None) -> str | None:
+        if p is None or Path(p).is_absolute():
+            return p
+        return str((base / p).resolve())
+
+    instruments = [
+        i.model_copy(update={"path": fix(i.path)}) if i.path else i for i in study.instruments
+    ]
+    sources: list[Any] = []
+    for s in study.population.sources:
+        if isinstance(s, FileSource):
+            s = s.model_copy(update={"path": fix(s.path)})
+        elif isinstance(s, WVSSource) and s.attributes:
+            s = s.model_copy(update={"attributes": fix(s.attributes)})
+        sources.append(s)
+    models = [m.model_copy(update={"path": fix(m.path)}) if m.path else m for m in study.models]
+    return study.model_copy(
+        update={
+            "instruments": instruments,
+            "population": study.population.model_copy(update={"sources": sources}),
+            "models": models,
+        }
+    )

@@ -59,16 +59,19 @@ def user_message(
     *,
     layout: str = "shared-prefix",
     forced_choice: bool = True,
-) -> str:
+) -> tuple[str, int]:
+    """The user message and how many of its leading characters come before the item."""
     stem = part.stem.format(item=item_text)
     opts = "\n".join(option_lines(part, option_order))
     instructions = part.instructions.strip()
     if layout == "shared-prefix":
         head = instructions + (f"\n{FORCED_CHOICE}" if forced_choice else "")
-        return f"{head}\n\nOptions:\n{opts}\n\n{stem}".strip()
+        shared = f"{head}\n\nOptions:\n{opts}\n\n"
+        return shared + stem.strip(), len(shared)
     if layout == "paper":
         tail = f"\n{FORCED_CHOICE}" if forced_choice else ""
-        return f"{instructions}\n\n{stem}\n{opts}{tail}".strip()
+        shared = f"{instructions}\n\n" if instructions else ""
+        return f"{shared}{stem}\n{opts}{tail}", len(shared)
     raise ValueError(f"unknown layout {layout!r}")
 
 
@@ -85,7 +88,7 @@ def score_request(
     answer_prefix: str = "Answer: (",
     group: str = "",
 ) -> ScoreRequest:
-    text = user_message(
+    text, shared = user_message(
         part, item.wording(wording), option_order, layout=layout, forced_choice=forced_choice
     )
     messages = (*persona_messages, *conversation, Message("user", text))
@@ -96,6 +99,7 @@ def score_request(
         answer_prefix=answer_prefix,
         labels=labels,
         group=group,
+        shared_chars=shared,
     )
 
 

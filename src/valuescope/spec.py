@@ -55,7 +55,7 @@ class InstrumentRef(_Strict):
 
     name: str | None = None
     path: str | None = None
-    wording: Literal["auto", "male", "female", "you", "default"] = "auto"
+    wording: Literal["auto", "male", "female", "you", "first", "default"] = "auto"
     items: list[str] | None = None  # restrict to these item ids (a quick subset)
 
     @model_validator(mode="after")

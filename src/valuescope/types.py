@@ -173,6 +173,10 @@ class ScoreRequest:
     answer_prefix: str = ""
     labels: tuple[str, ...] = ()  # option label texts in letter order (for text extraction)
     group: str = ""  # queries with the same group share a prompt prefix (scheduling hint)
+    # characters at the start of the last message shared by the whole group (everything before the
+    # item); a backend splits the prompt there so that an answer never depends on which other
+    # queries were batched with it. -1: unknown.
+    shared_chars: int = -1
 
 
 @dataclass(frozen=True)

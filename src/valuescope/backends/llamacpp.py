@@ -7,11 +7,17 @@ letters; the mass on other tokens is kept as ``outside_mass``.
 
 Schedulers (``scheduler=``):
 
-``batched`` (default)
-    Requests are grouped by ``group``; the longest common token prefix of a group is evaluated once
-    in sequence 0 of a unified KV cache (and kept for the next group where it still matches), then
-    the item suffixes are evaluated together as one multi-sequence batch, each suffix in its own
-    sequence that shares the prefix cells.
+``prefix`` (default)
+    Each prompt is split at a canonical point, the start of its item (``ScoreRequest.shared_chars``);
+    requests are grouped by that prefix, the prefix is evaluated once (and kept for the next group as
+    far as it still matches), then each item suffix is evaluated on top of it and dropped again.
+    Every answer depends only on its own prompt: a resumed run gives bit-identical numbers.
+``batched``
+    As ``prefix``, but the item suffixes of a group are evaluated together as one multi-sequence
+    batch, each suffix in its own sequence sharing the prefix cells of a unified KV cache. On CPU
+    llama.cpp's prompt throughput is flat in batch size, so this is not faster there, and the Q4
+    kernels round differently for different batch shapes (answers move by up to ~0.03 with the
+    batch composition).
 ``sequential``
     One request after another, re-using the KV cache up to the longest common prefix with the
     previous request.
@@ -89,7 +95,7 @@ class LlamaCppBackend:
         n_ctx: int = 2048,
         n_threads: int | None = None,
         batch_size: int = 16,
-        scheduler: str = "batched",
+        scheduler: str = "prefix",
         **_: Any,
     ) -> None:
         import llama_cpp
@@ -99,7 +105,7 @@ class LlamaCppBackend:
         model_path = Path(path) if path else embedded_model_path()
         if not model_path.is_file():
             raise BackendError(f"model file not found: {model_path}")
-        if scheduler not in ("batched", "sequential", "naive"):
+        if scheduler not in ("prefix", "batched", "sequential", "naive"):
             raise BackendError(f"unknown scheduler {scheduler!r}")
         self.name = name
         self.model_path = model_path
@@ -172,7 +178,13 @@ class LlamaCppBackend:
         return last
 
     def _set_prefix(self, prefix: list[int]) -> None:
-        keep = _common_prefix_len(self._cached, prefix)
+        """Hold exactly ``prefix`` in sequence 0. The ``prefix`` scheduler reuses the cache only
+        when it already holds this very prefix and otherwise evaluates it from position 0, so the
+        numbers never depend on what was evaluated before; the others reuse any common part."""
+        if self.scheduler == "prefix":
+            keep = len(prefix) if self._cached == prefix else 0
+        else:
+            keep = _common_prefix_len(self._cached, prefix)
         self._ctx.kv_cache_seq_rm(-1, keep, -1)
         self._cached = self._cached[:keep]
         if len(prefix) > keep:
@@ -206,21 +218,38 @@ class LlamaCppBackend:
                 self._cached = list(t)
                 results[i] = letter_distribution(logits, self.letter_ids(requests[i].letters), requests[i].letters)
             return [r for r in results if r is not None]
-        groups: dict[str, list[int]] = {}
+        # Group by the canonical prefix itself: each answer then depends only on its own prompt,
+        # never on which other queries share its batch (resumed runs give identical numbers).
+        groups: dict[tuple[int, ...], list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault(r.group or f"#{i}", []).append(i)
-        for idxs in groups.values():
-            self._score_group(requests, toks, idxs, results)
+            cut = self.split_point(r, toks[i])
+            groups.setdefault(tuple(toks[i][:cut]), []).append(i)
+        for prefix, idxs in groups.items():
+            self._score_group(requests, toks, idxs, results, len(prefix))
         return [r for r in results if r is not None]
 
+    def split_point(self, req: ScoreRequest, toks: list[int]) -> int:
+        """Token position where the request's item-specific part starts (at most len - 1)."""
+        if req.shared_chars < 0 or not req.messages:
+            return len(toks) - 1
+        full = self.render(req)
+        content = req.messages[-1].content
+        start = full.rfind(content)
+        if start < 0:
+            return len(toks) - 1
+        head = self.tokens(full[: start + req.shared_chars])
+        return min(_common_prefix_len(head, toks), len(toks) - 1)
+
     def _score_group(self, requests: Sequence[ScoreRequest], toks: list[list[int]], idxs: list[int],
-                     results: list[LetterScores | None]) -> None:
-        prefix_len = min(len(toks[i]) for i in idxs) - 1  # every suffix keeps >= 1 token
-        first = toks[idxs[0]]
-        for i in idxs[1:]:
-            prefix_len = min(prefix_len, _common_prefix_len(first, toks[i]))
-        prefix = first[:prefix_len]
+                     results: list[LetterScores | None], prefix_len: int) -> None:
+        prefix = toks[idxs[0]][:prefix_len]
         self._set_prefix(prefix)
+        if self.scheduler == "prefix":
+            for i in idxs:
+                logits = self._decode_seq0(toks[i][prefix_len:], prefix_len, want_last=True)
+                self._ctx.kv_cache_seq_rm(0, prefix_len, -1)
+                results[i] = letter_distribution(logits, self.letter_ids(requests[i].letters), requests[i].letters)
+            return
         pending = list(idxs)
         while pending:
             chunk: list[int] = []

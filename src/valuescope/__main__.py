@@ -1,0 +1,3 @@
+from valuescope.cli import app
+
+app(prog_name="valuescope")

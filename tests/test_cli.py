@@ -1,0 +1,113 @@
+"""The CLI as a user meets it: validation errors, a real run on the embedded model, resume, ls/show/export."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+SMALL = {
+    "name": "small",
+    "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT",
+                                                "DECENCY", "MATH"]}],
+    "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 3, "seeds": [111]}]},
+}
+
+
+def vs(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "valuescope", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout)
+
+
+def write_study(tmp_path: Path, data: dict, name: str = "study.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"nmae": "x"}, "field 'nmae': unknown key"),
+        ({"repeats": "many"}, "field 'repeats'"),
+        ({"repeats": 0}, "field 'repeats'"),
+        ({"models": []}, "field 'models'"),
+        ({"option_order": "sideways"}, "field 'option_order'"),
+        ({"population": {"sources": [{"kind": "wvs", "n": "ten"}]}}, "population.sources.0.wvs.n"),
+        ({"models": [{"backend": "telepathy"}]}, "models.0.backend"),
+        ({"models": [{"api_key_env": "sk-live-123"}]}, "models.0.api_key_env"),
+        ({"instruments": [{"name": "mfq30", "path": "x.yaml"}]}, "exactly one of 'name' or 'path'"),
+        (["a", "list"], "must be a mapping"),
+    ],
+)
+def test_bad_study_gives_one_line_and_exit_2(tmp_path, data, needle):
+    res = vs("run", str(write_study(tmp_path, data)), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert needle in lines[0] and "Traceback" not in res.stderr
+
+
+def test_missing_and_malformed_files(tmp_path):
+    res = vs("run", str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    assert res.returncode == 2 and "study file not found" in res.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    res = vs("run", str(bad), cwd=tmp_path)
+    assert res.returncode == 2 and "invalid YAML" in res.stderr
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"name: \xff\xfe\x00")
+    res = vs("run", str(binary), cwd=tmp_path)
+    assert res.returncode == 2 and "not UTF-8" in res.stderr
+    res = vs("run", str(write_study(tmp_path, {"instruments": [{"name": "no_such_thing"}]})), cwd=tmp_path)
+    assert res.returncode == 2 and "no_such_thing" in res.stderr
+
+
+def test_run_resume_show_export(tmp_path):
+    study = write_study(tmp_path, {**SMALL, "output": str(tmp_path / "out")})
+    first = vs("run", str(study), "--no-report", "-q", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "24 queries planned, 0 already stored, 24 new" in first.stdout
+    store = tmp_path / "out" / "valuescope.sqlite"
+    con = sqlite3.connect(store)
+    rows = con.execute("SELECT key, probs FROM responses").fetchall()
+    assert len(rows) == 24 == len({k for k, _ in rows})
+    con.close()
+    again = vs("run", str(study), "--no-report", "-q", cwd=tmp_path)
+    assert again.returncode == 0 and "24 already stored, 0 new" in again.stdout
+    con = sqlite3.connect(store)
+    assert con.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 24
+    con.close()
+
+    listing = vs("ls", str(tmp_path / "out"))
+    assert listing.returncode == 0 and "small-smollm2-135m" in listing.stdout
+    shown = vs("show", "small", "--dir", str(tmp_path / "out"))
+    assert shown.returncode == 0, shown.stderr
+    assert "answered=24/24" in shown.stdout
+    exported = vs("export", "small", "--dir", str(tmp_path / "out"), "--out", str(tmp_path / "exp"))
+    assert exported.returncode == 0, exported.stderr
+    resp = pd.read_parquet(tmp_path / "exp" / "responses.parquet")
+    assert len(resp) == 24 and {"p_1", "p_6", "argmax", "expected", "attr_religious_denomination"} <= set(resp)
+    assert pd.read_csv(tmp_path / "exp" / "responses.csv").shape[0] == 24
+    assert (tmp_path / "exp" / "metrics.parquet").is_file()
+    missing = vs("show", "nope", "--dir", str(tmp_path / "out"))
+    assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
+
+
+def test_interrupted_run_resumes_without_gaps_or_duplicates(tmp_path):
+    from valuescope.runner import run_study
+    from valuescope.spec import study_from_dict
+
+    study = study_from_dict({**SMALL, "output": str(tmp_path / "out")})
+    first = run_study(study, max_queries=7, chunk_size=6)[0]
+    assert 0 < first.new < 24
+    second = run_study(study)[0]
+    assert second.already_done == first.new and second.new == 24 - first.new
+    con = sqlite3.connect(tmp_path / "out" / "valuescope.sqlite")
+    keys = [k for (k,) in con.execute("SELECT key FROM responses")]
+    assert len(keys) == len(set(keys)) == 24

@@ -1,0 +1,62 @@
+"""Questionnaires as data: the built-in instruments (MFQ-30, PVQ-RR, PVQ-40, the donation task), a loader
+for users' own instrument files, and the rule that picks an item wording for a persona.
+
+The YAML format is documented in ``docs/instruments.md``; scoring lives in :mod:`valuescope.scoring`.
+"""
+
+from __future__ import annotations
+
+from valuescope.instruments.loader import DATA_DIR, instrument_from_dict, list_instruments, load_instrument
+from valuescope.spec import SpecError
+from valuescope.types import Instrument
+
+WORDING_REQUESTS = ("auto", "male", "female", "you", "default")
+GENDERED = ("male", "female")
+
+__all__ = [
+    "DATA_DIR",
+    "WORDING_REQUESTS",
+    "choose_wording",
+    "instrument_from_dict",
+    "list_instruments",
+    "load_instrument",
+]
+
+
+def choose_wording(instrument: Instrument, requested: str, gender: str | None) -> str | None:
+    """The wording variant to put to a persona, or None when the instrument has a single wording.
+
+    An instrument's *default* wording is the first entry of its ``wordings`` list.
+
+    - ``"default"``: the default wording.
+    - ``"male"`` / ``"female"`` / ``"you"`` (or any other declared name): that wording; a SpecError if the
+      instrument does not have it (no silent fallback).
+    - ``"auto"``: if the default wording is gendered ("male" or "female") and the persona's gender is one
+      of the instrument's wordings, the persona's gender (PVQ-40, as in Kovac et al. 2024); otherwise the
+      default. So a persona without a gender (the baseline, a free-text persona) gets the default
+      ("male" for the PVQ-40), and an instrument whose default is not gendered keeps it for everyone
+      (the PVQ-RR's default is the second-person "you", as in Lee et al. 2024).
+    """
+    if requested not in WORDING_REQUESTS and requested not in instrument.wordings:
+        raise SpecError(
+            f"instrument {instrument.id!r}: unknown wording {requested!r}; "
+            f"use one of {list(WORDING_REQUESTS)}"
+        )
+    if not instrument.wordings:
+        if requested in ("auto", "default"):
+            return None
+        raise SpecError(f"instrument {instrument.id!r} has a single wording; it has no {requested!r} wording")
+    default = instrument.wordings[0]
+    if requested == "default":
+        return default
+    if requested == "auto":
+        g = gender.lower() if isinstance(gender, str) else None
+        if default in GENDERED and g in GENDERED and g in instrument.wordings:
+            return g
+        return default
+    if requested not in instrument.wordings:
+        raise SpecError(
+            f"instrument {instrument.id!r} has no {requested!r} wording "
+            f"(it has: {', '.join(instrument.wordings)})"
+        )
+    return requested

@@ -14,7 +14,7 @@ Two layouts keep the papers' prompt content:
 
         {stem with the item}
 
-    The instructions and the option list (shared by every item of a persona when options are
+    The instructions, the stem's fixed text before the item and the option list (shared by every item of a persona when options are
     permuted per persona) come before the item, so that all queries of one persona share every
     token but the item's few dozen. The backend's KV cache then evaluates the prefix once.
 
@@ -66,8 +66,9 @@ def user_message(
     instructions = part.instructions.strip()
     if layout == "shared-prefix":
         head = instructions + (f"\n{FORCED_CHOICE}" if forced_choice else "")
-        shared = f"{head}\n\nOptions:\n{opts}\n\n"
-        return shared + stem.strip(), len(shared)
+        before = part.stem.split("{item}", 1)[0]  # the stem's fixed opening is shared too
+        shared = f"{head}\n\nOptions:\n{opts}\n\n{before.lstrip()}".lstrip()
+        return (shared + stem[len(before):]).rstrip(), len(shared)
     if layout == "paper":
         tail = f"\n{FORCED_CHOICE}" if forced_choice else ""
         shared = f"{instructions}\n\n" if instructions else ""

@@ -14,9 +14,9 @@ Two layouts keep the papers' prompt content:
 
         {stem with the item}
 
-    The instructions, the stem's fixed text before the item and the option list (shared by every item of a persona when options are
-    permuted per persona) come before the item, so that all queries of one persona share every
-    token but the item's few dozen. The backend's KV cache then evaluates the prefix once.
+    The instructions, the option list (shared by every item of a persona when options are
+    permuted per persona) and the stem's fixed text before the item come first, so that all
+    queries of one persona share every token but the item's few dozen; the KV cache keeps the prefix.
 
 ``paper``
     Kovač et al.'s user message: instructions, the item, then the options; the forced-choice

@@ -107,7 +107,8 @@ class _Session:
             return ()
         memo = (q.persona.id, ctx.label, ctx.seed)
         if memo not in self.conversations:
-            key = ctxmod.conversation_key(self.model.name, q.persona, ctx)
+            key = ctxmod.conversation_key(self.model.name, q.persona, ctx, system_role=self.system_role,
+                                          max_tokens=self.study.contexts.max_tokens)
             msgs = self.store.conversation(key)
             if msgs is None:
                 msgs = ctxmod.simulate_conversation(self.backend, q.persona, ctx, system_role=self.system_role,

@@ -76,6 +76,7 @@ class NamedSource(_Strict):
     kind: Literal["named"] = "named"
     list: Literal["tolkien", "famous_people", "real_world_people"] = "tolkien"
     limit: int | None = Field(None, ge=1)
+    wording: Literal["project", "paper"] = "project"  # "paper": Kovač et al.'s exact persona message
 
 
 class FileSource(_Strict):

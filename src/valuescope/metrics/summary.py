@@ -1,0 +1,143 @@
+"""The one long metrics table (``compute_metrics``) and its compact per-dimension view (``headline``).
+
+Long table columns (``METRIC_COLUMNS``; the contract read by ``valuescope show``, the export and the
+HTML report):
+
+* ``run_id, model, instrument`` — the group the metric belongs to (tables of several runs work);
+* ``metric`` — lower_snake name (list in docs/metrics.md);
+* ``dimension`` — the dimension / value / race, or "" for a metric over all dimensions;
+* ``context_a`` — the context the metric is computed in, or the first context of a pair; "all" when
+  averaged over all contexts / context pairs; "*@n" when averaged over the topic pairs at length n;
+* ``context_b`` — the second context of a pair (rank_order, ipsative), the baseline's context
+  (steerability, distance_to_neutral), else "";
+* ``value, ci_low, ci_high`` — the estimate and its 95% percentile bootstrap interval over personas
+  (NaN where no CI is computed);
+* ``n`` — the number of units behind the value (answers, personas, seed pairs, permutations, or the N of
+  the convergence curve; per metric in docs/metrics.md);
+* ``note`` — why a value is NaN (or has no CI); empty when all is well.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from valuescope.metrics._common import ALL, GROUP_KEYS, METRIC_COLUMNS, metric_row, metrics_frame
+from valuescope.metrics.dimension_metrics import dimension_metric_rows
+from valuescope.metrics.robustness import seed_rows
+from valuescope.metrics.stability import stability_rows
+from valuescope.metrics.variance import DEFAULT_SIZES, convergence_curve, variance_rows
+from valuescope.spec import SpecError
+
+RESPONSE_REQUIRED = ["run_id", "model", "condition", "persona_id", "context", "instrument", "item_id",
+                     "dimension", "k", "argmax", "valid", "expected"]
+SCORE_REQUIRED = ["run_id", "model", "condition", "persona_id", "context", "instrument", "dimension", "score"]
+
+
+def _check(df: pd.DataFrame, required: list[str], name: str) -> None:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise SpecError(f"{name} table: missing column(s) {', '.join(missing)}")
+
+
+def compute_metrics(
+    responses: pd.DataFrame, scores: pd.DataFrame | None, *, n_boot: int = 200, seed: int = 0,
+    n_perm: int | None = None, level: str | None = None, convergence_sizes: tuple[int, ...] = DEFAULT_SIZES,
+) -> pd.DataFrame:
+    """Every metric of both papers for every (run_id, model, instrument), as ONE long table.
+
+    ``responses`` is the tidy per-query table (``valuescope.tidy``); ``scores`` the per-persona dimension
+    scores (``valuescope.scoring.score_personas``; may be None or empty: stability, variance rows then
+    carry a note). ``n_boot`` bootstrap samples of personas give the CIs; ``n_perm`` (default
+    ``n_boot``) label permutations give ``steerability_p``; ``seed`` makes both reproducible (each group
+    draws from its own stream, so a group's numbers do not depend on the other groups present).
+    ``level`` picks the score level for stability/variance (default: ``basic`` if present, else
+    ``dimension``). Columns: ``METRIC_COLUMNS``.
+    """
+    _check(responses, RESPONSE_REQUIRED, "responses")
+    n_perm = n_boot if n_perm is None else n_perm
+    if scores is not None and len(scores):
+        _check(scores, SCORE_REQUIRED, "scores")
+        if "repeat" not in scores.columns:
+            scores = scores.assign(repeat=0)
+        score_groups = dict(iter(scores.groupby(GROUP_KEYS, sort=True)))
+    else:
+        score_groups = {}
+    resp_groups = dict(iter(responses.groupby(GROUP_KEYS, sort=True)))
+    rows: list[dict[str, Any]] = []
+    for group in sorted(set(resp_groups) | set(score_groups), key=lambda t: tuple(str(x) for x in t)):
+        g = resp_groups.get(group)
+        if g is not None:
+            rows.extend(dimension_metric_rows(g, group, n_boot=n_boot, n_perm=n_perm, seed=seed))
+            rows.extend(seed_rows(g, group))
+            rows.extend(_convergence_rows(g, group, n_boot, seed, convergence_sizes))
+        s = score_groups.get(group)
+        if s is None:
+            for metric in ("rank_order", "ipsative", "icc"):
+                rows.append(metric_row(group, metric, context_a=ALL, context_b=ALL if metric != "icc" else "",
+                                       note="no per-persona scores given"))
+            continue
+        rows.extend(stability_rows(s, group, n_boot=n_boot, seed=seed, level=level))
+        rows.extend(variance_rows(s, group, level=level, n_boot=n_boot, seed=seed))
+    return metrics_frame(rows)
+
+
+def _convergence_rows(g: pd.DataFrame, group: tuple, n_boot: int, seed: int,
+                      sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+    curve = convergence_curve(g, sizes=sizes, n_draws=max(n_boot, 2), seed=seed)
+    out = []
+    for rec in curve.itertuples(index=False):
+        note = "" if np.isfinite(rec.var_mean) else "no persona means"
+        out.append(metric_row(group, "convergence_var", dimension=rec.dimension, context_a=rec.context,
+                              value=rec.var_mean, n=rec.n_personas, note=note))
+    return out
+
+
+HEADLINE_COLUMNS = [
+    "run_id", "model", "instrument", "context", "dimension", "inertia", "inertia_low", "inertia_high",
+    "steerability", "steerability_low", "steerability_high", "steerability_p", "top1_share",
+    "top2_adjacent", "rank_order", "n",
+]
+
+
+def headline(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The compact per-dimension table, like Lee et al.'s main table: soft Inertia Index (with CI),
+    soft Steerability JSD (with CI and permutation p), top-1 share, top-2 adjacent concentration, and
+    the Rank-Order stability of the dimension averaged over context pairs (NaN with one context).
+
+    One row per (run_id, model, instrument, context, dimension); ``n`` = usable persona answers.
+    """
+    m = metrics[metrics["dimension"] != ""]
+    per_ctx = m[m["metric"].isin(["inertia_soft", "steerability_jsd", "steerability_p", "top1_share",
+                                  "top2_adjacent"])]
+    keys = ["run_id", "model", "instrument", "context_a", "dimension"]
+    if per_ctx.empty:
+        return pd.DataFrame(columns=HEADLINE_COLUMNS)
+    wide = per_ctx.pivot_table(index=keys, columns="metric", values=["value", "ci_low", "ci_high"],
+                               aggfunc="first", dropna=False)
+
+    def col(kind: str, metric: str) -> pd.Series:
+        return wide[(kind, metric)] if (kind, metric) in wide.columns else pd.Series(np.nan, index=wide.index)
+
+    out = pd.DataFrame({
+        "inertia": col("value", "inertia_soft"), "inertia_low": col("ci_low", "inertia_soft"),
+        "inertia_high": col("ci_high", "inertia_soft"), "steerability": col("value", "steerability_jsd"),
+        "steerability_low": col("ci_low", "steerability_jsd"),
+        "steerability_high": col("ci_high", "steerability_jsd"),
+        "steerability_p": col("value", "steerability_p"), "top1_share": col("value", "top1_share"),
+        "top2_adjacent": col("value", "top2_adjacent"),
+    }).reset_index().rename(columns={"context_a": "context"})
+    n = m[m["metric"] == "inertia_soft"].set_index(keys)["n"].rename("n")
+    out = out.merge(n.reset_index().rename(columns={"context_a": "context"}), how="left",
+                    on=["run_id", "model", "instrument", "context", "dimension"])
+    ro = m[(m["metric"] == "rank_order") & (m["context_a"] == ALL) & (m["context_b"] == ALL)]
+    ro = ro[["run_id", "model", "instrument", "dimension", "value"]].rename(columns={"value": "rank_order"})
+    out = out.merge(ro, how="left", on=["run_id", "model", "instrument", "dimension"])
+    out["n"] = out["n"].fillna(0).astype("int64")
+    return out[HEADLINE_COLUMNS].sort_values(["run_id", "model", "instrument", "context", "dimension"],
+                                             ignore_index=True)
+
+
+__all__ = ["METRIC_COLUMNS", "HEADLINE_COLUMNS", "compute_metrics", "headline"]

@@ -17,8 +17,9 @@ from rich.table import Table
 from valuescope import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__, pretty_exceptions_enable=False)
-out = Console()
-err = Console(stderr=True)
+# piped output (scripts, CI logs) gets wide lines instead of wrapped table cells
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 DEFAULT_DIR = "valuescope-results"
 
@@ -170,7 +171,7 @@ def ls(directory: Annotated[Path, typer.Argument(help="Results directory.")] = P
         fail(f"no valuescope store in {directory}")
     table = Table(title="runs")
     for col in ("store", "run", "model", "planned", "answered", "unreadable", "failed"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "run")
     for d in stores:
         with _open_store(d) as store:
             for r in store.runs():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from metrics_synth import hand_rows, hand_scores
 from scipy import stats
@@ -163,3 +164,11 @@ def test_stability_edge_cases_give_nan_with_note():
     m = compute_metrics(_responses(), _scores(baseline=False), n_boot=10)
     d = _get(m, "distance_to_neutral", "", "all", "none")
     assert np.isnan(d["value"]) and "no baseline" in d["note"]
+
+
+def test_scores_without_dimension_are_ignored():
+    sc = _scores()
+    extra = sc.iloc[:1].assign(dimension=None, score=99.0)
+    m = compute_metrics(_responses(), pd.concat([sc, extra], ignore_index=True), n_boot=0)
+    assert "nan" not in set(m["dimension"]) and "None" not in set(m["dimension"])
+    assert _get(m, "rank_order")["value"] == pytest.approx(1.4 / 3)

@@ -98,7 +98,7 @@ def effects_grid(
     Columns: ``EFFECT_COLUMNS``.
     """
     attrs = sorted(c for c in scores.columns if str(c).startswith("attr_"))
-    df = scores[(scores["condition"] == "persona") & scores[value_col].notna()]
+    df = scores[(scores["condition"] == "persona") & scores[value_col].notna() & scores["dimension"].notna()]
     out: list[dict] = []
     for (run_id, model, inst), g in df.groupby(["run_id", "model", "instrument"], sort=True):
         lvl = choose_level(g, level)

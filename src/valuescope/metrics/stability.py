@@ -55,7 +55,7 @@ def profile_array(
     ``scores`` must already be one level of one (run, model, instrument). With ``units_are_repeats``
     (the baseline) each repeat is its own unit and the repeat axis has length 1.
     """
-    df = scores[(scores["condition"] == condition) & scores["score"].notna()]
+    df = scores[(scores["condition"] == condition) & scores["score"].notna() & scores["dimension"].notna()]
     df = df.assign(_unit=unit_ids(df), _ctx=df["context"].astype(str), _val=df["dimension"].astype(str))
     if units_are_repeats:
         df = df.assign(_unit=df["repeat"].astype(str), repeat=0)

@@ -85,7 +85,7 @@ def variance_rows(
     rows: list[dict[str, Any]] = []
     lvl = choose_level(scores, level)
     sc = scores if lvl is None else scores[scores["level"].astype(str) == lvl]
-    sc = sc[(sc["condition"] == "persona") & sc["score"].notna()]
+    sc = sc[(sc["condition"] == "persona") & sc["score"].notna() & sc["dimension"].notna()]
     if sc.empty:
         rows.append(metric_row(group, "icc", context_a="all", note="no persona scores"))
         return rows

@@ -146,8 +146,13 @@ def _print_headline(store_dir: Path, run_id: str) -> None:
 
     with _open_store(store_dir) as store:
         tables = load_run(store, run_id, n_boot=100)
-    head = metricsmod.headline(tables.metrics)
-    _print_frame(head, title=f"{tables.model}: headline metrics")
+    _print_frame(_compact(metricsmod.headline(tables.metrics)), title=f"{tables.model}: headline metrics")
+
+
+def _compact(head):
+    """The headline table for a terminal: run and model are in the title."""
+    head = head.drop(columns=[c for c in ("run_id", "model") if c in head.columns])
+    return head.rename(columns=lambda c: c.replace("steerability", "steer").replace("inertia", "inert"))
 
 
 def _print_frame(df, title: str, max_rows: int = 80) -> None:
@@ -199,7 +204,7 @@ def show(
     out.print(f"[bold]{tables.run_id}[/] model={tables.model} answered={c['answered']}/{c['planned']} "
               f"unreadable={c['invalid']} failed={c['failed']} personas={c['personas']} "
               f"contexts={c['contexts']} outside-letter mass mean={c['outside_mass_mean']:.4f}", highlight=False)
-    _print_frame(metricsmod.headline(tables.metrics), title="headline")
+    _print_frame(_compact(metricsmod.headline(tables.metrics)), title="headline")
     if all_metrics:
         _print_frame(tables.metrics, title="all metrics", max_rows=10_000)
 

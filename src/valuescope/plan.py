@@ -11,7 +11,7 @@ import hashlib
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from valuescope.prompts import template_fingerprint
 from valuescope.spec import InstrumentRef, ModelSpec, Study
@@ -85,8 +85,10 @@ def plan_queries(
     queries: list[Query] = []
     for persona in personas:
         p_ident = [persona.id, persona.description]
-        for ctx in contexts:
+        for base_ctx in contexts:
             for repeat in range(study.repeats):
+                # each repeat is a new sample: a new conversation (as the paper's seeds) and permutation
+                ctx = replace(base_ctx, seed=base_ctx.seed + repeat) if base_ctx.topic else base_ctx
                 for planned in instruments:
                     inst = planned.instrument
                     items = [it for it in inst.items if planned.ref.items is None or it.id in planned.ref.items]

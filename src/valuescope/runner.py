@@ -14,7 +14,7 @@ from valuescope.backends.base import Backend, BackendError, create_backend
 from valuescope.instruments import choose_wording, load_instrument
 from valuescope.plan import PlannedInstrument, plan_queries, prefix_group, run_id_for
 from valuescope.prompts import score_request
-from valuescope.spec import ModelSpec, Study
+from valuescope.spec import ModelSpec, SpecError, Study
 from valuescope.store import Store
 from valuescope.types import ContextSpec, GenerateRequest, Instrument, LetterScores, Message, Persona, Query
 
@@ -54,9 +54,12 @@ def resolve(study: Study) -> Resolved:
     instruments = [PlannedInstrument(load_instrument(name=ref.name, path=ref.path), ref) for ref in study.instruments]
     ids = [p.instrument.id for p in instruments]
     if len(set(ids)) != len(ids):
-        from valuescope.spec import SpecError
-
         raise SpecError(f"study: field 'instruments': the same instrument is listed twice ({ids})")
+    for n, p in enumerate(instruments):
+        known = {it.id for it in p.instrument.items}
+        for item_id in p.ref.items or []:
+            if item_id not in known:
+                raise SpecError(f"study: field 'instruments.{n}.items': {p.instrument.id} has no item {item_id!r}")
     personas = persmod.build_population(study.population)
     contexts = ctxmod.context_specs(study.contexts, study.seed)
     return Resolved(study, instruments, personas, contexts)

@@ -38,8 +38,9 @@ def load_preset(name: str) -> Study:
 def adapt(study: Study, *, model: ModelSpec | None = None, scale: float = 1.0, output: str | None = None) -> Study:
     """Point a study at another model, scale its populations down (or up), move its output.
 
-    ``scale`` multiplies the number of WVS personas per seed and of persona-set seeds, and caps named
-    populations; a scaled study records what was reduced so the report can say so.
+    ``scale`` multiplies the number of WVS personas per seed, of persona-set seeds and of repeats (the
+    stability study's seeds), and caps named populations; a study scaled below 1 records what was
+    reduced so that the report can say so.
     """
     if not (0 < scale <= 10):
         raise SpecError(f"--scale must be in (0, 10], got {scale}")
@@ -58,12 +59,18 @@ def adapt(study: Study, *, model: ModelSpec | None = None, scale: float = 1.0, o
                 notes.append(f"WVS personas {s.n}->{n} per set, seeds {len(s.seeds)}->{len(seeds)}")
                 s = s.model_copy(update={"n": n, "seeds": seeds})
             elif isinstance(s, NamedSource):
-                full = s.limit
-                limit = max(2, math.ceil((full or 60) * scale))
-                notes.append(f"{s.list} personas capped at {limit}")
+                from valuescope.personas import named_personas
+
+                full = s.limit or len(named_personas(s.list))
+                limit = max(2, math.ceil(full * scale))
+                notes.append(f"{s.list} personas {full}->{limit}")
                 s = s.model_copy(update={"limit": limit})
             sources.append(s)
         update["population"] = study.population.model_copy(update={"sources": sources})
+        repeats = max(1, math.ceil(study.repeats * scale)) if scale < 1 else study.repeats
+        if repeats != study.repeats:
+            notes.append(f"repeats {study.repeats}->{repeats}")
+            update["repeats"] = repeats
         if scale < 1:
             update["reduced"] = f"scale={scale}: " + "; ".join(notes)
     return study.model_copy(update=update)

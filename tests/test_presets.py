@@ -1,0 +1,100 @@
+"""Issue 10: the paper presets. Full-scale query counts are checked on the plan (no model run); reduced
+versions run end to end on the embedded model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from valuescope.presets import adapt, list_presets, load_preset, preset_text
+from valuescope.runner import plan_model, resolve, run_study
+from valuescope.spec import SpecError
+
+
+def _planned(study) -> int:
+    resolved = resolve(study)
+    return len(plan_model(resolved, study.models[0]))
+
+
+def test_presets_listed_and_printable():
+    names = [n for n, _ in list_presets()]
+    for expected in ("demo", "inertia", "inertia-item-order", "inertia-free-choice", "stability",
+                     "stability-real-world", "stability-neutral", "stability-length"):
+        assert expected in names
+    assert preset_text("inertia").startswith("# Lee et al. 2024")
+    with pytest.raises(SpecError, match="unknown preset"):
+        preset_text("nope")
+    res = subprocess.run([sys.executable, "-m", "valuescope", "presets", "show", "stability"], capture_output=True,
+                         text=True)
+    assert res.returncode == 0 and "tolkien" in res.stdout
+
+
+def test_inertia_full_scale_matches_lee_et_al():
+    # (200 personas x 3 persona-set seeds + 1 baseline) x (MFQ-30's 32 items + PVQ-RR's 57 items)
+    assert _planned(load_preset("inertia")) == (200 * 3 + 1) * (32 + 57)
+    # item-order ablation: 60 personas (+ baseline) x MFQ-30
+    assert _planned(load_preset("inertia-item-order")) == (60 + 1) * 32
+
+
+def test_stability_full_scale_matches_kovac_et_al():
+    # paper: 5 seeds x 5 topics x 60 characters x 40 PVQ items = 60k, plus the donation task's 100 items;
+    # the baseline (no persona) in the same contexts adds 5 x 5 x (40 + 100)
+    assert _planned(load_preset("stability")) == 5 * 5 * 60 * (40 + 100) + 5 * 5 * (40 + 100)
+    # paper: 50k for the real-world personas
+    assert _planned(load_preset("stability-real-world")) == 5 * 5 * 50 * 40 + 5 * 5 * 40
+    # paper: 5 topics x 50 permutations x 40 items (no persona)
+    assert _planned(load_preset("stability-neutral")) == 5 * 50 * 40
+
+
+def test_scale_reduces_and_is_recorded():
+    small = adapt(load_preset("inertia"), scale=0.05)
+    (wvs,) = small.population.sources
+    assert wvs.n == 10 and wvs.seeds == [111]
+    assert "WVS personas 200->10" in small.reduced
+    st = adapt(load_preset("stability"), scale=0.05)
+    assert st.population.sources[0].limit == 3 and st.repeats == 1 and "tolkien" in st.reduced
+    with pytest.raises(SpecError):
+        adapt(load_preset("inertia"), scale=0)
+
+
+def test_unknown_item_ids_are_an_error():
+    study = load_preset("demo")
+    study = study.model_copy(update={"instruments": [study.instruments[0].model_copy(update={"items": ["NOPE"]})]})
+    with pytest.raises(SpecError, match="instruments.0.items': mfq30 has no item 'NOPE'"):
+        resolve(study)
+
+
+def test_repeats_resample_the_conversation():
+    study = adapt(load_preset("stability"), scale=0.05)
+    study = study.model_copy(update={"repeats": 2})
+    qs = plan_model(resolve(study), study.models[0])
+    seeds = {(q.persona.id, q.context.topic, q.repeat): q.context.seed for q in qs}
+    assert seeds[("tolkien-gandalf", "joke", 0)] != seeds[("tolkien-gandalf", "joke", 1)]
+
+
+def test_inertia_reduced_runs_end_to_end(tmp_path):
+    study = adapt(load_preset("inertia"), scale=0.01, output=str(tmp_path / "inertia"))
+    # keep the test short: the same preset, restricted to a few items per instrument
+    study = study.model_copy(update={"instruments": [
+        study.instruments[0].model_copy(update={"items": ["EMOTIONALLY", "TREATED", "RESPECT", "DECENCY",
+                                                          "LOVECOUNTRY", "MATH"]}),
+        study.instruments[1].model_copy(update={"items": [f"Q{i:02d}" for i in range(1, 9)]}),
+    ], "report": False})
+    (res,) = run_study(study)
+    assert res.planned == res.new == 3 * (6 + 8) and res.failed == 0
+
+
+def test_stability_reduced_runs_end_to_end(tmp_path):
+    study = adapt(load_preset("stability"), scale=0.03, output=str(tmp_path / "stability"))
+    contexts = study.contexts.model_copy(update={"topics": ["joke", "chess"], "n_messages": [1], "max_tokens": 16})
+    study = study.model_copy(update={
+        "contexts": contexts, "report": False,
+        "instruments": [study.instruments[0].model_copy(update={"items": None}),
+                        study.instruments[1].model_copy(update={"items": ["elf_01", "orc_01", "hobbit_01"]})],
+    })
+    (res,) = run_study(study)
+    # 2 characters + baseline, 2 topics, PVQ-40 + 3 donation items
+    assert res.planned == res.new == 3 * 2 * (40 + 3)
+    assert res.conversations == 3 * 2

@@ -14,7 +14,8 @@ from browser import distinct_colours, find_chromium, open_page
 from matplotlib.container import BarContainer
 from report_fixtures import SCRIPT, make_run
 
-from valuescope.report import RunData, write_report
+from valuescope.report import RunData, render, write_report
+from valuescope.report import figures_answers as fa
 from valuescope.report import figures_metrics as fm
 from valuescope.report.derive import convergence, eta_squared, pca, variance_split
 from valuescope.report.render import _SPECS
@@ -98,6 +99,34 @@ def test_missing_data_skips_with_reason(runs, tmp_path: Path) -> None:
         assert "<img" in sections[sid], sid
     assert "Skipped: no metrics table was given" in sections["headline"]
     assert "(skipped)" in html  # marked in the table of contents
+
+
+def test_minimal_metrics_columns_still_draw(runs, tmp_path: Path) -> None:
+    """A metrics table with only the essential columns (no CIs, no contexts, no notes) still gives the
+    inertia comparison (bars without whiskers), and convergence_var rows are drawn as given."""
+    run = _degraded(runs[0])
+    inertia = runs[0].metrics[runs[0].metrics["metric"] == "inertia_soft"]
+    conv = pd.DataFrame(
+        {
+            "instrument": "mfq30",
+            "metric": "convergence_var",
+            "dimension": "harm",
+            "n": [10, 20, 40],
+            "value": [0.4, 0.2, 0.1],
+        }
+    )
+    run.metrics = pd.concat(
+        [inertia[["instrument", "metric", "dimension", "value"]], conv], ignore_index=True
+    )
+    html = write_report([run], tmp_path).read_text(encoding="utf-8")
+    sections = _sections(html)
+    assert "<img" in sections["inertia"] and "skip-reason" not in sections["inertia"]
+    assert len(re.findall(r"<img ", sections["convergence"])) == 1  # only the instrument the rows cover
+    [(label, fig)] = fa.convergence_fig(render._normalise(run))
+    ax = fig.axes[0]
+    assert label == "mfq30" and [t.get_text() for t in ax.get_legend().get_texts()] == ["harm"]
+    assert list(ax.lines[0].get_ydata()) == [0.4, 0.2, 0.1]
+    assert any("metrics table" in t.get_text() for t in ax.texts)
 
 
 def test_model_text_is_escaped(runs, tmp_path: Path) -> None:

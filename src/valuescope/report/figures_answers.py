@@ -219,13 +219,13 @@ def convergence_fig(run: RunData) -> Figures:
             source = "200 bootstrap samples of n personas, with replacement"
         if data.empty:
             continue
-        fig = new_figure(WIDTH * 0.8, 3.6)
-        ax = fig.add_subplot()
         dims = list(dict.fromkeys(data["dimension"].astype(str)))
+        fig = new_figure(WIDTH * (0.8 if len(dims) <= 10 else 1.0), 3.6 if len(dims) <= 10 else 4.4)
+        ax = fig.add_subplot()
         cmap = matplotlib.colormaps["tab20"]
         for i, dim in enumerate(dims):
             g = data[data["dimension"].astype(str) == dim].sort_values("n")
-            ax.plot(g["n"], g["value"], marker="o", ms=3, lw=1.3, color=cmap(i % 20), label=short(dim, 20))
+            ax.plot(g["n"], g["value"], marker="o", ms=3, lw=1.3, color=cmap(i % 20), label=short(dim, 26))
         ax.set_xscale("log")
         ax.set_yscale("log")
         plain_log_axes(ax)
@@ -349,7 +349,7 @@ def variance_fig(run: RunData) -> Figures:
         ax.bar(x + 0.2, data["var_between"], 0.4, color="#d1603d", label="between personas")
         ax.set_xticks(
             x,
-            [short(d, 18) for d in data["dimension"]],
+            [short(d, 26) for d in data["dimension"]],
             rotation=35 if len(x) > 6 else 0,
             ha="right" if len(x) > 6 else "center",
         )

@@ -42,7 +42,7 @@ def _bars_with_ci(ax, data: pd.DataFrame, models: list[str], dims: list[str]) ->
         )
     ax.set_xticks(
         x,
-        [short(d, 16) for d in dims],
+        [short(d, 26) for d in dims],
         rotation=35 if len(dims) > 5 else 0,
         ha="right" if len(dims) > 5 else "center",
     )
@@ -128,7 +128,7 @@ def effects_grid(run: RunData, alpha: float = 0.05) -> Figures:
         )
         ax.set_xticks(
             range(cols),
-            [short(c, 16) for c in grid.columns],
+            [short(c, 26) for c in grid.columns],
             rotation=35 if cols > 5 else 0,
             ha="right" if cols > 5 else "center",
         )
@@ -226,7 +226,7 @@ def stability(run: RunData) -> Figures:
             ax.set_xlim(min(0.0, float(np.nanmin(v)) - 0.05), 1)
             ax.axvline(0, color="#888888", lw=0.6)
             ax.set_xlabel("Ipsative stability (mean Spearman ρ over personas)")
-            ax.set_title(f"{inst} — Ipsative stability per context pair")
+            ax.set_title(f"{inst} — Ipsative stability")
         out.append((inst, fig))
     return out
 

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import base64
 import re
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from valuescope.report import figures_answers as fa
 from valuescope.report import figures_metrics as fm
 from valuescope.report import tables
-from valuescope.report.data import RunData
+from valuescope.report.data import EFFECT_COLUMNS, METRIC_COLUMNS, RunData
 from valuescope.report.derive import Skip
 from valuescope.report.plotting import DPI, png_bytes, style
 
@@ -32,6 +35,7 @@ FIG_DIR = "figures"
 
 @dataclass
 class FigureOut:
+    group: str  # the model when the section has one figure set per run (a sub-heading), else ""
     label: str  # model / instrument the figure is about
     file: str  # path relative to the HTML file
     data_uri: str
@@ -199,19 +203,26 @@ def _build_sections(runs: list[RunData], out_dir: Path, color_by: str | None) ->
         sec = Section(spec.id, spec.title, spec.caption)
         targets: list[tuple[str, Any]] = [(r.model, r) for r in runs] if spec.per_run else [("", runs)]
         for who, arg in targets:
+            prefix = f"{who}: " if several and who else ""
             with style():
                 try:
                     figs = spec.build(arg, color_by=color_by) if spec.id == "pca" else spec.build(arg)
+                    pngs = [(label, fig, png_bytes(fig)) for label, fig in figs]
                 except Skip as exc:
-                    sec.skipped.append(f"{who}: {exc}" if several and who else str(exc))
+                    sec.skipped.append(prefix + str(exc))
                     continue
-            for label, fig in figs:
-                data = png_bytes(fig)
+                except Exception as exc:  # noqa: BLE001 - one broken figure must not lose the whole report
+                    msg = f"could not be drawn ({type(exc).__name__}: {exc})"
+                    warnings.warn(f"report section {spec.id!r}: {msg}", RuntimeWarning, stacklevel=2)
+                    sec.skipped.append(prefix + msg)
+                    continue
+            for label, fig, data in pngs:
                 name = "-".join(_slug(p) for p in (spec.id, who, label) if p) + ".png"
                 (fig_dir / name).write_bytes(data)
                 width = int(fig.get_figwidth() * 100)
                 sec.figures.append(
                     FigureOut(
+                        who if several else "",
                         " · ".join(p for p in (who if several else "", label) if p),
                         f"{FIG_DIR}/{name}",
                         "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
@@ -252,6 +263,26 @@ def _run_view(run: RunData) -> dict[str, Any]:
     }
 
 
+def _normalise(run: RunData) -> RunData:
+    """A copy whose metrics / effects frames carry every documented column (NaN where absent), so
+    that a producer that leaves out e.g. CIs degrades to bars without whiskers, not to an error."""
+    frames = {}
+    for name, cols in (("metrics", METRIC_COLUMNS), ("effects", EFFECT_COLUMNS)):
+        f = getattr(run, name)
+        f = pd.DataFrame() if f is None else f
+        if not f.empty:
+            f = f.copy()
+            for c in cols:
+                if c not in f:
+                    f[c] = run.run_id if c == "run_id" else run.model if c == "model" else np.nan
+        frames[name] = f
+    return replace(run, responses=_frame(run.responses), scores=_frame(run.scores), **frames)
+
+
+def _frame(f: pd.DataFrame | None) -> pd.DataFrame:
+    return pd.DataFrame() if f is None else f
+
+
 def write_report(
     runs: list[RunData], out_dir: Path, *, color_by: str | None = None, title: str | None = None
 ) -> Path:
@@ -262,6 +293,7 @@ def write_report(
     """
     if not runs:
         raise ValueError("write_report needs at least one run")
+    runs = [_normalise(r) for r in runs]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = _build_sections(runs, out_dir, color_by)

@@ -139,12 +139,12 @@ def headline_tables(runs: list[RunData]) -> list[Table]:
     out = []
     for inst in dict.fromkeys(m["instrument"].astype(str)):
         d = m[m["instrument"].astype(str) == inst]
-        d = d.assign(_dim=["(all)" if is_overall(x) else str(x) for x in d["dimension"]])
+        d = d.assign(_dim=["all dimensions" if is_overall(x) else str(x) for x in d["dimension"]])
         metrics = [x for x in HEADLINE_ORDER if x in set(d["metric"])]
         metrics += sorted(set(d["metric"]) - set(metrics))
         rows = []
         dims = list(dict.fromkeys(d["_dim"]))
-        dims = [x for x in dims if x != "(all)"] + (["(all)"] if "(all)" in dims else [])
+        dims = sorted(dims, key=lambda x: x == "all dimensions")  # stable: the overall row goes last
         for dim in dims:
             for model in dict.fromkeys(d["model"].astype(str)):
                 g = d[(d["_dim"] == dim) & (d["model"].astype(str) == model)]

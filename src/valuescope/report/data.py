@@ -1,0 +1,89 @@
+"""What the report reads: one :class:`RunData` per run (plain data, no behaviour).
+
+The report never reaches back into the store, the backends or the metrics code: whoever calls
+:func:`valuescope.report.write_report` assembles these fields from the earlier stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from valuescope.types import Message
+
+#: columns of the per-persona scores frame
+SCORE_COLUMNS = [
+    "run_id",
+    "model",
+    "condition",
+    "persona_id",
+    "population",
+    "set_seed",
+    "gender",
+    "context",
+    "topic",
+    "n_messages",
+    "repeat",
+    "instrument",
+    "level",
+    "dimension",
+    "score",
+    "raw_score",
+    "n_items",
+    "catch_failed",
+]  # plus one attr_<name> column per persona attribute
+
+#: columns of the long metrics frame
+METRIC_COLUMNS = [
+    "run_id",
+    "model",
+    "instrument",
+    "metric",
+    "dimension",
+    "context_a",
+    "context_b",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "note",
+]
+
+#: columns of the Cohen's d grid
+EFFECT_COLUMNS = ["attribute", "level", "instrument", "dimension", "d", "p_value", "n_level", "n_rest"]
+
+
+@dataclass
+class RunData:
+    """Everything the report shows about one run (one model).
+
+    ``responses``  tidy per-query table (schema: :mod:`valuescope.tidy`).
+    ``scores``     per-persona dimension scores (:data:`SCORE_COLUMNS` plus ``attr_*``).
+    ``metrics``    long metrics table (:data:`METRIC_COLUMNS`); metric names such as inertia_soft,
+                   inertia_hard, steerability_jsd, steerability_p, top1_share, top2_adjacent, rank_order,
+                   ipsative, distance_to_neutral, icc, var_within, var_between, seed_correlation,
+                   convergence_var (with ``n`` = number of personas).
+    ``effects``    Cohen's d grid (:data:`EFFECT_COLUMNS`).
+    ``example_prompt``  the exact rendered prompt of one query.
+    ``counts``     queries, invalid, outside_mass (mean), ... shown as a table.
+    ``conversations``  optional samples ``(persona_id, context, messages)``.
+    ``persona_texts``  optional persona id -> description / system message (shown for a sample).
+    ``reduced``    set when a preset ran at reduced scale: shown as a banner.
+
+    Any frame may be empty: the figures that need it are skipped with a note saying why.
+    """
+
+    run_id: str
+    model: str
+    study: dict[str, Any] = field(default_factory=dict)
+    responses: pd.DataFrame = field(default_factory=pd.DataFrame)
+    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+    metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    effects: pd.DataFrame = field(default_factory=pd.DataFrame)
+    example_prompt: str = ""
+    counts: dict[str, Any] = field(default_factory=dict)
+    conversations: list[tuple[str, str, list[Message] | list[dict[str, str]]]] | None = None
+    persona_texts: dict[str, str] | None = None
+    reduced: str | None = None

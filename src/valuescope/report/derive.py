@@ -1,0 +1,232 @@
+"""Small computations the report needs and the metrics table may not carry.
+
+Pure functions of the tidy tables: persona profiles (persona x dimension), the convergence of
+dimension means with the number of personas, the within/between persona variance split, a PCA by
+SVD, and helpers that pick rows out of the long metrics table.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+PAIR_METRICS = ("rank_order", "ipsative")
+_OVERALL = {"", "all", "overall", "mean", "*"}
+
+
+class Skip(Exception):
+    """A figure that cannot be drawn from the data given; the message says why, in one line."""
+
+
+def is_overall(dim: object) -> bool:
+    """True for a metrics row about no single dimension (NA, "all", "overall", ...)."""
+    return dim is None or (not isinstance(dim, str) and pd.isna(dim)) or str(dim).strip().lower() in _OVERALL
+
+
+def overall_mask(values: pd.Series) -> np.ndarray:
+    """Boolean array: which rows are about no single dimension (see :func:`is_overall`)."""
+    return np.array([is_overall(x) for x in values], dtype=bool)
+
+
+def base_context(frame: pd.DataFrame) -> str | None:
+    """The context a single-context view uses: "none" when present, else the most frequent one."""
+    if frame.empty or "context" not in frame:
+        return None
+    ctx = frame["context"].astype(str)
+    return "none" if (ctx == "none").any() else str(ctx.value_counts().index[0])
+
+
+def finest_level(scores: pd.DataFrame) -> str | None:
+    """The scoring level with the most dimensions (e.g. 19 PVQ-RR values rather than 4 higher-order)."""
+    if scores.empty or "level" not in scores or scores["level"].isna().all():
+        return None
+    n = scores.dropna(subset=["level"]).groupby("level")["dimension"].nunique()
+    return str(n.sort_values(ascending=False, kind="stable").index[0])
+
+
+def attribute_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if str(c).startswith("attr_")]
+
+
+def persona_scores(
+    run_scores: pd.DataFrame, responses: pd.DataFrame, instrument: str, condition: str = "persona"
+) -> pd.DataFrame:
+    """Long persona-condition (or baseline) scores (persona_id, context, repeat, dimension, score) of
+    one instrument, from the scores table, else from the tidy responses (mean expected value per
+    dimension)."""
+    if not run_scores.empty and "instrument" in run_scores:
+        s = run_scores[(run_scores["instrument"] == instrument) & (run_scores["condition"] == condition)]
+        level = finest_level(s)
+        if level is not None:
+            s = s[s["level"] == level]
+        s = s.dropna(subset=["score", "dimension"])
+        if not s.empty:
+            return s
+    if responses.empty or "instrument" not in responses:
+        return pd.DataFrame()
+    r = responses[(responses["instrument"] == instrument) & (responses["condition"] == condition)]
+    r = r[r["valid"].astype(bool)].dropna(subset=["dimension", "expected"])
+    if r.empty:
+        return pd.DataFrame()
+    keys = ["persona_id", "context", "repeat", "dimension"]
+    extra = [c for c in ["gender", "population", *attribute_columns(r)] if c in r]
+    out = r.groupby(keys, dropna=False).agg(score=("expected", "mean"), **{c: (c, "first") for c in extra})
+    return out.reset_index()
+
+
+def persona_profiles(
+    scores: pd.DataFrame, responses: pd.DataFrame, instrument: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Persona x dimension matrix of mean scores in the base context (averaged over repeats), and
+    one row of persona attributes per persona (gender, population, attr_*)."""
+    long = persona_scores(scores, responses, instrument)
+    if long.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    ctx = base_context(long)
+    long = long[long["context"].astype(str) == ctx] if ctx is not None else long
+    matrix = long.pivot_table(index="persona_id", columns="dimension", values="score", aggfunc="mean")
+    attrs = [c for c in ["gender", "population", *attribute_columns(long)] if c in long]
+    info = long.groupby("persona_id")[attrs].first() if attrs else pd.DataFrame(index=matrix.index)
+    return matrix, info.reindex(matrix.index)
+
+
+def baseline_profile(scores: pd.DataFrame, responses: pd.DataFrame, instrument: str) -> pd.Series | None:
+    """The no-persona profile (dimension -> mean score) in the base context, or None."""
+    long = persona_scores(scores, responses, instrument, condition="baseline")
+    if long.empty:
+        return None
+    ctx = base_context(long)
+    long = long[long["context"].astype(str) == ctx] if ctx is not None else long
+    return long.groupby("dimension")["score"].mean()
+
+
+def convergence(matrix: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Variance of each dimension's mean over personas against the number of personas n.
+
+    For each n on a log grid from 2 to N, draw ``n_boot`` samples of n personas with replacement
+    (fixed ``seed``: the same table gives the same figure) and take the variance of the sample mean.
+    It falls like sigma^2/n; where it flattens, more personas add little (Lee et al. 2024, Fig. 5).
+    Returns columns dimension, n, value.
+    """
+    m = matrix.dropna(how="any")
+    n_total = len(m)
+    if n_total < 3:
+        raise Skip(f"needs at least 3 personas with complete profiles, got {n_total}")
+    grid = np.unique(np.round(np.geomspace(2, n_total, num=min(10, n_total - 1))).astype(int))
+    rng = np.random.default_rng(seed)
+    values = m.to_numpy(dtype=float)
+    rows = []
+    for n in grid:
+        idx = rng.integers(0, n_total, size=(n_boot, n))
+        means = values[idx].mean(axis=1)  # n_boot x dims
+        var = means.var(axis=0, ddof=1)
+        rows += [
+            {"dimension": d, "n": int(n), "value": float(v)} for d, v in zip(m.columns, var, strict=True)
+        ]
+    return pd.DataFrame(rows)
+
+
+def variance_split(long: pd.DataFrame) -> pd.DataFrame:
+    """Within-persona variance (mean over personas of the variance across repeats, ddof=1) and
+    between-persona variance (variance of persona means, ddof=1) per dimension, base context.
+    Returns columns dimension, var_within, var_between."""
+    if long.empty or "repeat" not in long:
+        raise Skip("no persona scores")
+    ctx = base_context(long)
+    d = long[long["context"].astype(str) == ctx] if ctx is not None else long
+    reps = d.groupby(["dimension", "persona_id"])["repeat"].nunique()
+    if reps.max() < 2:
+        raise Skip(
+            "each persona was answered once (repeats = 1), so within-persona variance cannot be estimated"
+        )
+    rows = []
+    for dim, g in d.groupby("dimension"):
+        per = g.groupby("persona_id")["score"]
+        within = per.var(ddof=1).dropna()
+        means = per.mean()
+        rows.append(
+            {
+                "dimension": dim,
+                "var_within": float(within.mean()) if len(within) else np.nan,
+                "var_between": float(means.var(ddof=1)) if len(means) > 1 else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def pca(matrix: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PCA by SVD of the column-centred persona x dimension matrix (rows with NaN dropped by caller).
+    Returns (scores n x 2, explained variance ratio of the first two components, loadings dims x 2)."""
+    x = matrix.to_numpy(dtype=float)
+    xc = x - x.mean(axis=0)
+    u, s, vt = np.linalg.svd(xc, full_matrices=False)
+    total = float((s**2).sum())
+    ratio = (s**2) / total if total > 0 else np.zeros_like(s)
+    k = min(2, len(s))
+    coords = u[:, :k] * s[:k]
+    if k < 2:
+        coords = np.column_stack([coords, np.zeros(len(x))])
+        ratio = np.append(ratio, 0.0)
+        vt = np.vstack([vt, np.zeros(vt.shape[1])])
+    return coords, ratio[:2], vt[:2].T
+
+
+def eta_squared(values: np.ndarray, groups: pd.Series) -> float:
+    """Share of the variance of ``values`` explained by the group means (one-way ANOVA eta^2)."""
+    v = pd.Series(values, index=groups.index)
+    total = float(((v - v.mean()) ** 2).sum())
+    if total <= 0:
+        return 0.0
+    between = float(sum(len(g) * (g.mean() - v.mean()) ** 2 for _, g in v.groupby(groups.astype(str))))
+    return between / total
+
+
+def pick_metric(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Rows of one metric, one per (run_id, instrument, dimension): where a metric appears for several
+    conditions, the row whose context_a is empty / "none" / "persona" wins."""
+    if metrics.empty or "metric" not in metrics:
+        return pd.DataFrame()
+    rows = metrics[metrics["metric"] == name].copy()
+    if rows.empty:
+        return rows
+    ca = rows["context_a"].astype(object) if "context_a" in rows else pd.Series(None, index=rows.index)
+    rows["_rank"] = [
+        0 if (c is None or (not isinstance(c, str) and pd.isna(c)) or str(c) in ("none", "persona")) else 1
+        for c in ca
+    ]
+    rows["_dim"] = rows["dimension"].astype(object).where(~rows["dimension"].isna(), "(all)")
+    rows = rows.sort_values("_rank", kind="stable").drop_duplicates(["run_id", "instrument", "_dim"])
+    return rows.drop(columns=["_rank", "_dim"])
+
+
+_CTX = re.compile(r"^(?P<topic>.+)@(?P<n>\d+)$")
+
+
+def context_length(context: object) -> int | None:
+    """n_messages of a "<topic>@<n>" context; 0 for "none"; None when unknown."""
+    s = str(context)
+    if s == "none":
+        return 0
+    m = _CTX.match(s)
+    return int(m.group("n")) if m else None
+
+
+def pair_table(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Context-pair rows of a metric averaged over dimensions: run_id, model, instrument, context_a,
+    context_b, value, ci_low, ci_high (CIs kept only where the pair had a single row)."""
+    if metrics.empty or "metric" not in metrics:
+        return pd.DataFrame()
+    rows = metrics[(metrics["metric"] == name)].dropna(subset=["context_a", "context_b", "value"])
+    if rows.empty:
+        return pd.DataFrame()
+    keys = ["run_id", "model", "instrument", "context_a", "context_b"]
+    out = rows.groupby(keys, dropna=False).agg(
+        value=("value", "mean"),
+        ci_low=("ci_low", "first"),
+        ci_high=("ci_high", "first"),
+        rows=("value", "size"),
+    )
+    out.loc[out["rows"] > 1, ["ci_low", "ci_high"]] = np.nan
+    return out.reset_index().drop(columns="rows")

@@ -1,0 +1,206 @@
+"""The HTML report: every figure present or skipped with a reason, model text escaped, two models
+compared, and the page rendered by a real headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from browser import distinct_colours, find_chromium, open_page
+from matplotlib.container import BarContainer
+from report_fixtures import SCRIPT, make_run
+
+from valuescope.report import RunData, render, write_report
+from valuescope.report import figures_answers as fa
+from valuescope.report import figures_metrics as fm
+from valuescope.report.derive import convergence, eta_squared, pca, variance_split
+from valuescope.report.render import _SPECS
+
+SECTION_IDS = [s.id for s in _SPECS]
+
+
+@pytest.fixture(scope="module")
+def runs() -> tuple[RunData, RunData]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy: t-tests on near-constant toy groups
+        a = make_run(
+            "run-a",
+            "smollm2-135m",
+            seed=1,
+            script=True,
+            reduced="preset 'inertia' at --scale 0.1 (14 of 200 personas)",
+        )
+        b = make_run("run-b", "qwen2.5-0.5b-instruct", seed=2, sharp=0.6, steer=1.6)
+    return a, b
+
+
+def _sections(html: str) -> dict[str, str]:
+    parts = re.findall(r'<section id="([^"]+)"[^>]*>(.*?)</section>', html, flags=re.S)
+    return dict(parts)
+
+
+def _degraded(run: RunData) -> RunData:
+    """One context, one repeat, no metrics, no effects, and a persona id that looks like TeX."""
+    r = run.responses
+    r = r[(r["context"] == "none") & (r["repeat"] == 0)].copy()
+    r["persona_id"] = r["persona_id"].replace({"wvs111-000": "costs $x^2$ \\frac{1}{2}"})
+    s = run.scores[(run.scores["context"] == "none") & (run.scores["repeat"] == 0)]
+    return RunData(
+        run_id="run-d",
+        model="tiny-model",
+        study={"name": "degraded"},
+        responses=r,
+        scores=s,
+        example_prompt="Q?",
+        counts={},
+    )
+
+
+def test_every_section_drawn_from_full_data(runs, tmp_path: Path) -> None:
+    html_path = write_report([runs[0]], tmp_path)
+    html = html_path.read_text(encoding="utf-8")
+    sections = _sections(html)
+    for sid in SECTION_IDS:
+        body = sections[sid]
+        imgs = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', body)
+        assert imgs, f"section {sid} has no figure: {re.findall(r'Skipped[^<]*', body)}"
+        assert "skip-reason" not in body, f"section {sid}: {re.findall(r'Skipped[^<]*', body)}"
+        for href in re.findall(r'<a href="(figures/[^"]+\.png)"', body):
+            assert (tmp_path / href).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # one figure per instrument for per-instrument sections
+    assert len(re.findall(r"<img ", sections["micro"])) == 2
+    for fixed in ("Overview", "Headline metrics", "The exact prompt of one query", "Study settings"):
+        assert fixed in html
+    assert "Reduced scale" in html and "--scale 0.1" in html
+    assert "queries" in html and "invalid answers" in html and "outside the option letters" in html
+    assert 'id="' + "toc" not in html or "Contents" in html
+
+
+def test_missing_data_skips_with_reason(runs, tmp_path: Path) -> None:
+    html = write_report([_degraded(runs[0])], tmp_path).read_text(encoding="utf-8")
+    sections = _sections(html)
+    expect_skip = {
+        "inertia": "no metrics table",
+        "effects": "no effects table",
+        "stability": "no rank_order / ipsative",
+        "length": "not swept",
+        "variance": "repeats = 1",
+    }
+    for sid, reason in expect_skip.items():
+        body = sections[sid]
+        assert "<img" not in body
+        notes = re.findall(r'<p class="note skip-reason">(.*?)</p>', body, flags=re.S)
+        assert len(notes) == 1 and reason in notes[0], (sid, notes)
+    for sid in set(SECTION_IDS) - set(expect_skip):  # computed from the answers themselves
+        assert "<img" in sections[sid], sid
+    assert "Skipped: no metrics table was given" in sections["headline"]
+    assert "(skipped)" in html  # marked in the table of contents
+
+
+def test_minimal_metrics_columns_still_draw(runs, tmp_path: Path) -> None:
+    """A metrics table with only the essential columns (no CIs, no contexts, no notes) still gives the
+    inertia comparison (bars without whiskers), and convergence_var rows are drawn as given."""
+    run = _degraded(runs[0])
+    inertia = runs[0].metrics[runs[0].metrics["metric"] == "inertia_soft"]
+    conv = pd.DataFrame(
+        {
+            "instrument": "mfq30",
+            "metric": "convergence_var",
+            "dimension": "harm",
+            "n": [10, 20, 40],
+            "value": [0.4, 0.2, 0.1],
+        }
+    )
+    run.metrics = pd.concat(
+        [inertia[["instrument", "metric", "dimension", "value"]], conv], ignore_index=True
+    )
+    html = write_report([run], tmp_path).read_text(encoding="utf-8")
+    sections = _sections(html)
+    assert "<img" in sections["inertia"] and "skip-reason" not in sections["inertia"]
+    assert len(re.findall(r"<img ", sections["convergence"])) == 1  # only the instrument the rows cover
+    [(label, fig)] = fa.convergence_fig(render._normalise(run))
+    ax = fig.axes[0]
+    assert label == "mfq30" and [t.get_text() for t in ax.get_legend().get_texts()] == ["harm"]
+    assert list(ax.lines[0].get_ydata()) == [0.4, 0.2, 0.1]
+    assert any("metrics table" in t.get_text() for t in ax.texts)
+
+
+def test_model_text_is_escaped(runs, tmp_path: Path) -> None:
+    run = runs[0]
+    assert SCRIPT in run.responses["raw"].dropna().iloc[0]
+    assert any(SCRIPT in t for t in run.persona_texts.values())
+    html = write_report([run], tmp_path).read_text(encoding="utf-8")
+    assert "<script" not in html.lower()  # the page has no script of its own either
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    examples = _sections(html)["examples"]
+    # raw answer, persona description, conversation message, example prompt
+    assert examples.count(escaped) >= 4
+    raw_cells = re.findall(r'<td class="text">(.*?)</td>', examples, flags=re.S)
+    assert any(escaped in c and c.startswith("Sure!") for c in raw_cells)
+
+
+def test_two_runs_compare_models(runs, tmp_path: Path) -> None:
+    a, b = runs
+    html = write_report([a, b], tmp_path).read_text(encoding="utf-8")
+    inertia = _sections(html)["inertia"]
+    assert len(re.findall(r"<img ", inertia)) == 2  # one comparison figure per instrument, not per model
+    # the comparison figure itself carries both models: legend entries and one bar group per model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        figs = fm.inertia_steerability([a, b])
+    for _inst, fig in figs:
+        legend = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+        assert legend == [a.model, b.model]
+        for ax in fig.axes:
+            bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+            assert [c.get_label() for c in bars] == [a.model, b.model]
+    headline = _sections(html)["headline"]
+    assert a.model in headline and b.model in headline
+    assert "<th>model</th>" in headline
+    overview = _sections(html)["overview"]
+    assert f"Counts — {a.model}" in overview and f"Counts — {b.model}" in overview
+
+
+def test_derived_numbers_hand_computed() -> None:
+    # within = mean(var([1, 3]), var([5, 5])) = (2 + 0) / 2 = 1; between = var([2, 5], ddof=1) = 4.5
+    long = pd.DataFrame(
+        {
+            "persona_id": ["A", "A", "B", "B"],
+            "context": "none",
+            "repeat": [0, 1, 0, 1],
+            "dimension": "care",
+            "score": [1.0, 3.0, 5.0, 5.0],
+        }
+    )
+    v = variance_split(long).iloc[0]
+    assert v["var_within"] == pytest.approx(1.0) and v["var_between"] == pytest.approx(4.5)
+    # eta^2: totals 5, group means 1.5 / 3.5 around 2.5 -> between 4 -> 0.8
+    assert eta_squared(np.array([1.0, 2, 3, 4]), pd.Series(list("aabb"))) == pytest.approx(0.8)
+    # rank-one profiles: PC1 carries all the variance
+    m = pd.DataFrame(np.outer([1.0, 2, 3, 4], [1.0, -2, 0.5]), columns=list("xyz"))
+    _, ratio, load = pca(m)
+    assert ratio[0] == pytest.approx(1.0) and abs(load[1, 0]) == pytest.approx(2 / np.sqrt(5.25))
+    # bootstrap variance of the mean of n draws ~ population variance / n
+    rng = np.random.default_rng(0)
+    prof = pd.DataFrame({"d": rng.normal(0, 2.0, 400)})
+    c = convergence(prof, n_boot=2000)
+    pop_var = prof["d"].var(ddof=0)
+    for _, row in c[c["n"].isin([2, 400])].iterrows():
+        assert row["value"] == pytest.approx(pop_var / row["n"], rel=0.15)
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="no chromium binary on PATH (apt-get install chromium)")
+def test_report_in_headless_chromium(runs, tmp_path: Path) -> None:
+    html_path = write_report(list(runs), tmp_path / "report")
+    n_img = html_path.read_text(encoding="utf-8").count("<img ")
+    shot = tmp_path / "shot.png"
+    page = open_page(html_path, shot, width=1280, height=2000)
+    assert page.errors == []
+    assert all(u.startswith(("file:", "data:")) for u in page.requests), [u[:80] for u in page.requests]
+    assert page.images == n_img >= 18 and page.broken_images == 0
+    assert page.title.startswith("valuescope report")
+    assert distinct_colours(shot) > 200

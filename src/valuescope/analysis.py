@@ -43,6 +43,7 @@ class RunTables:
     metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
     effects: pd.DataFrame = field(default_factory=pd.DataFrame)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    persona_texts: dict[str, str] = field(default_factory=dict)
     conversations: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -67,7 +68,10 @@ def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: in
     run_id = info["run_id"]
     instruments = {k: instrument_from_dict(v) for k, v in info["instruments"].items()}
     responses = build_responses(store.responses(run_id), instruments)
-    tables = RunTables(run_id=run_id, model=info["model"], info=info, instruments=instruments, responses=responses,
+    personas = {p["id"]: p.get("description") or "(no persona: baseline)"
+                for p in store.personas(run_id)}
+    tables = RunTables(persona_texts=personas, run_id=run_id, model=info["model"], info=info, instruments=instruments,
+                       responses=responses,
                        failures=store.failures(run_id), conversations=store.conversations(run_id, limit=50))
     if len(responses):
         from valuescope.scoring import score_personas

@@ -150,6 +150,12 @@ class Store:
         return [dict(r) for r in self.db.execute(
             "SELECT * FROM responses WHERE run_id = ? ORDER BY rowid", (run_id,))]
 
+    def personas(self, run_id: str) -> list[dict[str, Any]]:
+        """Each persona of a run once (as stored with its answers)."""
+        rows = self.db.execute(
+            "SELECT persona_json FROM responses WHERE run_id = ? GROUP BY persona_id ORDER BY MIN(rowid)", (run_id,))
+        return [json.loads(r[0]) for r in rows]
+
     # ------------------------------------------------------------------ conversations
     def conversation(self, key: str) -> tuple[Message, ...] | None:
         row = self.db.execute("SELECT messages_json FROM conversations WHERE key = ?", (key,)).fetchone()

@@ -87,3 +87,30 @@ class RunData:
     conversations: list[tuple[str, str, list[Message] | list[dict[str, str]]]] | None = None
     persona_texts: dict[str, str] | None = None
     reduced: str | None = None
+
+
+def from_tables(tables: Any) -> RunData:
+    """A stored run (:class:`valuescope.analysis.RunTables`) -> what the report shows."""
+    import json
+
+    info = tables.info
+    study = info.get("study", {})
+    conversations = []
+    for c in tables.conversations:
+        ctx = json.loads(c["context_json"])
+        label = "none" if ctx.get("topic") is None else f"{ctx['topic']}@{ctx['n_messages']}"
+        conversations.append((c["persona_id"], label, json.loads(c["messages_json"])))
+    return RunData(
+        run_id=tables.run_id,
+        model=tables.model,
+        study=study,
+        responses=tables.responses,
+        scores=tables.scores,
+        metrics=tables.metrics,
+        effects=tables.effects,
+        example_prompt=info.get("example_prompt") or "",
+        counts=tables.counts,
+        conversations=conversations or None,
+        persona_texts=tables.persona_texts or None,
+        reduced=study.get("reduced"),
+    )

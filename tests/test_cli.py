@@ -95,6 +95,21 @@ def test_run_resume_show_export(tmp_path):
     assert len(resp) == 24 and {"p_1", "p_6", "argmax", "expected", "attr_religious_denomination"} <= set(resp)
     assert pd.read_csv(tmp_path / "exp" / "responses.csv").shape[0] == 24
     assert (tmp_path / "exp" / "metrics.parquet").is_file()
+    # metrics recomputed from the exported responses equal the exported (reported) ones
+    from valuescope import metrics
+    from valuescope.instruments import load_instrument
+    from valuescope.scoring import score_personas
+
+    scores = score_personas(resp, {"mfq30": load_instrument(name="mfq30")})
+    again = metrics.compute_metrics(resp, scores, n_boot=200, seed=0)
+    reported = pd.read_parquet(tmp_path / "exp" / "metrics.parquet")
+    cols = ["metric", "dimension", "context_a", "context_b"]
+    a = again.sort_values(cols).reset_index(drop=True)
+    b = reported.sort_values(cols).reset_index(drop=True)
+    assert len(a) == len(b) > 10
+    for col in ("value", "ci_low", "ci_high"):
+        pd.testing.assert_series_equal(a[col].astype(float), b[col].astype(float), check_names=False, rtol=1e-9)
+
     missing = vs("show", "nope", "--dir", str(tmp_path / "out"))
     assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
 

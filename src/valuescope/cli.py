@@ -145,7 +145,7 @@ def _print_headline(store_dir: Path, run_id: str) -> None:
     from valuescope.analysis import load_run
 
     with _open_store(store_dir) as store:
-        tables = load_run(store, run_id, n_boot=100)
+        tables = load_run(store, run_id)
     _print_frame(_compact(metricsmod.headline(tables.metrics)), title=f"{tables.model}: headline metrics")
 
 

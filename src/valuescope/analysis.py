@@ -1,0 +1,81 @@
+"""A stored run -> the tables every reader uses (tidy responses, per-persona scores, metrics).
+
+Reads only the store: the instrument definitions a run used are stored with it, so a run can be
+analysed after the files it came from have moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from valuescope.store import Store
+from valuescope.tidy import build_responses
+from valuescope.types import Instrument, Item, Part, Scale
+
+
+def instrument_from_dict(d: dict[str, Any]) -> Instrument:
+    parts = {
+        pid: Part(id=p["id"], instructions=p["instructions"], stem=p["stem"],
+                  scale=Scale(labels=tuple(p["scale"]["labels"]), values=tuple(p["scale"]["values"])))
+        for pid, p in d["parts"].items()
+    }
+    items = tuple(
+        Item(id=i["id"], part=i["part"], text=i["text"], dimension=i["dimension"], variants=dict(i["variants"]),
+             catch=i["catch"], reverse=i["reverse"], meta=dict(i["meta"]))
+        for i in d["items"]
+    )
+    return Instrument(id=d["id"], name=d["name"], citation=d["citation"], licence=d["licence"], parts=parts,
+                      items=items, dimensions=tuple(d["dimensions"]), scoring=dict(d["scoring"]),
+                      wordings=tuple(d["wordings"]))
+
+
+@dataclass
+class RunTables:
+    run_id: str
+    model: str
+    info: dict[str, Any]
+    instruments: dict[str, Instrument]
+    responses: pd.DataFrame
+    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+    metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    effects: pd.DataFrame = field(default_factory=pd.DataFrame)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    conversations: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        r = self.responses
+        om = r["outside_mass"].dropna() if len(r) else pd.Series(dtype=float)
+        return {
+            "planned": int(self.info.get("planned", 0)),
+            "answered": len(r),
+            "invalid": int((~r["valid"]).sum()) if len(r) else 0,
+            "failed": len(self.failures),
+            "personas": int(r.loc[r["condition"] == "persona", "persona_id"].nunique()) if len(r) else 0,
+            "baseline": bool((r["condition"] == "baseline").any()) if len(r) else False,
+            "contexts": int(r["context"].nunique()) if len(r) else 0,
+            "outside_mass_mean": float(om.mean()) if len(om) else float("nan"),
+            "outside_mass_max": float(om.max()) if len(om) else float("nan"),
+        }
+
+
+def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: int = 200, seed: int = 0) -> RunTables:
+    info = store.run(run_id)
+    run_id = info["run_id"]
+    instruments = {k: instrument_from_dict(v) for k, v in info["instruments"].items()}
+    responses = build_responses(store.responses(run_id), instruments)
+    tables = RunTables(run_id=run_id, model=info["model"], info=info, instruments=instruments, responses=responses,
+                       failures=store.failures(run_id), conversations=store.conversations(run_id, limit=50))
+    if len(responses):
+        from valuescope.scoring import score_personas
+
+        tables.scores = score_personas(responses, instruments)
+        if with_metrics:
+            from valuescope import metrics
+
+            tables.metrics = metrics.compute_metrics(responses, tables.scores, n_boot=n_boot, seed=seed)
+            tables.effects = metrics.effects_grid(tables.scores)
+    return tables

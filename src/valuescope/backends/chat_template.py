@@ -1,0 +1,71 @@
+"""Render chat messages through a model's own chat template (Jinja, as stored in GGUF metadata
+under ``tokenizer.chat_template`` or in a Hugging Face tokenizer config)."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from valuescope.backends.base import BackendError
+
+
+class _TemplateRaised(Exception):
+    pass
+
+
+def _raise(message: str) -> None:
+    raise _TemplateRaised(message)
+
+
+@dataclass
+class ChatTemplate:
+    source: str
+    bos_token: str = ""
+    eos_token: str = ""
+    add_bos: bool = False
+
+    def __post_init__(self) -> None:
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env.globals["raise_exception"] = _raise
+        env.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
+        try:
+            self._tpl = env.from_string(self.source)
+        except TemplateError as exc:
+            raise BackendError(f"the model's chat template does not parse: {exc}") from exc
+        probe = "\x1esystem-probe\x1e"
+        try:
+            text = self.render([{"role": "system", "content": probe}, {"role": "user", "content": "hi"}],
+                               add_generation_prompt=True)
+            self.system_role = probe in text
+        except BackendError:
+            self.system_role = False
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any], model_path: Path) -> ChatTemplate:
+        source = metadata.get("tokenizer.chat_template")
+        if not source:
+            raise BackendError(f"{model_path} has no chat template in its metadata (tokenizer.chat_template)")
+        return cls(source=source, add_bos=str(metadata.get("tokenizer.ggml.add_bos_token", "false")) == "true")
+
+    @property
+    def stop(self) -> list[str]:
+        stops = ["<|im_end|>", "<|eot_id|>", "</s>", "<end_of_turn>", "<|end|>"]
+        return [s for s in stops if s in self.source] + ([self.eos_token] if self.eos_token else [])
+
+    def render(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        try:
+            return self._tpl.render(
+                messages=messages,
+                add_generation_prompt=add_generation_prompt,
+                bos_token=self.bos_token,
+                eos_token=self.eos_token,
+            )
+        except _TemplateRaised as exc:
+            raise BackendError(f"the model's chat template refused the messages: {exc}") from exc
+        except TemplateError as exc:
+            raise BackendError(f"the model's chat template failed: {exc}") from exc

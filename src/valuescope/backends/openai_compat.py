@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from valuescope.backends.base import BackendError
+from valuescope.backends.chat_template import ChatTemplate
 from valuescope.backends.letters import load_chat_template, render_prompt, scores_from_logprobs
 from valuescope.backends.retry import RETRY_STATUS, Verdict, call_with_retries, parse_retry_after
 from valuescope.extraction import letter_scores_from_text
@@ -89,11 +90,11 @@ class OpenAICompatBackend:
         self._client = openai.OpenAI(
             base_url=base_url, api_key=key or DUMMY_KEY, timeout=timeout, max_retries=0
         )
-        self._template: tuple[str, str, str] | None = None
+        self._template: ChatTemplate | None = None
         if path is not None:
             try:
                 self._template = load_chat_template(path)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, BackendError) as exc:
                 raise BackendError(f"model path {path}: {exc}") from exc
         self._model = model
 
@@ -171,7 +172,7 @@ class OpenAICompatBackend:
     def _score_logprobs(self, req: ScoreRequest) -> LetterScores | None:
         """Letter scores from top_logprobs, or None when the server gave no logprobs."""
         if self._template is not None:
-            prompt = render_prompt(*self._template, req.messages, req.answer_prefix)
+            prompt = render_prompt(self._template, req.messages, req.answer_prefix)
             resp = self._call(lambda: self._client.completions.create(
                 model=self.model, prompt=prompt, max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS))
             lp = resp.choices[0].logprobs if resp.choices else None
@@ -189,7 +190,7 @@ class OpenAICompatBackend:
 
     def _score_generate(self, req: ScoreRequest) -> LetterScores:
         if self._template is not None:
-            prompt = render_prompt(*self._template, req.messages, req.answer_prefix)
+            prompt = render_prompt(self._template, req.messages, req.answer_prefix)
             resp = self._call(lambda: self._client.completions.create(
                 model=self.model, prompt=prompt, max_tokens=32, temperature=0.0))
             text = req.answer_prefix + (resp.choices[0].text or "")

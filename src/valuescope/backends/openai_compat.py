@@ -27,13 +27,19 @@ import os
 import random
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from valuescope.backends.base import BackendError
 from valuescope.backends.chat_template import ChatTemplate
 from valuescope.backends.letters import load_chat_template, render_prompt, scores_from_logprobs
-from valuescope.backends.retry import RETRY_STATUS, Verdict, call_with_retries, parse_retry_after
+from valuescope.backends.retry import (
+    RETRY_STATUS,
+    Fatal,
+    Verdict,
+    call_with_retries,
+    parse_retry_after,
+    run_concurrently,
+)
 from valuescope.extraction import letter_scores_from_text
 from valuescope.types import GenerateRequest, LetterScores, ScoreRequest
 
@@ -41,10 +47,6 @@ T = TypeVar("T")
 TOP_LOGPROBS = 20
 LETTER_INSTRUCTION = "Reply with the letter of one option only."
 DUMMY_KEY = "sk-no-key-required"
-
-
-class _Fatal(Exception):
-    """Every query would fail the same way (server down, key refused): stop the batch."""
 
 
 def _classify(exc: Exception) -> Verdict:
@@ -123,26 +125,12 @@ class OpenAICompatBackend:
                 fn, _classify, max_retries=self.max_retries, rng=rng, base=self.retry_base
             )
         except openai.APIConnectionError as exc:
-            raise _Fatal(f"cannot reach {self.base_url or 'the OpenAI API'}: {exc}") from exc
+            raise Fatal(f"cannot reach {self.base_url or 'the OpenAI API'}: {exc}") from exc
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            raise _Fatal(f"{self.base_url or 'the OpenAI API'} refused the API key: {exc}") from exc
+            raise Fatal(f"{self.base_url or 'the OpenAI API'} refused the API key: {exc}") from exc
 
     def _map(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
-        if not items:
-            return []
-        try:
-            if self.concurrency == 1 or len(items) == 1:
-                return [fn(x) for x in items]
-            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as pool:
-                futures = [pool.submit(fn, x) for x in items]
-                try:
-                    return [f.result() for f in futures]
-                except _Fatal:
-                    for f in futures:
-                        f.cancel()
-                    raise
-        except _Fatal as exc:
-            raise BackendError(str(exc)) from None
+        return run_concurrently(fn, items, self.concurrency)
 
     # ------------------------------------------------------------------ scoring
 
@@ -215,7 +203,7 @@ class OpenAICompatBackend:
                 model=self.model, messages=msgs, max_tokens=req.max_tokens, temperature=req.temperature,
                 seed=req.seed))
         except openai.APIError as exc:  # generated text feeds later prompts: no silent gaps
-            raise _Fatal(f"generation failed after {self.max_retries + 1} attempts: {exc}") from exc
+            raise Fatal(f"generation failed after {self.max_retries + 1} attempts: {exc}") from exc
         return resp.choices[0].message.content or ""
 
     def close(self) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from valuescope.backends.base import BackendError
 
 T = TypeVar("T")
 
@@ -85,3 +88,27 @@ def call_with_retries(
                 wait = backoff_delay(attempt, rng, base=base)
             sleep(wait)
             attempt += 1
+
+
+class Fatal(Exception):
+    """Every query would fail the same way (server down, key refused): stop the whole batch."""
+
+
+def run_concurrently(fn: Callable[[Any], T], items: Sequence[Any], concurrency: int) -> list[T]:
+    """``[fn(x) for x in items]`` on at most ``concurrency`` threads, in order; a :class:`Fatal`
+    from any item cancels the rest and becomes one :class:`BackendError`."""
+    if not items:
+        return []
+    try:
+        if concurrency == 1 or len(items) == 1:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
+            futures = [pool.submit(fn, x) for x in items]
+            try:
+                return [f.result() for f in futures]
+            except Fatal:
+                for f in futures:
+                    f.cancel()
+                raise
+    except Fatal as exc:
+        raise BackendError(str(exc)) from None

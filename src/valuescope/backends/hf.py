@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from valuescope.backends.base import BackendError
+from valuescope.backends.chat_template import ChatTemplate
 from valuescope.backends.llamacpp import embedded_model_path, letter_distribution
-from valuescope.types import GenerateRequest, LetterScores, ScoreRequest
+from valuescope.types import GenerateRequest, LetterScores, Message, ScoreRequest
 
 INSTALL_HINT = 'pip install torch==2.13.0 "transformers>=4.45" "gguf>=0.10" accelerate'
 
@@ -66,6 +67,8 @@ class HFBackend:
             raise BackendError(f"hf backend could not load {model_path}: {exc}") from exc
         if not getattr(self.tokenizer, "chat_template", None):
             raise BackendError(f"{model_path}: the tokenizer has no chat template")
+        # does the template keep a system message? (else personas go in the user turn)
+        self.system_role = ChatTemplate(source=self.tokenizer.chat_template).system_role
         self.model.to(self.device).eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -75,11 +78,15 @@ class HFBackend:
 
     # ------------------------------------------------------------------ helpers
 
-    def render(self, messages: Sequence[Any], answer_prefix: str = "") -> str:
+    def _render(self, messages: Sequence[Message], answer_prefix: str = "") -> str:
         text = self.tokenizer.apply_chat_template(
             [m.as_dict() for m in messages], tokenize=False, add_generation_prompt=True
         )
         return text + answer_prefix
+
+    def render(self, req: ScoreRequest) -> str:
+        """The exact prompt text scored for a request (shown in the report)."""
+        return self._render(req.messages, req.answer_prefix)
 
     def letter_ids(self, letters: tuple[str, ...]) -> dict[str, list[int]]:
         """Every token id whose decoded text, stripped of whitespace, is one of the letters."""
@@ -103,7 +110,7 @@ class HFBackend:
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[LetterScores]:
         torch = self._torch
-        texts = [self.render(r.messages, r.answer_prefix) for r in requests]
+        texts = [self.render(r) for r in requests]
         lengths = [len(self.tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
         order = sorted(range(len(texts)), key=lambda i: (requests[i].group, lengths[i]))
         results: list[LetterScores | None] = [None] * len(texts)
@@ -126,7 +133,7 @@ class HFBackend:
         torch = self._torch
         out: list[str] = []
         for req in requests:  # one at a time: each request has its own seed and sampling settings
-            enc = self._encode([self.render(req.messages)])
+            enc = self._encode([self._render(req.messages)])
             torch.manual_seed(req.seed)
             sample = req.temperature > 0
             with torch.inference_mode():

@@ -103,6 +103,18 @@ class OpenAICompatBackend:
     # ------------------------------------------------------------------ plumbing
 
     @property
+    def system_role(self) -> bool:
+        """Whether the model's template keeps a system message (unknown without ``path``: assume so)."""
+        return self._template.system_role if self._template is not None else True
+
+    def render(self, req: ScoreRequest) -> str:
+        """The exact prompt text scored for a request (shown in the report)."""
+        if self._template is not None:
+            return render_prompt(self._template, req.messages, req.answer_prefix)
+        msgs = self._chat_messages(req, instruct=True)
+        return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in msgs) + "\n\n[assistant]\n"
+
+    @property
     def mode(self) -> str:
         return "completions" if self._template is not None else "chat"
 

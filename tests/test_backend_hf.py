@@ -77,3 +77,9 @@ def test_hf_batches_match_single_prompts(hf_backend):
 def test_hf_generates_text(hf_backend):
     [text] = hf_backend.generate([GenerateRequest((Message("user", "Name one chess piece."),), max_tokens=10)])
     assert isinstance(text, str) and text.strip()
+
+
+def test_hf_renders_the_same_prompt_as_llamacpp(hf_backend, embedded_backend):
+    for req in requests((5, 4, 3, 2, 1, 0)):
+        assert hf_backend.render(req) == embedded_backend.render(req)
+    assert hf_backend.system_role == embedded_backend.system_role

@@ -18,10 +18,10 @@ STUDY = {
     "name": "crash",
     "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "DECENCY",
                                                 "MATH", "WEAK", "UNFAIRLY"]}],
-    "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 5, "seeds": [333]}]},
+    "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 9, "seeds": [333]}]},
     "report": False,
 }
-PLANNED = 6 * 8
+PLANNED = 10 * 8
 
 
 def _study(tmp: Path, out: Path) -> Path:
@@ -59,14 +59,15 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
     study = _study(tmp_path, out)
     store = out / "valuescope.sqlite"
     kills = 0
-    for _ in range(6):
+    for _ in range(8):
+        before = _count(store)[0]
         proc = subprocess.Popen([sys.executable, "-m", "valuescope", "run", str(study), "-q", "--no-report"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # wait until the run is writing (or a random short delay), then kill at a random moment
+        # wait until this process has written something, then kill it after a random extra moment
         deadline = time.time() + 60
-        target = rng.randint(1, PLANNED - 1)
-        while time.time() < deadline and proc.poll() is None and _count(store)[0] < target:
-            time.sleep(rng.uniform(0.01, 0.2))
+        while time.time() < deadline and proc.poll() is None and _count(store)[0] <= before:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 1.0))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1

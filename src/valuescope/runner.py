@@ -170,7 +170,7 @@ def run_study(
     *,
     progress: Progress | None = None,
     backend_factory: Callable[[ModelSpec], Backend] = make_backend,
-    chunk_size: int = 64,
+    chunk_size: int = 16,
     max_queries: int | None = None,
 ) -> list[RunResult]:
     """Run (or resume) every model of the study; returns one result per model.

@@ -128,6 +128,8 @@ class LlamaCppBackend:
         params.n_seq_max = self.max_seqs + 1
         params.kv_unified = True
         params.no_perf = True
+        # as plain Llama() and llama.cpp's server: flash attention off, so answers match the server
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         threads = n_threads or self.llama.n_threads
         params.n_threads = threads
         params.n_threads_batch = threads

@@ -179,14 +179,29 @@ class LlamaCppBackend:
         self.stats["evaluated_tokens"] += len(tokens)
         return last
 
-    def _set_prefix(self, prefix: list[int]) -> None:
-        """Hold exactly ``prefix`` in sequence 0. The ``prefix`` scheduler reuses the cache only
-        when it already holds this very prefix and otherwise evaluates it from position 0, so the
-        numbers never depend on what was evaluated before; the others reuse any common part."""
+    def _set_prefix(self, prefix: list[int], head: int = 0) -> None:
+        """Hold exactly ``prefix`` in sequence 0.
+
+        The ``prefix`` scheduler evaluates a prefix in two canonical segments, ``[0, head)`` (persona
+        and conversation) and ``[head, len)`` (instructions and options), each always as the same
+        decode calls, and reuses a segment only when the cache holds it exactly: the numbers never
+        depend on what was evaluated before. The other schedulers reuse any common part."""
         if self.scheduler == "prefix":
-            keep = len(prefix) if self._cached == prefix else 0
-        else:
-            keep = _common_prefix_len(self._cached, prefix)
+            if self._cached == prefix:
+                keep = len(prefix)
+            elif 0 < head < len(prefix) and self._cached[:head] == prefix[:head] and len(self._cached) >= head:
+                keep = head
+            else:
+                keep = 0
+            self._ctx.kv_cache_seq_rm(-1, keep, -1)
+            if keep < head < len(prefix):
+                self._decode_seq0(prefix[:head], 0, want_last=False)
+                keep = head
+            if keep < len(prefix):
+                self._decode_seq0(prefix[keep:], keep, want_last=False)
+            self._cached = list(prefix)
+            return
+        keep = _common_prefix_len(self._cached, prefix)
         self._ctx.kv_cache_seq_rm(-1, keep, -1)
         self._cached = self._cached[:keep]
         if len(prefix) > keep:
@@ -223,29 +238,34 @@ class LlamaCppBackend:
         # Group by the canonical prefix itself: each answer then depends only on its own prompt,
         # never on which other queries share its batch (resumed runs give identical numbers).
         groups: dict[tuple[int, ...], list[int]] = {}
+        heads: dict[tuple[int, ...], int] = {}
         for i, r in enumerate(requests):
-            cut = self.split_point(r, toks[i])
-            groups.setdefault(tuple(toks[i][:cut]), []).append(i)
+            head, cut = self.split_points(r, toks[i])
+            key = tuple(toks[i][:cut])
+            groups.setdefault(key, []).append(i)
+            heads[key] = head
         for prefix, idxs in groups.items():
-            self._score_group(requests, toks, idxs, results, len(prefix))
+            self._score_group(requests, toks, idxs, results, len(prefix), heads[prefix])
         return [r for r in results if r is not None]
 
-    def split_point(self, req: ScoreRequest, toks: list[int]) -> int:
-        """Token position where the request's item-specific part starts (at most len - 1)."""
+    def split_points(self, req: ScoreRequest, toks: list[int]) -> tuple[int, int]:
+        """Canonical token positions of a prompt: where its last message's content starts (the
+        persona and conversation come before) and where its item starts (at most len - 1)."""
+        last = len(toks) - 1
         if req.shared_chars < 0 or not req.messages:
-            return len(toks) - 1
+            return 0, last
         full = self.render(req)
-        content = req.messages[-1].content
-        start = full.rfind(content)
+        start = full.rfind(req.messages[-1].content)
         if start < 0:
-            return len(toks) - 1
-        head = self.tokens(full[: start + req.shared_chars])
-        return min(_common_prefix_len(head, toks), len(toks) - 1)
+            return 0, last
+        head = min(_common_prefix_len(self.tokens(full[:start]), toks), last)
+        cut = min(_common_prefix_len(self.tokens(full[: start + req.shared_chars]), toks), last)
+        return min(head, cut), max(head, cut)
 
     def _score_group(self, requests: Sequence[ScoreRequest], toks: list[list[int]], idxs: list[int],
-                     results: list[LetterScores | None], prefix_len: int) -> None:
+                     results: list[LetterScores | None], prefix_len: int, head: int = 0) -> None:
         prefix = toks[idxs[0]][:prefix_len]
-        self._set_prefix(prefix)
+        self._set_prefix(prefix, head)
         if self.scheduler == "prefix":
             for i in idxs:
                 logits = self._decode_seq0(toks[i][prefix_len:], prefix_len, want_last=True)

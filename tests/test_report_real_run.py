@@ -1,0 +1,61 @@
+"""Issue 7 on a real run: two models through the CLI, a persona whose text carries markup, the report
+rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+from browser import distinct_colours, find_chromium, open_page
+
+SCRIPT = "<script>alert('persona')</script>"
+
+
+@pytest.fixture(scope="module")
+def two_model_report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("real-report")
+    personas = tmp / "personas.txt"
+    personas.write_text(f"You are a lighthouse keeper who writes {SCRIPT} in every letter.\n"
+                        "You are a retired judge from Lisbon.\n")
+    study = {
+        "name": "realreport",
+        "output": str(tmp / "out"),
+        "models": [{"name": "smol-a", "backend": "llamacpp"}, {"name": "smol-b", "backend": "llamacpp"}],
+        "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED", "RESPECT", "DECENCY", "LOVECOUNTRY",
+                                                    "UNFAIRLY", "MATH", "GOOD"]}],
+        "population": {"baseline": True, "sources": [{"kind": "file", "path": str(personas)},
+                                                     {"kind": "wvs", "n": 3, "seeds": [111]}]},
+        "repeats": 2,
+        "option_order": "permute-persona",
+    }
+    path = tmp / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    res = subprocess.run([sys.executable, "-m", "valuescope", "run", str(path), "-q"], capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    html = tmp / "out" / "report" / "report.html"
+    assert f"report: {html}" in res.stdout.replace("\n", "")
+    return html
+
+
+def test_report_of_a_real_run_compares_both_models(two_model_report):
+    text = two_model_report.read_text()
+    assert "smol-a" in text and "smol-b" in text
+    assert "<script" not in text.lower()
+    assert "&lt;script&gt;" in text  # the persona's markup is shown as text
+    assert re.search(r"Answer: \(", text)  # the exact example prompt is there
+    figures = list((two_model_report.parent / "figures").glob("*.png"))
+    assert len(figures) >= 6
+
+
+def test_report_of_a_real_run_in_chromium(two_model_report, tmp_path):
+    if find_chromium() is None:
+        pytest.skip("no chromium binary on PATH (apt-get install chromium)")
+    page = open_page(two_model_report, tmp_path / "shot.png", 1280, 2400, full_page=False)
+    assert page.errors == []
+    assert all(u.startswith(("file:", "data:")) for u in page.requests)
+    assert page.images >= 6 and page.broken_images == 0
+    assert distinct_colours(tmp_path / "shot.png") > 200

@@ -126,3 +126,23 @@ def test_interrupted_run_resumes_without_gaps_or_duplicates(tmp_path):
     con = sqlite3.connect(tmp_path / "out" / "valuescope.sqlite")
     keys = [k for (k,) in con.execute("SELECT key FROM responses")]
     assert len(keys) == len(set(keys)) == 24
+
+
+def test_custom_instrument_real_run(tmp_path):
+    """Issue 3: a user's own instrument YAML goes through a real run on the embedded model."""
+    repo = Path(__file__).resolve().parents[1]
+    study = write_study(tmp_path, {
+        "name": "custom", "output": str(tmp_path / "out"), "report": False,
+        "instruments": [{"path": str(repo / "examples" / "my_instrument.yaml")}],
+        "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 2, "seeds": [5]}]},
+    })
+    res = vs("run", str(study), "-q", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "12 queries planned" in res.stdout  # 3 conditions x 4 items
+    exported = vs("export", "custom", "--dir", str(tmp_path / "out"), "--out", str(tmp_path / "exp"))
+    assert exported.returncode == 0, exported.stderr
+    scores = pd.read_csv(tmp_path / "exp" / "scores.csv")
+    assert set(scores["dimension"]) == {"Curiosity", "Caution"}
+    assert scores["score"].between(1, 5).all()
+    resp = pd.read_csv(tmp_path / "exp" / "responses.csv")
+    assert set(resp["k"]) == {5} and resp[[f"p_{i}" for i in range(1, 6)]].sum(axis=1).round(9).eq(1).all()

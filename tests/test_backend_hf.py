@@ -1,0 +1,85 @@
+"""Hugging Face transformers backend on the embedded SmolLM2 Q4_1 GGUF, read through transformers
+(dequantised to float32), against the embedded llama.cpp backend on the same file."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from valuescope.types import GenerateRequest, Message, ScoreRequest
+
+NEEDED = ("torch", "transformers", "gguf", "accelerate")
+pytestmark = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in NEEDED),
+    reason="the hf extra is not installed (torch==2.13.0, transformers, gguf, accelerate)",
+)
+
+PVQ = ("Very much like me", "Like me", "Somewhat like me", "A little like me", "Not like me",
+       "Not like me at all")
+LETTERS = tuple("ABCDEF")
+
+
+def requests(order) -> list[ScoreRequest]:
+    items = ["It is important to him to form his views independently.",
+             "It is important to him that the weak and vulnerable in society be protected."]
+    out = []
+    for persona in (None, "You are a 45-year-old farmer from Kenya who values tradition."):
+        for item in items:
+            opts = "\n".join(f"({LETTERS[j]}) {PVQ[i]}" for j, i in enumerate(order))
+            user = ("Think about how much this person is or is not like you.\n"
+                    "Your response should always point to a specific letter option.\n\n"
+                    f"Options:\n{opts}\n\nDescription: {item}\nHow much is this person like you?")
+            msgs = ((Message("system", persona),) if persona else ()) + (Message("user", user),)
+            out.append(ScoreRequest(msgs, LETTERS, "Answer: (", tuple(PVQ[i] for i in order),
+                                    group=persona or "baseline"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def hf_backend():
+    from valuescope.backends.hf import HFBackend
+
+    backend = HFBackend(batch_size=4)  # path None: the embedded GGUF through transformers
+    yield backend
+    backend.close()
+
+
+@pytest.mark.slow
+def test_hf_gguf_agrees_with_llamacpp(hf_backend, embedded_backend):
+    reqs = requests((0, 1, 2, 3, 4, 5)) + requests((3, 0, 5, 1, 4, 2))
+    got = hf_backend.score(reqs)
+    want = embedded_backend.score(reqs)
+    assert all(r.valid and r.method == "logprobs" for r in got)
+    a = np.array([r.probs for r in got])
+    b = np.array([r.probs for r in want])
+    np.testing.assert_allclose(a.sum(axis=1), 1.0, atol=1e-9)
+    # Measured on 36 PVQ prompts: max |diff| 0.050, mean 0.008, same argmax everywhere. Q4_1 weights
+    # dequantised to float32 (HF) vs llama.cpp's Q4_1 x Q8 kernels with flash attention shift the
+    # logits by ~0.1; llama.cpp's own evaluation paths differ from each other by up to 0.04.
+    assert np.abs(a - b).max() < 0.08
+    assert np.abs(a - b).mean() < 0.02
+    assert (a.argmax(axis=1) == b.argmax(axis=1)).mean() >= 0.9
+    om = np.array([r.outside_mass for r in got]) - np.array([r.outside_mass for r in want])
+    assert np.abs(om).max() < 0.05
+
+
+@pytest.mark.slow
+def test_hf_batches_match_single_prompts(hf_backend):
+    reqs = requests((0, 1, 2, 3, 4, 5))
+    batched = np.array([r.probs for r in hf_backend.score(reqs)])  # left-padded batch of 4
+    single = np.array([hf_backend.score([r])[0].probs for r in reqs[:2]])
+    assert np.abs(batched[:2] - single).max() < 1e-4  # padding and position ids do not leak
+
+
+@pytest.mark.slow
+def test_hf_generates_text(hf_backend):
+    [text] = hf_backend.generate([GenerateRequest((Message("user", "Name one chess piece."),), max_tokens=10)])
+    assert isinstance(text, str) and text.strip()
+
+
+def test_hf_renders_the_same_prompt_as_llamacpp(hf_backend, embedded_backend):
+    for req in requests((5, 4, 3, 2, 1, 0)):
+        assert hf_backend.render(req) == embedded_backend.render(req)
+    assert hf_backend.system_role == embedded_backend.system_role

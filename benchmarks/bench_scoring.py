@@ -183,7 +183,9 @@ def timed(label: tuple[str, str], score: Callable[[list[ScoreRequest]], list[Let
     out: list[LetterScores] = []
     for i in range(0, len(reqs), chunk):
         out.extend(score(reqs[i:i + chunk]))
-    return Run(label[0], label[1], len(reqs), time.perf_counter() - t0, unique, out, note)
+    run = Run(label[0], label[1], len(reqs), time.perf_counter() - t0, unique, out, note)
+    print(f"  {label[0]} {label[1]}: {run.queries} queries in {run.elapsed_s:.1f} s", flush=True)
+    return run
 
 
 def max_abs_diff(a: Sequence[LetterScores], b: Sequence[LetterScores]) -> float:
@@ -219,8 +221,9 @@ def run_hf(reqs: list[ScoreRequest], naive_reqs: list[ScoreRequest], threads: in
     be = HFBackend(n_threads=threads)
     try:
         be.score(naive_reqs[:2])
-        return [timed(("transformers", "batched"), be.score, naive_reqs, uniq(naive_reqs),
-                      note=f"first {persona_count(naive_reqs)} personas")]
+        # hf.py has no KV sharing: every prompt is evaluated whole (padded batches), i.e. naive
+        return [timed(("transformers", "naive"), be.score, naive_reqs, uniq(naive_reqs),
+                      note=f"first {persona_count(naive_reqs)} personas, batches of {be.batch_size}")]
     finally:
         be.close()
 

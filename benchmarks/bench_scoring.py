@@ -146,7 +146,7 @@ def token_counts(backend: LlamaCppBackend, reqs: Sequence[ScoreRequest]) -> tupl
     suffix = 0
     for r in reqs:
         toks = backend.tokens(backend.render(r))
-        cut = backend.split_point(r, toks)
+        cut = backend.split_points(r, toks)[1]
         total += len(toks)
         prefixes.add(tuple(toks[:cut]))
         suffix += len(toks) - cut

@@ -31,7 +31,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 EXPECTED_S111_0 = (
     "You are a Female born in 1992, which means that you are 32 years old. You were born in Ukraine "
     "and you live in Kyrgyzstan. Your income level is 4 out of 10. You are separated. You have "
-    "children. You have received primary education education. You are currently part-time employed. "
+    "children. You have received primary education. You are currently part-time employed. "
     "Your occupation group is Clerical. You are Arabic. You are Orthodox."
 )
 

@@ -151,12 +151,10 @@ def xb(tmp_path_factory, xb_llama_server):
         models.append({"name": "hf", "backend": "hf", "path": gguf, "batch_size": 20})
     out = tmp_path_factory.mktemp("vsxb") / "results"
     study = study_from_dict(study_dict(out, models))
-    t0 = time.perf_counter()
     results = {r.model: r for r in run_study(study)}
-    elapsed = time.perf_counter() - t0
     with Store(out) as store:
         runs = {r.model: load_run(store, r.run_id) for r in results.values()}
-    return {"study": study, "out": out, "results": results, "runs": runs, "elapsed": elapsed}
+    return {"study": study, "out": out, "results": results, "runs": runs}
 
 
 def _need(xb, model: str) -> None:

@@ -37,22 +37,22 @@ def _user_errors():
     return (SpecError, StoreError, BackendError)
 
 
-def _parse_model(option: str):
-    """``--model`` is a GGUF path, or ``key=value,key=value`` fields of a model block."""
+def _parse_model(option: str, flag: str = "--model"):
+    """``--model`` (or ``--judge``) is a GGUF path, or ``key=value,key=value`` fields of a model block."""
     from valuescope.spec import ModelSpec, SpecError, study_from_dict
 
     if "=" not in option:
         p = Path(option)
         if not p.is_file():
-            raise SpecError(f"--model: no such model file {option!r} (or give key=value,... fields)")
+            raise SpecError(f"{flag}: no such model file {option!r} (or give key=value,... fields)")
         return ModelSpec(name=p.stem, backend="llamacpp", path=str(p.resolve()))
     fields: dict[str, object] = {}
     for pair in option.split(","):
         if "=" not in pair:
-            raise SpecError(f"--model: expected key=value, got {pair!r}")
+            raise SpecError(f"{flag}: expected key=value, got {pair!r}")
         k, v = pair.split("=", 1)
         fields[k.strip()] = v.strip()
-    return study_from_dict({"models": [fields]}, source="--model").models[0]
+    return study_from_dict({"models": [fields]}, source=flag).models[0]
 
 
 @app.callback(invoke_without_command=True)
@@ -275,6 +275,50 @@ def presets(
         sys.stdout.write(presetmod.preset_text(name))
     except _user_errors() as exc:
         fail(str(exc))
+
+
+@app.command("judge-eval")
+def judge_eval(
+    sample: Annotated[Path, typer.Option("--sample", "-s", help="Labelled replies, JSONL: text, letters and/or "
+                                         "labels, gold (a letter, or null for none).")],
+    judge: Annotated[str, typer.Option(help="The judge model: a GGUF path or key=value,... (as run --model).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+) -> None:
+    """Measure how often a judge model (and the rule-based parser) reads labelled replies right."""
+    import json
+
+    from valuescope import extraction
+    from valuescope.runner import make_backend
+
+    try:
+        samples = extraction.read_labelled_samples(sample)
+        spec = _parse_model(judge, "--judge")
+        backend = make_backend(spec)
+    except _user_errors() as exc:
+        fail(str(exc))
+    try:
+        report = extraction.judge_eval(backend, samples)
+    except _user_errors() as exc:
+        fail(str(exc))
+    finally:
+        backend.close()
+    if as_json:
+        sys.stdout.write(json.dumps({"judge": spec.name, "backend": spec.backend, **report}) + "\n")
+        return
+    out.print(f"judge-eval: {report['n']} samples from {sample}; judge {spec.name} ({spec.backend})",
+              highlight=False)
+    out.print(f"judge accuracy: {report['accuracy']:.3f}  rule accuracy: {report['rule_accuracy']:.3f}  "
+              f"n: {report['n']}  judge invalid: {report['n_invalid']}", highlight=False)
+    conf = report["confusion"]
+    cols = sorted({p for row in conf.values() for p in row} | set(conf), key=lambda c: (c == "none", c))
+    out.print("confusion (rows: gold, columns: the judge's answer; none = no single option)", highlight=False)
+    table = Table()
+    table.add_column("gold")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for g in sorted(conf, key=lambda c: (c == "none", c)):
+        table.add_row(g, *[str(conf[g].get(c, 0)) for c in cols])
+    out.print(table)
 
 
 def entry() -> None:  # pragma: no cover

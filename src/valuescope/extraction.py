@@ -17,12 +17,15 @@ unreadable reply is never replaced by a guess: it is recorded invalid with its r
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from valuescope.spec import MAX_SPEC_BYTES, SpecError
 from valuescope.types import OPTION_LETTERS, LetterScores, Message, ScoreRequest
 
 _DECLARE = re.compile(
@@ -211,3 +214,73 @@ def judge_eval(backend: Any, samples: Sequence[tuple[str, Sequence[str], Sequenc
         "n_invalid": invalid,
         "confusion": {g: dict(c) for g, c in sorted(confusion.items())},
     }
+
+
+# --------------------------------------------------------------------------- labelled samples
+
+Sample = tuple[str, tuple[str, ...], tuple[str, ...], int | None]
+
+
+def read_labelled_samples(path: str | Path) -> list[Sample]:
+    """Labelled replies for :func:`judge_eval` from a JSONL file, one object per line::
+
+        {"text": "I'd say B.", "labels": ["Not like me at all", "Not like me", ...], "gold": "B"}
+
+    ``text`` is the reply; ``letters`` (a list, or a string such as "ABCDEF") and ``labels`` give
+    the options (either may be left out: letters default to A, B, ... for the labels); ``gold`` is
+    the letter the reply chooses, or null / "none" when it chooses no single option. Blank lines
+    are skipped. A malformed file raises one :class:`SpecError` naming the line.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"sample file not found: {p}")
+    if p.stat().st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"{p}: sample file is larger than {MAX_SPEC_BYTES // 1_000_000} MB")
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    out: list[Sample] = []
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            out.append(_sample(line, f"{p} line {n}"))
+    if not out:
+        raise SpecError(f"{p}: no samples (one JSON object per line)")
+    return out
+
+
+def _sample(line: str, where: str) -> Sample:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise SpecError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    unknown = set(obj) - {"text", "letters", "labels", "gold"}
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: text, letters, labels, gold)")
+    text = obj.get("text")
+    if not isinstance(text, str):
+        raise SpecError(f"{where}: 'text' must be a string (the reply)")
+    labels = obj.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise SpecError(f"{where}: 'labels' must be a list of strings")
+    letters = obj.get("letters", OPTION_LETTERS[: len(labels)])
+    if isinstance(letters, str):
+        letters = list(letters)
+    if not isinstance(letters, list) or not all(isinstance(x, str) and len(x) == 1 and x.isalpha() for x in letters):
+        raise SpecError(f"{where}: 'letters' must be single letters (a list or a string such as \"ABCDEF\")")
+    letters = [c.upper() for c in letters]
+    k = len(letters)
+    if k < 2 or len(set(letters)) != k or k >= len(OPTION_LETTERS) or OPTION_LETTERS[k] in letters:
+        raise SpecError(f"{where}: need 2 to 25 distinct option letters (give 'letters' or 'labels'), got {letters}")
+    if labels and len(labels) != k:
+        raise SpecError(f"{where}: {len(labels)} labels for {k} letters")
+    if "gold" not in obj:
+        raise SpecError(f"{where}: missing 'gold' (the chosen letter, or null for none)")
+    gold = obj["gold"]
+    if gold is None or (isinstance(gold, str) and gold.strip().lower() == "none"):
+        return text, tuple(letters), tuple(labels), None
+    if not isinstance(gold, str) or gold.strip().upper() not in letters:
+        raise SpecError(f"{where}: 'gold' must be one of {''.join(letters)} or null, got {gold!r}")
+    return text, tuple(letters), tuple(labels), letters.index(gold.strip().upper())

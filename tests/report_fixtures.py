@@ -267,30 +267,10 @@ def _metrics(
 
 
 def _effects(scores: pd.DataFrame) -> pd.DataFrame:
-    s = scores[(scores["condition"] == "persona") & (scores["context"] == "none") & (scores["repeat"] == 0)]
-    rows = []
-    for attr in [c for c in s.columns if c.startswith("attr_")] + ["gender"]:
-        for (inst, dim), g in s.groupby(["instrument", "dimension"]):
-            for level in sorted(g[attr].dropna().unique()):
-                a, b = g[g[attr] == level]["score"], g[g[attr] != level]["score"]
-                if len(a) < 2 or len(b) < 2:
-                    continue
-                pooled = math.sqrt(((len(a) - 1) * a.var() + (len(b) - 1) * b.var()) / (len(a) + len(b) - 2))
-                d = (a.mean() - b.mean()) / pooled if pooled > 0 else np.nan
-                p = stats.ttest_ind(a, b, equal_var=False).pvalue
-                rows.append(
-                    {
-                        "attribute": attr,
-                        "level": level,
-                        "instrument": inst,
-                        "dimension": dim,
-                        "d": d,
-                        "p_value": p,
-                        "n_level": len(a),
-                        "n_rest": len(b),
-                    }
-                )
-    return pd.DataFrame(rows)
+    """The real Cohen's d grid of the metrics package (same columns as a real run's)."""
+    from valuescope.metrics import effects_grid
+
+    return effects_grid(scores, value_col="score")
 
 
 def make_run(

@@ -35,24 +35,9 @@ SCORE_COLUMNS = [
     "catch_failed",
 ]  # plus one attr_<name> column per persona attribute
 
-#: columns of the long metrics frame
-METRIC_COLUMNS = [
-    "run_id",
-    "model",
-    "instrument",
-    "metric",
-    "dimension",
-    "context_a",
-    "context_b",
-    "value",
-    "ci_low",
-    "ci_high",
-    "n",
-    "note",
-]
-
-#: columns of the Cohen's d grid
-EFFECT_COLUMNS = ["attribute", "level", "instrument", "dimension", "d", "p_value", "n_level", "n_rest"]
+#: columns of the long metrics frame and of the Cohen's d grid: the metrics package's own contracts
+from valuescope.metrics._common import METRIC_COLUMNS as METRIC_COLUMNS  # noqa: E402
+from valuescope.metrics.effects import EFFECT_COLUMNS as EFFECT_COLUMNS  # noqa: E402
 
 
 @dataclass

@@ -105,13 +105,16 @@ def effects_grid(run: RunData, alpha: float = 0.05) -> Figures:
     out: Figures = []
     for inst in dict.fromkeys(e["instrument"].astype(str)):
         d = e[e["instrument"].astype(str) == inst].dropna(subset=["d"])
+        if "context" in d and d["context"].nunique() > 1:  # one grid: the questionnaire without conversation
+            contexts = sorted(d["context"].astype(str).unique(), key=lambda c: (c != "none", c))
+            d = d[d["context"].astype(str) == contexts[0]]
         if d.empty:
             continue
         d = d.assign(
             _row=d["attribute"].astype(str).str.removeprefix("attr_") + " = " + d["level"].astype(str)
         )
         grid = d.pivot_table(index="_row", columns="dimension", values="d", aggfunc="first")
-        pgrid = d.pivot_table(index="_row", columns="dimension", values="p_value", aggfunc="first")
+        pgrid = d.pivot_table(index="_row", columns="dimension", values="p", aggfunc="first")
         pgrid = pgrid.reindex(index=grid.index, columns=grid.columns)
         m_tests = int(np.isfinite(pgrid.to_numpy(dtype=float)).sum())
         vmax = float(np.clip(np.nanmax(np.abs(grid.to_numpy(dtype=float))), 0.5, 2.0))

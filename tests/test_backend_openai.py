@@ -252,6 +252,7 @@ def test_attempts_are_capped_and_a_bad_query_is_invalid_not_raised():
         [res] = backend.score(one_request())
     assert len(script.times) == 3  # max_retries + 1
     assert not res.valid and "503" in res.error and all(math.isnan(p) for p in res.probs)
+    assert res.method == "failed"  # the runner records it as a failure and retries it next run
     script = Script([(400, {})])
     with script as base:
         [res] = OpenAICompatBackend(base_url=base, model="m", max_retries=4).score(one_request())

@@ -191,10 +191,9 @@ class OpenAICompatBackend:
 
         try:
             if self.use_logprobs and not self._server_lacks_logprobs:
-                try:
-                    return self._score_logprobs(req)
-                except NoLogprobs:  # every attempt came back without them: the server gives none
-                    self._server_lacks_logprobs = True
+                res = self._score_logprobs(req)
+                if res is not None:
+                    return res
             return self._score_generate(req)
         except (openai.APIError, BadReply) as exc:  # kept failing: a failure to retry, not an answer
             return LetterScores(tuple([float("nan")] * len(req.letters)), float("nan"), valid=False,
@@ -206,31 +205,40 @@ class OpenAICompatBackend:
             msgs[-1] = {"role": "user", "content": f"{msgs[-1]['content']}\n{LETTER_INSTRUCTION}"}
         return msgs
 
-    def _score_logprobs(self, req: ScoreRequest) -> LetterScores:
-        """Letter scores from top_logprobs; NoLogprobs when no attempt gave any."""
-        if self._template is not None:
-            prompt = render_prompt(self._template, req.messages, req.answer_prefix)
+    def _score_logprobs(self, req: ScoreRequest) -> LetterScores | None:
+        """Letter scores from top_logprobs; None when every attempt came back without logprobs (the
+        server gives none: generate from then on)."""
+        misses = 0
 
-            def read_completion(resp: Any) -> LetterScores:
-                lp = resp.choices[0].logprobs
+        def read(resp: Any) -> LetterScores:
+            nonlocal misses
+            lp = resp.choices[0].logprobs
+            if self._template is not None:
                 if lp is None or not lp.top_logprobs or not lp.top_logprobs[0]:
+                    misses += 1
                     raise NoLogprobs("the reply has no logprobs")
                 return scores_from_logprobs(list(lp.top_logprobs[0].items()), req.letters)
-
-            return self._call(lambda: self._client.completions.create(
-                model=self.model, prompt=prompt, max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS),
-                read_completion)
-
-        def read_chat(resp: Any) -> LetterScores:
-            lp = resp.choices[0].logprobs
             if lp is None or not lp.content or not lp.content[0].top_logprobs:
+                misses += 1
                 raise NoLogprobs("the reply has no logprobs")
             pairs = [(t.token, t.logprob) for t in lp.content[0].top_logprobs]
             return scores_from_logprobs(pairs, req.letters, lenient=True)
 
-        return self._call(lambda: self._client.chat.completions.create(
-            model=self.model, messages=self._chat_messages(req, instruct=True), max_tokens=1,
-            temperature=0.0, logprobs=True, top_logprobs=TOP_LOGPROBS), read_chat)
+        if self._template is not None:
+            prompt = render_prompt(self._template, req.messages, req.answer_prefix)
+            send = lambda: self._client.completions.create(  # noqa: E731
+                model=self.model, prompt=prompt, max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS)
+        else:
+            send = lambda: self._client.chat.completions.create(  # noqa: E731
+                model=self.model, messages=self._chat_messages(req, instruct=True), max_tokens=1,
+                temperature=0.0, logprobs=True, top_logprobs=TOP_LOGPROBS)
+        try:
+            return self._call(send, read)
+        except NoLogprobs:
+            if misses <= self.max_retries:  # other faults too: this query failed, the server is fine
+                raise BadReply(f"the last reply had no logprobs ({misses} of {self.max_retries + 1})") from None
+            self._server_lacks_logprobs = True
+            return None
 
     def _score_generate(self, req: ScoreRequest) -> LetterScores:
         if self._template is not None:

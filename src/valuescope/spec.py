@@ -193,6 +193,8 @@ def read_yaml_file(path: str | Path, what: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise SpecError(f"{p}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise SpecError(f"{p}: invalid YAML: nested too deeply") from None
 
 
 def load_study(path: str | Path) -> Study:

@@ -12,6 +12,7 @@ variable named by ``api_key_env`` (default ``ANTHROPIC_API_KEY``) at each reques
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -47,7 +48,13 @@ class HTTPStatusError(Exception):
         self.body = body
 
 
+class BadReply(Exception):
+    """A reply that is not a usable message (malformed or truncated JSON): retried."""
+
+
 def _classify(exc: Exception) -> Verdict:
+    if isinstance(exc, BadReply):
+        return Verdict(True)
     if isinstance(exc, HTTPStatusError):
         if exc.status in RETRY_STATUS:
             return Verdict(True, parse_retry_after(exc.headers))
@@ -112,10 +119,15 @@ class AnthropicBackend:
         )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read().decode("utf-8"))
+                data = json.loads(resp.read().decode("utf-8"))
         except urllib.error.HTTPError as exc:
             text = exc.read().decode("utf-8", "replace")
             raise HTTPStatusError(exc.code, dict(exc.headers.items()), text) from None
+        except (ValueError, http.client.IncompleteRead) as exc:
+            raise BadReply(f"malformed reply: {type(exc).__name__}: {exc}"[:300]) from None
+        if not isinstance(data, dict):
+            raise BadReply(f"reply is not a JSON object: {str(data)[:80]!r}")
+        return data
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -134,7 +146,14 @@ class AnthropicBackend:
 
     @staticmethod
     def _text(resp: dict[str, Any]) -> str:
-        return "".join(b.get("text", "") for b in resp.get("content", []) if b.get("type") == "text")
+        blocks = resp.get("content", [])
+        if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+            raise BadReply("reply has no list of content blocks")
+        return "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
+
+    def _redact(self, text: str) -> str:
+        key = os.environ.get(self.key_env)
+        return text.replace(key, "[api key]") if key else text
 
     def _body(self, messages: Sequence[Message], max_tokens: int, temperature: float,
               prefill: str = "") -> dict[str, Any]:
@@ -165,16 +184,17 @@ class AnthropicBackend:
                     self.prefill = False  # this model does not continue a prefilled turn
             resp = self._post(self._body(req.messages, 4 * SCORE_MAX_TOKENS, 0.0))
             return letter_scores_from_text(self._text(resp), req.letters, req.labels)
-        except (HTTPStatusError, urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        except (HTTPStatusError, BadReply, urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            # kept failing: recorded as a failure and retried on the next run, not stored as an answer
             return LetterScores(tuple([float("nan")] * len(req.letters)), float("nan"), valid=False,
-                                error=str(exc)[:500], method="generate")
+                                error=self._redact(str(exc))[:500], method="failed")
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[str]:
         def one(req: GenerateRequest) -> str:
             try:
                 return self._text(self._post(self._body(req.messages, req.max_tokens, req.temperature)))
-            except (HTTPStatusError, urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                raise Fatal(f"generation failed after {self.max_retries + 1} attempts: {exc}") from exc
+            except (HTTPStatusError, BadReply, urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                raise Fatal(self._redact(f"generation failed after {self.max_retries + 1} attempts: {exc}")) from None
 
         return run_concurrently(one, list(requests), self.concurrency)
 

@@ -15,10 +15,18 @@ Scoring reads the ``top_logprobs`` of the first generated token (``max_tokens=1`
     docs/backends.md); prefer ``path`` where the server offers /v1/completions.
 
 No logprobs from the server (or ``logprobs: false``): the model generates and the reply is parsed
-(:mod:`valuescope.extraction`). A query that keeps failing comes back ``valid=False`` with the
-error; a server that cannot be reached at all, or refuses the key, raises one BackendError.
-The API key is read from the environment variable named by ``api_key_env`` and is never stored
-on the backend or logged.
+(:mod:`valuescope.extraction`). A reply without logprobs is retried like any fault; only when every
+attempt of a query comes back without them does the backend decide that the server gives none and
+generate from then on (a flaky reply must not silently switch a run to another measurement).
+
+Failures: timeouts, dropped connections, 408/409/429/5xx and malformed replies (bad JSON, not a
+completion) are retried at most ``max_retries`` times (Retry-After honoured). A query that keeps
+failing comes back ``valid=False, method="failed"`` with the error, so the runner records it in
+``failures`` and retries it on the next run; an unreadable *answer* (no option letter) is a
+``"logprobs"``/``"generate"`` result. A server that cannot be reached at all (connection refused)
+or refuses the key raises one BackendError.
+The API key is read from the environment variable named by ``api_key_env``; it is never logged,
+and any error text a server sends back has it masked before it is stored or shown.
 """
 
 from __future__ import annotations
@@ -49,10 +57,18 @@ LETTER_INSTRUCTION = "Reply with the letter of one option only."
 DUMMY_KEY = "sk-no-key-required"
 
 
+class BadReply(Exception):
+    """A reply that is not a usable completion (malformed JSON, truncated, wrong shape)."""
+
+
+class NoLogprobs(Exception):
+    """A reply without the logprobs that were asked for."""
+
+
 def _classify(exc: Exception) -> Verdict:
     import openai
 
-    if isinstance(exc, openai.APIConnectionError):  # includes timeouts
+    if isinstance(exc, openai.APIConnectionError | BadReply | NoLogprobs):  # includes timeouts
         return Verdict(True)
     if isinstance(exc, openai.APIStatusError) and exc.status_code in RETRY_STATUS:
         headers = dict(exc.response.headers) if exc.response is not None else None
@@ -99,6 +115,7 @@ class OpenAICompatBackend:
             except (OSError, ValueError, BackendError) as exc:
                 raise BackendError(f"model path {path}: {exc}") from exc
         self._model = model
+        self._server_lacks_logprobs = False
 
     # ------------------------------------------------------------------ plumbing
 
@@ -121,25 +138,45 @@ class OpenAICompatBackend:
     @property
     def model(self) -> str:
         if self._model is None:
-            models = self._call(lambda: self._client.models.list())
-            if not models.data:
+            data = self._call(lambda: self._client.models.list(), lambda r: list(r.data))
+            if not data:
                 raise BackendError(f"server {self.base_url} lists no model; set 'model' in the model block")
-            self._model = models.data[0].id
+            self._model = data[0].id
         return self._model
 
-    def _call(self, fn: Callable[[], T]) -> T:
+    def _redact(self, text: str) -> str:
+        """``text`` with the API key masked (some servers and gateways echo request headers back)."""
+        key = self._client.api_key
+        return text.replace(key, "[api key]") if key and key != DUMMY_KEY else text
+
+    def _call(self, fn: Callable[[], Any], read: Callable[[Any], T] = lambda r: r) -> T:
+        """``read(fn())`` with bounded retries; a reply ``read`` cannot use is a retried BadReply."""
         import openai
+
+        def attempt() -> T:
+            try:
+                resp = fn()
+            except ValueError as exc:  # the client could not decode the JSON body
+                raise BadReply(f"malformed JSON reply: {exc}") from None
+            if isinstance(resp, str | bytes):  # the client hands back a body it could not parse
+                raise BadReply(f"reply is not JSON: {resp[:80]!r}")
+            try:
+                return read(resp)
+            except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+                raise BadReply(f"reply is not a completion ({type(exc).__name__}: {exc})") from None
 
         with self._rng_lock:
             rng = random.Random(self._rng.random())
+        where = self.base_url or "the OpenAI API"
         try:
-            return call_with_retries(
-                fn, _classify, max_retries=self.max_retries, rng=rng, base=self.retry_base
-            )
+            return call_with_retries(attempt, _classify, max_retries=self.max_retries, rng=rng,
+                                     base=self.retry_base)
         except openai.APIConnectionError as exc:
-            raise Fatal(f"cannot reach {self.base_url or 'the OpenAI API'}: {exc}") from exc
+            if _is_connect_error(exc):  # nothing listens there: every query would fail the same way
+                raise Fatal(self._redact(f"cannot reach {where}: {exc}")) from None
+            raise
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            raise Fatal(f"{self.base_url or 'the OpenAI API'} refused the API key: {exc}") from exc
+            raise Fatal(self._redact(f"{where} refused the API key: {exc}")) from None
 
     def _map(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
         return run_concurrently(fn, items, self.concurrency)
@@ -153,15 +190,14 @@ class OpenAICompatBackend:
         import openai
 
         try:
-            if self.use_logprobs:
+            if self.use_logprobs and not self._server_lacks_logprobs:
                 res = self._score_logprobs(req)
                 if res is not None:
                     return res
             return self._score_generate(req)
-        except openai.APIError as exc:
+        except (openai.APIError, BadReply) as exc:  # kept failing: a failure to retry, not an answer
             return LetterScores(tuple([float("nan")] * len(req.letters)), float("nan"), valid=False,
-                                error=f"{type(exc).__name__}: {exc}"[:500],
-                                method="logprobs" if self.use_logprobs else "generate")
+                                error=self._redact(f"{type(exc).__name__}: {exc}")[:500], method="failed")
 
     def _chat_messages(self, req: ScoreRequest, *, instruct: bool) -> list[dict[str, str]]:
         msgs = [m.as_dict() for m in req.messages]
@@ -170,35 +206,49 @@ class OpenAICompatBackend:
         return msgs
 
     def _score_logprobs(self, req: ScoreRequest) -> LetterScores | None:
-        """Letter scores from top_logprobs, or None when the server gave no logprobs."""
+        """Letter scores from top_logprobs; None when every attempt came back without logprobs (the
+        server gives none: generate from then on)."""
+        misses = 0
+
+        def read(resp: Any) -> LetterScores:
+            nonlocal misses
+            lp = resp.choices[0].logprobs
+            if self._template is not None:
+                if lp is None or not lp.top_logprobs or not lp.top_logprobs[0]:
+                    misses += 1
+                    raise NoLogprobs("the reply has no logprobs")
+                return scores_from_logprobs(list(lp.top_logprobs[0].items()), req.letters)
+            if lp is None or not lp.content or not lp.content[0].top_logprobs:
+                misses += 1
+                raise NoLogprobs("the reply has no logprobs")
+            pairs = [(t.token, t.logprob) for t in lp.content[0].top_logprobs]
+            return scores_from_logprobs(pairs, req.letters, lenient=True)
+
         if self._template is not None:
             prompt = render_prompt(self._template, req.messages, req.answer_prefix)
-            resp = self._call(lambda: self._client.completions.create(
-                model=self.model, prompt=prompt, max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS))
-            lp = resp.choices[0].logprobs if resp.choices else None
-            if lp is None or not lp.top_logprobs or not lp.top_logprobs[0]:
-                return None
-            return scores_from_logprobs(lp.top_logprobs[0].items(), req.letters)
-        resp = self._call(lambda: self._client.chat.completions.create(
-            model=self.model, messages=self._chat_messages(req, instruct=True), max_tokens=1,
-            temperature=0.0, logprobs=True, top_logprobs=TOP_LOGPROBS))
-        lp = resp.choices[0].logprobs if resp.choices else None
-        if lp is None or not lp.content or not lp.content[0].top_logprobs:
+            send = lambda: self._client.completions.create(  # noqa: E731
+                model=self.model, prompt=prompt, max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS)
+        else:
+            send = lambda: self._client.chat.completions.create(  # noqa: E731
+                model=self.model, messages=self._chat_messages(req, instruct=True), max_tokens=1,
+                temperature=0.0, logprobs=True, top_logprobs=TOP_LOGPROBS)
+        try:
+            return self._call(send, read)
+        except NoLogprobs:
+            if misses <= self.max_retries:  # other faults too: this query failed, the server is fine
+                raise BadReply(f"the last reply had no logprobs ({misses} of {self.max_retries + 1})") from None
+            self._server_lacks_logprobs = True
             return None
-        pairs = [(t.token, t.logprob) for t in lp.content[0].top_logprobs]
-        return scores_from_logprobs(pairs, req.letters, lenient=True)
 
     def _score_generate(self, req: ScoreRequest) -> LetterScores:
         if self._template is not None:
             prompt = render_prompt(self._template, req.messages, req.answer_prefix)
-            resp = self._call(lambda: self._client.completions.create(
-                model=self.model, prompt=prompt, max_tokens=32, temperature=0.0))
-            text = req.answer_prefix + (resp.choices[0].text or "")
+            text = req.answer_prefix + self._call(lambda: self._client.completions.create(
+                model=self.model, prompt=prompt, max_tokens=32, temperature=0.0), _completion_text)
         else:
-            resp = self._call(lambda: self._client.chat.completions.create(
+            text = self._call(lambda: self._client.chat.completions.create(
                 model=self.model, messages=self._chat_messages(req, instruct=False), max_tokens=64,
-                temperature=0.0))
-            text = resp.choices[0].message.content or ""
+                temperature=0.0), _chat_text)
         return letter_scores_from_text(text, req.letters, req.labels)
 
     # ------------------------------------------------------------------ generation
@@ -211,13 +261,40 @@ class OpenAICompatBackend:
 
         msgs = [m.as_dict() for m in req.messages]
         try:
-            resp = self._call(lambda: self._client.chat.completions.create(
+            return self._call(lambda: self._client.chat.completions.create(
                 model=self.model, messages=msgs, max_tokens=req.max_tokens, temperature=req.temperature,
-                seed=req.seed))
-        except openai.APIError as exc:  # generated text feeds later prompts: no silent gaps
-            raise Fatal(f"generation failed after {self.max_retries + 1} attempts: {exc}") from exc
-        return resp.choices[0].message.content or ""
+                seed=req.seed), _chat_text)
+        except (openai.APIError, BadReply) as exc:  # generated text feeds later prompts: no silent gaps
+            raise Fatal(self._redact(f"generation failed after {self.max_retries + 1} attempts: {exc}")) from None
 
     def close(self) -> None:
         self._client.close()
 
+
+def _text_or_bad(text: Any) -> str:
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise TypeError(f"completion text is {type(text).__name__}")
+    return text
+
+
+def _completion_text(resp: Any) -> str:
+    return _text_or_bad(resp.choices[0].text)
+
+
+def _chat_text(resp: Any) -> str:
+    return _text_or_bad(resp.choices[0].message.content)
+
+
+def _is_connect_error(exc: BaseException) -> bool:
+    """Whether a connection error means nothing answers there (refused, unresolvable), as opposed to
+    a timeout or a connection dropped mid-request (one query's bad luck, retried on the next run)."""
+    cause: BaseException | None = exc
+    for _ in range(5):
+        if cause is None:
+            return False
+        if any(c.__name__ in ("ConnectError", "ConnectTimeout") for c in type(cause).__mro__):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False

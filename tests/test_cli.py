@@ -146,3 +146,26 @@ def test_custom_instrument_real_run(tmp_path):
     assert scores["score"].between(1, 5).all()
     resp = pd.read_csv(tmp_path / "exp" / "responses.csv")
     assert set(resp["k"]) == {5} and resp[[f"p_{i}" for i in range(1, 6)]].sum(axis=1).round(9).eq(1).all()
+
+
+def test_unreachable_server_leaves_the_store_unchanged(tmp_path):
+    import hashlib
+    import socket
+
+    out = tmp_path / "out"
+    base = {"name": "reach", "output": str(out), "report": False,
+            "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "MATH"]}],
+            "population": {"baseline": True, "sources": []}}
+    ok = vs("run", str(write_study(tmp_path, base, "ok.yaml")), "-q", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    store = out / "valuescope.sqlite"
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+    with socket.socket() as s:  # a port on which nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = {**base, "models": [{"name": "down", "backend": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
+                                "model": "x", "timeout": 5, "max_retries": 1}]}
+    res = vs("run", str(write_study(tmp_path, down, "down.yaml")), "-q", cwd=tmp_path)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+    assert not (out / "valuescope.sqlite-wal").exists() or (out / "valuescope.sqlite-wal").stat().st_size == 0

@@ -21,10 +21,6 @@ from __future__ import annotations
 
 import importlib.util
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -102,41 +98,12 @@ def _hf_missing() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def xb_llama_server():
-    """A real llama.cpp server on the embedded GGUF at 127.0.0.1:<free port>; None when it cannot run."""
-    gguf = _embedded_gguf()
+def xb_llama_server(request):
+    """The session's real llama.cpp server (tests/conftest.py) as a base URL; None when it cannot run."""
     if _server_missing():
-        yield None
-        return
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not answer /v1/models within 180 s")
-            time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        return None
+    base, _ = request.getfixturevalue("llama_server")
+    return base
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -195,9 +196,12 @@ def run_study(
                 continue
             backend = backend_factory(model)
             try:
-                store.register_run(run_id, study.name, model.name, study_for_model(study, model), len(queries),
-                                   example_prompt(resolved, queries, backend), instruments_json(resolved))
                 session = _Session(resolved, model, backend, store)
+                # registered with the first result written: a model that cannot answer at all (a
+                # server that is down) leaves the store exactly as it was
+                session.register = functools.partial(  # type: ignore[attr-defined]
+                    store.register_run, run_id, study.name, model.name, study_for_model(study, model), len(queries),
+                    example_prompt(resolved, queries, backend), instruments_json(resolved))
                 if model.judge is not None and study.extraction == "generate":
                     session.judge = make_backend(model.judge)  # type: ignore[attr-defined]
                 _run_pending(session, pending, res, progress, chunk_size, max_queries)
@@ -231,6 +235,7 @@ def _run_pending(session: _Session, pending: list[Query], res: RunResult, progre
                  chunk_size: int, max_queries: int | None) -> None:
     total = len(pending)
     done = 0
+    registered = False
     for chunk in _chunks(pending, chunk_size):
         if max_queries is not None and res.new >= max_queries:
             break
@@ -239,10 +244,16 @@ def _run_pending(session: _Session, pending: list[Query], res: RunResult, progre
         except BackendError:
             raise
         except Exception as exc:  # one bad chunk must not lose the rest: record and go on
+            if not registered:
+                session.register()  # type: ignore[attr-defined]
+                registered = True
             session.store.record_failures((q, f"{type(exc).__name__}: {exc}") for q in chunk)
             res.failed += len(chunk)
             done += len(chunk)
             continue
+        if not registered:
+            session.register()  # type: ignore[attr-defined]
+            registered = True
         answered = [(q, s) for q, s in zip(chunk, scores, strict=True) if s.method != "failed"]
         failed = [(q, s.error or "failed") for q, s in zip(chunk, scores, strict=True) if s.method == "failed"]
         res.new += session.store.write_responses(answered)

@@ -11,33 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-from valuescope.types import Message
-
-#: columns of the per-persona scores frame
-SCORE_COLUMNS = [
-    "run_id",
-    "model",
-    "condition",
-    "persona_id",
-    "population",
-    "set_seed",
-    "gender",
-    "context",
-    "topic",
-    "n_messages",
-    "repeat",
-    "instrument",
-    "level",
-    "dimension",
-    "score",
-    "raw_score",
-    "n_items",
-    "catch_failed",
-]  # plus one attr_<name> column per persona attribute
-
 #: columns of the long metrics frame and of the Cohen's d grid: the metrics package's own contracts
-from valuescope.metrics._common import METRIC_COLUMNS as METRIC_COLUMNS  # noqa: E402
-from valuescope.metrics.effects import EFFECT_COLUMNS as EFFECT_COLUMNS  # noqa: E402
+from valuescope.metrics._common import METRIC_COLUMNS as METRIC_COLUMNS
+from valuescope.metrics.effects import EFFECT_COLUMNS as EFFECT_COLUMNS
+from valuescope.types import Message
 
 
 @dataclass
@@ -45,7 +22,7 @@ class RunData:
     """Everything the report shows about one run (one model).
 
     ``responses``  tidy per-query table (schema: :mod:`valuescope.tidy`).
-    ``scores``     per-persona dimension scores (:data:`SCORE_COLUMNS` plus ``attr_*``).
+    ``scores``     per-persona dimension scores (:func:`valuescope.scoring.score_personas`).
     ``metrics``    long metrics table (:data:`METRIC_COLUMNS`); metric names such as inertia_soft,
                    inertia_hard, steerability_jsd, steerability_p, top1_share, top2_adjacent, rank_order,
                    ipsative, distance_to_neutral, icc, var_within, var_between, seed_correlation,

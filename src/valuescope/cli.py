@@ -140,6 +140,17 @@ def _open_store(directory: Path):
     return Store(directory, create=False)
 
 
+def _load_tables(directory: Path, run_id: str):
+    """A stored run's tables, or one error line and exit 2."""
+    from valuescope.analysis import load_run
+
+    try:
+        with _open_store(directory) as store:
+            return load_run(store, run_id)
+    except _user_errors() as exc:
+        fail(str(exc))
+
+
 def _print_headline(store_dir: Path, run_id: str) -> None:
     from valuescope import metrics as metricsmod
     from valuescope.analysis import load_run
@@ -193,13 +204,8 @@ def show(
 ) -> None:
     """Print a run's counts and metric tables."""
     from valuescope import metrics as metricsmod
-    from valuescope.analysis import load_run
 
-    try:
-        with _open_store(directory) as store:
-            tables = load_run(store, run_id)
-    except _user_errors() as exc:
-        fail(str(exc))
+    tables = _load_tables(directory, run_id)
     c = tables.counts
     out.print(f"[bold]{tables.run_id}[/] model={tables.model} answered={c['answered']}/{c['planned']} "
               f"unreadable={c['invalid']} failed={c['failed']} personas={c['personas']} "
@@ -216,14 +222,9 @@ def export(
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Default: <dir>/export/<run>.")] = None,
 ) -> None:
     """Write responses, scores, metrics and effects as CSV and Parquet."""
-    from valuescope.analysis import load_run
     from valuescope.export import write_tables
 
-    try:
-        with _open_store(directory) as store:
-            tables = load_run(store, run_id)
-    except _user_errors() as exc:
-        fail(str(exc))
+    tables = _load_tables(directory, run_id)
     target = out_dir or directory / "export" / tables.run_id
     for path in write_tables(tables, target):
         out.print(str(path))

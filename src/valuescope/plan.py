@@ -28,9 +28,15 @@ def digest(obj: object, n: int = 20) -> str:
 
 
 def model_identity(model: ModelSpec) -> dict[str, object]:
-    """What identifies the model's answers (not how it is served: concurrency, timeouts...)."""
-    return {"name": model.name, "backend": model.backend, "path": model.path, "model": model.model,
-            "logprobs": model.logprobs}
+    """What identifies the model's answers (not how it is served: concurrency, timeouts...). A synthetic
+    model is identified by its spec's content, so an edited spec file is a new run."""
+    ident: dict[str, object] = {"name": model.name, "backend": model.backend, "path": model.path,
+                                "model": model.model, "logprobs": model.logprobs}
+    if model.backend == "synthetic":
+        from valuescope.backends.synthetic_spec import resolve_synthetic
+
+        ident["synthetic"] = resolve_synthetic(model.path, model.synthetic).model_dump(mode="json")
+    return ident
 
 
 def run_id_for(study: Study, model: ModelSpec) -> str:
@@ -118,3 +124,25 @@ def prefix_group(q: Query) -> str:
     instructions); the backend finds the exact common token prefix within the group, which also
     covers the option list when options are permuted per persona."""
     return digest([q.persona.id, q.context.label, q.context.seed, q.repeat, q.instrument, q.part], 16)
+
+
+def score_groups(instrument: Instrument, dimension: str | None) -> tuple[str, ...]:
+    """Names of the score groups (the instrument's scoring levels) that pool ``dimension``."""
+    if dimension is None:
+        return ()
+    levels = instrument.scoring.get("levels", {}) or {}
+    return tuple(g for groups in levels.values() for g, members in groups.items() if dimension in members)
+
+
+def query_meta(q: Query, instrument: Instrument, administration: str = "independent") -> dict[str, object]:
+    """The plain data a backend may read about a query instead of its prompt text (``ScoreRequest.meta``;
+    the synthetic model answers from it)."""
+    item = instrument.item(q.item_id)
+    return {
+        "key": q.key, "persona_id": q.persona.id, "persona_kind": q.persona.kind, "persona_name": q.persona.name,
+        "set_seed": q.persona.set_seed, "attributes": dict(q.persona.attributes), "instrument": q.instrument,
+        "item_id": q.item_id, "dimension": q.dimension, "groups": score_groups(instrument, q.dimension),
+        "reverse": item.reverse, "catch": item.catch, "values": tuple(instrument.parts[q.part].scale.values),
+        "option_order": tuple(q.option_order), "context": q.context.label, "context_seed": q.context.seed,
+        "repeat": q.repeat, "position": q.position, "administration": administration, "seed": q.seed,
+    }

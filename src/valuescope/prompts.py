@@ -36,7 +36,8 @@ In both layouts the assistant turn starts with ``answer_prefix`` (default ``"Ans
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from valuescope.types import OPTION_LETTERS, Item, Message, Part, ScoreRequest
 
@@ -88,6 +89,7 @@ def score_request(
     forced_choice: bool = True,
     answer_prefix: str = "Answer: (",
     group: str = "",
+    meta: Mapping[str, Any] | None = None,
 ) -> ScoreRequest:
     text, shared = user_message(
         part, item.wording(wording), option_order, layout=layout, forced_choice=forced_choice
@@ -101,6 +103,7 @@ def score_request(
         labels=labels,
         group=group,
         shared_chars=shared,
+        meta=meta,
     )
 
 

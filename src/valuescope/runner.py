@@ -13,7 +13,7 @@ from valuescope import contexts as ctxmod
 from valuescope import personas as persmod
 from valuescope.backends.base import Backend, BackendError, create_backend
 from valuescope.instruments import choose_wording, load_instrument
-from valuescope.plan import PlannedInstrument, plan_queries, prefix_group, run_id_for
+from valuescope.plan import PlannedInstrument, plan_queries, prefix_group, query_meta, run_id_for
 from valuescope.prompts import score_request
 from valuescope.spec import ModelSpec, SpecError, Study
 from valuescope.store import Store
@@ -124,10 +124,13 @@ class _Session:
 
     def request(self, q: Query):  # -> ScoreRequest
         inst = self.r.instrument_map[q.instrument]
+        meta = None
+        if getattr(self.backend, "wants_meta", False):
+            meta = query_meta(q, inst, str(getattr(self.study, "administration", "independent")))
         return score_request(
             self.persona_messages(q.persona), self.conversation(q), inst.parts[q.part], inst.item(q.item_id),
             q.wording, q.option_order, layout=self.study.layout, forced_choice=self.study.forced_choice,
-            answer_prefix=self.study.answer_prefix, group=prefix_group(q),
+            answer_prefix=self.study.answer_prefix, group=prefix_group(q), meta=meta,
         )
 
     def answer(self, queries: Sequence[Query]) -> list[LetterScores]:
@@ -196,6 +199,9 @@ def run_study(
                 continue
             backend = backend_factory(model)
             try:
+                check = getattr(backend, "check_instruments", None)
+                if callable(check):  # e.g. a synthetic spec naming a dimension no instrument has
+                    check(resolved.instrument_map)
                 session = _Session(resolved, model, backend, store)
                 # registered with the first result written: a model that cannot answer at all (a
                 # server that is down) leaves the store exactly as it was

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from valuescope.backends.synthetic_spec import SyntheticSpec
+
 
 class SpecError(ValueError):
     """A study, instrument or persona file that cannot be used. The message is one line for the user."""
@@ -28,8 +30,8 @@ class ModelSpec(_Strict):
     to it (a field a backend does not use is ignored by that backend)."""
 
     name: str = "smollm2-135m"
-    backend: Literal["llamacpp", "openai", "hf", "vllm", "anthropic"] = "llamacpp"
-    path: str | None = None  # GGUF file or HF model directory; None = the embedded SmolLM2
+    backend: Literal["llamacpp", "openai", "hf", "vllm", "anthropic", "synthetic"] = "llamacpp"
+    path: str | None = None  # GGUF file or HF model directory (synthetic: its spec YAML); None = the embedded SmolLM2
     model: str | None = None  # model name on a server (openai / anthropic / vllm)
     base_url: str | None = None
     api_key_env: str | None = None  # NAME of the environment variable that holds the key
@@ -41,6 +43,15 @@ class ModelSpec(_Strict):
     batch_size: int = Field(16, ge=1, le=512)
     logprobs: bool = True  # False: generate and parse even where logprobs exist
     judge: ModelSpec | None = None  # optional judge model mapping free text to an option
+    synthetic: SyntheticSpec | None = None  # backend synthetic: its spec inline (docs/backends.md)
+
+    @model_validator(mode="after")
+    def _synthetic_only(self) -> ModelSpec:
+        if self.synthetic is not None and self.backend != "synthetic":
+            raise ValueError("'synthetic' is the spec of a synthetic model: set backend: synthetic")
+        if self.synthetic is not None and self.path is not None:
+            raise ValueError("a synthetic model takes its spec as 'path' (a YAML file) or inline, not both")
+        return self
 
     @field_validator("api_key_env")
     @classmethod

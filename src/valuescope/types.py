@@ -7,6 +7,7 @@ stage can be tested alone and no stage reaches back into another.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -177,6 +178,10 @@ class ScoreRequest:
     # item); a backend splits the prompt there so that an answer never depends on which other
     # queries were batched with it. -1: unknown.
     shared_chars: int = -1
+    # plain data about the query (persona, item, option order, context, position: ``plan.query_meta``),
+    # set by the runner only for backends that ask for it (``wants_meta``: the synthetic model);
+    # every other backend reads the messages alone
+    meta: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

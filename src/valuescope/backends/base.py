@@ -40,6 +40,7 @@ REGISTRY: dict[str, str] = {
     "hf": "valuescope.backends.hf:HFBackend",
     "vllm": "valuescope.backends.vllm_engine:VLLMBackend",
     "anthropic": "valuescope.backends.anthropic_api:AnthropicBackend",
+    "synthetic": "valuescope.backends.synthetic:SyntheticBackend",
 }
 
 

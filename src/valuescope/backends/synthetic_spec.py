@@ -1,0 +1,146 @@
+"""The synthetic model's specification: a stated generative model instead of a network.
+
+A synthetic model answers every query from a latent value ``eta`` (higher = a higher scale value)::
+
+    eta = s * (mean[instrument, dimension] + effects by attribute level + effects by named persona
+               + u[persona, dimension] + v[persona, context, dimension] + w[persona, context, repeat, dimension])
+          + e[query] + item_offset[item] + position_slope * position      (position: sequential administration only)
+
+with ``s = -1`` for a reverse-keyed item, ``u ~ N(0, persona_sd)`` (per persona), ``v ~ N(0, drift_sd)`` (per
+persona and context), ``w ~ N(0, repeat_sd)`` (per repeat / conversation), ``e ~ N(0, query_sd)`` (per query:
+persona, context, repeat and item) and ``item_offset ~ N(0, item_sd)`` (fixed for the model: drawn from
+``item_seed``). The baseline (no persona) gets no persona effects and no ``u``; it does get ``v``, ``w``, ``e``.
+
+The answer distribution over the K options in ascending value order is an ordered logit (or probit):
+``P(y <= j) = F((c_j - eta) / temperature)`` with cut points ``c_j = step * (j - (K - 2) / 2)``, j = 0..K-2,
+symmetric around 0 (``eta = 0``: centred on the scale's middle). The distribution is mapped to the letters
+through the query's option order and mixed with a letter-position bias that ignores content::
+
+    q[letter j] = (1 - letter_weight) * p[option shown under j] + letter_weight * letter_bias[j]
+
+Every random draw is a normal from a SHA-256 of ``seed`` and what it belongs to, so an answer depends only
+on the query and the spec (any batch, any order, any machine).
+
+Dimension keys (in ``baseline``, ``effects``, ``personas``) are a dimension of an instrument (``Harm``, ``TR``),
+a score group of its scoring levels (``Tradition`` = the PVQ-RR's TR and HUM), or either prefixed with the
+instrument (``pvq_rr/Tradition``). Effect keys are ``attribute=level`` (a persona attribute, e.g.
+``religious_denomination=Orthodox``); persona keys are a persona id or name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DimShifts = dict[str, float]
+
+
+class SyntheticSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = 0  # persona, drift and repeat draws
+    item_seed: int = 0  # item offsets (a property of the model, not of a replication)
+    link: Literal["logit", "probit"] = "logit"
+    temperature: float = Field(1.0, gt=0, le=100)  # answer noise in latent units: larger = flatter answers
+    step: float = Field(1.0, gt=0, le=100)  # spacing of the cut points
+    default_mean: float = Field(0.0, ge=-50, le=50)  # latent mean of a dimension not listed in `baseline`
+    baseline: DimShifts = Field(default_factory=dict)  # dimension key -> latent mean
+    item_sd: float = Field(0.0, ge=0, le=50)
+    persona_sd: float = Field(1.0, ge=0, le=50)
+    drift_sd: float = Field(0.0, ge=0, le=50)
+    repeat_sd: float = Field(0.0, ge=0, le=50)
+    query_sd: float = Field(0.0, ge=0, le=50)
+    effects: dict[str, DimShifts] = Field(default_factory=dict)  # "attribute=level" -> {dimension key: shift}
+    personas: dict[str, DimShifts] = Field(default_factory=dict)  # persona id or name -> {dimension key: shift}
+    letter_bias: list[float] | None = None  # probability by letter shown (A, B, ...), independent of content
+    letter_weight: float = Field(0.0, ge=0, le=1)
+    position_slope: float = Field(0.0, ge=-10, le=10)  # latent shift per item position, sequential only
+
+    @field_validator("effects")
+    @classmethod
+    def _effect_keys(cls, v: dict[str, DimShifts]) -> dict[str, DimShifts]:
+        for key in v:
+            attr, sep, level = key.partition("=")
+            if not sep or not attr.strip() or not level.strip():
+                raise ValueError(f"effect key {key!r} must be 'attribute=level'")
+        return v
+
+    @field_validator("letter_bias")
+    @classmethod
+    def _bias(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
+        if len(v) < 2 or any(x < 0 for x in v) or sum(v) <= 0:
+            raise ValueError("letter_bias must list at least 2 non-negative probabilities (A, B, ...)")
+        return v
+
+    def dimension_keys(self) -> list[tuple[str, str]]:
+        """(where, key) of every dimension key in the spec, for validation against the instruments."""
+        out = [("baseline", k) for k in self.baseline]
+        out += [(f"effects.{e}", k) for e, m in self.effects.items() for k in m]
+        out += [(f"personas.{p}", k) for p, m in self.personas.items() for k in m]
+        return out
+
+
+def synthetic_from_dict(data: Any, source: str = "synthetic spec") -> SyntheticSpec:
+    from valuescope.spec import SpecError, _format_error
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a synthetic spec must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return SyntheticSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_format_error(err, source)) from None
+
+
+def load_synthetic(path: str | Path) -> SyntheticSpec:
+    from valuescope.spec import read_yaml_file
+
+    return synthetic_from_dict(read_yaml_file(path, "synthetic spec"), source=str(path))
+
+
+def parse_effect(text: str) -> tuple[str, str, float]:
+    """``"religious_denomination=Orthodox:Tradition=0.5"`` -> ("religious_denomination=Orthodox", "Tradition", 0.5).
+
+    The dimension part may carry an instrument prefix (``pvq_rr/Tradition``)."""
+    from valuescope.spec import SpecError
+
+    where = f"--effect {text!r}"
+    level, sep, rest = text.rpartition(":")
+    if not sep or "=" not in level:
+        raise SpecError(f"{where}: expected attribute=level:dimension=value, e.g. "
+                        f"religious_denomination=Orthodox:Tradition=0.5")
+    dim, sep, value = rest.rpartition("=")
+    if not sep or not dim.strip():
+        raise SpecError(f"{where}: expected attribute=level:dimension=value")
+    try:
+        shift = float(value)
+    except ValueError:
+        raise SpecError(f"{where}: {value!r} is not a number") from None
+    attr, _, lev = level.partition("=")
+    if not attr.strip() or not lev.strip():
+        raise SpecError(f"{where}: expected attribute=level before ':'")
+    return f"{attr.strip()}={lev.strip()}", dim.strip(), shift
+
+
+def resolve_synthetic(path: str | None, inline: SyntheticSpec | None) -> SyntheticSpec:
+    """The spec of a model block: the YAML file at ``path``, or the inline ``synthetic:`` block (not both)."""
+    from valuescope.spec import SpecError
+
+    if path is not None and inline is not None:
+        raise SpecError("synthetic model: give its spec as 'path' (a YAML file) or inline 'synthetic:', not both")
+    if path is not None:
+        return load_synthetic(path)
+    return inline if inline is not None else SyntheticSpec()
+
+
+def with_effects(spec: SyntheticSpec, effects: list[tuple[str, str, float]]) -> SyntheticSpec:
+    """The spec with extra attribute effects added (summed where a cell is already set)."""
+    merged = {k: dict(v) for k, v in spec.effects.items()}
+    for level, dim, shift in effects:
+        cell = merged.setdefault(level, {})
+        cell[dim] = cell.get(dim, 0.0) + shift
+    return spec.model_copy(update={"effects": merged})

@@ -37,3 +37,49 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_llama_server(gguf: Path, port: int | None = None, timeout_s: float = 180.0):
+    """A real llama.cpp OpenAI-compatible server on 127.0.0.1 (valuescope's launcher where it exists):
+    (process, base_url). The caller stops it (``stop_process``)."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("sse_starlette") is None:
+        pytest.skip("llama-cpp-python[server] extra is not installed")
+    module = "valuescope.llama_server" if importlib.util.find_spec("valuescope.llama_server") else "llama_cpp.server"
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
+         "--n_ctx", "2048", "--n_threads", "1", "--verbose", "False"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{module} exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
+                if r.status == 200:
+                    return proc, base
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            stop_process(proc)
+            pytest.fail(f"{module} did not answer /v1/models within {timeout_s:.0f} s")
+        time.sleep(0.5)
+
+
+def stop_process(proc) -> None:
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

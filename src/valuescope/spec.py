@@ -33,7 +33,7 @@ class ModelSpec(_Strict):
     backend: Literal["llamacpp", "openai", "hf", "vllm", "anthropic", "synthetic"] = "llamacpp"
     path: str | None = None  # GGUF file or HF model directory (synthetic: its spec YAML); None = the embedded SmolLM2
     model: str | None = None  # model name on a server (openai / anthropic / vllm)
-    base_url: str | None = None
+    base_url: str | list[str] | None = None  # openai: a list = several servers of one model (docs/scale.md)
     api_key_env: str | None = None  # NAME of the environment variable that holds the key
     concurrency: int = Field(4, ge=1, le=256)
     timeout: float = Field(60.0, gt=0)
@@ -51,6 +51,15 @@ class ModelSpec(_Strict):
             raise ValueError("'synthetic' is the spec of a synthetic model: set backend: synthetic")
         if self.synthetic is not None and self.path is not None:
             raise ValueError("a synthetic model takes its spec as 'path' (a YAML file) or inline, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _server_list(self) -> ModelSpec:
+        if isinstance(self.base_url, list):
+            if self.backend != "openai":
+                raise ValueError("a list of base_url servers needs backend: openai")
+            if not self.base_url or len(set(self.base_url)) != len(self.base_url):
+                raise ValueError("base_url: a list of servers must be non-empty and without repeats")
         return self
 
     @field_validator("api_key_env")

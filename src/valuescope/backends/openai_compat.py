@@ -25,6 +25,12 @@ failing comes back ``valid=False, method="failed"`` with the error, so the runne
 ``failures`` and retries it on the next run; an unreadable *answer* (no option letter) is a
 ``"logprobs"``/``"generate"`` result. A server that cannot be reached at all (connection refused)
 or refuses the key raises one BackendError.
+
+Several servers of one model: ``base_url`` may be a list. Each query goes to the server of its prefix
+group (:mod:`valuescope.backends.routing`: the same persona and context always to the same server, so
+its prefix cache hits), with the retry and failure rules above applied per server. A server that
+cannot be reached (connection refused, also mid-run after it died) is dropped and its groups go to
+the others; only when none is left does the run stop with one BackendError.
 The API key is read from the environment variable named by ``api_key_env``; it is never logged,
 and any error text a server sends back has it masked before it is stored or shown.
 """
@@ -48,6 +54,7 @@ from valuescope.backends.retry import (
     parse_retry_after,
     run_concurrently,
 )
+from valuescope.backends.routing import Router
 from valuescope.extraction import letter_scores_from_text
 from valuescope.types import GenerateRequest, LetterScores, ScoreRequest
 
@@ -82,7 +89,7 @@ class OpenAICompatBackend:
         *,
         name: str = "openai",
         model: str | None = None,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         api_key_env: str | None = None,
         path: str | None = None,
         concurrency: int = 4,
@@ -97,7 +104,11 @@ class OpenAICompatBackend:
         except ImportError as exc:  # pragma: no cover - openai is a core dependency
             raise BackendError("the openai backend needs the 'openai' package: pip install openai") from exc
         self.name = name
-        self.base_url = base_url
+        urls: list[str | None] = [base_url] if base_url is None or isinstance(base_url, str) else list(base_url)
+        if not urls or len(set(urls)) != len(urls):
+            raise BackendError(f"base_url: give one server or a list of distinct servers, got {base_url!r}")
+        self.base_url = urls[0]
+        self.router = Router(urls)
         self.concurrency = concurrency
         self.max_retries = max_retries
         self.use_logprobs = logprobs
@@ -105,9 +116,9 @@ class OpenAICompatBackend:
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
         key = os.environ.get(api_key_env) if api_key_env else None
-        self._client = openai.OpenAI(
-            base_url=base_url, api_key=key or DUMMY_KEY, timeout=timeout, max_retries=0
-        )
+        self._clients = {u: openai.OpenAI(base_url=u, api_key=key or DUMMY_KEY, timeout=timeout, max_retries=0)
+                         for u in urls}
+        self._client = self._clients[urls[0]]
         self._template: ChatTemplate | None = None
         if path is not None:
             try:
@@ -138,7 +149,7 @@ class OpenAICompatBackend:
     @property
     def model(self) -> str:
         if self._model is None:
-            data = self._call(lambda: self._client.models.list(), lambda r: list(r.data))
+            data = self._call(lambda c: c.models.list(), lambda r: list(r.data))
             if not data:
                 raise BackendError(f"server {self.base_url} lists no model; set 'model' in the model block")
             self._model = data[0].id
@@ -149,13 +160,34 @@ class OpenAICompatBackend:
         key = self._client.api_key
         return text.replace(key, "[api key]") if key and key != DUMMY_KEY else text
 
-    def _call(self, fn: Callable[[], Any], read: Callable[[Any], T] = lambda r: r) -> T:
-        """``read(fn())`` with bounded retries; a reply ``read`` cannot use is a retried BadReply."""
+    @property
+    def stats(self) -> dict[str, Any]:
+        if len(self.router.urls) == 1:
+            return {}
+        return {"requests_per_server": dict(self.router.sent), "servers_down": self.router.down}
+
+    def _call(self, fn: Callable[[Any], Any], read: Callable[[Any], T] = lambda r: r, group: str = "") -> T:
+        """``read(fn(client))`` on the server of ``group``; a server found down hands the call to the next."""
+        while True:
+            try:
+                url = self.router.pick(group)
+            except Fatal as exc:
+                raise Fatal(self._redact(str(exc))) from None
+            try:
+                return self._call_on(url, fn, read)
+            except _ServerDown as exc:
+                self.router.mark_down(url, str(exc))
+
+    def _call_on(self, url: str | None, fn: Callable[[Any], Any], read: Callable[[Any], T]) -> T:
+        """``read(fn(client))`` on one server with bounded retries; a reply ``read`` cannot use is a
+        retried BadReply."""
         import openai
+
+        client = self._clients[url]
 
         def attempt() -> T:
             try:
-                resp = fn()
+                resp = fn(client)
             except ValueError as exc:  # the client could not decode the JSON body
                 raise BadReply(f"malformed JSON reply: {exc}") from None
             if isinstance(resp, str | bytes):  # the client hands back a body it could not parse
@@ -167,13 +199,13 @@ class OpenAICompatBackend:
 
         with self._rng_lock:
             rng = random.Random(self._rng.random())
-        where = self.base_url or "the OpenAI API"
+        where = url or "the OpenAI API"
         try:
             return call_with_retries(attempt, _classify, max_retries=self.max_retries, rng=rng,
                                      base=self.retry_base)
         except openai.APIConnectionError as exc:
             if _is_connect_error(exc):  # nothing listens there: every query would fail the same way
-                raise Fatal(self._redact(f"cannot reach {where}: {exc}")) from None
+                raise _ServerDown(self._redact(f"cannot reach {where}: {exc}")) from None
             raise
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise Fatal(self._redact(f"{where} refused the API key: {exc}")) from None
@@ -226,14 +258,14 @@ class OpenAICompatBackend:
 
         if self._template is not None:
             prompt = render_prompt(self._template, req.messages, req.answer_prefix)
-            send = lambda: self._client.completions.create(  # noqa: E731
+            send = lambda c: c.completions.create(  # noqa: E731
                 model=self.model, prompt=prompt, max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS)
         else:
-            send = lambda: self._client.chat.completions.create(  # noqa: E731
+            send = lambda c: c.chat.completions.create(  # noqa: E731
                 model=self.model, messages=self._chat_messages(req, instruct=True), max_tokens=1,
                 temperature=0.0, logprobs=True, top_logprobs=TOP_LOGPROBS)
         try:
-            return self._call(send, read)
+            return self._call(send, read, req.group)
         except NoLogprobs:
             if misses <= self.max_retries:  # other faults too: this query failed, the server is fine
                 raise BadReply(f"the last reply had no logprobs ({misses} of {self.max_retries + 1})") from None
@@ -243,12 +275,12 @@ class OpenAICompatBackend:
     def _score_generate(self, req: ScoreRequest) -> LetterScores:
         if self._template is not None:
             prompt = render_prompt(self._template, req.messages, req.answer_prefix)
-            text = req.answer_prefix + self._call(lambda: self._client.completions.create(
-                model=self.model, prompt=prompt, max_tokens=32, temperature=0.0), _completion_text)
+            text = req.answer_prefix + self._call(lambda c: c.completions.create(
+                model=self.model, prompt=prompt, max_tokens=32, temperature=0.0), _completion_text, req.group)
         else:
-            text = self._call(lambda: self._client.chat.completions.create(
+            text = self._call(lambda c: c.chat.completions.create(
                 model=self.model, messages=self._chat_messages(req, instruct=False), max_tokens=64,
-                temperature=0.0), _chat_text)
+                temperature=0.0), _chat_text, req.group)
         return letter_scores_from_text(text, req.letters, req.labels)
 
     # ------------------------------------------------------------------ generation
@@ -261,14 +293,19 @@ class OpenAICompatBackend:
 
         msgs = [m.as_dict() for m in req.messages]
         try:
-            return self._call(lambda: self._client.chat.completions.create(
+            return self._call(lambda c: c.chat.completions.create(
                 model=self.model, messages=msgs, max_tokens=req.max_tokens, temperature=req.temperature,
-                seed=req.seed), _chat_text)
+                seed=req.seed), _chat_text, msgs[0]["content"] if msgs else "")
         except (openai.APIError, BadReply) as exc:  # generated text feeds later prompts: no silent gaps
             raise Fatal(self._redact(f"generation failed after {self.max_retries + 1} attempts: {exc}")) from None
 
     def close(self) -> None:
-        self._client.close()
+        for client in self._clients.values():
+            client.close()
+
+
+class _ServerDown(Exception):
+    """Nothing answers at one server (connection refused): its queries go to the other servers."""
 
 
 def _text_or_bad(text: Any) -> str:

@@ -36,6 +36,7 @@ class VLLMBackend:
         model: str | None = None,
         path: str | None = None,
         n_ctx: int = 2048,
+        tokenizer: str | None = None,  # for a GGUF: the base model's tokenizer (vLLM's advice)
         **_: Any,
     ) -> None:
         try:
@@ -53,7 +54,8 @@ class VLLMBackend:
         self.name = name
         self._SamplingParams = SamplingParams
         try:
-            self.llm = LLM(model=str(target), enable_prefix_caching=True, max_model_len=n_ctx, seed=0)
+            extra = {"tokenizer": tokenizer} if tokenizer else {}
+            self.llm = LLM(model=str(target), enable_prefix_caching=True, max_model_len=n_ctx, seed=0, **extra)
         except Exception as exc:  # vLLM raises many kinds (ValueError, RuntimeError, OSError)
             raise BackendError(f"vLLM could not load {target}: {exc}") from exc
         self.tokenizer = self.llm.get_tokenizer()

@@ -81,5 +81,10 @@ def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: in
             from valuescope import metrics
 
             tables.metrics = metrics.compute_metrics(responses, tables.scores, n_boot=n_boot, seed=seed)
+            from valuescope.metrics.tension import tension_metrics  # paper 004's probes (issue 17)
+
+            extra = tension_metrics(responses, instruments, n_boot=n_boot, seed=seed)
+            if len(extra):
+                tables.metrics = pd.concat([tables.metrics, extra], ignore_index=True)
             tables.effects = metrics.effects_grid(tables.scores)
     return tables

@@ -158,6 +158,12 @@ def _print_headline(store_dir: Path, run_id: str) -> None:
     with _open_store(store_dir) as store:
         tables = load_run(store, run_id)
     _print_frame(_compact(metricsmod.headline(tables.metrics)), title=f"{tables.model}: headline metrics")
+    from valuescope.metrics.tension import congruence_summary
+
+    bias = congruence_summary(tables.metrics)
+    if len(bias):  # evidence instruments (paper 004): accuracy when the truth suits the persona's identity
+        _print_frame(bias.drop(columns=["context"] if bias["context"].nunique() == 1 else []),
+                     title=f"{tables.model}: right when the truth suits the identity vs not (hard accuracy, 95% CI)")
 
 
 def _compact(head):

@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 import re
 import unicodedata
 from functools import cache
@@ -51,6 +52,9 @@ from valuescope.attribute_space import (
 from valuescope.spec import FileSource, NamedSource, PopulationSpec, SpecError, WVSSource
 from valuescope.types import BASELINE, Message, Persona
 
+IDENTITIES = ("liberal", "conservative")
+IDENTITY_TEXT = {"liberal": "Politically, you are a liberal: you stand on the left.",
+                 "conservative": "Politically, you are a conservative: you stand on the right."}
 PERSONA_ACK = "OK"  # the assistant's acknowledgement when the persona goes in a user message
 NAMED_LISTS = ("tolkien", "famous_people", "real_world_people")
 MAX_FILE_BYTES = 50_000_000
@@ -68,7 +72,7 @@ def build_population(spec: PopulationSpec) -> list[Persona]:
     for src in spec.sources:
         if isinstance(src, WVSSource):
             for seed in src.seeds:
-                out.extend(wvs_personas(src.n, seed, src.attributes))
+                out.extend(wvs_personas(src.n, seed, src.attributes, identity=getattr(src, "identity", False)))
         elif isinstance(src, NamedSource):
             wording = getattr(src, "wording", "project")
             out.extend(named_personas(src.list, limit=src.limit, wording=wording))
@@ -85,17 +89,30 @@ def build_population(spec: PopulationSpec) -> list[Persona]:
     return out
 
 
-def wvs_personas(n: int, seed: int, attributes: str | Path | None = None) -> list[Persona]:
+def wvs_personas(n: int, seed: int, attributes: str | Path | None = None, *, identity: bool = False) -> list[Persona]:
     """``n`` random personas for persona-set ``seed`` from the WVS space of Lee et al. (2024), or
-    from the attribute space in the YAML file ``attributes``."""
+    from the attribute space in the YAML file ``attributes``.
+
+    ``identity=True`` adds a political identity to the *same* people (same attributes and text for the
+    same seed, one sentence appended, see :data:`IDENTITY_TEXT`): attribute ``identity`` = liberal /
+    conservative, alternating from a coin seeded by ``seed`` (so a set is balanced within one), ids
+    ``{space}-pol-s{seed}-{index}``, population ``...+identity``. Lee et al.'s space itself is unchanged.
+    """
     space: AttributeSpace = default_space() if attributes is None else load_attribute_space(attributes)
     population = f"wvs:seed={seed}" if attributes is None else f"wvs:{space.id}:seed={seed}"
+    start = int(random.Random(f"valuescope-identity-{seed}").random() < 0.5)
     personas = []
     for i, (attrs, text) in enumerate(sample_space(space, n, seed)):
+        pid = f"{space.id}-s{seed}-{i:04d}"
+        if identity:
+            side = IDENTITIES[(i + start) % 2]
+            attrs = {**attrs, "identity": side}
+            text = f"{text} {IDENTITY_TEXT[side]}"
+            pid = f"{space.id}-pol-s{seed}-{i:04d}"
         personas.append(Persona(
-            id=f"{space.id}-s{seed}-{i:04d}", kind="wvs", description=text,
+            id=pid, kind="wvs", description=text,
             gender=space.gender(attrs),  # type: ignore[arg-type]
-            attributes=attrs, population=population, set_seed=seed,
+            attributes=attrs, population=population + ("+identity" if identity else ""), set_seed=seed,
         ))
     return personas
 

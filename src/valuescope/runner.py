@@ -12,7 +12,7 @@ from typing import Any
 from valuescope import contexts as ctxmod
 from valuescope import personas as persmod
 from valuescope.backends.base import Backend, BackendError, create_backend
-from valuescope.instruments import choose_wording, load_instrument
+from valuescope.instruments import choose_wording, instrument_for_ref
 from valuescope.plan import PlannedInstrument, plan_queries, prefix_group, query_meta, run_id_for
 from valuescope.prompts import score_request
 from valuescope.spec import ModelSpec, SpecError, Study
@@ -52,7 +52,7 @@ class Resolved:
 
 
 def resolve(study: Study) -> Resolved:
-    instruments = [PlannedInstrument(load_instrument(name=ref.name, path=ref.path), ref) for ref in study.instruments]
+    instruments = [PlannedInstrument(instrument_for_ref(ref), ref) for ref in study.instruments]
     ids = [p.instrument.id for p in instruments]
     if len(set(ids)) != len(ids):
         raise SpecError(f"study: field 'instruments': the same instrument is listed twice ({ids})")

@@ -77,6 +77,10 @@ class InstrumentRef(_Strict):
     path: str | None = None
     wording: Literal["auto", "male", "female", "you", "first", "default"] = "auto"
     items: list[str] | None = None  # restrict to these item ids (a quick subset)
+    # generated instruments (evidence, dilemmas; docs/instruments.md): size, seed, debiasing instruction
+    n_items: int | None = Field(None, ge=1)
+    seed: int | None = None
+    debias: Literal["regardless-of-views", "consider-both-sides"] | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> InstrumentRef:
@@ -90,6 +94,7 @@ class WVSSource(_Strict):
     n: int = Field(20, ge=1)
     seeds: list[int] = Field(default_factory=lambda: [111], min_length=1)
     attributes: str | None = None  # YAML attribute space of the user's; None = Lee et al.'s
+    identity: bool = False  # add a political identity (liberal / conservative), docs/personas.md
 
 
 class NamedSource(_Strict):

@@ -6,6 +6,8 @@ The YAML format is documented in ``docs/instruments.md``; scoring lives in :mod:
 
 from __future__ import annotations
 
+from typing import Any
+
 from valuescope.instruments.loader import DATA_DIR, instrument_from_dict, list_instruments, load_instrument
 from valuescope.spec import SpecError
 from valuescope.types import Instrument
@@ -13,10 +15,14 @@ from valuescope.types import Instrument
 WORDING_REQUESTS = ("auto", "male", "female", "you", "default")
 GENDERED = ("male", "female")
 
+GENERATED = ("evidence", "dilemmas")  # instruments built by code from a seed (see instrument_for_ref)
+
 __all__ = [
     "DATA_DIR",
+    "GENERATED",
     "WORDING_REQUESTS",
     "choose_wording",
+    "instrument_for_ref",
     "instrument_from_dict",
     "list_instruments",
     "load_instrument",
@@ -60,3 +66,32 @@ def choose_wording(instrument: Instrument, requested: str, gender: str | None) -
             f"(it has: {', '.join(instrument.wordings)})"
         )
     return requested
+
+
+def instrument_for_ref(ref: Any) -> Instrument:
+    """The instrument a study's ``instruments`` entry (:class:`valuescope.spec.InstrumentRef`) names.
+
+    ``evidence`` and ``dilemmas`` are generated (:mod:`valuescope.instruments.evidence`,
+    :mod:`valuescope.instruments.dilemmas`): ``n_items`` and ``seed`` (evidence) and ``debias`` (both) shape
+    them; the generated items are stored with the run, so analysis never regenerates them. Any other name
+    or a path is a data file, for which those three fields are an error.
+    """
+    name, path = getattr(ref, "name", None), getattr(ref, "path", None)
+    n_items, seed, debias = getattr(ref, "n_items", None), getattr(ref, "seed", None), getattr(ref, "debias", None)
+    if name == "evidence" and path is None:
+        from valuescope.instruments import evidence
+
+        return evidence.generate(n_items=24 if n_items is None else n_items, seed=0 if seed is None else seed,
+                                 debias=debias)
+    if name == "dilemmas" and path is None:
+        from valuescope.instruments import dilemmas
+
+        if n_items is not None or seed is not None:
+            raise SpecError("instrument dilemmas: has a fixed set of 48 items; 'n_items' and 'seed' do not apply "
+                            "(use 'items' for a subset)")
+        return dilemmas.generate(debias=debias)
+    given = [k for k, v in (("n_items", n_items), ("seed", seed), ("debias", debias)) if v is not None]
+    if given:
+        raise SpecError(f"instrument {name or path}: field '{given[0]}' applies only to the generated instruments "
+                        f"({', '.join(GENERATED)})")
+    return load_instrument(name=name, path=path)

@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from valuescope.report import figures_answers as fa
 from valuescope.report import figures_metrics as fm
+from valuescope.report import figures_tension as ft
 from valuescope.report import tables
 from valuescope.report.data import EFFECT_COLUMNS, METRIC_COLUMNS, RunData
 from valuescope.report.derive import Skip
@@ -62,6 +63,7 @@ class _Spec:
     caption: str
     per_run: bool
     build: Callable[..., list]
+    optional: bool = False  # left out of the report when it applies to no run (every build raised Skip)
 
 
 def _text(s: str) -> str:
@@ -187,6 +189,52 @@ _SPECS = [
         True,
         fm.length_sweep,
     ),
+    _Spec(
+        "congruence",
+        "Motivated reasoning: is the evidence read right when the truth suits the persona?",
+        _text("""
+        Evidence items (a 2×2 table of counts after Kahan et al. 2017: raw counts mislead, only ratios give
+        the right answer; each table asked twice with the correct conclusion flipped). Bars: accuracy
+        (probability on the correct conclusion) of personas of each political identity when the correct
+        conclusion suits that identity (green) and when it does not (purple), with 95% bootstrap CIs over
+        personas; under each identity, the difference with its CI. Left: political topics; right: the neutral
+        control (skin cream, fertiliser, …) with balanced placebo labels, where any real model must show no
+        difference. Dashed: the model without a persona. Dash et al. (2025) report persona-assigned models
+        up to 90% more likely to be right when the truth suits their identity; a model without motivated
+        reasoning shows equal bars on both sides.
+        """),
+        True,
+        ft.congruence,
+        optional=True,
+    ),
+    _Spec(
+        "evenhandedness",
+        "Evenhandedness: does a persona still see a case on both sides of a value dilemma?",
+        _text("""
+        Value dilemmas between opposing Schwartz values, each side's case rated separately on the same 1–6
+        scale in both orders. Left: per persona, the mean gap between the two sides' ratings (0 = both sides
+        rated alike), coloured by political identity; dashed: the model's own gap without a persona. Right:
+        collapse = how much wider the persona's gap is than the baseline's on the same dilemmas, and the
+        directed collapse towards the value an identity is expected to favour (95% CIs). Bars near 0 mean the
+        persona holds the tension as well as the model does on its own.
+        """),
+        True,
+        ft.evenhandedness,
+        optional=True,
+    ),
+    _Spec(
+        "narrowing",
+        "Narrowing over a conversation",
+        _text("""
+        Normalised entropy of the answer distribution (0 = all probability on one option, 1 = uniform)
+        against the number of messages in the conversation before the question, with a persona and without
+        one (baseline), pooled and per dimension, with 95% bootstrap CIs. Falling curves mean the model's
+        answers narrow as the dialogue proceeds; a steeper persona curve means the persona narrows them faster.
+        """),
+        True,
+        ft.narrowing,
+        optional=True,
+    ),
 ]
 
 
@@ -201,6 +249,7 @@ def _build_sections(runs: list[RunData], out_dir: Path, color_by: str | None) ->
     several = len(runs) > 1
     for spec in _SPECS:
         sec = Section(spec.id, spec.title, spec.caption)
+        errored = False
         targets: list[tuple[str, Any]] = [(r.model, r) for r in runs] if spec.per_run else [("", runs)]
         for who, arg in targets:
             prefix = f"{who}: " if several and who else ""
@@ -215,6 +264,7 @@ def _build_sections(runs: list[RunData], out_dir: Path, color_by: str | None) ->
                     msg = f"could not be drawn ({type(exc).__name__}: {exc})"
                     warnings.warn(f"report section {spec.id!r}: {msg}", RuntimeWarning, stacklevel=2)
                     sec.skipped.append(prefix + msg)
+                    errored = True
                     continue
             for label, fig, data in pngs:
                 name = "-".join(_slug(p) for p in (spec.id, who, label) if p) + ".png"
@@ -229,6 +279,8 @@ def _build_sections(runs: list[RunData], out_dir: Path, color_by: str | None) ->
                         width,
                     )
                 )
+        if spec.optional and not sec.figures and not errored:
+            continue
         sections.append(sec)
     return sections
 

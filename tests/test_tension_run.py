@@ -1,0 +1,87 @@
+"""Issue 17 end to end on the real embedded SmolLM2 (a negative control: it answers by letter position):
+the motivated-reasoning preset, reduced, through the CLI; the evenhandedness preset, reduced, with a
+conversation-length sweep; metrics, the per-identity table and the report sections."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from valuescope.analysis import load_run
+from valuescope.metrics.tension import congruence_summary
+from valuescope.presets import adapt, load_preset, preset_text
+from valuescope.report import write_report
+from valuescope.report.data import from_tables
+from valuescope.runner import plan_model, resolve, run_study
+from valuescope.store import Store
+
+
+def test_presets_plan_the_documented_sizes():
+    mr = load_preset("tension-motivated-reasoning")
+    assert len(plan_model(resolve(mr), mr.models[0])) == (50 + 1) * 24 * 3 == 3672
+    ev = load_preset("tension-evenhandedness")
+    assert len(plan_model(resolve(ev), ev.models[0])) == (50 + 1) * 4 * 48 == 9792
+    small = adapt(mr, scale=0.1)
+    assert small.population.sources[0].n == 5 and small.population.sources[0].identity
+
+
+def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
+    data = yaml.safe_load(preset_text("tension-motivated-reasoning"))
+    data["instruments"] = [dict(i, n_items=6) for i in data["instruments"][:2]]  # plain + one debias condition
+    data["population"]["sources"][0]["n"] = 4
+    data["output"] = str(tmp_path / "out")
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text(yaml.safe_dump(data), encoding="utf-8")
+    res = subprocess.run([sys.executable, "-m", "valuescope", "run", str(study_file), "--quiet"],
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "right when the truth suits the identity" in res.stdout
+    assert "60 queries planned" in res.stdout  # 5 x 6 x 2
+    with Store(tmp_path / "out") as store:
+        (run,) = store.runs()
+        tables = load_run(store, run["run_id"], n_boot=50)
+    m = tables.metrics
+    for side in ("liberal", "conservative", "all"):
+        row = m[(m.metric == "evidence_bias_diff_soft") & (m.dimension == side) & (m.instrument == "evidence")]
+        assert len(row) == 1 and row["n"].item() == (4 if side == "all" else 2)
+        assert np.isfinite(row["value"].item()) and row["ci_low"].item() <= row["value"].item() <= row["ci_high"].item()
+        assert len(m[(m.metric == "control_bias_diff_soft") & (m.dimension == side)]) == 2
+    assert len(m[m.metric == "evidence_debias_change_soft"]) == 3
+    summary = congruence_summary(m)
+    assert set(summary["identity"]) == {"liberal", "conservative", "all"}
+    html = (tmp_path / "out" / "report" / "report.html").read_text(encoding="utf-8")
+    section = re.search(r'<section id="congruence"[^>]*>(.*?)</section>', html, flags=re.S).group(1)
+    assert section.count("<img") == 2 and "skip-reason" not in section  # plain and debiased instrument
+    assert '<section id="evenhandedness"' not in html  # sections that apply to no run are left out
+
+
+def test_evenhandedness_and_narrowing_on_a_length_sweep(tmp_path: Path):
+    study = adapt(load_preset("tension-evenhandedness"), scale=0.04, output=str(tmp_path))
+    study = study.model_copy(update={
+        "instruments": [study.instruments[0].model_copy(update={"items": [
+            "dl01xyx", "dl01xyy", "dl01yxx", "dl01yxy", "dl03xyx", "dl03xyy", "dl03yxx", "dl03yxy"]})],
+        "contexts": study.contexts.model_copy(update={"topics": ["none", "history"], "n_messages": [1, 3],
+                                                      "max_tokens": 12}),
+    })
+    (res,) = run_study(study)
+    assert res.planned == res.new == 3 * 3 * 8 and res.failed == 0
+    with Store(tmp_path) as store:
+        tables = load_run(store, res.run_id, n_boot=30)
+    m = tables.metrics
+    for metric in ("evenhandedness", "collapse", "collapse_directed", "evenhandedness_gap_persona",
+                   "narrowing_entropy_persona", "narrowing_entropy_baseline", "narrowing_slope_diff"):
+        assert (m.metric == metric).any(), metric
+    e = m[(m.metric == "evenhandedness") & (m.context_a == "none")]
+    assert e["value"].between(0, 1).all()
+    ent = m[(m.metric == "narrowing_entropy_persona") & (m.dimension == "")]
+    assert sorted(ent["context_a"]) == ["*@0", "*@1", "*@3"]
+    out = write_report([from_tables(tables)], tmp_path / "report")
+    html = out.read_text(encoding="utf-8")
+    for sid in ("evenhandedness", "narrowing"):
+        body = re.search(rf'<section id="{sid}"[^>]*>(.*?)</section>', html, flags=re.S).group(1)
+        assert "<img" in body and "skip-reason" not in body, sid

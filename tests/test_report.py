@@ -20,7 +20,7 @@ from valuescope.report import figures_metrics as fm
 from valuescope.report.derive import convergence, eta_squared, pca, variance_split
 from valuescope.report.render import _SPECS
 
-SECTION_IDS = [s.id for s in _SPECS]
+SECTION_IDS = [s.id for s in _SPECS if not s.optional]  # optional sections: tests/test_tension*.py
 
 
 @pytest.fixture(scope="module")

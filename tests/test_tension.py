@@ -327,3 +327,19 @@ def test_narrowing_by_hand():
     assert val("narrowing_spread", "*@5") == pytest.approx(1.0)  # sd of (1, 2, 3)
     assert val("narrowing_spread_slope", "all") == pytest.approx(0.25)
     assert narrowing_rows(df[df["n_messages"] == 1]).empty  # no sweep, no rows
+
+
+def test_free_text_identity_from_a_persona_file(tmp_path):
+    from valuescope.personas import file_personas
+
+    f = tmp_path / "p.csv"
+    f.write_text("description,identity\nYou are a nurse in Ohio.,a Democrat\nYou farm in Kansas.,Republican\n"
+                 "You teach in Lyon.,\n", encoding="utf-8")
+    people = file_personas(f)
+    assert [identity_side(p.attributes["identity"]) for p in people] == ["liberal", "conservative", None]
+    inst = evidence.generate(6, 0)
+    ans = _answers(inst, [(p.id, p.attributes["identity"]) for p in people], lambda pid, ident, it: 0.6)
+    rows = motivated_reasoning_rows(ans, {inst.id: inst}, n_boot=20, n_perm=20)
+    acc_all = _metric(rows, "evidence_accuracy_soft", "all")
+    assert acc_all["n"] == 3 and "1 persona(s) without a liberal/conservative identity" in acc_all["note"]
+    assert _metric(rows, "evidence_bias_diff_soft", "all")["n"] == 2  # the one without a side is not guessed

@@ -33,7 +33,7 @@ def test_presets_plan_the_documented_sizes():
 def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
     data = yaml.safe_load(preset_text("tension-motivated-reasoning"))
     data["instruments"] = [dict(i, n_items=6) for i in data["instruments"][:2]]  # plain + one debias condition
-    data["population"]["sources"][0]["n"] = 4
+    data["population"]["sources"][0]["n"] = 2
     data["output"] = str(tmp_path / "out")
     study_file = tmp_path / "study.yaml"
     study_file.write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -41,14 +41,14 @@ def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "right when the truth suits the identity" in res.stdout
-    assert "60 queries planned" in res.stdout  # 5 x 6 x 2
+    assert "36 queries planned" in res.stdout  # 3 x 6 x 2
     with Store(tmp_path / "out") as store:
         (run,) = store.runs()
         tables = load_run(store, run["run_id"], n_boot=50)
     m = tables.metrics
     for side in ("liberal", "conservative", "all"):
         row = m[(m.metric == "evidence_bias_diff_soft") & (m.dimension == side) & (m.instrument == "evidence")]
-        assert len(row) == 1 and row["n"].item() == (4 if side == "all" else 2)
+        assert len(row) == 1 and row["n"].item() == (2 if side == "all" else 1)
         assert np.isfinite(row["value"].item()) and row["ci_low"].item() <= row["value"].item() <= row["ci_high"].item()
         assert len(m[(m.metric == "control_bias_diff_soft") & (m.dimension == side)]) == 2
     assert len(m[m.metric == "evidence_debias_change_soft"]) == 3
@@ -64,12 +64,12 @@ def test_evenhandedness_and_narrowing_on_a_length_sweep(tmp_path: Path):
     study = adapt(load_preset("tension-evenhandedness"), scale=0.04, output=str(tmp_path))
     study = study.model_copy(update={
         "instruments": [study.instruments[0].model_copy(update={"items": [
-            "dl01xyx", "dl01xyy", "dl01yxx", "dl01yxy", "dl03xyx", "dl03xyy", "dl03yxx", "dl03yxy"]})],
+            "dl01xyx", "dl01xyy", "dl01yxx", "dl01yxy"]})],
         "contexts": study.contexts.model_copy(update={"topics": ["none", "history"], "n_messages": [1, 3],
-                                                      "max_tokens": 12}),
+                                                      "max_tokens": 8}),
     })
     (res,) = run_study(study)
-    assert res.planned == res.new == 3 * 3 * 8 and res.failed == 0
+    assert res.planned == res.new == 3 * 3 * 4 and res.failed == 0
     with Store(tmp_path) as store:
         tables = load_run(store, res.run_id, n_boot=30)
     m = tables.metrics

@@ -71,7 +71,8 @@ class ModelSpec(_Strict):
 
 
 class InstrumentRef(_Strict):
-    """A built-in instrument by name (mfq30, pvq_rr, pvq40, donation) or a YAML file of one."""
+    """A built-in instrument by name (mfq30, pvq_rr, pvq40, donation; generated: evidence, dilemmas) or a
+    YAML file of one."""
 
     name: str | None = None
     path: str | None = None

@@ -39,7 +39,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from valuescope.metrics._common import group_rng, metric_row, metrics_frame, percentile_ci, quiet, unit_ids
+from valuescope.metrics._common import (
+    bootstrap_weights,
+    group_rng,
+    metric_row,
+    metrics_frame,
+    percentile_ci,
+    quiet,
+    unit_ids,
+)
 from valuescope.types import Instrument
 
 SIDES = ("liberal", "conservative")
@@ -111,13 +119,13 @@ def paired_deltas(table: pd.DataFrame, measure: str) -> pd.DataFrame:
     return wide
 
 
-def _stats(xc: np.ndarray, xi: np.ndarray, nc: float, ni: float) -> tuple[float, float, float, float, float]:
-    """(acc_c, acc_i, D, R, OR) from per-unit mean accuracies (module docstring)."""
+def _stats(xc: np.ndarray, xi: np.ndarray, nc: float, ni: float) -> tuple[Any, Any, Any, Any, Any]:
+    """(acc_c, acc_i, D, R, OR) from per-unit mean accuracies along the last axis (module docstring)."""
     with np.errstate(all="ignore"), quiet():
-        ac, ai = float(np.nanmean(xc)), float(np.nanmean(xi))
+        ac, ai = np.nanmean(xc, axis=-1), np.nanmean(xi, axis=-1)
         cc, ci = (ac * nc + 0.5) / (nc + 1), (ai * ni + 0.5) / (ni + 1)
         odds = (cc / (1 - cc)) / (ci / (1 - ci))
-        ratio = ac / ai if ai > 0 else np.nan
+        ratio = np.where(ai > 0, ac / np.where(ai > 0, ai, 1.0), np.nan)
     return ac, ai, ac - ai, ratio, odds
 
 
@@ -134,10 +142,11 @@ def congruence_bias(deltas: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 2
     if len(units) == 0:
         return out | {k: np.nan for k in ("acc_c", "acc_i", "diff", "ratio", "odds", "p")}
     xc, xi, n = per["xc"].to_numpy(), per["xi"].to_numpy(), float(per["n"].sum())
-    out["acc_c"], out["acc_i"], out["diff"], out["ratio"], out["odds"] = _stats(xc, xi, n, n)
+    for name, v in zip(("acc_c", "acc_i", "diff", "ratio", "odds"), _stats(xc, xi, n, n), strict=True):
+        out[name] = float(v)
     rng = group_rng(seed, "congruence", *key)
     idx = rng.integers(0, len(units), size=(n_boot, len(units)))
-    boot = np.array([_stats(xc[i], xi[i], n, n) for i in idx]) if n_boot else np.empty((0, 5))
+    boot = np.stack(_stats(xc[idx], xi[idx], n, n), axis=1) if n_boot else np.empty((0, 5))
     lo, hi = percentile_ci(boot)
     for j, name in enumerate(("acc_c", "acc_i", "diff", "ratio", "odds")):
         out[f"{name}_lo"], out[f"{name}_hi"] = float(lo[j]), float(hi[j])
@@ -181,14 +190,16 @@ def discernment(table: pd.DataFrame, measure: str, *, n_boot: int = 1000, seed: 
         out["base"] = float(np.nanmean(b))
         out["drop"] = out["base"] - out["persona"]
         rng = group_rng(seed, "discernment", *key)
-        reps = []
-        for _ in range(n_boot):
-            pi = rng.integers(0, len(pairs), len(pairs))
-            ui = rng.integers(0, mat.shape[0], mat.shape[0])
-            pm = float(np.nanmean(mat[np.ix_(ui, pi)]))
-            bm = float(np.nanmean(b[pi]))
-            reps.append((pm, bm - pm))
-        lo, hi = percentile_ci(np.array(reps)) if reps else (np.full(2, np.nan), np.full(2, np.nan))
+        # joint resampling of personas (rows) and pairs (columns) as count weights
+        wu = bootstrap_weights(rng.integers(0, mat.shape[0], (n_boot, mat.shape[0])), mat.shape[0])
+        wp = bootstrap_weights(rng.integers(0, len(pairs), (n_boot, len(pairs))), len(pairs))
+        ok = ~np.isnan(mat)
+        x = np.where(ok, mat, 0.0)
+        pm = np.einsum("bu,up,bp->b", wu, x, wp) / np.einsum("bu,up,bp->b", wu, ok.astype(float), wp)
+        bok = ~np.isnan(b)
+        bm = (wp @ np.where(bok, b, 0.0)) / (wp @ bok.astype(float))
+        reps = np.stack([pm, bm - pm], axis=1)
+        lo, hi = percentile_ci(reps) if n_boot else (np.full(2, np.nan), np.full(2, np.nan))
     out.update(persona_lo=float(lo[0]), persona_hi=float(hi[0]), drop_lo=float(lo[1]), drop_hi=float(hi[1]))
     return out
 

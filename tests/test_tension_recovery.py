@@ -1,0 +1,112 @@
+"""Issue 17 under known truth (the synthetic backend, issue 16): a congruence bias planted as an identity
+effect on the political topics is recovered by the motivated-reasoning metrics, the neutral control shows
+none, and a model with no planted bias scores none.
+
+How a bias is planted: the synthetic model does not read the tables, so without effects it answers every
+evidence item 50/50 (eta = 0). An effect ``identity=liberal`` of +d on the topics whose success suits
+liberals (and -d on those whose success suits conservatives; the mirror image for ``identity=conservative``)
+makes a persona believe what suits its identity whatever the numbers. With K = 2, temperature 1 and no
+other noise, P(better) = sigma(eta), so on every pair the congruent member is right with probability
+sigma(d) and the incongruent one with 1 - sigma(d): the true bias is D = 2 sigma(d) - 1, exactly, on both
+sides; on the neutral topics (no effect) D = 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from valuescope.analysis import load_run
+from valuescope.backends.synthetic_spec import SyntheticSpec
+from valuescope.instruments.evidence import TOPICS
+from valuescope.metrics.tension import congruence_summary, motivated_reasoning_rows
+from valuescope.runner import run_study
+from valuescope.simulate import prepare
+from valuescope.spec import study_from_dict
+from valuescope.store import Store
+
+
+def _effects(d: float) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {"identity=liberal": {}, "identity=conservative": {}}
+    for t in TOPICS:
+        if t.kind == "political":
+            sign = 1.0 if t.works_flatters == "liberal" else -1.0
+            out["identity=liberal"][t.id] = sign * d
+            out["identity=conservative"][t.id] = -sign * d
+    return out
+
+
+def _study(output: str = "unused", model: dict | None = None, n: int = 12) -> dict:
+    return {
+        "name": "recovery", "output": output,
+        "models": [model or {"name": "truth", "backend": "synthetic"}],
+        "instruments": [{"name": "evidence", "n_items": 24, "seed": 3},
+                        {"name": "evidence", "n_items": 24, "seed": 3, "debias": "consider-both-sides"}],
+        "population": {"baseline": True, "sources": [{"kind": "wvs", "n": n, "seeds": [111], "identity": True}]},
+    }
+
+
+def _row(m, metric, side, inst="evidence"):
+    r = m[(m.metric == metric) & (m.dimension == side) & (m.instrument == inst)]
+    assert len(r) == 1, (metric, side, inst)
+    return r.iloc[0]
+
+
+def test_planted_bias_recovered_exactly_without_noise():
+    d = 1.2
+    spec = SyntheticSpec(persona_sd=0.0, effects=_effects(d))
+    sim = prepare(study_from_dict(_study()))
+    m = motivated_reasoning_rows(sim.responses(spec), sim.instruments, n_boot=100, n_perm=500)
+    truth = 2 / (1 + math.exp(-d)) - 1
+    for side in ("liberal", "conservative", "all"):
+        for inst in ("evidence", "evidence.consider-both-sides"):
+            assert _row(m, "evidence_bias_diff_soft", side, inst)["value"] == pytest.approx(truth)
+            assert _row(m, "evidence_bias_p_soft", side, inst)["value"] < 0.01
+            assert _row(m, "control_bias_diff_soft", side, inst)["value"] == pytest.approx(0.0, abs=1e-12)
+        assert _row(m, "evidence_bias_diff_hard", side)["value"] == pytest.approx(1.0)  # always the suiting answer
+        assert _row(m, "evidence_bias_ratio_soft", side)["value"] == pytest.approx(
+            (1 / (1 + math.exp(-d))) / (1 - 1 / (1 + math.exp(-d))))
+        # the instruction changes nothing in a model that does not read it: the change is exactly 0
+        assert _row(m, "evidence_debias_change_soft", side, "evidence.consider-both-sides")["value"] == \
+            pytest.approx(0.0, abs=1e-12)
+    assert _row(m, "evidence_accuracy_soft", "baseline")["value"] == pytest.approx(0.5)
+
+
+def test_planted_bias_recovered_with_persona_noise_and_letter_bias():
+    """Persona random effects and a strong letter-position bias: the CI covers the population value
+    (E_u[2 sigma(d + u) - 1], u ~ N(0, 1)), the control CI covers 0; with no effect D is ~0."""
+    d = 1.0
+    u = np.random.default_rng(0).normal(size=200_000)
+    truth = float(np.mean(2 / (1 + np.exp(-(d + u))) - 1))
+    sim = prepare(study_from_dict(_study(n=60)))
+    noisy = dict(persona_sd=1.0, letter_bias=[0.8, 0.2], letter_weight=0.3, seed=5)
+    m = motivated_reasoning_rows(sim.responses(SyntheticSpec(effects=_effects(d), **noisy)), sim.instruments,
+                                 n_boot=300, n_perm=1000)
+    r = _row(m, "evidence_bias_diff_soft", "all")
+    # the letter mix shrinks every answer towards 0.5 by (1 - letter_weight) on average over option orders
+    assert r["ci_low"] < 0.7 * truth * 1.15 and r["ci_high"] > 0.7 * truth * 0.85
+    assert r["ci_low"] > 0.2
+    c = _row(m, "control_bias_diff_soft", "all")
+    assert c["ci_low"] < 0 < c["ci_high"]
+    null = motivated_reasoning_rows(sim.responses(SyntheticSpec(**noisy)), sim.instruments, n_boot=300, n_perm=1000)
+    for prefix in ("evidence", "control"):
+        n = _row(null, f"{prefix}_bias_diff_soft", "all")
+        assert n["ci_low"] < 0 < n["ci_high"], prefix
+
+
+def test_recovered_through_runner_store_and_cli_table(tmp_path):
+    d = 0.8
+    study = study_from_dict(_study(str(tmp_path), {"name": "truth", "backend": "synthetic",
+                                                    "synthetic": {"persona_sd": 0.0, "effects": _effects(d)}}, n=4))
+    (res,) = run_study(study)
+    assert res.planned == res.new == 5 * 48
+    with Store(tmp_path) as store:
+        tables = load_run(store, res.run_id, n_boot=50)
+    summary = congruence_summary(tables.metrics, measure="soft")
+    truth = 2 / (1 + math.exp(-d)) - 1
+    for side in ("liberal", "conservative", "all"):
+        row = summary[(summary.identity == side) & (summary.instrument == "evidence")].iloc[0]
+        assert row["diff"] == pytest.approx(truth) and row["control_diff"] == pytest.approx(0.0, abs=1e-12)
+        assert row["ratio"] == pytest.approx((1 + truth) / (1 - truth))

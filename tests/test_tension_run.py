@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from valuescope.analysis import load_run
@@ -30,6 +31,7 @@ def test_presets_plan_the_documented_sizes():
     assert small.population.sources[0].n == 5 and small.population.sources[0].identity
 
 
+@pytest.mark.slow
 def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
     data = yaml.safe_load(preset_text("tension-motivated-reasoning"))
     data["instruments"] = [dict(i, n_items=6) for i in data["instruments"][:2]]  # plain + one debias condition
@@ -60,6 +62,7 @@ def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
     assert '<section id="evenhandedness"' not in html  # sections that apply to no run are left out
 
 
+@pytest.mark.slow
 def test_evenhandedness_and_narrowing_on_a_length_sweep(tmp_path: Path):
     study = adapt(load_preset("tension-evenhandedness"), scale=0.04, output=str(tmp_path))
     study = study.model_copy(update={

@@ -61,12 +61,45 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
 
 def non_embedding_params(path: Path) -> int:
     """Parameters a prompt token is multiplied through: every GGUF tensor except the token
-    embedding (a lookup, no FLOPs) and an untied output head (applied to the last position only)."""
-    from gguf import GGUFReader
+    embedding (a lookup, no FLOPs) and an untied output head (applied to the last position only).
 
+    Read with the ``gguf`` package where it is installed (the ``hf`` extra); otherwise from
+    llama.cpp itself: all parameters minus the embedding table, and minus an output head of the
+    same size when the GGUF has one (untied)."""
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        return _non_embedding_params_llamacpp(path)
     reader = GGUFReader(str(path))
     skip = {"token_embd.weight", "output.weight"}
     return int(sum(int(t.n_elements) for t in reader.tensors if t.name not in skip))
+
+
+def _non_embedding_params_llamacpp(path: Path) -> int:
+    import llama_cpp
+
+    from valuescope.backends.llama_load import load_llama
+
+    llm = load_llama(str(path), vocab_only=False, n_ctx=256, verbose=False)
+    try:
+        model = llm._model.model
+        total = int(llama_cpp.llama_model_n_params(model))
+        embd = int(llama_cpp.llama_model_n_embd(model)) * int(llm.n_vocab())
+        has_output = llama_cpp.llama_model_get_tensor(model, b"output.weight") if hasattr(
+            llama_cpp, "llama_model_get_tensor") else None
+        return total - embd - (embd if has_output else 0)
+    finally:
+        llm.close()
+
+
+def optional_missing(*modules: str) -> str | None:
+    """The first optional module that is not installed, or None."""
+    import importlib.util
+
+    for mod in modules:
+        if importlib.util.find_spec(mod) is None:
+            return mod
+    return None
 
 
 def machine_line() -> str:
@@ -197,10 +230,11 @@ def max_abs_diff(a: Sequence[LetterScores], b: Sequence[LetterScores]) -> float:
 
 
 def run_llamacpp(reqs: list[ScoreRequest], naive_reqs: list[ScoreRequest], schedulers: Sequence[str],
-                 threads: int | None, uniq: Callable[[list[ScoreRequest]], int]) -> list[Run]:
+                 threads: int | None, uniq: Callable[[list[ScoreRequest]], int],
+                 extra_buffers: str = "auto") -> list[Run]:
     runs = []
     for sched in schedulers:
-        be = LlamaCppBackend(scheduler=sched, n_threads=threads)
+        be = LlamaCppBackend(scheduler=sched, n_threads=threads, extra_buffers=extra_buffers)
         try:
             work = naive_reqs if sched == "naive" else reqs
             note = f"first {persona_count(work)} personas" if work is not reqs else ""
@@ -211,13 +245,32 @@ def run_llamacpp(reqs: list[ScoreRequest], naive_reqs: list[ScoreRequest], sched
     return runs
 
 
+def compare_extra_buffers(reqs: list[ScoreRequest], threads: int | None,
+                          uniq: Callable[[list[ScoreRequest]], int], rounds: int = 3) -> list[Run]:
+    """The prefix scheduler with llama.cpp's extra buffer types on and off, alternated ``rounds``
+    times so that load from other processes hits both alike; the best round of each is kept."""
+    from valuescope.backends.llama_load import system_info
+
+    print(f"llama.cpp system info: {system_info().strip()}")
+    best: dict[str, Run] = {}
+    for _ in range(rounds):
+        for setting in ("on", "off"):
+            run = run_llamacpp(reqs, reqs, ["prefix"], threads, uniq, setting)[0]
+            run.scheduler = f"prefix, extra buffers {setting}"
+            if setting not in best or run.elapsed_s < best[setting].elapsed_s:
+                best[setting] = run
+    return [best["on"], best["off"]]
+
+
 def run_hf(reqs: list[ScoreRequest], naive_reqs: list[ScoreRequest], threads: int | None,
            uniq: Callable[[list[ScoreRequest]], int]) -> list[Run]:
-    try:
-        from valuescope.backends.hf import HFBackend
-    except ImportError as exc:
-        print(f"# transformers backend skipped: {exc}")
+    missing = optional_missing("torch", "transformers", "gguf")
+    if missing:
+        print(f"# transformers rows skipped: the optional package {missing!r} is not installed "
+              "(pip install 'valuescope[hf]'; torch==2.13.0 for the CPU build)")
         return []
+    from valuescope.backends.hf import HFBackend
+
     be = HFBackend(n_threads=threads)
     try:
         be.score(naive_reqs[:2])
@@ -255,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="threads for both backends (default: each backend's own default)")
     ap.add_argument("--no-hf", action="store_true", help="skip the transformers backend")
+    ap.add_argument("--extra-buffers", choices=["auto", "on", "off", "compare"], default="auto",
+                    help="llama.cpp extra buffer types; 'compare' times the prefix scheduler with them on and off")
     args = ap.parse_args(argv)
     items = None
     if args.quick:
@@ -282,8 +337,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"workload: {persona_count(reqs)} personas (baseline included) x {len(reqs) // persona_count(reqs)}"
               f" queries = {len(reqs)} queries; {total} prompt tokens, {unique} unique ({total / unique:.1f}x"
               f" shared); naive on the first {persona_count(naive_reqs)} personas ({len(naive_reqs)} queries)")
-        runs = run_llamacpp(reqs, naive_reqs, ["naive", "sequential", "prefix", "batched"], threads, uniq)
-        if not args.no_hf:
+        if args.extra_buffers == "compare":
+            runs = compare_extra_buffers(reqs, threads, uniq)
+        else:
+            runs = run_llamacpp(reqs, naive_reqs, ["naive", "sequential", "prefix", "batched"], threads, uniq,
+                                args.extra_buffers)
+        if not args.no_hf and args.extra_buffers != "compare":
             runs += run_hf(reqs, naive_reqs, threads, uniq)
     finally:
         counter.close()

@@ -33,13 +33,15 @@ def reference_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def llama_server():
-    """A real ``python -m llama_cpp.server`` on the embedded GGUF on 127.0.0.1: (base_url, gguf path)."""
+    """A real llama.cpp server (``llama_cpp.server``, started through valuescope's launcher so that it
+    loads the model as the embedded backend does, AMX CPUs included) on the embedded GGUF on
+    127.0.0.1: (base_url, gguf path)."""
     gguf = embedded_gguf()
     if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("sse_starlette") is None:
         pytest.skip("llama-cpp-python[server] extra is not installed")
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+        [sys.executable, "-m", "valuescope.llama_server", "--model", str(gguf), "--host", "127.0.0.1",
          "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )

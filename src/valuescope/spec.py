@@ -41,6 +41,8 @@ class ModelSpec(_Strict):
     n_ctx: int = Field(2048, ge=256)
     n_threads: int | None = Field(None, ge=1)
     batch_size: int = Field(16, ge=1, le=512)
+    # llama.cpp's extra (repacked) weight buffers: auto = off where llama.cpp reports AMX (it segfaults there)
+    extra_buffers: Literal["auto", "on", "off"] = "auto"
     logprobs: bool = True  # False: generate and parse even where logprobs exist
     judge: ModelSpec | None = None  # optional judge model mapping free text to an option
     synthetic: SyntheticSpec | None = None  # backend synthetic: its spec inline (docs/backends.md)

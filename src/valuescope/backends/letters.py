@@ -71,9 +71,9 @@ def load_chat_template(path: str | Path) -> ChatTemplate:
     Used by the HTTP backends to render a prompt exactly as the served model would."""
     p = Path(path).expanduser()
     if p.is_file() and p.suffix == ".gguf":
-        from llama_cpp import Llama
+        from valuescope.backends.llama_load import load_llama
 
-        llm = Llama(str(p), vocab_only=True, verbose=False)
+        llm = load_llama(str(p), vocab_only=True, verbose=False)
         try:
             return ChatTemplate.from_metadata(llm.metadata, p)
         finally:

@@ -96,10 +96,13 @@ class LlamaCppBackend:
         n_threads: int | None = None,
         batch_size: int = 16,
         scheduler: str = "prefix",
+        extra_buffers: str = "auto",
         **_: Any,
     ) -> None:
         import llama_cpp
         from llama_cpp import _internals as internals
+
+        from valuescope.backends.llama_load import load_llama
 
         self._lib = llama_cpp
         model_path = Path(path) if path else embedded_model_path()
@@ -112,9 +115,9 @@ class LlamaCppBackend:
         self.scheduler = scheduler
         self.max_seqs = max(1, min(batch_size, 64))
         try:
-            self.llama = llama_cpp.Llama(
-                model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads, verbose=False, seed=0
-            )
+            # extra buffer types off on AMX CPUs, where llama.cpp's AMX path segfaults (llama_load.py)
+            self.llama = load_llama(str(model_path), extra_buffers=extra_buffers, n_ctx=n_ctx, n_threads=n_threads,
+                                    verbose=False, seed=0)
         except Exception as exc:  # llama.cpp raises ValueError for an unreadable file
             raise BackendError(f"could not load {model_path}: {exc}") from exc
         self.n_vocab = self.llama.n_vocab()

@@ -60,6 +60,9 @@ class RunTables:
             "contexts": int(r["context"].nunique()) if len(r) else 0,
             "outside_mass_mean": float(om.mean()) if len(om) else float("nan"),
             "outside_mass_max": float(om.max()) if len(om) else float("nan"),
+            "methods": {str(k): int(v) for k, v in r["method"].value_counts().sort_index().items()} if len(r) else {},
+            "reused_from": ({str(k): int(v) for k, v in r["reused_from"].dropna().value_counts().sort_index().items()}
+                            if len(r) and "reused_from" in r.columns else {}),
         }
 
 
@@ -76,15 +79,55 @@ def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: in
     if len(responses):
         from valuescope.scoring import score_personas
 
-        tables.scores = score_personas(responses, instruments)
+        scored, kept_apart = split_readings(responses)
+        tables.scores = score_personas(scored, instruments)
         if with_metrics:
             from valuescope import metrics
 
-            tables.metrics = metrics.compute_metrics(responses, tables.scores, n_boot=n_boot, seed=seed)
+            tables.metrics = metrics.compute_metrics(scored, tables.scores, n_boot=n_boot, seed=seed)
+            if len(kept_apart):
+                tables.metrics = pd.concat([tables.metrics, mixed_reading_rows(scored, kept_apart)],
+                                           ignore_index=True)
             from valuescope.metrics.tension import tension_metrics  # paper 004's probes (issue 17)
 
-            extra = tension_metrics(responses, instruments, n_boot=n_boot, seed=seed)
+            extra = tension_metrics(scored, instruments, n_boot=n_boot, seed=seed)
             if len(extra):
                 tables.metrics = pd.concat([tables.metrics, extra], ignore_index=True)
             tables.effects = metrics.effects_grid(tables.scores)
     return tables
+
+
+#: how each reading method reads an answer: a full next-token distribution, or one parsed option
+READING_KIND = {"logprobs": "distribution", "generate": "parsed", "judge": "parsed"}
+
+
+def split_readings(responses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(answers the metrics use, answers kept apart). Full distributions (logprobs) and one-hot
+    parsed answers (generate, judge) mean different things (an answer's entropy, its JSD), so a run
+    that holds both (an OpenAI-compatible server that stopped returning logprobs mid-run) is never
+    pooled: metrics use the distributions, and the parsed answers are counted in ``mixed_readings``
+    rows. A run read by parsing alone is scored on its parsed answers."""
+    kind = responses["method"].map(lambda m: READING_KIND.get(str(m), str(m)))
+    valid_kinds = set(kind[responses["valid"]])
+    if len(valid_kinds) <= 1:
+        return responses, responses.iloc[0:0]
+    primary = "distribution" if "distribution" in valid_kinds else sorted(valid_kinds)[0]
+    keep = (kind == primary) | ~responses["valid"]
+    return responses[keep], responses[~keep]
+
+
+def mixed_reading_rows(scored: pd.DataFrame, apart: pd.DataFrame) -> pd.DataFrame:
+    """One ``mixed_readings`` metric row per (run, model, instrument): how many answers were read
+    another way and kept out of the metrics, with a note that says so."""
+    from valuescope.metrics import METRIC_COLUMNS
+
+    rows = []
+    for (run_id, model, instrument), g in apart.groupby(["run_id", "model", "instrument"], sort=True):
+        used = int(((scored["run_id"] == run_id) & (scored["instrument"] == instrument)).sum())
+        methods = ", ".join(f"{n} by {m}" for m, n in g["method"].value_counts().sort_index().items())
+        rows.append({"run_id": run_id, "model": model, "instrument": instrument, "metric": "mixed_readings",
+                     "dimension": "", "context_a": "", "context_b": "", "value": float(len(g)),
+                     "ci_low": float("nan"), "ci_high": float("nan"), "n": used + len(g),
+                     "note": f"{len(g)} answers read as one parsed option ({methods}) kept apart: the metrics "
+                             f"use the {used} answers read as full letter distributions (logprobs)"})
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS)

@@ -92,6 +92,10 @@ def run(
                                 output=str(output) if output else None)
     except _user_errors() as exc:
         fail(str(exc))
+    try:
+        _migrate_if_old(Path(study.output))
+    except _user_errors() as exc:
+        fail(str(exc))
     progress = None if quiet else _progress_printer()
     try:
         results = run_study(study, progress=progress)
@@ -106,6 +110,9 @@ def run(
             f"[bold]{res.run_id}[/]: {res.planned} queries planned, {res.already_done} already stored, "
             f"{res.new} new, {res.invalid} unreadable, {res.failed} failed "
             f"({res.elapsed_s:.1f} s)", highlight=False)
+        for source, n in res.reused_from.items():
+            out.print(f"  {n} answers reused from run {source} (the very same queries; not asked again)",
+                      highlight=False)
         _print_headline(store_dir, res.run_id)
     if report and study.report:
         paths = _write_report(store_dir, [r.run_id for r in results], store_dir / "report")
@@ -137,7 +144,33 @@ class _progress_printer:
 def _open_store(directory: Path):
     from valuescope.store import Store
 
-    return Store(directory, create=False)
+    return Store(directory, create=False, migrate=False)
+
+
+def _migrate_if_old(directory: Path) -> None:
+    """Migrate a store written by an older valuescope in place (after a backup copy), saying so."""
+    from valuescope.store import STORE_NAME, Store
+
+    if not (directory / STORE_NAME).is_file():
+        return
+    with Store(directory, create=False, migrate=True) as store:
+        if store.migrated_from is not None:
+            err.print(f"migrated {store.path} from store schema {store.migrated_from} (run-scoped answers); "
+                      f"backup: {store.backup}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def migrate(directory: Annotated[Path, typer.Argument(help="Results directory.")] = Path(DEFAULT_DIR)) -> None:
+    """Migrate a store written by an older valuescope to this version's schema (a backup is kept)."""
+    from valuescope.store import STORE_NAME
+
+    if not (directory / STORE_NAME).is_file():
+        fail(f"no valuescope store in {directory} (expected {STORE_NAME})")
+    try:
+        _migrate_if_old(directory)
+    except _user_errors() as exc:
+        fail(str(exc))
+    out.print(f"{directory / STORE_NAME}: up to date")
 
 
 def _load_tables(directory: Path, run_id: str):
@@ -152,18 +185,28 @@ def _load_tables(directory: Path, run_id: str):
 
 
 def _print_headline(store_dir: Path, run_id: str) -> None:
-    from valuescope import metrics as metricsmod
     from valuescope.analysis import load_run
 
     with _open_store(store_dir) as store:
         tables = load_run(store, run_id)
-    _print_frame(_compact(metricsmod.headline(tables.metrics)), title=f"{tables.model}: headline metrics")
+    _print_metrics_or_why(tables, f"{tables.model}: headline metrics")
     from valuescope.metrics.tension import congruence_summary
 
-    bias = congruence_summary(tables.metrics)
+    bias = congruence_summary(tables.metrics) if not tables.metrics.empty else []
     if len(bias):  # evidence instruments (paper 004): accuracy when the truth suits the persona's identity
         _print_frame(bias.drop(columns=["context"] if bias["context"].nunique() == 1 else []),
                      title=f"{tables.model}: right when the truth suits the identity vs not (hard accuracy, 95% CI)")
+
+
+def _print_metrics_or_why(tables, title: str) -> None:
+    """The headline table, or one line saying why there is none (no answers stored yet)."""
+    from valuescope import metrics as metricsmod
+
+    if tables.metrics.empty:
+        out.print(f"{tables.run_id}: no answers stored, so no metrics (run the study again to answer its queries)",
+                  highlight=False)
+        return
+    _print_frame(_compact(metricsmod.headline(tables.metrics)), title=title)
 
 
 def _compact(head):
@@ -192,13 +235,18 @@ def ls(directory: Annotated[Path, typer.Argument(help="Results directory.")] = P
     if not stores:
         fail(f"no valuescope store in {directory}")
     table = Table(title="runs")
-    for col in ("store", "run", "model", "planned", "answered", "unreadable", "failed"):
+    for col in ("store", "run", "model", "planned", "answered", "reused", "unreadable", "failed", "complete"):
         table.add_column(col, no_wrap=col == "run")
     for d in stores:
-        with _open_store(d) as store:
-            for r in store.runs():
-                table.add_row(str(d), r["run_id"], r["model"], str(r["planned"]), str(r["done"]),
-                              str(r["invalid"]), str(r["failed"]))
+        try:
+            with _open_store(d) as store:
+                rows = store.runs()
+        except _user_errors() as exc:
+            fail(str(exc))
+        for r in rows:
+            complete = "yes" if r["done"] == r["planned"] and not r["failed"] else "no"
+            table.add_row(str(d), r["run_id"], r["model"], str(r["planned"]), str(r["done"]), str(r["reused"]),
+                          str(r["invalid"]), str(r["failed"]), complete)
     out.print(table)
 
 
@@ -209,15 +257,20 @@ def show(
     all_metrics: Annotated[bool, typer.Option("--all", help="Every metric row, not just the headline.")] = False,
 ) -> None:
     """Print a run's counts and metric tables."""
-    from valuescope import metrics as metricsmod
-
     tables = _load_tables(directory, run_id)
     c = tables.counts
     out.print(f"[bold]{tables.run_id}[/] model={tables.model} answered={c['answered']}/{c['planned']} "
               f"unreadable={c['invalid']} failed={c['failed']} personas={c['personas']} "
               f"contexts={c['contexts']} outside-letter mass mean={c['outside_mass_mean']:.4f}", highlight=False)
-    _print_frame(_compact(metricsmod.headline(tables.metrics)), title="headline")
-    if all_metrics:
+    methods = ", ".join(f"{n} by {m}" for m, n in c["methods"].items()) or "none"
+    out.print(f"answers read: {methods}", highlight=False)
+    for source, n in c["reused_from"].items():
+        out.print(f"{n} answers reused from run {source}", highlight=False)
+    if len(c["methods"]) > 1:
+        out.print("[yellow]mixed readings:[/] full distributions (logprobs) and parsed one-hot answers are kept "
+                  "apart: metrics use the logprob answers only (see the 'mixed_readings' rows)", highlight=False)
+    _print_metrics_or_why(tables, "headline")
+    if all_metrics and not tables.metrics.empty:
         _print_frame(tables.metrics, title="all metrics", max_rows=10_000)
 
 

@@ -39,11 +39,19 @@ def model_identity(model: ModelSpec) -> dict[str, object]:
     return ident
 
 
-def run_id_for(study: Study, model: ModelSpec) -> str:
-    """``<study>-<model>-<hash>``: the hash covers the study's query-defining settings and the model,
-    so a changed study is a new run and an unchanged one resumes."""
+def run_id_for(study: Study, model: ModelSpec, instruments: Sequence[PlannedInstrument] | None = None) -> str:
+    """``<study>-<model>-<hash>``: the hash covers the study's query-defining settings, the model and
+    the content of every instrument the run uses (item texts, options, scale values, dimension map,
+    reverse flags, scoring), so a changed study or an edited instrument is a new run and an
+    unchanged one resumes. (Answers to queries that did not change are reused, not asked again.)"""
     others = study.model_dump(mode="json", exclude={"output", "report", "name", "models"})
-    return f"{study.name}-{model.name}-{digest([others, model_identity(model)], 8)}"
+    content = instruments_digest(instruments) if instruments is not None else ""
+    return f"{study.name}-{model.name}-{digest([others, model_identity(model), content], 8)}"
+
+
+def instruments_digest(instruments: Sequence[PlannedInstrument]) -> str:
+    """Hash of the full content of the instruments a run uses (what ``runs.instruments_json`` holds)."""
+    return digest(sorted((p.instrument.id, asdict(p.instrument)) for p in instruments), 20)
 
 
 def option_order(k: int, policy: str, seed: int, persona_id: str, repeat: int, item_id: str) -> tuple[int, ...]:
@@ -86,7 +94,7 @@ def plan_queries(
 ) -> list[Query]:
     """Expand one model's share of a study. Order: persona, context, repeat, instrument, item —
     so consecutive queries share persona, conversation and instructions (the KV-cache prefix)."""
-    run_id = run_id_for(study, model)
+    run_id = run_id_for(study, model, instruments)
     ident = model_identity(model)
     queries: list[Query] = []
     for persona in personas:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ class RunResult:
     new: int = 0
     failed: int = 0
     invalid: int = 0
+    reused: int = 0  # answers copied from other runs that asked the very same queries
+    reused_from: dict[str, int] = field(default_factory=dict)
     conversations: int = 0
     elapsed_s: float = 0.0
     backend_stats: dict[str, Any] = field(default_factory=dict)
@@ -113,7 +116,7 @@ class _Session:
         if memo not in self.conversations:
             key = ctxmod.conversation_key(self.model.name, q.persona, ctx, system_role=self.system_role,
                                           max_tokens=self.study.contexts.max_tokens)
-            msgs = self.store.conversation(key)
+            msgs = self.store.conversation(key, run_id=q.run_id)
             if msgs is None:
                 msgs = ctxmod.simulate_conversation(self.backend, q.persona, ctx, system_role=self.system_role,
                                                     max_tokens=self.study.contexts.max_tokens)
@@ -169,6 +172,22 @@ def example_prompt(resolved: Resolved, queries: Sequence[Query], backend: Backen
     return "\n\n".join(f"[{m.role}]\n{m.content}" for m in req.messages) + f"\n\n[assistant]\n{req.answer_prefix}"
 
 
+OUTSIDE_MARK = "outside_mass "
+
+
+def limit_outside_mass(s: LetterScores, limit: float) -> LetterScores:
+    """An answer whose letters got less than ``1 - limit`` of the probability is unreadable: kept with
+    its distribution, marked invalid with the reason. An answer invalidated only by another run's
+    limit is judged again by this one's."""
+    if not s.valid and (s.error or "").startswith(OUTSIDE_MARK):
+        s = replace(s, valid=True, error=None)
+    om = s.outside_mass
+    if s.valid and om == om and om > limit:
+        return replace(s, valid=False, error=f"{OUTSIDE_MARK}{om:.4f} > max_outside_mass {limit:g}: the option "
+                                             "letters got almost none of the probability")
+    return s
+
+
 def run_study(
     study: Study,
     *,
@@ -179,7 +198,9 @@ def run_study(
 ) -> list[RunResult]:
     """Run (or resume) every model of the study; returns one result per model.
 
-    ``max_queries`` stops after that many new answers (used by tests to simulate interruption).
+    Queries whose very same key another run in the store already answered are copied into this
+    run (``reused_from``) instead of being asked again. ``max_queries`` stops after that many new
+    answers (used by tests to simulate interruption).
     """
     resolved = resolve(study)
     out_dir = Path(study.output)
@@ -188,13 +209,17 @@ def run_study(
         for model in study.models:
             t0 = time.perf_counter()
             queries = plan_model(resolved, model)
-            run_id = run_id_for(study, model)
+            run_id = run_id_for(study, model, resolved.instruments)
             done = store.done_keys(run_id)
             pending = [q for q in queries if q.key not in done]
             res = RunResult(run_id, model.name, out_dir, planned=len(queries), already_done=len(queries) - len(pending))
+            register = functools.partial(
+                store.register_run, run_id, study.name, model.name, study_for_model(study, model), len(queries))
+            pending = _reuse_stored(store, pending, res, study.max_outside_mass,
+                                    functools.partial(register, None, instruments_json(resolved)))
             if not pending:
-                store.register_run(run_id, study.name, model.name, study_for_model(study, model), len(queries),
-                                   None, instruments_json(resolved))
+                register(None, instruments_json(resolved))
+                res.elapsed_s = time.perf_counter() - t0
                 results.append(res)
                 continue
             backend = backend_factory(model)
@@ -206,8 +231,7 @@ def run_study(
                 # registered with the first result written: a model that cannot answer at all (a
                 # server that is down) leaves the store exactly as it was
                 session.register = functools.partial(  # type: ignore[attr-defined]
-                    store.register_run, run_id, study.name, model.name, study_for_model(study, model), len(queries),
-                    example_prompt(resolved, queries, backend), instruments_json(resolved))
+                    register, example_prompt(resolved, queries, backend), instruments_json(resolved))
                 if model.judge is not None and study.extraction == "generate":
                     session.judge = make_backend(model.judge)  # type: ignore[attr-defined]
                 _run_pending(session, pending, res, progress, chunk_size, max_queries)
@@ -218,6 +242,30 @@ def run_study(
             res.elapsed_s = time.perf_counter() - t0
             results.append(res)
     return results
+
+
+def _reuse_stored(store: Store, pending: list[Query], res: RunResult, limit: float,
+                  register: Callable[[], None]) -> list[Query]:
+    """Copy into this run the answers other runs hold for the same keys; return what is left to ask."""
+    stored = store.stored_answers((q.key for q in pending), exclude_run=res.run_id)
+    if not stored:
+        return pending
+    register()
+    copies = []
+    for q in pending:
+        row = stored.get(q.key)
+        if row is None:
+            continue
+        om = row["outside_mass"]
+        s = LetterScores(probs=tuple(json.loads(row["probs"])), outside_mass=float("nan") if om is None else om,
+                         valid=bool(row["valid"]), raw=row["raw"], error=row["error"], method=row["method"])
+        copies.append((q, limit_outside_mass(s, limit), row["run_id"]))
+    for i in range(0, len(copies), 5000):
+        res.reused += store.reuse_responses(copies[i:i + 5000])
+    for _, s, source in copies:
+        res.reused_from[source] = res.reused_from.get(source, 0) + 1
+        res.invalid += 0 if s.valid else 1
+    return [q for q in pending if q.key not in stored]
 
 
 def _chunks(pending: Sequence[Query], size: int) -> list[list[Query]]:
@@ -260,7 +308,9 @@ def _run_pending(session: _Session, pending: list[Query], res: RunResult, progre
         if not registered:
             session.register()  # type: ignore[attr-defined]
             registered = True
-        answered = [(q, s) for q, s in zip(chunk, scores, strict=True) if s.method != "failed"]
+        limit = session.study.max_outside_mass
+        answered = [(q, limit_outside_mass(s, limit)) for q, s in zip(chunk, scores, strict=True)
+                    if s.method != "failed"]
         failed = [(q, s.error or "failed") for q, s in zip(chunk, scores, strict=True) if s.method == "failed"]
         res.new += session.store.write_responses(answered)
         res.invalid += sum(1 for _, s in answered if not s.valid)

@@ -155,6 +155,9 @@ class Study(_Strict):
     extraction: Literal["logprobs", "generate"] = "logprobs"
     layout: Literal["shared-prefix", "paper"] = "shared-prefix"
     answer_prefix: str = "Answer: ("
+    # an answer whose option letters got less than 1 - this of the next-token probability is stored
+    # as unreadable (valid = 0) with the reason, never scored as if the model had chosen among them
+    max_outside_mass: float = Field(0.5, ge=0.0, le=1.0)
     reduced: str | None = None  # set by presets run with --scale < 1: shown in the report
     report: bool = True
 

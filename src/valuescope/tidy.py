@@ -30,6 +30,7 @@ expected           probability-weighted scale value, sum_i p_i * value_i; NaN if
 valid              the answer could be read
 method             logprobs / generate / judge
 error, raw         why an answer is invalid, and the raw text where there is one
+reused_from        the run this answer was copied from (the very same query asked there), else empty
 key                the query's stable key
 =================  ==========================================================================
 """
@@ -50,7 +51,8 @@ BASE_COLUMNS = [
     "persona_name", "gender", "context", "topic", "n_messages", "seed", "repeat", "instrument",
     "item_id", "part", "dimension", "wording", "position", "option_order", "k",
 ]
-TAIL_COLUMNS = ["outside_mass", "argmax", "argmax_value", "expected", "valid", "method", "error", "raw", "key"]
+TAIL_COLUMNS = ["outside_mass", "argmax", "argmax_value", "expected", "valid", "method", "error", "raw", "key",
+                "reused_from"]
 
 
 def option_probs_in_scale_order(letter_probs: list[float], option_order: list[int]) -> list[float]:
@@ -124,6 +126,7 @@ def build_responses(rows: Iterable[Mapping[str, Any]], instruments: Mapping[str,
             error=row["error"],
             raw=row["raw"],
             key=row["key"],
+            reused_from=row.get("reused_from"),
         )
         records.append(rec)
     columns = BASE_COLUMNS[:9] + sorted(attr_names) + BASE_COLUMNS[9:] + [

@@ -58,6 +58,7 @@ class Simulation:
         df["error"] = None
         df["raw"] = None
         df["key"] = [q.key for q in self.queries]
+        df["reused_from"] = None
         return df[self.columns]
 
     @property

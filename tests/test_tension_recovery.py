@@ -110,3 +110,32 @@ def test_recovered_through_runner_store_and_cli_table(tmp_path):
         row = summary[(summary.identity == side) & (summary.instrument == "evidence")].iloc[0]
         assert row["diff"] == pytest.approx(truth) and row["control_diff"] == pytest.approx(0.0, abs=1e-12)
         assert row["ratio"] == pytest.approx((1 + truth) / (1 - truth))
+
+
+def test_evenhandedness_collapse_and_narrowing_under_known_truth():
+    """Identity effects on the values of the self-direction vs security dilemmas open a directed gap
+    towards the favoured value (collapse > 0); without effects collapse is exactly 0; a model whose answers
+    do not depend on the conversation has narrowing slopes of exactly 0."""
+    from valuescope.metrics.evenhandedness import evenhandedness_rows
+    from valuescope.metrics.narrowing import narrowing_rows
+
+    study = study_from_dict({
+        "name": "eh", "instruments": [{"name": "dilemmas"}],
+        "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 10, "seeds": [111], "identity": True}]},
+        "contexts": {"topics": ["none", "joke"], "n_messages": [1, 3]},
+    })
+    sim = prepare(study)
+    planted = {"identity=liberal": {"self-direction": 1.5, "security": -1.5},
+               "identity=conservative": {"self-direction": -1.5, "security": 1.5}}
+    resp = sim.responses(SyntheticSpec(persona_sd=0.0, effects=planted))
+    m = evenhandedness_rows(resp, sim.instruments, n_boot=100)
+    none = m[m.context_a == "none"]
+    for side in ("liberal", "conservative"):
+        r = none[(none.metric == "collapse_directed") & (none.dimension == side)].iloc[0]
+        assert r["value"] > 0.3 and r["ci_low"] > 0, side
+        assert none[(none.metric == "collapse") & (none.dimension == side)]["value"].item() > 0.3
+    flat = evenhandedness_rows(sim.responses(SyntheticSpec(persona_sd=0.0)), sim.instruments, n_boot=50)
+    assert np.allclose(flat[flat.metric.isin(["collapse", "collapse_directed"])]["value"], 0.0)
+    nr = narrowing_rows(resp, n_boot=50)
+    slopes = nr[nr.metric.str.contains("slope")]
+    assert len(slopes) and np.allclose(slopes["value"], 0.0)

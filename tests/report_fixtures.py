@@ -4,18 +4,16 @@ A small study built the way the real pipeline builds it: stored rows -> ``values
 with real ``Instrument`` objects (two instruments, 6-point scales, a catch item), personas with WVS-like
 attributes, a baseline, conversations on two topics at two lengths, two repeats. Answer distributions come
 from a latent score per (persona, dimension) = model default + attribute effect + noise. Scores, metrics
-and effects are then computed from those answers with the published formulas, so every number in the
-report is a real function of the answers.
+and effects are then computed from those answers by the real scoring and metrics code, so every number in
+the report is a real function of the answers.
 """
 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from valuescope.report.data import RunData
 from valuescope.tidy import build_responses
@@ -145,125 +143,17 @@ def _rows(
 
 
 def _scores(resp: pd.DataFrame) -> pd.DataFrame:
-    r = resp[resp["valid"] & resp["dimension"].notna()]
-    attr = [c for c in r.columns if c.startswith("attr_")]
-    keys = [
-        "run_id",
-        "model",
-        "condition",
-        "persona_id",
-        "population",
-        "set_seed",
-        "gender",
-        *attr,
-        "context",
-        "topic",
-        "n_messages",
-        "repeat",
-        "instrument",
-        "dimension",
-    ]
-    s = (
-        r.groupby(keys, dropna=False)
-        .agg(score=("expected", "mean"), n_items=("expected", "size"))
-        .reset_index()
-    )
-    s["raw_score"] = s["score"]
-    s["level"] = "dimension"
-    s["catch_failed"] = False
-    return s
+    """The real per-persona scores (valuescope.scoring)."""
+    from valuescope.scoring import score_personas
+
+    return score_personas(resp, INSTRUMENTS)
 
 
-def _jsd(p: np.ndarray, q: np.ndarray) -> float:
-    m = (p + q) / 2
-    kl = lambda a, b: float(np.sum(a[a > 0] * np.log2(a[a > 0] / b[a > 0])))  # noqa: E731
-    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+def _metrics(resp: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """The real long metrics table (valuescope.metrics.compute_metrics), as a real run's report reads it."""
+    from valuescope.metrics import compute_metrics
 
-
-def _inertia(p: np.ndarray) -> float:
-    q = p[p > 0]
-    return 1 - float(-(q * np.log2(q)).sum()) / math.log2(len(p))
-
-
-def _metrics(
-    resp: pd.DataFrame, scores: pd.DataFrame, run_id: str, model: str, rng: np.random.Generator
-) -> pd.DataFrame:
-    rows = []
-
-    def add(inst, metric, dim, value, lo=np.nan, hi=np.nan, a=None, b=None, n=None):
-        rows.append(
-            {
-                "run_id": run_id,
-                "model": model,
-                "instrument": inst,
-                "metric": metric,
-                "dimension": dim,
-                "context_a": a,
-                "context_b": b,
-                "value": value,
-                "ci_low": lo,
-                "ci_high": hi,
-                "n": n,
-                "note": None,
-            }
-        )
-
-    pcols = [f"p_{i}" for i in range(1, 7)]
-    r = resp[resp["valid"] & resp["dimension"].notna() & (resp["context"] == "none") & (resp["repeat"] == 0)]
-    for (inst, dim), g in r.groupby(["instrument", "dimension"]):
-        per = g[g["condition"] == "persona"]
-        base = g[g["condition"] == "baseline"][pcols].mean().to_numpy()
-        ids = per["persona_id"].unique()
-        by = {pid: per[per["persona_id"] == pid][pcols].to_numpy() for pid in ids}
-        boot_i, boot_s = [], []
-        for _ in range(100):
-            sample = np.vstack([by[pid] for pid in rng.choice(ids, len(ids))]).mean(axis=0)
-            boot_i.append(_inertia(sample))
-            boot_s.append(_jsd(base, sample))
-        pooled = per[pcols].mean().to_numpy()
-        add(inst, "inertia_soft", dim, _inertia(pooled), *np.percentile(boot_i, [2.5, 97.5]), n=len(ids))
-        add(
-            inst, "steerability_jsd", dim, _jsd(base, pooled), *np.percentile(boot_s, [2.5, 97.5]), n=len(ids)
-        )
-        top = per["argmax"].value_counts(normalize=True)
-        add(inst, "top1_share", dim, float(top.iloc[0]), n=len(per))
-    s = scores[scores["condition"] == "persona"]
-    for inst, g in s.groupby("instrument"):
-        wide = {
-            c: h[h["repeat"] == 0].pivot_table(index="persona_id", columns="dimension", values="score")
-            for c, h in g.groupby("context")
-        }
-        ctxs = sorted(wide)
-        for i, a in enumerate(ctxs):
-            for b in ctxs[i + 1 :]:
-                wa, wb = wide[a].align(wide[b], join="inner")
-                for dim in wa.columns:
-                    rho = stats.spearmanr(wa[dim], wb[dim]).statistic
-                    add(inst, "rank_order", dim, float(rho), a=a, b=b, n=len(wa))
-                ips = [stats.spearmanr(wa.loc[pid], wb.loc[pid]).statistic for pid in wa.index]
-                v = float(np.nanmean(ips))
-                add(inst, "ipsative", None, v, v - 0.1, min(1.0, v + 0.1), a=a, b=b, n=len(ips))
-        base_prof = scores[
-            (scores["condition"] == "baseline")
-            & (scores["instrument"] == inst)
-            & (scores["context"] == "none")
-            & (scores["repeat"] == 0)
-        ].set_index("dimension")["score"]
-        for c in ctxs:
-            diff = wide[c].sub(base_prof.reindex(wide[c].columns), axis=1)
-            add(
-                inst,
-                "distance_to_neutral",
-                None,
-                float(np.sqrt((diff**2).sum(axis=1)).mean()),
-                a=c,
-                n=len(diff),
-            )
-        for dim, h in g[g["context"] == "none"].groupby("dimension"):
-            per = h.groupby("persona_id")["score"]
-            add(inst, "var_within", dim, float(per.var(ddof=1).mean()))
-            add(inst, "var_between", dim, float(per.mean().var(ddof=1)))
-    return pd.DataFrame(rows)
+    return compute_metrics(resp, scores, n_boot=40, seed=0)
 
 
 def _effects(scores: pd.DataFrame) -> pd.DataFrame:
@@ -307,7 +197,7 @@ def make_run(
         },
         responses=resp,
         scores=scores,
-        metrics=_metrics(resp, scores, run_id, model, rng),
+        metrics=_metrics(resp, scores),
         effects=_effects(scores),
         example_prompt="<|im_start|>system\n" + personas[1]["description"] + "<|im_end|>\n<|im_start|>user\n"
         "Statement about harm #1\nA. option 1\nB. option 2<|im_end|>\nAnswer: (",

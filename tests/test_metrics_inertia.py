@@ -96,11 +96,11 @@ def test_compute_metrics_inertia_and_steerability_by_hand():
     assert _get(m, "inertia_soft")["value"] == pytest.approx(0.4507709, abs=1e-6)
     # hard: [.25,.5,.25] -> H = 1.5 -> I = 1 - 1.5/2.584963 = 0.419721
     assert _get(m, "inertia_hard")["value"] == pytest.approx(0.4197208, abs=1e-6)
-    assert _get(m, "top1_share")["value"] == pytest.approx(0.5)
-    assert _get(m, "top2_adjacent")["value"] == pytest.approx(0.75)  # .25+.5 or .5+.25
+    assert _get(m, "top1_share_hard")["value"] == pytest.approx(0.5)
+    assert _get(m, "top2_adjacent_hard")["value"] == pytest.approx(0.75)  # .25+.5 or .5+.25
     # steerability soft: q = [1,0,0], p = [.1875,.5625,.25]; m = [.59375,.28125,.125]
     #   H(m) = 1.336252; JSD = 1.336252 - (0 + 1.419737)/2 = 0.626383
-    s = _get(m, "steerability_jsd")
+    s = _get(m, "steerability_jsd_soft")
     assert s["value"] == pytest.approx(0.6263833, abs=1e-6)
     assert (s["context_a"], s["context_b"]) == ("none", "none")
     # hard: q = [1,0,0], p = [.25,.5,.25]; m = [.625,.25,.125]; H(m) = 1.298795; JSD = 1.298795 - .75
@@ -118,7 +118,7 @@ def test_bootstrap_reproducible_and_contains_point():
     cols = ["ci_low", "ci_high"]
     inert = a[a["metric"] == "inertia_soft"]
     assert not np.allclose(inert[cols].to_numpy(), c[c["metric"] == "inertia_soft"][cols].to_numpy())
-    for metric in ("inertia_soft", "inertia_hard", "steerability_jsd", "top2_adjacent"):
+    for metric in ("inertia_soft", "inertia_hard", "steerability_jsd_soft", "top2_adjacent_hard"):
         rows = a[a["metric"] == metric]
         assert len(rows) == 3
         assert (rows["ci_low"] <= rows["value"] + 1e-12).all()
@@ -152,7 +152,7 @@ def test_steerability_p_in_long_table_is_seeded():
     df = synth_responses(n_personas=15, seed=5)
     a = compute_metrics(df, None, n_boot=30, seed=2)
     b = compute_metrics(df, None, n_boot=30, seed=2)
-    pa = a[a.metric == "steerability_p"]
+    pa = a[a.metric == "steerability_p_soft"]
     assert pa["value"].between(1 / 31, 1).all()
     assert (pa["n"] == 30).all()
-    assert pa["value"].tolist() == b[b.metric == "steerability_p"]["value"].tolist()
+    assert pa["value"].tolist() == b[b.metric == "steerability_p_soft"]["value"].tolist()

@@ -62,27 +62,27 @@ def test_edge_cases_never_crash():
     inert = _one(m, "inertia_soft", "Con")
     assert inert["value"] == pytest.approx(1.0)  # H = 0 -> I = 1
     assert np.isnan(inert["ci_low"]) and "fewer than 2 personas" in inert["note"]
-    assert _one(m, "top1_share", "Con")["value"] == 1.0
-    assert _one(m, "steerability_jsd", "Con")["value"] == pytest.approx(0.0)
-    assert _one(m, "steerability_p", "Con")["value"] == 1.0
+    assert _one(m, "top1_share_hard", "Con")["value"] == 1.0
+    assert _one(m, "steerability_jsd_soft", "Con")["value"] == pytest.approx(0.0)
+    assert _one(m, "steerability_p_soft", "Con")["value"] == 1.0
     miss = _one(m, "inertia_soft", "Miss")
     assert np.isnan(miss["value"]) and "no valid answers" in miss["note"]
     assert _one(m, "valid_share", "Miss")["value"] == 0.0
     assert not (m["dimension"] == "nan").any() and "catch" not in set(m["dimension"])
     # no baseline at all
     nb = compute_metrics(df[df.condition == "persona"], None, n_boot=5)
-    s = _one(nb, "steerability_jsd", "Con")
+    s = _one(nb, "steerability_jsd_soft", "Con")
     assert np.isnan(s["value"]) and "no baseline" in s["note"]
     # only baseline rows: one row with a note
     ob = compute_metrics(df[df.condition == "baseline"], None, n_boot=5)
-    assert "no persona answers" in ob[ob.metric == "inertia_soft"].iloc[0]["note"]
+    assert "no persona answers" in ob[ob.metric == "inertia_hard"].iloc[0]["note"]
 
 
 def test_steerability_uses_no_conversation_baseline_when_context_has_none():
     df = synth_responses(n_personas=8, contexts=("poem@3",), baseline=False)
     base = synth_responses(n_personas=1, contexts=("none",)).query("condition == 'baseline'")
     m = compute_metrics(pd.concat([df, base], ignore_index=True), None, n_boot=10)
-    s = m[m.metric == "steerability_jsd"]
+    s = m[m.metric == "steerability_jsd_soft"]
     assert (s["context_a"] == "poem@3").all() and (s["context_b"] == "none").all()
     assert s["value"].notna().all()
 
@@ -123,8 +123,9 @@ def test_headline_is_one_row_per_dimension():
     h = headline(m)
     assert list(h.columns) == HEADLINE_COLUMNS
     assert sorted(h["dimension"]) == ["Fairness", "Harm", "Purity"]
-    inert = m[m.metric == "inertia_soft"].set_index("dimension")["value"]
-    assert h.set_index("dimension")["inertia"].to_dict() == pytest.approx(inert.to_dict())
+    for name in ("inertia_hard", "inertia_soft", "steerability_jsd_hard", "top1_share_hard"):
+        vals = m[m.metric == name].set_index("dimension")["value"]
+        assert h.set_index("dimension")[name].to_dict() == pytest.approx(vals.to_dict())
     assert h["rank_order"].isna().all() and (h["n"] > 0).all()
     assert headline(m.iloc[0:0]).empty
 

@@ -20,10 +20,20 @@ HAND = {("P1", 0): 1, ("P1", 1): 3, ("P2", 0): 4, ("P2", 1): 6, ("P3", 0): 7, ("
 def test_variance_components_by_hand():
     units = np.array([u for u, _ in HAND])
     out = variance_components(np.array(list(HAND.values()), float), units)
-    assert out["var_within"] == pytest.approx(4 / 3)
+    assert out["var_repeat"] == pytest.approx(4 / 3)
     assert out["var_between"] == pytest.approx(19 / 3)
     assert out["icc"] == pytest.approx((38 / 3 - 4 / 3) / 14)
+    # var_persona = (MSB - MSW) / n0 = (38/3 - 4/3) / 2 = 17/3; icc = 17/3 / (17/3 + 4/3) = 17/21
+    assert out["var_persona"] == pytest.approx(17 / 3)
+    assert out["icc"] == pytest.approx(17 / 21)
     assert out["n_units"] == 3 and out["n_obs"] == 6
+    assert np.isnan(out["var_sampling"]) and np.isnan(out["run_to_run_share"])  # no sampling variances given
+    # with each score's sampling variance 0.5 (P1), 1 (P2), 0 (P3): var_sampling = mean = 0.5;
+    # run_to_run_share = (4/3 + 1/2) / (17/3 + 4/3 + 1/2) = (11/6) / (15/2) = 11/45
+    samp = np.array([0.5, 0.5, 1.0, 1.0, 0.0, 0.0])
+    out = variance_components(np.array(list(HAND.values()), float), units, samp)
+    assert out["var_sampling"] == pytest.approx(0.5)
+    assert out["run_to_run_share"] == pytest.approx(11 / 45)
 
 
 def test_icc_unbalanced_matches_anova_formula():
@@ -51,7 +61,7 @@ def _row(m, metric):
 def test_variance_rows_in_long_table():
     m = compute_metrics(_resp(), _scores(HAND), n_boot=50)
     assert _row(m, "icc")["value"] == pytest.approx(0.8095238)
-    assert _row(m, "var_within")["value"] == pytest.approx(4 / 3)
+    assert _row(m, "var_repeat")["value"] == pytest.approx(4 / 3)
     assert _row(m, "var_between")["value"] == pytest.approx(19 / 3)
     assert _row(m, "icc")["n"] == 3 and _row(m, "icc")["context_a"] == "none"
 
@@ -64,11 +74,11 @@ def test_variance_edge_cases():
     # one persona -> between and ICC undefined
     m = compute_metrics(_resp(), _scores({("P1", 0): 1, ("P1", 1): 3}), n_boot=10)
     assert np.isnan(_row(m, "icc")["value"]) and "fewer than 2 personas" in _row(m, "icc")["note"]
-    assert _row(m, "var_within")["value"] == pytest.approx(2.0)
+    assert _row(m, "var_repeat")["value"] == pytest.approx(2.0)
     # zero variance everywhere -> ICC undefined (0/0)
     m = compute_metrics(_resp(), _scores({(p, r): 3 for p in ("a", "b") for r in (0, 1)}), n_boot=10)
     assert np.isnan(_row(m, "icc")["value"]) and "zero variance" in _row(m, "icc")["note"]
-    assert _row(m, "var_within")["value"] == 0.0
+    assert _row(m, "var_repeat")["value"] == 0.0
 
 
 def test_convergence_curve_shrinks_and_is_seeded():

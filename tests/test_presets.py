@@ -40,12 +40,14 @@ def test_inertia_full_scale_matches_lee_et_al():
 
 def test_stability_full_scale_matches_kovac_et_al():
     # paper: 5 seeds x 5 topics x 60 characters x 40 PVQ items = 60k, plus the donation task's 100 items;
-    # the baseline (no persona) in the same contexts adds 5 x 5 x (40 + 100)
-    assert _planned(load_preset("stability")) == 5 * 5 * 60 * (40 + 100) + 5 * 5 * (40 + 100)
+    # the baseline (no persona) in the same contexts adds 5 x 5 x (40 + 100), and once more without a
+    # conversation (the neutral profile of distance_to_neutral) 5 x (40 + 100)
+    assert _planned(load_preset("stability")) == 5 * 5 * 60 * (40 + 100) + (5 + 1) * 5 * (40 + 100)
     # paper: 50k for the real-world personas
-    assert _planned(load_preset("stability-real-world")) == 5 * 5 * 50 * 40 + 5 * 5 * 40
-    # paper: 5 topics x 50 permutations x 40 items (no persona)
-    assert _planned(load_preset("stability-neutral")) == 5 * 50 * 40
+    assert _planned(load_preset("stability-real-world")) == 5 * 5 * 50 * 40 + (5 + 1) * 5 * 40
+    # paper: 5 topics x 50 permutations x 40 items (no persona), plus the 50 permutations without a
+    # conversation that estimate the neutral profile (Kovač et al. B.2)
+    assert _planned(load_preset("stability-neutral")) == 5 * 50 * 40 + 50 * 40
 
 
 def test_scale_reduces_and_is_recorded():
@@ -95,6 +97,6 @@ def test_stability_reduced_runs_end_to_end(tmp_path):
                         study.instruments[1].model_copy(update={"items": ["elf_01", "orc_01", "hobbit_01"]})],
     })
     (res,) = run_study(study)
-    # 2 characters + baseline, 2 topics, PVQ-40 + 3 donation items
-    assert res.planned == res.new == 3 * 2 * (40 + 3)
+    # 2 characters + baseline, 2 topics, PVQ-40 + 3 donation items; the baseline also without a conversation
+    assert res.planned == res.new == 3 * 2 * (40 + 3) + (40 + 3)
     assert res.conversations == 3 * 2

@@ -17,7 +17,7 @@ from report_fixtures import SCRIPT, make_run
 from valuescope.report import RunData, render, write_report
 from valuescope.report import figures_answers as fa
 from valuescope.report import figures_metrics as fm
-from valuescope.report.derive import convergence, eta_squared, pca, variance_split
+from valuescope.report.derive import eta_squared, pca
 from valuescope.report.render import _SPECS
 
 SECTION_IDS = [s.id for s in _SPECS if not s.optional]  # optional sections: tests/test_tension*.py
@@ -88,7 +88,8 @@ def test_missing_data_skips_with_reason(runs, tmp_path: Path) -> None:
         "effects": "no effects table",
         "stability": "no rank_order / ipsative",
         "length": "not swept",
-        "variance": "repeats = 1",
+        "variance": "no variance rows",  # read from the metrics table only, never re-estimated
+        "convergence": "no convergence_var rows",
     }
     for sid, reason in expect_skip.items():
         body = sections[sid]
@@ -105,7 +106,7 @@ def test_minimal_metrics_columns_still_draw(runs, tmp_path: Path) -> None:
     """A metrics table with only the essential columns (no CIs, no contexts, no notes) still gives the
     inertia comparison (bars without whiskers), and convergence_var rows are drawn as given."""
     run = _degraded(runs[0])
-    inertia = runs[0].metrics[runs[0].metrics["metric"] == "inertia_soft"]
+    inertia = runs[0].metrics[runs[0].metrics["metric"] == "inertia_hard"]
     conv = pd.DataFrame(
         {
             "instrument": "mfq30",
@@ -126,7 +127,6 @@ def test_minimal_metrics_columns_still_draw(runs, tmp_path: Path) -> None:
     ax = fig.axes[0]
     assert label == "mfq30" and [t.get_text() for t in ax.get_legend().get_texts()] == ["harm"]
     assert list(ax.lines[0].get_ydata()) == [0.4, 0.2, 0.1]
-    assert any("metrics table" in t.get_text() for t in ax.texts)
 
 
 def test_model_text_is_escaped(runs, tmp_path: Path) -> None:
@@ -166,31 +166,37 @@ def test_two_runs_compare_models(runs, tmp_path: Path) -> None:
 
 
 def test_derived_numbers_hand_computed() -> None:
-    # within = mean(var([1, 3]), var([5, 5])) = (2 + 0) / 2 = 1; between = var([2, 5], ddof=1) = 4.5
-    long = pd.DataFrame(
-        {
-            "persona_id": ["A", "A", "B", "B"],
-            "context": "none",
-            "repeat": [0, 1, 0, 1],
-            "dimension": "care",
-            "score": [1.0, 3.0, 5.0, 5.0],
-        }
-    )
-    v = variance_split(long).iloc[0]
-    assert v["var_within"] == pytest.approx(1.0) and v["var_between"] == pytest.approx(4.5)
     # eta^2: totals 5, group means 1.5 / 3.5 around 2.5 -> between 4 -> 0.8
     assert eta_squared(np.array([1.0, 2, 3, 4]), pd.Series(list("aabb"))) == pytest.approx(0.8)
     # rank-one profiles: PC1 carries all the variance
     m = pd.DataFrame(np.outer([1.0, 2, 3, 4], [1.0, -2, 0.5]), columns=list("xyz"))
     _, ratio, load = pca(m)
     assert ratio[0] == pytest.approx(1.0) and abs(load[1, 0]) == pytest.approx(2 / np.sqrt(5.25))
-    # bootstrap variance of the mean of n draws ~ population variance / n
-    rng = np.random.default_rng(0)
-    prof = pd.DataFrame({"d": rng.normal(0, 2.0, 400)})
-    c = convergence(prof, n_boot=2000)
-    pop_var = prof["d"].var(ddof=0)
-    for _, row in c[c["n"].isin([2, 400])].iterrows():
-        assert row["value"] == pytest.approx(pop_var / row["n"], rel=0.15)
+
+
+def test_report_reads_its_numbers_from_the_metrics_table(runs, tmp_path: Path) -> None:
+    """The variance and convergence figures draw the metrics table's rows, nothing re-estimated: change
+    the rows and the bars move."""
+    run = runs[0]
+    [(inst, fig)] = [x for x in fa.variance_fig(render._normalise(run)) if x[0] == "mfq30"]
+    m = run.metrics
+    rows = m[(m.instrument == "mfq30") & (m.context_a == "none") & (m.metric == "var_persona")]
+    bars = [c for c in fig.axes[0].containers if isinstance(c, BarContainer)]
+    assert [c.get_label() for c in bars][2] == "between personas"
+    heights = [b.get_height() for b in bars[2]]
+    expect = rows.set_index("dimension")["value"].sort_index().to_numpy()
+    assert np.allclose(np.nan_to_num(heights), np.nan_to_num(expect))
+    doubled = m.copy()
+    doubled.loc[doubled.metric == "var_persona", "value"] *= 2
+    [(_, fig2)] = [x for x in fa.variance_fig(render._normalise(RunData(run.run_id, run.model, metrics=doubled)))
+                   if x[0] == "mfq30"]
+    bars2 = [c for c in fig2.axes[0].containers if isinstance(c, BarContainer)]
+    assert np.allclose(np.nan_to_num([b.get_height() for b in bars2[2]]), np.nan_to_num(2 * expect))
+    # position bias is the first section, read from the metrics table
+    html = write_report([run], tmp_path).read_text(encoding="utf-8")
+    assert html.index('id="position"') < html.index('id="overview"') < html.index('id="headline"')
+    pb = m[(m.metric == "position_bias_soft") & (m.instrument == "mfq30")].iloc[0]
+    assert f"{pb['value']:.3f}" in _sections(html)["position"]
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="no chromium binary on PATH (apt-get install chromium)")

@@ -351,12 +351,13 @@ def test_several_instruments_personas_and_custom_instrument():
     flags = out[out.instrument == "mfq30"].groupby("persona_id").catch_failed.first().to_dict()
     assert flags == {"a": False, "b": True}
     assert list(out.columns[:4]) == ["run_id", "model", "condition", "persona_id"]
-    assert list(out.columns[-7:]) == [
+    assert list(out.columns[-8:]) == [
         "instrument",
         "level",
         "dimension",
         "score",
         "raw_score",
+        "sampling_var",
         "n_items",
         "catch_failed",
     ]

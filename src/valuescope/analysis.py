@@ -77,10 +77,11 @@ def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: in
                        responses=responses,
                        failures=store.failures(run_id), conversations=store.conversations(run_id, limit=50))
     if len(responses):
-        from valuescope.scoring import score_personas
+        from valuescope.scoring import SCORE_FROM, score_personas
 
         scored, kept_apart = split_readings(responses)
-        tables.scores = score_personas(scored, instruments)
+        score_from = str(info.get("study", {}).get("score_from") or "expected")
+        tables.scores = score_personas(scored, instruments, value=SCORE_FROM.get(score_from, "expected"))
         if with_metrics:
             from valuescope import metrics
 

@@ -189,7 +189,8 @@ def _print_headline(store_dir: Path, run_id: str) -> None:
 
     with _open_store(store_dir) as store:
         tables = load_run(store, run_id)
-    _print_metrics_or_why(tables, f"{tables.model}: headline metrics")
+    _print_position(tables.model, tables.metrics)
+    _print_metrics_or_why(tables, f"{tables.model}: headline metrics (hard = answers, soft = probabilities)")
     from valuescope.metrics.tension import congruence_summary
 
     bias = congruence_summary(tables.metrics) if not tables.metrics.empty else []
@@ -210,9 +211,10 @@ def _print_metrics_or_why(tables, title: str) -> None:
 
 
 def _compact(head):
-    """The headline table for a terminal: run and model are in the title."""
+    """The headline table for a terminal: run and model are in the title; names keep their reading."""
     head = head.drop(columns=[c for c in ("run_id", "model") if c in head.columns])
-    return head.rename(columns=lambda c: c.replace("steerability", "steer").replace("inertia", "inert"))
+    return head.rename(columns=lambda c: c.replace("steerability_", "steer_").replace("inertia", "inert")
+                       .replace("_adjacent", "adj").replace("_share", ""))
 
 
 def _print_frame(df, title: str, max_rows: int = 80) -> None:
@@ -252,26 +254,69 @@ def ls(directory: Annotated[Path, typer.Argument(help="Results directory.")] = P
 
 @app.command()
 def show(
-    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    run_ids: Annotated[list[str], typer.Argument(help="Run id (or a unique prefix); two runs of an ablation pair "
+                                                 "are also compared.")],
     directory: Annotated[Path, typer.Option("--dir", "-d")] = Path(DEFAULT_DIR),
     all_metrics: Annotated[bool, typer.Option("--all", help="Every metric row, not just the headline.")] = False,
 ) -> None:
-    """Print a run's counts and metric tables."""
-    tables = _load_tables(directory, run_id)
-    c = tables.counts
-    out.print(f"[bold]{tables.run_id}[/] model={tables.model} answered={c['answered']}/{c['planned']} "
-              f"unreadable={c['invalid']} failed={c['failed']} personas={c['personas']} "
-              f"contexts={c['contexts']} outside-letter mass mean={c['outside_mass_mean']:.4f}", highlight=False)
-    methods = ", ".join(f"{n} by {m}" for m, n in c["methods"].items()) or "none"
-    out.print(f"answers read: {methods}", highlight=False)
-    for source, n in c["reused_from"].items():
-        out.print(f"{n} answers reused from run {source}", highlight=False)
-    if len(c["methods"]) > 1:
-        out.print("[yellow]mixed readings:[/] full distributions (logprobs) and parsed one-hot answers are kept "
-                  "apart: metrics use the logprob answers only (see the 'mixed_readings' rows)", highlight=False)
-    _print_metrics_or_why(tables, "headline")
-    if all_metrics and not tables.metrics.empty:
-        _print_frame(tables.metrics, title="all metrics", max_rows=10_000)
+    """Print a run's position bias, counts and metric tables (two runs: also their ablation comparison)."""
+    loaded = [_load_tables(directory, rid) for rid in run_ids]
+    for tables in loaded:
+        _print_position(tables.model, tables.metrics)
+        c = tables.counts
+        out.print(f"[bold]{tables.run_id}[/] model={tables.model} answered={c['answered']}/{c['planned']} "
+                  f"unreadable={c['invalid']} failed={c['failed']} personas={c['personas']} "
+                  f"contexts={c['contexts']} outside-letter mass mean={c['outside_mass_mean']:.4f}",
+                  highlight=False)
+        methods = ", ".join(f"{n} by {m}" for m, n in c["methods"].items()) or "none"
+        out.print(f"answers read: {methods}", highlight=False)
+        for source, n in c["reused_from"].items():
+            out.print(f"{n} answers reused from run {source}", highlight=False)
+        if len(c["methods"]) > 1:
+            out.print("[yellow]mixed readings:[/] full distributions (logprobs) and parsed one-hot answers are kept "
+                      "apart: metrics use the logprob answers only (see the 'mixed_readings' rows)", highlight=False)
+        _print_metrics_or_why(tables, "headline (hard = answers, soft = probabilities)")
+        if all_metrics and not tables.metrics.empty:
+            _print_frame(tables.metrics, title="all metrics", max_rows=10_000)
+    if len(loaded) == 2:
+        _print_comparison(_compare(*loaded))
+
+
+def _print_position(model: str, metrics) -> None:
+    """Position bias first: a plain warning when most of the answer follows the letter shown."""
+    from valuescope.metrics.position import WARN_ABOVE
+
+    pb = metrics[metrics["metric"].isin(["position_bias_hard", "position_bias_soft"])] if len(metrics) else metrics
+    if pb is None or pb.empty:
+        return
+    for inst, g in pb.groupby("instrument", sort=True):
+        parts = []
+        for r in g.itertuples(index=False):
+            reading = "answers" if r.metric.endswith("_hard") else "probabilities"
+            if r.value == r.value:  # not NaN
+                parts.append(f"{reading} {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]")
+            else:
+                parts.append(f"{reading} n/a ({r.note})")
+        out.print(f"position bias {model} {inst}: " + "; ".join(dict.fromkeys(parts)), highlight=False)
+        soft = g[g["metric"] == "position_bias_soft"]["value"]
+        if len(soft) and soft.iloc[0] > WARN_ABOVE:
+            out.print(f"[bold yellow]warning:[/] {model} {inst}: most of the answer follows the letter shown, "
+                      "not the option's content (position bias 1 = letter only, 0 = content only)", highlight=False)
+
+
+def _compare(a, b):
+    from valuescope.metrics.ablation import compare_runs
+
+    return compare_runs(a.responses, b.responses, a.info.get("study", {}), b.info.get("study", {}))
+
+
+def _print_comparison(frame) -> None:
+    kind = str(frame["comparison"].iloc[0]) if len(frame) else "none"
+    if kind == "none":
+        out.print(f"comparison: {frame['note'].iloc[0] if len(frame) else 'nothing to compare'}", highlight=False)
+        return
+    cols = ["instrument", "condition", "context", "metric", "dimension", "value", "n", "note"]
+    _print_frame(frame[cols], title=f"ablation pair ({kind}): {frame['run_a'].iloc[0]} vs {frame['run_b'].iloc[0]}")
 
 
 @app.command()
@@ -295,8 +340,9 @@ def _write_report(store_dir: Path, run_ids: list[str], out_dir: Path) -> Path:
     from valuescope.report.data import from_tables
 
     with _open_store(store_dir) as store:
-        runs = [from_tables(load_run(store, rid)) for rid in run_ids]
-    return write_report(runs, out_dir)
+        loaded = [load_run(store, rid) for rid in run_ids]
+    comparison = _compare(*loaded) if len(loaded) == 2 else None
+    return write_report([from_tables(t) for t in loaded], out_dir, comparison=comparison)
 
 
 @app.command()

@@ -44,7 +44,7 @@ def run_id_for(study: Study, model: ModelSpec, instruments: Sequence[PlannedInst
     the content of every instrument the run uses (item texts, options, scale values, dimension map,
     reverse flags, scoring), so a changed study or an edited instrument is a new run and an
     unchanged one resumes. (Answers to queries that did not change are reused, not asked again.)"""
-    others = study.model_dump(mode="json", exclude={"output", "report", "name", "models"})
+    others = study.model_dump(mode="json", exclude={"output", "report", "name", "models", "score_from"})
     content = instruments_digest(instruments) if instruments is not None else ""
     return f"{study.name}-{model.name}-{digest([others, model_identity(model), content], 8)}"
 
@@ -97,9 +97,12 @@ def plan_queries(
     run_id = run_id_for(study, model, instruments)
     ident = model_identity(model)
     queries: list[Query] = []
+    # The baseline is also asked without a conversation when every context has one: that is the model's
+    # neutral profile (no persona, no conversation; Kovač et al. 2024, B.2) that distance_to_neutral needs.
+    neutral = [] if any(c.topic is None for c in contexts) else [ContextSpec()]
     for persona in personas:
         p_ident = [persona.id, persona.description]
-        for base_ctx in contexts:
+        for base_ctx in [*neutral, *contexts] if persona.is_baseline else contexts:
             for repeat in range(study.repeats):
                 # each repeat is a new sample: a new conversation (as the paper's seeds) and permutation
                 ctx = replace(base_ctx, seed=base_ctx.seed + repeat) if base_ctx.topic else base_ctx

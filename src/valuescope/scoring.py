@@ -5,7 +5,9 @@ Input is the tidy per-query table (:mod:`valuescope.tidy`). A *respondent* is on
 Each query contributes one number ``x`` taken from the ``value`` column:
 
 - ``"expected"``: the probability-weighted scale value, sum_i p_i * value_i (the default);
-- ``"argmax_value"``: the scale value of the most probable option (what Kovac et al. 2024 score).
+- ``"argmax_value"``: the scale value of the most probable option, i.e. the chosen answer (what Kovac
+  et al. 2024 score). The study setting ``score_from: answer | expected`` picks one (``answer`` =
+  ``argmax_value``); :data:`SCORE_FROM` maps it.
 
 Invalid answers (``valid`` False or a NaN value) are left out of every mean and not counted in
 ``n_items``; a group with no valid item scores NaN. Nothing is dropped or imputed.
@@ -21,6 +23,13 @@ Formulas (``I_g`` = the respondent's valid, non-catch items of group ``g``):
 - score(g) = raw_score(g) - MRAT where the instrument's ``scoring.centre`` is "mrat" (PVQ-RR, PVQ-40:
   Schwartz's instructions; Kovac et al. 2024, appendix A.5), else score = raw_score (MFQ: means of the
   0-5 answers, Graham et al. 2011; donation: mean coins per race, Kovac et al. 2024, A.6).
+
+Sampling variance (``sampling_var``): the variance the score would have if every answer were drawn
+once from its own distribution (asking again at temperature 1), exactly, answers being independent:
+``v_i = sum_o p_io value_o^2 - (sum_o p_io value_o)^2`` per item (NaN without ``p_*`` columns);
+``sampling_var = sum_{i in I_g} v_i / n_g^2`` for a raw score; for an MRAT-centred score
+(``sum_i a_i x_i`` with ``a_i = 1/n_g - 1/n_A`` in the group, ``-1/n_A`` outside it, A = all scored items)
+``sampling_var = (1/n_g - 1/n_A)^2 S_g + (S_A - S_g) / n_A^2``, S the sums of ``v_i``.
 
 Catch items (MFQ-30: MATH, GOOD; Graham et al. 2008 key) are screened, never scored or dropped: a rule
 ``{item, fail_if, threshold}`` fails when ``x fail_if threshold`` holds (MATH >= 3: one of the top 3
@@ -52,6 +61,8 @@ CARRIED = [
     "n_messages",
 ]
 VALUE_COLUMNS = ("expected", "argmax_value")
+#: the study setting ``score_from`` -> the responses column a score is computed from
+SCORE_FROM = {"expected": "expected", "answer": "argmax_value"}
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
@@ -85,7 +96,24 @@ def _item_values(df: pd.DataFrame, inst: Instrument, value: str) -> pd.DataFrame
         span = out["item_id"].map(spans)
         x = x.where(~reverse, span - x)
     out["_x"] = x.where(out["valid"].astype(bool) & x.notna())
+    out["_v"] = _answer_variance(out, inst).where(out["_x"].notna())
     return out
+
+
+def _answer_variance(df: pd.DataFrame, inst: Instrument) -> pd.Series:
+    """Per row: the variance of the scale value under the answer's own distribution (module docstring)."""
+    var = pd.Series(np.nan, index=df.index)
+    for part_id, rows in df.groupby("part", sort=False) if "part" in df.columns else []:
+        part = inst.parts.get(str(part_id))
+        cols = [f"p_{i + 1}" for i in range(part.scale.k)] if part is not None else []
+        if not cols or any(c not in rows.columns for c in cols):
+            continue
+        p = rows[cols].to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(all="ignore"):
+            p = p / p.sum(axis=1, keepdims=True)
+        v = np.asarray(part.scale.values, dtype=float)
+        var.loc[rows.index] = np.clip(p @ (v * v) - (p @ v) ** 2, 0.0, None)
+    return var
 
 
 def _groups(inst: Instrument) -> pd.DataFrame:
@@ -163,8 +191,14 @@ def score_personas(
         respondents["_rid"] = np.arange(len(respondents))
         scored = scored.merge(respondents[[*RESPONDENT, "_rid"]], on=RESPONDENT)
         groups = _groups(inst)
-        per_dim = scored.groupby(["_rid", "_dimension"])["_x"].agg(["sum", "count"]).reset_index()
-        pooled = per_dim.merge(groups, on="_dimension").groupby(["_rid", "_order"])[["sum", "count"]].sum()
+        has_x = scored["_x"].notna()
+        scored = scored.assign(_vs=scored["_v"].where(has_x, 0.0).fillna(0.0),
+                               _vmiss=(has_x & scored["_v"].isna()).astype(int))
+        per_dim = scored.groupby(["_rid", "_dimension"]).agg(
+            sum=("_x", "sum"), count=("_x", "count"), vsum=("_vs", "sum"), vmiss=("_vmiss", "sum")
+        ).reset_index()
+        cols = ["sum", "count", "vsum", "vmiss"]
+        pooled = per_dim.merge(groups, on="_dimension").groupby(["_rid", "_order"])[cols].sum()
         grid = pd.MultiIndex.from_product(
             [respondents["_rid"], groups["_order"].drop_duplicates().sort_values()], names=["_rid", "_order"]
         )
@@ -172,13 +206,27 @@ def score_personas(
         pooled["raw_score"] = np.where(
             pooled["count"] > 0, pooled["sum"] / pooled["count"].clip(lower=1), np.nan
         )
+        n_g = pooled["count"].clip(lower=1).to_numpy(dtype=float)
+        s_g = pooled["vsum"].to_numpy(dtype=float)
+        v_miss = pooled["vmiss"].to_numpy() > 0
         mrat = scored.groupby("_rid")["_x"].mean().reindex(respondents["_rid"]).to_numpy()
         if inst.scoring.get("centre", "none") == "mrat":
             pooled["score"] = pooled["raw_score"] - mrat[pooled["_rid"].to_numpy()]
+            all_items = scored.groupby("_rid").agg(n=("_x", "count"), v=("_vs", "sum"), miss=("_vmiss", "sum"))
+            all_items = all_items.reindex(respondents["_rid"], fill_value=0)
+            rid = pooled["_rid"].to_numpy()
+            n_a = all_items["n"].to_numpy(dtype=float)[rid]
+            s_a = all_items["v"].to_numpy(dtype=float)[rid]
+            v_miss = v_miss | (all_items["miss"].to_numpy()[rid] > 0)
+            with np.errstate(all="ignore"):
+                samp = (1 / n_g - 1 / n_a) ** 2 * s_g + (s_a - s_g) / n_a**2
         else:
             pooled["score"] = pooled["raw_score"]
+            samp = s_g / n_g**2
+        pooled["sampling_var"] = np.where((pooled["count"] > 0) & ~v_miss, samp, np.nan)
         labels = groups[["_order", "level", "group"]].drop_duplicates()
         pooled = pooled.merge(labels, on="_order").rename(columns={"group": "dimension", "count": "n_items"})
+        pooled = pooled.drop(columns=["sum", "vsum", "vmiss"])
         screen = catch_screen(df, {inst.id: inst}, value=value)
         if len(screen):
             respondents = respondents.merge(screen[[*RESPONDENT, "catch_failed"]], on=RESPONDENT, how="left")
@@ -207,6 +255,7 @@ def score_personas(
         "dimension",
         "score",
         "raw_score",
+        "sampling_var",
         "n_items",
         "catch_failed",
     ]
@@ -215,7 +264,7 @@ def score_personas(
         for c in columns
         if c in RESPONDENT
         or c in carried
-        or c in ("level", "dimension", "score", "raw_score", "n_items", "catch_failed")
+        or c in ("level", "dimension", "score", "raw_score", "sampling_var", "n_items", "catch_failed")
     ]
     if not out_frames:
         return pd.DataFrame(columns=columns)

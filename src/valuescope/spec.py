@@ -152,6 +152,9 @@ class Study(_Strict):
     option_order: Literal["fixed", "permute-persona", "permute-query"] = "permute-persona"
     item_order: Literal["fixed", "shuffle"] = "fixed"
     forced_choice: bool = True
+    # per-persona scores from the chosen answer (Kovač et al.) or the probability-weighted expectation;
+    # an analysis setting: not part of the run id (the same answers, scored another way)
+    score_from: Literal["expected", "answer"] = "expected"
     extraction: Literal["logprobs", "generate"] = "logprobs"
     layout: Literal["shared-prefix", "paper"] = "shared-prefix"
     answer_prefix: str = "Answer: ("
@@ -177,7 +180,7 @@ class Study(_Strict):
 
     def fingerprint(self) -> str:
         """Hash of everything that defines the study's queries (not where results go)."""
-        data = self.model_dump(mode="json", exclude={"output", "report", "name"})
+        data = self.model_dump(mode="json", exclude={"output", "report", "name", "score_from"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

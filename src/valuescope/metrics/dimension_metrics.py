@@ -1,25 +1,29 @@
 """Per-dimension distribution metrics of one (run, model, instrument): the rows of the long table for
-inertia, concentration and steerability, with persona-bootstrap CIs and the permutation p-value.
+inertia, concentration and steerability, each in both readings, with persona-bootstrap CIs and the
+permutation p-values.
+
+Readings (named in every metric): ``_hard`` = the distribution of *answers* (the chosen option, i.e.
+the argmax; Lee et al.'s definition); ``_soft`` = the mean of the answers' *probability* distributions.
 
 Rows emitted (``context_a`` = the persona context; ``context_b`` = the baseline's context for
 steerability, else ""):
 
-=====================  ======================================================  =====================
-metric                 value                                                   n
-=====================  ======================================================  =====================
-valid_share            share of persona queries in the dimension that could    persona queries
-                       be read (``valid``)
-inertia_soft           ``1 - H(p_d)/log2 K`` of the soft persona distribution  usable persona answers
-inertia_hard           same on argmax counts                                   usable persona answers
-top1_share             ``max_i p_i`` of the hard distribution                  usable persona answers
-top2_adjacent          ``max_i (p_i + p_{i+1})`` of the hard distribution      usable persona answers
-steerability_jsd       ``JSD(p_d^base, p_d^persona)``, soft                    usable persona answers
-steerability_jsd_hard  same on argmax counts                                   usable persona answers
-steerability_p         permutation p-value of steerability_jsd > 0             permutations
-=====================  ======================================================  =====================
+=========================  ==================================================  =====================
+metric                     value                                               n
+=========================  ==================================================  =====================
+valid_share                share of persona queries of the dimension that      persona queries
+                           could be read (``valid``)
+inertia_hard / _soft       ``1 - H(p_d)/log2 K``                               usable persona answers
+top1_share_hard / _soft    ``max_i p_i``                                       usable persona answers
+top2_adjacent_hard / _soft ``max_i (p_i + p_{i+1})``                           usable persona answers
+steerability_jsd_hard /    ``JSD(p_d^base, p_d^persona)`` on answers matched   compared persona answers
+steerability_jsd_soft      on (item, option order) (metrics.steerability)
+steerability_p_hard /      within-stratum permutation p-value of the JSD       permutations
+steerability_p_soft
+=========================  ==================================================  =====================
 
 CIs: percentile intervals over ``n_boot`` bootstrap samples of *personas* (all of a persona's answers
-move together); the baseline distribution is held fixed. Fewer than two personas: no CI (noted).
+move together); the baseline is held fixed. Fewer than two personas: no CI (noted).
 """
 
 from __future__ import annotations
@@ -42,12 +46,21 @@ from valuescope.metrics._common import (
 from valuescope.metrics.inertia import (
     bootstrap_distributions,
     inertia_index,
-    jsd,
-    steerability_permutation,
     top1_share,
     top2_adjacent,
     unit_sums,
 )
+from valuescope.metrics.steerability import (
+    bootstrap_matched_jsd,
+    match_strata,
+    matched_jsd,
+    permutation_test,
+)
+
+#: the distribution metrics of a dimension, per reading: (name, function)
+DISTRIBUTION_METRICS = (("inertia", inertia_index), ("top1_share", top1_share), ("top2_adjacent", top2_adjacent))
+STEER_METRICS = ("steerability_jsd_hard", "steerability_jsd_soft", "steerability_p_hard", "steerability_p_soft")
+_DIST_NAMES = tuple(f"{n}_{r}" for n, _ in DISTRIBUTION_METRICS for r in ("hard", "soft"))
 
 
 def _baseline_context(baseline: pd.DataFrame, context: str) -> str | None:
@@ -70,7 +83,7 @@ def dimension_metric_rows(
     persona = scored[scored["condition"] == "persona"]
     baseline = scored[scored["condition"] == "baseline"]
     if persona.empty:
-        rows.append(metric_row(group, "inertia_soft", context_a=NO_CONTEXT,
+        rows.append(metric_row(group, "inertia_hard", context_a=NO_CONTEXT,
                                note="no persona answers for this instrument"))
         return rows
     for context in sorted(persona["context"].astype(str).unique()):
@@ -102,68 +115,69 @@ def _one_dimension(
     ks = sub["k"].dropna().unique()
     if len(ks) != 1:
         note = f"items of this dimension have different numbers of options ({sorted(ks.tolist())})"
-        for m in ("inertia_soft", "inertia_hard", "top1_share", "top2_adjacent", "steerability_jsd"):
+        for m in (*_DIST_NAMES, *STEER_METRICS):
             add(m, note=note)
         return out
     k = int(ks[0])
     s, h, n = unit_sums(sub, k, units)
     if n == 0:
-        for m in ("inertia_soft", "inertia_hard", "top1_share", "top2_adjacent", "steerability_jsd"):
+        for m in (*_DIST_NAMES, *STEER_METRICS):
             add(m, note="no valid answers in this dimension")
         return out
     ci_note = "" if weights is not None else "fewer than 2 personas or n_boot=0: no bootstrap CI"
-    p_soft = s.sum(0) / s.sum()
-    p_hard = h.sum(0) / h.sum()
-    with quiet():
-        b_soft = bootstrap_distributions(s, weights) if weights is not None else None
-        b_hard = bootstrap_distributions(h, weights) if weights is not None else None
-    for metric, func, point, boot in (
-        ("inertia_soft", inertia_index, p_soft, b_soft),
-        ("inertia_hard", inertia_index, p_hard, b_hard),
-        ("top1_share", top1_share, p_hard, b_hard),
-        ("top2_adjacent", top2_adjacent, p_hard, b_hard),
-    ):
-        value = float(func(point))
-        lo, hi = percentile_ci(func(boot)) if boot is not None else (np.nan, np.nan)
-        note = "" if boot is not None else ci_note
-        if k < 2 and metric != "top1_share":
-            note = "fewer than 2 options: undefined"
-        add(metric, value=value, ci_low=lo, ci_high=hi, n=n, note=note)
-    out.extend(_steerability(group, context, dim, sub, k, p_soft, p_hard, b_soft, b_hard, n, baseline,
-                             bctx, n_perm, perm_rng, ci_note))
+    for reading, sums in (("hard", h), ("soft", s)):
+        point = sums.sum(0) / sums.sum()
+        with quiet():
+            boot = bootstrap_distributions(sums, weights) if weights is not None else None
+        for name, func in DISTRIBUTION_METRICS:
+            value = float(func(point))
+            lo, hi = percentile_ci(func(boot)) if boot is not None else (np.nan, np.nan)
+            note = "" if boot is not None else ci_note
+            if k < 2 and name != "top1_share":
+                note = "fewer than 2 options: undefined"
+            add(f"{name}_{reading}", value=value, ci_low=lo, ci_high=hi, n=n, note=note)
+    out.extend(_steerability(group, context, dim, sub, k, units, weights, baseline, bctx, n_perm, perm_rng))
     return out
 
 
 def _steerability(
-    group: tuple[Any, Any, Any], context: str, dim: str, sub: pd.DataFrame, k: int, p_soft: np.ndarray,
-    p_hard: np.ndarray, b_soft: np.ndarray | None, b_hard: np.ndarray | None, n: int,
-    baseline: pd.DataFrame, bctx: str | None, n_perm: int, perm_rng: np.random.Generator, ci_note: str,
+    group: tuple[Any, Any, Any], context: str, dim: str, sub: pd.DataFrame, k: int, units: list[str],
+    weights: np.ndarray | None, baseline: pd.DataFrame, bctx: str | None, n_perm: int, perm_rng: np.random.Generator,
 ) -> list[dict[str, Any]]:
     def row(metric: str, **kw: Any) -> dict[str, Any]:
         return metric_row(group, metric, dimension=dim, context_a=context, context_b=bctx or "", **kw)
 
-    names = ("steerability_jsd", "steerability_jsd_hard", "steerability_p")
     if bctx is None:
         note = "no baseline (no-persona) answers in this run" if baseline.empty else (
             f"no baseline answers in context {context!r} or {NO_CONTEXT!r}")
-        return [row(m, note=note) for m in names]
+        return [row(m, note=note) for m in STEER_METRICS]
     base = baseline[(baseline["context"].astype(str) == bctx) & (baseline["dimension"].astype(str) == dim)]
     if base.empty or set(base["k"].dropna().unique()) != {k}:
         note = "no baseline answers for this dimension" if base.empty else "baseline has a different K"
-        return [row(m, note=note) for m in names]
-    bs, bh, bn = unit_sums(base, k, sorted(unit_ids(base).unique()))
-    if bn == 0:
-        return [row(m, note="no valid baseline answers for this dimension") for m in names]
-    q_soft = bs.sum(0) / bs.sum()
-    q_hard = bh.sum(0) / bh.sum()
+        return [row(m, note=note) for m in STEER_METRICS]
+    m = match_strata(base, sub, k)
+    if len(m.pers_soft) == 0:
+        note = ("no persona answer shares an (item, option order) with a baseline answer: steerability is "
+                "compared only like for like (ask the baseline under the personas' option orders, e.g. "
+                "option_order: balanced)")
+        return [row(x, note=note) for x in STEER_METRICS]
+    notes = []
+    if "option_order" not in sub.columns:
+        notes.append("no option_order column: one option order per item assumed")
+    if m.dropped_answers:
+        notes.append(f"{m.dropped_answers} persona answers ({m.dropped_personas} of {m.total_personas} "
+                     "personas wholly) left out: no baseline answer under the same item and option order")
+    # the bootstrap samples of this context's personas, restricted to the compared ones
+    w = weights[:, pd.Index(units).get_indexer(m.units)] if weights is not None and len(m.units) >= 2 else None
     out = []
-    for metric, q, p, boot in (("steerability_jsd", q_soft, p_soft, b_soft),
-                               ("steerability_jsd_hard", q_hard, p_hard, b_hard)):
-        value = float(jsd(q, p))
-        lo, hi = percentile_ci(jsd(q[None, :], boot)) if boot is not None else (np.nan, np.nan)
-        out.append(row(metric, value=value, ci_low=lo, ci_high=hi, n=n,
-                       note="" if boot is not None else ci_note))
-    _, pval, n_done = steerability_permutation(base, sub, k, perm_rng, n_perm)
-    out.append(row("steerability_p", value=pval, n=n_done,
-                   note="" if n_done else "n_perm=0: no permutation test"))
+    n_cmp = len(m.pers_soft)
+    for reading in ("hard", "soft"):
+        value = matched_jsd(m, reading)
+        lo, hi = percentile_ci(bootstrap_matched_jsd(m, w, reading)) if w is not None else (np.nan, np.nan)
+        note = "; ".join(notes + ([] if w is not None else ["fewer than 2 personas or n_boot=0: no bootstrap CI"]))
+        out.append(row(f"steerability_jsd_{reading}", value=value, ci_low=lo, ci_high=hi, n=n_cmp, note=note))
+    p_soft, p_hard, n_done = permutation_test(m, perm_rng, n_perm)
+    note = "; ".join(notes + ([] if n_done else ["n_perm=0: no permutation test"]))
+    out.append(row("steerability_p_hard", value=p_hard, n=n_done, note=note))
+    out.append(row("steerability_p_soft", value=p_soft, n=n_done, note=note))
     return out

@@ -1,19 +1,30 @@
 """Effect sizes of persona attributes: the Cohen's d grid (Lee et al. 2024, "selective permeability").
 
-For every persona attribute a (the ``attr_*`` columns), every level l of a, and every dimension d, the
-personas with ``a == l`` are compared with all other personas (with a known a) on their dimension score
-(averaged over repeats; one value per persona):
+For every persona attribute a (the ``attr_*`` columns) and every dimension d, personas are compared on
+their dimension score (averaged over repeats; one value per persona), each comparison once:
 
-* ``d = (mean_l - mean_rest) / s_pooled``, ``s_pooled = sqrt(((n_l-1) s_l^2 + (n_r-1) s_r^2) / (n_l+n_r-2))``
-  (Cohen 1988; Lee et al. report e.g. d = 1.42 for religion on Tradition);
-* a two-sided Welch t-test p-value (unequal variances), and the Benjamini-Hochberg q-value over all
-  cells of the grid of one (run, model, instrument, context); ``significant = q < alpha``.
+* an attribute with a **reference level** (``REFERENCE_LEVELS``; religion: "do not belong to a
+  denomination", so Lee et al.'s d = 1.42 is Orthodox vs non-religious) gives every other level vs the
+  reference;
+* a **binary** attribute gives one contrast (the first level, sorted, vs the second), not two mirrored ones;
+* any other attribute gives each level vs all other personas with a known value ("rest").
+
+Per cell:
+
+* ``d = (mean_level - mean_ref) / s_pooled``, ``s_pooled = sqrt(((n_l-1) s_l^2 + (n_r-1) s_r^2) / (n_l+n_r-2))``
+  (Cohen 1988), and its 95% CI ``d -/+ 1.96 sqrt((n_l+n_r)/(n_l n_r) + d^2 / (2 (n_l+n_r)))`` (Hedges &
+  Olkin 1985, large-sample SE);
+* a two-sided Welch t-test p-value, and the Benjamini-Hochberg q-value over the cells of the grid of one
+  (run, model, instrument, context) that were tested; ``significant = q < alpha``;
+* a group smaller than ``min_group`` (default 5) personas gives NaN (d, CI, p) with a note, and is not
+  tested.
+
+Numeric attributes with more than ``max_numeric`` distinct values (age 20-80, income decile 1-10) are cut
+into ``n_bins`` quantile bins labelled ``"lo-hi"`` first. The value ``n/a`` (an attribute the persona
+template hides, e.g. the occupation of someone not employed) counts as unknown.
 
 The grid is a separate tidy frame (``effects_grid``), not part of the long metrics table: its cells are
-keyed by attribute and level as well as dimension, which the long table's columns cannot hold cleanly.
-
-Numeric attributes with more than ``max_levels`` distinct values (age, income) are cut into
-``n_bins`` quantile bins labelled ``"lo-hi"`` first.
+keyed by attribute, level and reference as well as dimension.
 """
 
 from __future__ import annotations
@@ -25,9 +36,15 @@ from scipy import stats
 from valuescope.metrics._common import choose_level, quiet, unit_ids
 
 EFFECT_COLUMNS = [
-    "run_id", "model", "instrument", "context", "attribute", "level", "dimension", "d", "mean_level",
-    "mean_rest", "n_level", "n_rest", "t", "p", "q", "significant", "note",
+    "run_id", "model", "instrument", "context", "attribute", "level", "reference", "dimension", "d", "d_low",
+    "d_high", "mean_level", "mean_rest", "n_level", "n_rest", "t", "p", "q", "significant", "note",
 ]
+#: attribute -> the level every other level is compared with (matched case-insensitively)
+REFERENCE_LEVELS = {
+    "religious_denomination": "do not belong to a denomination",
+    "religion": "none",
+}
+MISSING_LEVELS = {"n/a"}
 
 
 def cohens_d(x: np.ndarray, y: np.ndarray) -> float:
@@ -44,6 +61,14 @@ def cohens_d(x: np.ndarray, y: np.ndarray) -> float:
     if sp <= 1e-12 * max(1.0, abs(x.mean()), abs(y.mean())):
         return float("nan")
     return float((x.mean() - y.mean()) / sp)
+
+
+def cohens_d_ci(d: float, nx: int, ny: int, z: float = 1.959964) -> tuple[float, float]:
+    """Large-sample 95% CI of Cohen's d: ``d -/+ z * sqrt((nx+ny)/(nx*ny) + d^2/(2(nx+ny)))``."""
+    if not np.isfinite(d) or nx < 1 or ny < 1:
+        return float("nan"), float("nan")
+    se = float(np.sqrt((nx + ny) / (nx * ny) + d * d / (2 * (nx + ny))))
+    return d - z * se, d + z * se
 
 
 def welch_t(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -77,26 +102,42 @@ def bh_qvalues(p: np.ndarray) -> np.ndarray:
     return q
 
 
-def attribute_levels(values: pd.Series, *, max_levels: int = 12, n_bins: int = 3) -> pd.Series:
-    """Attribute values as level labels (strings); many-valued numeric attributes become quantile bins."""
+def attribute_levels(values: pd.Series, *, max_numeric: int = 5, n_bins: int = 3) -> pd.Series:
+    """Attribute values as level labels (strings; ``n/a`` and missing -> None); numeric attributes with
+    more than ``max_numeric`` distinct values become ``n_bins`` quantile bins."""
+    values = values.where(~values.astype(str).str.strip().str.lower().isin(MISSING_LEVELS))
     num = pd.to_numeric(values, errors="coerce")
-    if num.notna().sum() == values.notna().sum() and num.nunique() > max_levels:
+    if num.notna().sum() == values.notna().sum() and num.nunique() > max_numeric:
         bins = pd.qcut(num, q=n_bins, duplicates="drop")
         labels = bins.map(lambda iv: f"{iv.left:g}-{iv.right:g}" if pd.notna(iv) else None)
         return labels.astype(object)
     return values.map(lambda v: None if pd.isna(v) else str(v)).astype(object)
 
 
+def contrasts(attr: str, levels: list[str], references: dict[str, str]) -> list[tuple[str, str | None]]:
+    """The comparisons of one attribute: ``(level, reference level)``, reference None = all the rest."""
+    ref = references.get(attr)
+    if ref is not None:
+        match = [lv for lv in levels if lv.strip().lower() == ref.strip().lower()]
+        if match:
+            return [(lv, match[0]) for lv in levels if lv != match[0]]
+    if len(levels) == 2:
+        return [(levels[0], levels[1])]
+    return [(lv, None) for lv in levels]
+
+
 def effects_grid(
     scores: pd.DataFrame, *, value_col: str = "raw_score", level: str | None = None, alpha: float = 0.05,
-    max_levels: int = 12, n_bins: int = 3,
+    min_group: int = 5, max_numeric: int = 5, n_bins: int = 3, references: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """The Cohen's d grid (module docstring) for every (run, model, instrument, context).
 
     ``value_col`` defaults to ``raw_score`` (the scale means Lee et al. compare; ``score`` gives the
     MRAT-centred PVQ scores). Persona condition only; one value per persona (mean over repeats).
-    Columns: ``EFFECT_COLUMNS``.
+    ``references`` overrides ``REFERENCE_LEVELS`` (attribute names without ``attr_``).
+    Columns: ``EFFECT_COLUMNS`` (``mean_rest`` / ``n_rest`` describe the comparison group).
     """
+    refs = {**REFERENCE_LEVELS, **(references or {})}
     attrs = sorted(c for c in scores.columns if str(c).startswith("attr_"))
     df = scores[(scores["condition"] == "persona") & scores[value_col].notna() & scores["dimension"].notna()]
     out: list[dict] = []
@@ -109,15 +150,15 @@ def effects_grid(
             first = gc.drop_duplicates("_unit").set_index("_unit")
             cells: list[dict] = []
             for attr in attrs:
-                labels = attribute_levels(first[attr], max_levels=max_levels, n_bins=n_bins)
-                labels = labels.reindex(per.index)
+                labels = attribute_levels(first[attr], max_numeric=max_numeric, n_bins=n_bins).reindex(per.index)
                 known = labels.notna().to_numpy()
-                for lev in sorted(labels.dropna().unique()):
+                for lev, ref in contrasts(attr[5:], sorted(labels.dropna().unique()), refs):
                     in_lev = (labels == lev).to_numpy()
+                    in_ref = (labels == ref).to_numpy() if ref is not None else known & ~in_lev
                     for dim in per.columns:
                         v = per[dim].to_numpy(dtype=float)
-                        x, y = v[in_lev], v[known & ~in_lev]
-                        cells.append(_cell(run_id, model, inst, ctx, attr[5:], lev, dim, x, y))
+                        cells.append(_cell(run_id, model, inst, ctx, attr[5:], lev, ref, dim, v[in_lev], v[in_ref],
+                                           min_group))
             q = bh_qvalues(np.array([c["p"] for c in cells], dtype=float))
             for c, qi in zip(cells, q, strict=True):
                 c["q"] = qi
@@ -128,24 +169,26 @@ def effects_grid(
     return frame
 
 
-def _cell(run_id: str, model: str, inst: str, ctx: str, attr: str, lev: str, dim: str,
-          x: np.ndarray, y: np.ndarray) -> dict:
+def _cell(run_id: str, model: str, inst: str, ctx: str, attr: str, lev: str, ref: str | None, dim: str,
+          x: np.ndarray, y: np.ndarray, min_group: int) -> dict:
     x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-    d = cohens_d(x, y)
-    t, p = welch_t(x, y)
     note = ""
     if len(y) == 0:
         note = "every persona has this level: no comparison group"
-    elif len(x) + len(y) < 3:
-        note = "fewer than 3 personas"
-    elif not np.isfinite(d):
+    elif min(len(x), len(y)) < max(min_group, 2):
+        note = f"fewer than {max(min_group, 2)} personas in a group (n = {len(x)} vs {len(y)})"
+    d = cohens_d(x, y) if not note else float("nan")
+    t, p = welch_t(x, y) if not note else (float("nan"), float("nan"))
+    if not note and not np.isfinite(d):
         note = "zero variance: pooled SD is 0"
-    elif not np.isfinite(p):
-        note = "fewer than 2 personas in a group: no Welch test"
+    elif not note and not np.isfinite(p):
+        note = "no Welch test: both groups constant"
+    lo, hi = cohens_d_ci(d, len(x), len(y))
     with quiet():
         return {
             "run_id": run_id, "model": model, "instrument": inst, "context": ctx, "attribute": attr,
-            "level": lev, "dimension": dim, "d": d, "mean_level": float(np.mean(x)) if len(x) else np.nan,
+            "level": lev, "reference": "rest" if ref is None else ref, "dimension": dim, "d": d, "d_low": lo,
+            "d_high": hi, "mean_level": float(np.mean(x)) if len(x) else np.nan,
             "mean_rest": float(np.mean(y)) if len(y) else np.nan, "n_level": len(x), "n_rest": len(y),
             "t": t, "p": p, "q": np.nan, "significant": False, "note": note,
         }

@@ -143,40 +143,6 @@ def unit_sums(rows: pd.DataFrame, k: int, units: Sequence[str]) -> tuple[np.ndar
     return s, h, int(ok.sum())
 
 
-def steerability_permutation(
-    base_rows: pd.DataFrame, persona_rows: pd.DataFrame, k: int, rng: np.random.Generator, n_perm: int,
-) -> tuple[float, float, int]:
-    """Permutation test of steerability > 0: returns ``(jsd_observed, p_value, n_perm)``.
-
-    H0: a persona does not change the answers. Under H0 the baseline and persona answers to the *same
-    item* are exchangeable, so the labels are shuffled within each item (keeping each item's number of
-    baseline answers) and the soft JSD is recomputed. ``p = (1 + #{JSD_perm >= JSD_obs}) / (1 + n_perm)``.
-    """
-    sb, _, okb = row_distributions(base_rows, k)
-    sp, _, okp = row_distributions(persona_rows, k)
-    rb, rp = sb[okb], sp[okp]
-    if len(rb) == 0 or len(rp) == 0:
-        return np.nan, np.nan, 0
-    obs = float(jsd(rb.sum(0), rp.sum(0)))
-    if n_perm <= 0:
-        return obs, np.nan, 0
-    items = np.concatenate([base_rows["item_id"].astype(str).to_numpy()[okb],
-                            persona_rows["item_id"].astype(str).to_numpy()[okp]])
-    r_all = np.concatenate([rb, rp])
-    codes, inv = np.unique(items, return_inverse=True)
-    n_items = np.bincount(inv, minlength=len(codes))
-    n_base = np.bincount(inv[: len(rb)], minlength=len(codes))
-    block_start = np.concatenate([[0], np.cumsum(n_items)[:-1]])
-    slots = np.concatenate([block_start[i] + np.arange(n_base[i]) for i in range(len(codes))])
-    keys = inv[None, :] + rng.random((n_perm, len(items)))
-    order = np.argsort(keys, axis=1)
-    base_sum = r_all[order[:, slots]].sum(axis=1)
-    pers_sum = r_all.sum(axis=0)[None, :] - base_sum
-    perm = jsd(base_sum, pers_sum)
-    p = (1.0 + np.sum(perm >= obs - 1e-12)) / (1.0 + n_perm)
-    return obs, float(p), int(n_perm)
-
-
 def bootstrap_distributions(sums: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Pooled distributions of bootstrap samples: ``weights (B, U) @ sums (U, K)``, normalised; a
     replicate with no answers is NaN."""

@@ -26,9 +26,10 @@ import pandas as pd
 
 from valuescope.metrics._common import ALL, GROUP_KEYS, METRIC_COLUMNS, metric_row, metrics_frame
 from valuescope.metrics.dimension_metrics import dimension_metric_rows
+from valuescope.metrics.position import position_rows
 from valuescope.metrics.robustness import seed_rows
 from valuescope.metrics.stability import stability_rows
-from valuescope.metrics.variance import DEFAULT_SIZES, convergence_curve, variance_rows
+from valuescope.metrics.variance import DEFAULT_SIZES, convergence_curve, repeat_design, variance_rows
 from valuescope.spec import SpecError
 
 RESPONSE_REQUIRED = ["run_id", "model", "condition", "persona_id", "context", "instrument", "item_id",
@@ -70,6 +71,7 @@ def compute_metrics(
     for group in sorted(set(resp_groups) | set(score_groups), key=lambda t: tuple(str(x) for x in t)):
         g = resp_groups.get(group)
         if g is not None:
+            rows.extend(position_rows(g, group, n_boot=n_boot, seed=seed))
             rows.extend(dimension_metric_rows(g, group, n_boot=n_boot, n_perm=n_perm, seed=seed))
             rows.extend(seed_rows(g, group))
             rows.extend(_convergence_rows(g, group, n_boot, seed, convergence_sizes))
@@ -80,7 +82,8 @@ def compute_metrics(
                                        note="no per-persona scores given"))
             continue
         rows.extend(stability_rows(s, group, n_boot=n_boot, seed=seed, level=level))
-        rows.extend(variance_rows(s, group, level=level, n_boot=n_boot, seed=seed))
+        design = repeat_design(g) if g is not None else None
+        rows.extend(variance_rows(s, group, level=level, n_boot=n_boot, seed=seed, design=design))
     return metrics_frame(rows)
 
 
@@ -95,23 +98,30 @@ def _convergence_rows(g: pd.DataFrame, group: tuple, n_boot: int, seed: int,
     return out
 
 
+#: headline metric -> column stem; every column names its reading (hard = answers, soft = probabilities)
+_HEADLINE_METRICS = {
+    "inertia_hard": True, "inertia_soft": False, "steerability_jsd_hard": True, "steerability_p_hard": False,
+    "steerability_jsd_soft": True, "steerability_p_soft": False, "top1_share_hard": False,
+    "top2_adjacent_hard": False,
+}
 HEADLINE_COLUMNS = [
-    "run_id", "model", "instrument", "context", "dimension", "inertia", "inertia_low", "inertia_high",
-    "steerability", "steerability_low", "steerability_high", "steerability_p", "top1_share",
-    "top2_adjacent", "rank_order", "n",
+    "run_id", "model", "instrument", "context", "dimension",
+    *[c for m, ci in _HEADLINE_METRICS.items() for c in ([m, f"{m}_low", f"{m}_high"] if ci else [m])],
+    "rank_order", "n",
 ]
 
 
 def headline(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The compact per-dimension table, like Lee et al.'s main table: soft Inertia Index (with CI),
-    soft Steerability JSD (with CI and permutation p), top-1 share, top-2 adjacent concentration, and
-    the Rank-Order stability of the dimension averaged over context pairs (NaN with one context).
+    """The compact per-dimension table, like Lee et al.'s main table: the Inertia Index on the answers
+    (``inertia_hard``, Lee et al.'s I(d), with CI) and on the probabilities (``inertia_soft``), the
+    like-for-like Steerability JSD in both readings (with CI and within-stratum permutation p), the
+    top-1 share and top-2 adjacent concentration of the answers, and the Rank-Order stability of the
+    dimension averaged over context pairs (NaN with one context).
 
     One row per (run_id, model, instrument, context, dimension); ``n`` = usable persona answers.
     """
     m = metrics[metrics["dimension"] != ""]
-    per_ctx = m[m["metric"].isin(["inertia_soft", "steerability_jsd", "steerability_p", "top1_share",
-                                  "top2_adjacent"])]
+    per_ctx = m[m["metric"].isin(list(_HEADLINE_METRICS))]
     keys = ["run_id", "model", "instrument", "context_a", "dimension"]
     if per_ctx.empty:
         return pd.DataFrame(columns=HEADLINE_COLUMNS)
@@ -121,15 +131,14 @@ def headline(metrics: pd.DataFrame) -> pd.DataFrame:
     def col(kind: str, metric: str) -> pd.Series:
         return wide[(kind, metric)] if (kind, metric) in wide.columns else pd.Series(np.nan, index=wide.index)
 
-    out = pd.DataFrame({
-        "inertia": col("value", "inertia_soft"), "inertia_low": col("ci_low", "inertia_soft"),
-        "inertia_high": col("ci_high", "inertia_soft"), "steerability": col("value", "steerability_jsd"),
-        "steerability_low": col("ci_low", "steerability_jsd"),
-        "steerability_high": col("ci_high", "steerability_jsd"),
-        "steerability_p": col("value", "steerability_p"), "top1_share": col("value", "top1_share"),
-        "top2_adjacent": col("value", "top2_adjacent"),
-    }).reset_index().rename(columns={"context_a": "context"})
-    n = m[m["metric"] == "inertia_soft"].set_index(keys)["n"].rename("n")
+    data: dict[str, pd.Series] = {}
+    for metric, with_ci in _HEADLINE_METRICS.items():
+        data[metric] = col("value", metric)
+        if with_ci:
+            data[f"{metric}_low"] = col("ci_low", metric)
+            data[f"{metric}_high"] = col("ci_high", metric)
+    out = pd.DataFrame(data).reset_index().rename(columns={"context_a": "context"})
+    n = m[m["metric"] == "inertia_hard"].drop_duplicates(keys).set_index(keys)["n"].rename("n")
     out = out.merge(n.reset_index().rename(columns={"context_a": "context"}), how="left",
                     on=["run_id", "model", "instrument", "context", "dimension"])
     ro = m[(m["metric"] == "rank_order") & (m["context_a"] == ALL) & (m["context_b"] == ALL)]

@@ -1,8 +1,8 @@
 """Small computations the report needs and the metrics table may not carry.
 
-Pure functions of the tidy tables: persona profiles (persona x dimension), the convergence of
-dimension means with the number of personas, the within/between persona variance split, a PCA by
-SVD, and helpers that pick rows out of the long metrics table.
+Pure functions of the tidy tables: persona profiles (persona x dimension) for the figures that show
+the answers themselves, a PCA by SVD, and helpers that pick rows out of the long metrics table. Every
+number the report states as a metric is read from the metrics table; nothing here re-estimates one.
 """
 
 from __future__ import annotations
@@ -102,58 +102,15 @@ def baseline_profile(scores: pd.DataFrame, responses: pd.DataFrame, instrument: 
     return long.groupby("dimension")["score"].mean()
 
 
-def convergence(matrix: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
-    """Variance of each dimension's mean over personas against the number of personas n.
-
-    For each n on a log grid from 2 to N, draw ``n_boot`` samples of n personas with replacement
-    (fixed ``seed``: the same table gives the same figure) and take the variance of the sample mean.
-    It falls like sigma^2/n; where it flattens, more personas add little (Lee et al. 2024, Fig. 5).
-    Returns columns dimension, n, value.
-    """
-    m = matrix.dropna(how="any")
-    n_total = len(m)
-    if n_total < 3:
-        raise Skip(f"needs at least 3 personas with complete profiles, got {n_total}")
-    grid = np.unique(np.round(np.geomspace(2, n_total, num=min(10, n_total - 1))).astype(int))
-    rng = np.random.default_rng(seed)
-    values = m.to_numpy(dtype=float)
-    rows = []
-    for n in grid:
-        idx = rng.integers(0, n_total, size=(n_boot, n))
-        means = values[idx].mean(axis=1)  # n_boot x dims
-        var = means.var(axis=0, ddof=1)
-        rows += [
-            {"dimension": d, "n": int(n), "value": float(v)} for d, v in zip(m.columns, var, strict=True)
-        ]
-    return pd.DataFrame(rows)
+def context_labels(values: pd.Series) -> pd.Series:
+    """A metrics frame's ``context_a`` as strings, "" where missing."""
+    return values.map(lambda c: "" if c is None or (not isinstance(c, str) and pd.isna(c)) else str(c))
 
 
-def variance_split(long: pd.DataFrame) -> pd.DataFrame:
-    """Within-persona variance (mean over personas of the variance across repeats, ddof=1) and
-    between-persona variance (variance of persona means, ddof=1) per dimension, base context.
-    Returns columns dimension, var_within, var_between."""
-    if long.empty or "repeat" not in long:
-        raise Skip("no persona scores")
-    ctx = base_context(long)
-    d = long[long["context"].astype(str) == ctx] if ctx is not None else long
-    reps = d.groupby(["dimension", "persona_id"])["repeat"].nunique()
-    if reps.max() < 2:
-        raise Skip(
-            "each persona was answered once (repeats = 1), so within-persona variance cannot be estimated"
-        )
-    rows = []
-    for dim, g in d.groupby("dimension"):
-        per = g.groupby("persona_id")["score"]
-        within = per.var(ddof=1).dropna()
-        means = per.mean()
-        rows.append(
-            {
-                "dimension": dim,
-                "var_within": float(within.mean()) if len(within) else np.nan,
-                "var_between": float(means.var(ddof=1)) if len(means) > 1 else np.nan,
-            }
-        )
-    return pd.DataFrame(rows)
+def metric_context(rows: pd.DataFrame) -> str:
+    """The context a one-context figure of metric rows shows: "none" when present, else the first."""
+    ctx = sorted(set(context_labels(rows["context_a"])), key=lambda c: (c != "none", c == "all", c))
+    return ctx[0] if ctx else "none"
 
 
 def pca(matrix: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -17,13 +17,12 @@ from valuescope.report.derive import (
     Skip,
     base_context,
     baseline_profile,
-    convergence,
+    context_labels,
     eta_squared,
+    metric_context,
     overall_mask,
     pca,
     persona_profiles,
-    persona_scores,
-    variance_split,
 )
 from valuescope.report.plotting import (
     WIDTH,
@@ -199,24 +198,16 @@ def macro(run: RunData) -> Figures:
 
 
 def convergence_fig(run: RunData) -> Figures:
-    """Variance of dimension means against the number of personas (metric rows, else computed)."""
+    """Variance of dimension means against the number of personas: the metrics table's convergence_var."""
     m = run.metrics
     rows = m[m["metric"] == "convergence_var"] if not m.empty and "metric" in m else pd.DataFrame()
-    insts = _instruments(rows) if not rows.empty else _instruments(run.scores) or _instruments(run.responses)
+    if rows.empty:
+        raise Skip("the metrics table has no convergence_var rows")
     out: Figures = []
-    reasons = []
-    for inst in insts:
-        if not rows.empty:
-            data = rows[rows["instrument"] == inst][["dimension", "n", "value"]].dropna()
-            source = "metrics table"
-        else:
-            matrix, _ = persona_profiles(run.scores, run.responses, inst)
-            try:
-                data = convergence(matrix)
-            except Skip as exc:
-                reasons.append(f"{inst}: {exc}")
-                continue
-            source = "200 bootstrap samples of n personas, with replacement"
+    for inst in _instruments(rows):
+        r = rows[rows["instrument"] == inst]
+        ctx = metric_context(r)
+        data = r[context_labels(r["context_a"]) == ctx][["dimension", "n", "value"]].dropna()
         if data.empty:
             continue
         dims = list(dict.fromkeys(data["dimension"].astype(str)))
@@ -231,12 +222,11 @@ def convergence_fig(run: RunData) -> Figures:
         plain_log_axes(ax)
         ax.set_xlabel("number of personas n")
         ax.set_ylabel("variance of the dimension mean")
-        ax.set_title(f"{inst} — variance of dimension means against n")
-        ax.text(0.01, 0.01, f"source: {source}", transform=ax.transAxes, fontsize=7, color="#666666")
+        ax.set_title(f"{inst} — variance of dimension means against n (context {ctx})")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), ncol=1 if len(dims) <= 12 else 2)
         out.append((inst, fig))
     if not out:
-        raise Skip("; ".join(reasons) or "no persona scores to resample")
+        raise Skip("every convergence_var row is NaN")
     return out
 
 
@@ -317,45 +307,47 @@ def pca_fig(run: RunData, color_by: str | None = None) -> Figures:
 # --------------------------------------------------------------------------- variance split
 
 
+_VAR_PARTS = (
+    ("var_sampling", "sampling (asking again at temperature 1)", "#c9c9c9"),
+    ("var_repeat", "between repeats (option order + conversation)", "#9db4d6"),
+    ("var_persona", "between personas", "#d1603d"),
+)
+
+
 def variance_fig(run: RunData) -> Figures:
-    """Within-persona (repeat-to-repeat) against between-persona variance per dimension."""
+    """Where a persona's score varies, per dimension: the metrics table's var_sampling, var_repeat and
+    var_persona rows (one context), with run_to_run_share in the labels."""
     m = run.metrics
-    has_rows = not m.empty and "metric" in m and m["metric"].isin(["var_within", "var_between"]).any()
-    insts = (
-        _instruments(m[m["metric"].isin(["var_within", "var_between"])])
-        if has_rows
-        else (_instruments(run.scores) or _instruments(run.responses))
-    )
+    names = [n for n, _, _ in _VAR_PARTS]
+    rows = m[m["metric"].isin(names)] if not m.empty and "metric" in m else pd.DataFrame()
+    if rows.empty:
+        raise Skip("the metrics table has no variance rows (var_sampling, var_repeat, var_persona)")
     out: Figures = []
     reasons = []
-    for inst in insts:
-        if has_rows:
-            rows = m[(m["instrument"] == inst) & m["metric"].isin(["var_within", "var_between"])]
-            rows = rows[~overall_mask(rows["dimension"])]
-            data = rows.pivot_table(index="dimension", columns="metric", values="value", aggfunc="mean")
-            data = data.reindex(columns=["var_within", "var_between"]).reset_index()
-        else:
-            try:
-                data = variance_split(persona_scores(run.scores, run.responses, inst))
-            except Skip as exc:
-                reasons.append(str(exc))
-                continue
-        if data.empty:
+    for inst in _instruments(rows):
+        r = m[(m["instrument"] == inst)]
+        ctx = metric_context(r[r["metric"].isin(names)])
+        r = r[(context_labels(r["context_a"]) == ctx) & ~overall_mask(r["dimension"])]
+        data = r[r["metric"].isin(names)].pivot_table(index="dimension", columns="metric", values="value",
+                                                       aggfunc="first", dropna=False).reindex(columns=names)
+        if data.empty or not np.isfinite(data.to_numpy(dtype=float)).any():
+            notes = r[r["metric"] == "var_repeat"]["note"].astype(str)
+            reasons.append(f"{inst}: " + (notes.iloc[0] if len(notes) and notes.iloc[0] else "no variance values"))
             continue
-        fig = new_figure(WIDTH, 3.4)
+        share = r[r["metric"] == "run_to_run_share"].set_index("dimension")["value"]
+        fig = new_figure(WIDTH, 3.6)
         ax = fig.add_subplot()
         x = np.arange(len(data))
-        ax.bar(x - 0.2, data["var_within"], 0.4, color="#9db4d6", label="within persona (across repeats)")
-        ax.bar(x + 0.2, data["var_between"], 0.4, color="#d1603d", label="between personas")
-        ax.set_xticks(
-            x,
-            [short(d, 26) for d in data["dimension"]],
-            rotation=35 if len(x) > 6 else 0,
-            ha="right" if len(x) > 6 else "center",
-        )
+        width = 0.8 / len(_VAR_PARTS)
+        for i, (name, label, color) in enumerate(_VAR_PARTS):
+            ax.bar(x - 0.4 + width * (i + 0.5), data[name].to_numpy(dtype=float), width * 0.92, color=color,
+                   label=label)
+        labels = [short(str(d), 22) + (f"\nrun share {share[d]:.2f}" if d in share and np.isfinite(share[d]) else "")
+                  for d in data.index]
+        ax.set_xticks(x, labels, rotation=35 if len(x) > 6 else 0, ha="right" if len(x) > 6 else "center")
         ax.set_ylabel("variance of the dimension score")
-        ax.set_title(f"{inst} — within- vs between-persona variance")
-        top_legend(fig, ax, 2)
+        ax.set_title(f"{inst} — where a persona's score varies (context {ctx})")
+        top_legend(fig, ax, 3)
         out.append((inst, fig))
     if not out:
         raise Skip("; ".join(dict.fromkeys(reasons)) or "no persona scores")

@@ -53,16 +53,15 @@ def inertia_steerability(runs: list[RunData]) -> Figures:
     m = _all_metrics(runs)
     if m.empty:
         raise Skip("no metrics table in any run")
-    inertia_name = "inertia_soft" if (m["metric"] == "inertia_soft").any() else "inertia_hard"
-    inertia = pick_metric(m, inertia_name)
-    steer = pick_metric(m, "steerability_jsd")
+    inertia = pick_metric(m, "inertia_hard")
+    steer = pick_metric(m, "steerability_jsd_hard")
     if inertia.empty and steer.empty:
-        raise Skip("the metrics table has no inertia_soft / inertia_hard / steerability_jsd rows")
+        raise Skip("the metrics table has no inertia_hard / steerability_jsd_hard rows")
     models = list(dict.fromkeys(r.model for r in runs))
     both = pd.concat([inertia, steer], ignore_index=True)
     out: Figures = []
     for inst in dict.fromkeys(both["instrument"].astype(str)):
-        panels = [(f"Inertia Index ({inertia_name.split('_')[1]})", inertia), ("Steerability (JSD)", steer)]
+        panels = [("Inertia Index (answers, hard)", inertia), ("Steerability JSD (answers, hard)", steer)]
         panels = [
             (t, d[(d["instrument"] == inst) & ~overall_mask(d["dimension"])])
             for t, d in panels
@@ -110,13 +109,14 @@ def effects_grid(run: RunData, alpha: float = 0.05) -> Figures:
             d = d[d["context"].astype(str) == contexts[0]]
         if d.empty:
             continue
+        ref = d["reference"].astype(str) if "reference" in d else pd.Series("rest", index=d.index)
         d = d.assign(
             _row=d["attribute"].astype(str).str.removeprefix("attr_") + " = " + d["level"].astype(str)
+            + " vs " + ref
         )
         grid = d.pivot_table(index="_row", columns="dimension", values="d", aggfunc="first")
-        pgrid = d.pivot_table(index="_row", columns="dimension", values="p", aggfunc="first")
-        pgrid = pgrid.reindex(index=grid.index, columns=grid.columns)
-        m_tests = int(np.isfinite(pgrid.to_numpy(dtype=float)).sum())
+        qgrid = d.pivot_table(index="_row", columns="dimension", values="q", aggfunc="first")
+        qgrid = qgrid.reindex(index=grid.index, columns=grid.columns)
         vmax = float(np.clip(np.nanmax(np.abs(grid.to_numpy(dtype=float))), 0.5, 2.0))
         rows, cols = grid.shape
         fig = new_figure(WIDTH, min(12.0, max(2.8, 0.26 * rows + 1.8)))
@@ -139,12 +139,10 @@ def effects_grid(run: RunData, alpha: float = 0.05) -> Figures:
         annotate = rows * cols <= 500
         for i in range(rows):
             for j in range(cols):
-                v, p = grid.iat[i, j], pgrid.iat[i, j]
+                v, q = grid.iat[i, j], qgrid.iat[i, j]
                 if not np.isfinite(v):
                     continue
-                mark = ""
-                if np.isfinite(p) and p < alpha:
-                    mark = "**" if p < alpha / max(m_tests, 1) else "*"
+                mark = "*" if np.isfinite(q) and q < alpha else ""
                 text = (f"{v:+.2f}" if annotate else "") + mark
                 if text:
                     ax.text(
@@ -157,7 +155,7 @@ def effects_grid(run: RunData, alpha: float = 0.05) -> Figures:
                         color="white" if abs(v) > 0.6 * vmax else "black",
                         fontweight="bold" if mark else "normal",
                     )
-        fig.colorbar(im, ax=ax, label="Cohen's d (level vs rest)", shrink=0.8)
+        fig.colorbar(im, ax=ax, label="Cohen's d (level vs comparison group)", shrink=0.8)
         ax.set_title(f"{inst} — effect of persona attributes on dimension scores")
         out.append((inst, fig))
     if not out:

@@ -76,13 +76,14 @@ _SPECS = [
         "inertia",
         "Inertia and steerability",
         _text("""
-        Left/top: Inertia Index I(d) = 1 − H(p_d)/log₂K of the answer distribution p_d pooled over
-        all personas (Lee et al. 2024): 1 means every persona picks the same option, 0 means answers
-        are spread uniformly. Right/bottom: Steerability, the Jensen–Shannon divergence between the
-        baseline (no persona) distribution and the persona distribution: 0 means role-play did not
-        move the answers. Bars are models side by side; whiskers are 95% confidence intervals. A
-        dimension with high inertia and low steerability is one the model holds whatever it is asked
-        to be.
+        Left/top: Inertia Index I(d) = 1 − H(p_d)/log₂K of the distribution of answers (the chosen
+        option) p_d pooled over all personas (Lee et al. 2024): 1 means every persona picks the same
+        option, 0 means answers are spread uniformly. Right/bottom: Steerability, the Jensen–Shannon
+        divergence between the baseline (no persona) and the persona answers, compared like for like
+        (only persona answers whose item and option order the baseline also answered; the baseline
+        standardised to the same mix): 0 means role-play did not move the answers. Both read the
+        answers (hard); the tables give the probability (soft) readings too. Bars are models side by
+        side; whiskers are 95% confidence intervals.
         """),
         False,
         fm.inertia_steerability,
@@ -118,10 +119,11 @@ _SPECS = [
         "effects",
         "Which persona attributes move which values",
         _text("""
-        Cohen's d of the dimension score between personas with an attribute level and all other
-        personas. Red: the level raises the score; blue: lowers it; white: no difference. Cells
-        marked * have p < 0.05 (uncorrected); ** survive a Bonferroni correction over all cells of
-        the grid. |d| ≈ 0.2 is small, 0.5 medium, 0.8 large.
+        Cohen's d of the dimension score between personas with an attribute level and a comparison
+        group: the attribute's reference level where one is meaningful (religion: not religious), the
+        other level of a binary attribute (shown once), else all other personas. Red: the level raises
+        the score; blue: lowers it; blank: a group has fewer than 5 personas. Cells marked * have a
+        Benjamini-Hochberg q < 0.05 over the grid. |d| ≈ 0.2 is small, 0.5 medium, 0.8 large.
         """),
         True,
         fm.effects_grid,
@@ -146,20 +148,23 @@ _SPECS = [
         _text("""
         Variance of each dimension's mean score over n personas, against n (log-log). It falls as
         personas are added; where the curves flatten, more personas add little precision (cf. Lee et
-        al. 2024, Fig. 5). Computed here by resampling personas with replacement (fixed seed) unless
-        the metrics table carries convergence_var rows.
+        al. 2024, Fig. 5). From the metrics table's convergence_var rows (resampling personas with
+        replacement, seeded).
         """),
         True,
         fa.convergence_fig,
     ),
     _Spec(
         "variance",
-        "Noise within a persona vs spread between personas",
+        "Where a persona's score varies",
         _text("""
-        Per dimension, the variance of a persona's score across repeats of the same persona (within)
-        and the variance of persona mean scores (between). When the within bar is as tall as the
-        between bar, run-to-run noise is as large as the difference between personas and persona
-        effects cannot be told from sampling noise.
+        Per dimension, from the metrics table: the variance a score would have if every answer were
+        sampled once at temperature 1 (sampling, exact from the answers' own distributions), the
+        variance between repeats of the same persona (a repeat changes only the option order and the
+        conversation seed: answers are read as whole distributions), and the variance between
+        personas (random-effects estimate). "run share" = (sampling + repeats) / (sampling + repeats
+        + personas): at 0.5 or more, run-to-run variance matches or exceeds the spread between
+        personas (essay 004's claim).
         """),
         True,
         fa.variance_fig,
@@ -336,12 +341,14 @@ def _frame(f: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def write_report(
-    runs: list[RunData], out_dir: Path, *, color_by: str | None = None, title: str | None = None
+    runs: list[RunData], out_dir: Path, *, color_by: str | None = None, title: str | None = None,
+    comparison: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``out_dir/report.html`` (self-contained) and ``out_dir/figures/*.png``; return the HTML path.
 
     ``color_by``: persona attribute for the PCA colours (``religion`` or ``attr_religion``); by default
-    the attribute that explains most of PC1.
+    the attribute that explains most of PC1. ``comparison``: the cross-run numbers of two runs
+    (:func:`valuescope.metrics.ablation.compare_runs`), shown as a table.
     """
     if not runs:
         raise ValueError("write_report needs at least one run")
@@ -365,6 +372,9 @@ def write_report(
         runs=[_run_view(r) for r in runs],
         sections=sections,
         headline=tables.headline_tables(runs),
+        position=tables.position_table(runs),
+        position_warnings=tables.position_warnings(runs),
+        comparison=tables.comparison_table(comparison),
         pairs=tables.pair_tables(runs),
         dpi=DPI,
     )

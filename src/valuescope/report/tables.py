@@ -13,35 +13,56 @@ import pandas as pd
 from valuescope.report.data import RunData
 from valuescope.report.derive import PAIR_METRICS, is_overall, overall_mask, pair_table
 
-#: order of the columns of the headline table; other metrics follow alphabetically
+#: order of the columns of the headline table; other metrics follow alphabetically. Every name says its
+#: reading: _hard = the answers (the chosen option), _soft = the probabilities.
 HEADLINE_ORDER = [
-    "inertia_soft",
     "inertia_hard",
-    "steerability_jsd",
-    "steerability_p",
-    "top1_share",
-    "top2_adjacent",
+    "inertia_soft",
+    "steerability_jsd_hard",
+    "steerability_p_hard",
+    "steerability_jsd_soft",
+    "steerability_p_soft",
+    "top1_share_hard",
+    "top2_adjacent_hard",
+    "top1_share_soft",
+    "top2_adjacent_soft",
     "distance_to_neutral",
     "icc",
-    "var_within",
+    "run_to_run_share",
+    "var_persona",
+    "var_repeat",
+    "var_order",
+    "var_conversation",
+    "var_sampling",
     "var_between",
-    "seed_correlation",
+    "seed_corr_dimension",
 ]
-_NOT_HEADLINE = {"convergence_var", *PAIR_METRICS}
+_NOT_HEADLINE = {"convergence_var", "position_bias_hard", "position_bias_soft", *PAIR_METRICS}
 
 
 LABELS = {
-    "inertia_soft": "Inertia (soft)",
-    "inertia_hard": "Inertia (argmax)",
-    "steerability_jsd": "Steerability (JSD)",
-    "steerability_p": "Steerability p",
-    "top1_share": "top-1 share",
-    "top2_adjacent": "top-2 adjacent",
+    "inertia_hard": "Inertia (answers)",
+    "inertia_soft": "Inertia (probabilities)",
+    "steerability_jsd_hard": "Steerability JSD (answers)",
+    "steerability_p_hard": "Steerability p (answers)",
+    "steerability_jsd_soft": "Steerability JSD (probabilities)",
+    "steerability_p_soft": "Steerability p (probabilities)",
+    "top1_share_hard": "top-1 share (answers)",
+    "top2_adjacent_hard": "top-2 adjacent (answers)",
+    "top1_share_soft": "top-1 share (probabilities)",
+    "top2_adjacent_soft": "top-2 adjacent (probabilities)",
     "distance_to_neutral": "distance to neutral",
     "icc": "ICC",
-    "var_within": "var within",
-    "var_between": "var between",
-    "seed_correlation": "seed correlation",
+    "run_to_run_share": "run-to-run share",
+    "var_persona": "var persona",
+    "var_repeat": "var repeat",
+    "var_order": "var option order",
+    "var_conversation": "var conversation",
+    "var_sampling": "var sampling",
+    "var_between": "var of persona means",
+    "seed_corr_dimension": "seed r (dimension)",
+    "position_bias_hard": "position bias (answers)",
+    "position_bias_soft": "position bias (probabilities)",
     "rank_order": "Rank-Order",
     "ipsative": "Ipsative",
 }
@@ -159,6 +180,66 @@ def headline_tables(runs: list[RunData]) -> list[Table]:
         header = (["dimension", "model"] if several else ["dimension"]) + [LABELS.get(x, x) for x in metrics]
         out.append(Table(f"{inst} — headline metrics (value [95% CI])", header, rows, notes))
     return out
+
+
+def position_table(runs: list[RunData]) -> Table | None:
+    """Position bias per run and instrument (from the metrics table), the first thing the report shows."""
+    rows, notes = [], []
+    for run in runs:
+        m = run.metrics
+        if m is None or m.empty:
+            continue
+        pb = m[m["metric"].isin(["position_bias_hard", "position_bias_soft"])]
+        for inst in dict.fromkeys(pb["instrument"].astype(str)):
+            g = pb[pb["instrument"].astype(str) == inst].set_index("metric")
+            cells = []
+            for name in ("position_bias_hard", "position_bias_soft"):
+                if name in g.index:
+                    r = g.loc[name]
+                    cells.append(fmt_ci(r["value"], r["ci_low"], r["ci_high"]))
+                    if str(r["note"]).strip():
+                        notes.append(f"{run.model} · {inst}: {r['note']}")
+                else:
+                    cells.append("–")
+            n = int(g["n"].max()) if len(g) else 0
+            rows.append([run.model, inst, *cells, fmt(n)])
+    if not rows:
+        return None
+    return Table("Position bias: how much of the answer follows the letter shown (value [95% CI])",
+                 ["model", "instrument", LABELS["position_bias_hard"], LABELS["position_bias_soft"], "answers"],
+                 rows, sorted(set(notes)))
+
+
+def position_warnings(runs: list[RunData], above: float = 0.5) -> list[str]:
+    """Plain warnings for every run and instrument whose answers mostly follow the letter."""
+    out = []
+    for run in runs:
+        m = run.metrics
+        if m is None or m.empty:
+            continue
+        pb = m[m["metric"] == "position_bias_soft"]
+        for r in pb.itertuples(index=False):
+            v = _num(r.value)
+            if v is not None and not math.isnan(v) and v > above:
+                out.append(
+                    f"{run.model} · {r.instrument}: {v:.0%} of the explained variation in the answers follows the "
+                    "letter shown, not the option's content. Most of what this model answers is position, "
+                    "not value: read its inertia, steerability and stability with that in mind.")
+    return out
+
+
+def comparison_table(frame: pd.DataFrame | None) -> Table | None:
+    """The cross-run numbers of an ablation pair (metrics.ablation.compare_runs), or its reason for none."""
+    if frame is None or frame.empty:
+        return None
+    kind = str(frame["comparison"].iloc[0])
+    title = f"Ablation pair ({kind}): {frame['run_a'].iloc[0]} vs {frame['run_b'].iloc[0]}"
+    if kind == "none":
+        return Table(title, ["comparison"], [[str(frame["note"].iloc[0])]])
+    rows = [[str(r.instrument), str(r.condition), str(r.context), str(r.metric), str(r.dimension) or "all items",
+             fmt(_num(r.value)), fmt(int(r.n))] for r in frame.itertuples(index=False)]
+    notes = sorted({str(n) for n in frame["note"] if str(n).strip()})
+    return Table(title, ["instrument", "condition", "context", "metric", "dimension", "value", "n"], rows, notes)
 
 
 def pair_tables(runs: list[RunData]) -> list[Table]:

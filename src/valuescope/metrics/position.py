@@ -1,0 +1,187 @@
+"""Position bias: how much of the answer follows the letter shown rather than the option's content.
+
+Estimable because options are permuted: the same option appears under different letters. Every answer
+r gives K observations ``y_rj`` = the probability of letter j (soft reading; hard reading: 1 for the
+chosen letter, else 0). Two crossed factors can explain them:
+
+* **letter**: the letter position j (with K: a 4-option and a 6-option item have different letters);
+* **content**: the option shown under letter j, ``(item, option_order_r[j])``.
+
+An additive least-squares model ``y_rj = a_letter + b_content + e`` is fitted (normal equations; the
+content factor is absorbed so only a K x K system is solved). With Type-II sums of squares
+
+* ``SS_letter  = RSS(content only) - RSS(both)``  (what the letter explains beyond the content)
+* ``SS_content = RSS(letter only) - RSS(both)``   (what the content explains beyond the letter)
+
+the statistic is ``position_bias = SS_letter / (SS_letter + SS_content)`` in [0, 1]: the share of the
+explained variation in the answers that follows the letter.
+
+* A pure letter model (the same letter distribution whatever the options) scores **1**;
+* a pure content model (the same option distribution whatever the letters) scores **0**;
+* a mixture ``w * letter + (1 - w) * content`` scores ``w^2 V_l / (w^2 V_l + (1 - w)^2 V_c)``, V the
+  variance of each profile: above 0.5 means the letter explains more than the content does.
+
+Persona and context effects on the content are residual variation here (they are not shared by an
+(item, option) across personas), so they do not move the statistic in expectation. Options never
+permuted (``option_order: fixed``): letter and content coincide and the statistic is NaN with a note.
+CI: percentile bootstrap over personas (the baseline is one unit), the model refitted per sample.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from valuescope.metrics._common import (
+    ALL,
+    bootstrap_index,
+    bootstrap_weights,
+    group_rng,
+    metric_row,
+    percentile_ci,
+    prob_columns,
+    quiet,
+    unit_ids,
+)
+
+POSITION_METRICS = ("position_bias_hard", "position_bias_soft")
+#: above this share the report and ``valuescope show`` warn that most of the answer follows the letter
+WARN_ABOVE = 0.5
+
+
+def _observations(rows: pd.DataFrame, reading: str) -> tuple[np.ndarray, ...] | None:
+    """Flattened observations: (y, letter code, content code, unit code, n_letters, n_contents, units)."""
+    cols = prob_columns(rows)
+    ok = rows["valid"].astype(bool).to_numpy() & rows["argmax"].notna().to_numpy()
+    rows = rows[ok]
+    if rows.empty:
+        return None
+    probs = rows[cols].to_numpy(dtype=float, na_value=np.nan)
+    ks = rows["k"].to_numpy(dtype=int)
+    orders = [tuple(int(x) for x in str(o).split(",")) for o in rows["option_order"]]
+    arg = rows["argmax"].to_numpy(dtype=int) - 1
+    items = rows["item_id"].astype(str).to_numpy()
+    units = unit_ids(rows).to_numpy()
+    ys, letters, contents, us = [], [], [], []
+    for r in range(len(rows)):
+        k, order = ks[r], orders[r]
+        if len(order) != k:
+            continue
+        p = probs[r, :k]
+        tot = p.sum()
+        if not np.isfinite(tot) or tot <= 0:
+            continue
+        scale = p / tot if reading == "soft" else (np.arange(k) == arg[r]).astype(float)
+        for j in range(k):
+            ys.append(scale[order[j]])
+            letters.append(f"{k}:{j}")
+            contents.append(f"{items[r]}\x1f{order[j]}")
+            us.append(units[r])
+    if not ys:
+        return None
+    lc, li = np.unique(letters, return_inverse=True)
+    cc, ci = np.unique(contents, return_inverse=True)
+    uc, ui = np.unique(us, return_inverse=True)
+    return np.asarray(ys, float), li, ci, ui, len(lc), len(cc), len(uc)
+
+
+def _unit_sums(obs: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+    """Per-unit sufficient statistics of the additive model."""
+    y, li, ci, ui, nl, nc, nu = obs
+    out = {
+        "yy": np.bincount(ui, weights=y * y, minlength=nu),
+        "nL": np.zeros((nu, nl)), "sL": np.zeros((nu, nl)),
+        "nC": np.zeros((nu, nc)), "sC": np.zeros((nu, nc)), "X": np.zeros((nu, nl, nc)),
+    }
+    np.add.at(out["nL"], (ui, li), 1.0)
+    np.add.at(out["sL"], (ui, li), y)
+    np.add.at(out["nC"], (ui, ci), 1.0)
+    np.add.at(out["sC"], (ui, ci), y)
+    np.add.at(out["X"], (ui, li, ci), 1.0)
+    return out
+
+
+def _share(yy: float, nL: np.ndarray, sL: np.ndarray, nC: np.ndarray, sC: np.ndarray,
+           X: np.ndarray) -> float:
+    """SS_letter / (SS_letter + SS_content) of one set of sufficient statistics (module docstring)."""
+    with quiet(), np.errstate(all="ignore"):
+        inv_c = np.where(nC > 0, 1.0 / np.where(nC > 0, nC, 1.0), 0.0)
+        fit_c = float(np.sum(sC * sC * inv_c))
+        fit_l = float(np.sum(np.where(nL > 0, sL * sL / np.where(nL > 0, nL, 1.0), 0.0)))
+        schur = np.diag(nL) - (X * inv_c) @ X.T
+        rhs = sL - X @ (sC * inv_c)
+        beta = np.linalg.lstsq(schur, rhs, rcond=None)[0]
+        fit_both = fit_c + float(beta @ rhs)
+    ss_l = max(fit_both - fit_c, 0.0)
+    ss_c = max(fit_both - fit_l, 0.0)
+    scale = max(yy, 1e-300)
+    if (ss_l + ss_c) <= 1e-10 * scale:
+        return float("nan")
+    return ss_l / (ss_l + ss_c)
+
+
+def position_bias(rows: pd.DataFrame, reading: str = "soft") -> float:
+    """The position-bias share of one set of answers (module docstring); NaN when undefined."""
+    obs = _observations(rows, reading)
+    if obs is None:
+        return float("nan")
+    s = _unit_sums(obs)
+    return _share(float(s["yy"].sum()), s["nL"].sum(0), s["sL"].sum(0), s["nC"].sum(0), s["sC"].sum(0),
+                  s["X"].sum(0))
+
+
+def never_permuted(rows: pd.DataFrame) -> bool:
+    """True when every item was shown under one option order only (letter and content coincide)."""
+    if "option_order" not in rows.columns or rows.empty:
+        return True
+    return bool((rows.groupby(rows["item_id"].astype(str))["option_order"].nunique() <= 1).all())
+
+
+def position_rows(
+    rows: pd.DataFrame, group: tuple[Any, Any, Any], *, n_boot: int, seed: int,
+) -> list[dict[str, Any]]:
+    """Long-table rows ``position_bias_hard`` / ``position_bias_soft`` for one group's answers (all
+    conditions and contexts; ``dimension`` "" and ``context_a`` "all"); ``n`` = answers used."""
+    out: list[dict[str, Any]] = []
+
+    def add(metric: str, **kw: Any) -> None:
+        out.append(metric_row(group, metric, context_a=ALL, **kw))
+
+    if "option_order" not in rows.columns:
+        for m in POSITION_METRICS:
+            add(m, note="no option_order column: position bias needs the order the options were shown in")
+        return out
+    usable = rows[rows["valid"].astype(bool) & rows["argmax"].notna()]
+    if usable.empty:
+        for m in POSITION_METRICS:
+            add(m, note="no valid answers")
+        return out
+    if never_permuted(usable):
+        for m in POSITION_METRICS:
+            add(m, n=len(usable), note="options were never permuted (one option order per item): the letter and "
+                "the option's content cannot be told apart")
+        return out
+    for metric in POSITION_METRICS:
+        obs = _observations(usable, metric.rsplit("_", 1)[1])
+        if obs is None:
+            add(metric, note="no valid answers")
+            continue
+        s = _unit_sums(obs)
+        point = _share(float(s["yy"].sum()), *(s[x].sum(0) for x in ("nL", "sL", "nC", "sC", "X")))
+        n_units = obs[6]
+        lo = hi = np.nan
+        note = "" if np.isfinite(point) else "answers vary with neither the letter nor the option"
+        if n_units >= 2 and n_boot > 0:
+            w = bootstrap_weights(bootstrap_index(group_rng(seed, *group, metric), n_units, n_boot), n_units)
+            boot = np.array([
+                _share(float(wb @ s["yy"]), wb @ s["nL"], wb @ s["sL"], wb @ s["nC"], wb @ s["sC"],
+                       np.tensordot(wb, s["X"], axes=1))
+                for wb in w
+            ])
+            lo, hi = percentile_ci(boot)
+        elif not note:
+            note = "fewer than 2 personas or n_boot=0: no bootstrap CI"
+        add(metric, value=point, ci_low=lo, ci_high=hi, n=int(usable.shape[0]), note=note)
+    return out

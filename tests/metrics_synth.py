@@ -137,3 +137,56 @@ def hand_scores(profiles: dict[tuple[str, str, int], list[float]], values: list[
     df = pd.DataFrame.from_records(recs)
     df["set_seed"] = df["set_seed"].astype("Int64")
     return df
+
+
+#: a letter-biased model's letter probabilities (the issue's simulation: most mass on letter C)
+LETTER_BIAS = (0.10, 0.12, 0.45, 0.13, 0.10, 0.10)
+
+
+def cyclic_orders(k: int = 6) -> list[tuple[int, ...]]:
+    """The k cyclic shifts of the options: letter j shows option (j + s) mod k. Every letter shows every
+    option once over the set (a Latin square), and no shift but 0 is its own inverse."""
+    return [tuple((j + s) % k for j in range(k)) for s in range(k)]
+
+
+def letter_model_responses(
+    n_personas: int = 30, n_items: int = 6, *, persona_orders: list[tuple[int, ...]],
+    baseline_orders: list[tuple[int, ...]], letter: tuple[float, ...] = LETTER_BIAS,
+    content: tuple[float, ...] | None = None, w_letter: float = 1.0, concentration: float | None = None,
+    persona_shift: float = 0.0, seed: int = 0, dimension: str = "D",
+) -> pd.DataFrame:
+    """Answers of a persona-blind model whose letter distribution is ``w * letter + (1 - w) * content``
+    (content in scale order, mapped to letters through the option order), optionally Dirichlet noise
+    around it (``concentration``) and a persona effect that moves ``persona_shift`` of the content mass
+    to the top option. Persona i is asked under ``persona_orders[i % len]``; the baseline once under each
+    of ``baseline_orders``. Letter j shows option ``order[j]``; ``p_*`` are in scale order."""
+    rng = np.random.default_rng(seed)
+    k = len(letter)
+    lam = np.asarray(letter, float)
+    con = np.full(k, 1 / k) if content is None else np.asarray(content, float)
+    units = [("baseline", "baseline", o) for o in baseline_orders]
+    units += [("persona", f"p{i:03d}", persona_orders[i % len(persona_orders)]) for i in range(n_personas)]
+    recs = []
+    for cond, pid, order in units:
+        o = np.asarray(order)
+        c = con.copy()
+        if cond == "persona" and persona_shift:
+            c = (1 - persona_shift) * c
+            c[-1] += persona_shift
+        mean_letter = w_letter * lam + (1 - w_letter) * c[o]  # letter j shows option o[j]
+        for it in range(n_items):
+            pl = rng.dirichlet(concentration * mean_letter) if concentration else mean_letter
+            scale = np.empty(k)
+            scale[o] = pl
+            arg = int(np.argmax(scale))
+            recs.append({
+                "run_id": "r1", "model": "m", "condition": cond, "persona_id": pid, "set_seed": None,
+                "context": "none", "repeat": 0, "instrument": "inst", "item_id": f"i{it}", "dimension": dimension,
+                "k": k, "option_order": ",".join(map(str, order)), **{f"p_{i + 1}": scale[i] for i in range(k)},
+                "argmax": arg + 1, "argmax_value": float(arg + 1),
+                "expected": float(scale @ np.arange(1, k + 1)), "valid": True,
+            })
+    df = pd.DataFrame.from_records(recs)
+    df["argmax"] = df["argmax"].astype("Int64")
+    df["set_seed"] = df["set_seed"].astype("Int64")
+    return df

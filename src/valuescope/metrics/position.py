@@ -14,7 +14,10 @@ content factor is absorbed so only a K x K system is solved). With Type-II sums 
 * ``SS_content = RSS(letter only) - RSS(both)``   (what the content explains beyond the letter)
 
 the statistic is ``position_bias = SS_letter / (SS_letter + SS_content)`` in [0, 1]: the share of the
-explained variation in the answers that follows the letter.
+explained variation in the answers that follows the letter. Each SS is first reduced by what noise alone
+gives a factor with its degrees of freedom (``df x RSS(both) / df_residual``, clipped at 0, as in omega
+squared), so answers that scatter around a letter profile are not read as content (the content factor
+has many more cells than the letter factor).
 
 * A pure letter model (the same letter distribution whatever the options) scores **1**;
 * a pure content model (the same option distribution whatever the letters) scores **0**;
@@ -24,7 +27,11 @@ explained variation in the answers that follows the letter.
 Persona and context effects on the content are residual variation here (they are not shared by an
 (item, option) across personas), so they do not move the statistic in expectation. Options never
 permuted (``option_order: fixed``): letter and content coincide and the statistic is NaN with a note.
-CI: percentile bootstrap over personas (the baseline is one unit), the model refitted per sample.
+CI: ``value -/+ 1.96 SD`` (clipped to [0, 1]) with the SD taken over ``n_boot`` random halves of the
+personas (delete-half jackknife: the variance of a statistic over half-samples drawn without replacement
+estimates its variance on the full sample); the baseline is one unit. A with-replacement bootstrap is not
+used: a duplicated persona repeats its noise in the same (item, option) cells, which this statistic would
+read as content.
 """
 
 from __future__ import annotations
@@ -36,11 +43,8 @@ import pandas as pd
 
 from valuescope.metrics._common import (
     ALL,
-    bootstrap_index,
-    bootstrap_weights,
     group_rng,
     metric_row,
-    percentile_ci,
     prob_columns,
     quiet,
     unit_ids,
@@ -114,10 +118,16 @@ def _share(yy: float, nL: np.ndarray, sL: np.ndarray, nC: np.ndarray, sC: np.nda
         rhs = sL - X @ (sC * inv_c)
         beta = np.linalg.lstsq(schur, rhs, rcond=None)[0]
         fit_both = fit_c + float(beta @ rhs)
-    ss_l = max(fit_both - fit_c, 0.0)
-    ss_c = max(fit_both - fit_l, 0.0)
-    scale = max(yy, 1e-300)
-    if (ss_l + ss_c) <= 1e-10 * scale:
+        rank_l = int(np.linalg.matrix_rank(schur, tol=1e-9 * max(1.0, float(np.abs(schur).max(initial=0.0)))))
+    n_obs = float(nL.sum())
+    n_cells_c, n_cells_l = int((nC > 0).sum()), int((nL > 0).sum())
+    rank_full = n_cells_c + rank_l
+    df_res = n_obs - rank_full
+    ms_res = max(yy - fit_both, 0.0) / df_res if df_res > 0 else 0.0
+    # each factor's unique SS, less what noise alone would give it (df x residual mean square)
+    ss_l = max(fit_both - fit_c - rank_l * ms_res, 0.0)
+    ss_c = max(fit_both - fit_l - (rank_full - n_cells_l) * ms_res, 0.0)
+    if (ss_l + ss_c) <= 1e-10 * max(yy, 1e-300):
         return float("nan")
     return ss_l / (ss_l + ss_c)
 
@@ -173,15 +183,19 @@ def position_rows(
         n_units = obs[6]
         lo = hi = np.nan
         note = "" if np.isfinite(point) else "answers vary with neither the letter nor the option"
-        if n_units >= 2 and n_boot > 0:
-            w = bootstrap_weights(bootstrap_index(group_rng(seed, *group, metric), n_units, n_boot), n_units)
+        if n_units >= 4 and n_boot > 0 and np.isfinite(point):
+            rng = group_rng(seed, *group, metric)
+            half = np.argsort(rng.random((n_boot, n_units)), axis=1) < n_units // 2  # random halves
+            w = half.astype(float)
             boot = np.array([
                 _share(float(wb @ s["yy"]), wb @ s["nL"], wb @ s["sL"], wb @ s["nC"], wb @ s["sC"],
                        np.tensordot(wb, s["X"], axes=1))
                 for wb in w
             ])
-            lo, hi = percentile_ci(boot)
+            with quiet():
+                sd = float(np.nanstd(boot, ddof=1))
+            lo, hi = max(point - 1.959964 * sd, 0.0), min(point + 1.959964 * sd, 1.0)
         elif not note:
-            note = "fewer than 2 personas or n_boot=0: no bootstrap CI"
+            note = "fewer than 4 personas or n_boot=0: no CI"
         add(metric, value=point, ci_low=lo, ci_high=hi, n=int(usable.shape[0]), note=note)
     return out

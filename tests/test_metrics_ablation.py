@@ -1,0 +1,65 @@
+"""Two runs compared as an ablation pair: detection from the study settings, numbers by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from metrics_synth import hand_rows
+
+from valuescope.metrics import ablation_kind, compare_runs
+
+BASE = {"name": "inertia", "models": [{"name": "m", "backend": "llamacpp"}], "seed": 0, "item_order": "fixed",
+        "forced_choice": True, "option_order": "permute-persona", "contexts": {"topics": ["none"]},
+        "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 200, "seeds": [111]}]}}
+
+
+def test_ablation_kind_from_study_settings():
+    assert ablation_kind(BASE, {**BASE, "item_order": "shuffle", "name": "x"})[0] == "item_order"
+    assert ablation_kind(BASE, {**BASE, "administration": "sequential"})[0] == "item_order"
+    assert ablation_kind(BASE, {**BASE, "forced_choice": False})[0] == "forced_free"
+    assert ablation_kind(BASE, {**BASE, "seed": 1})[0] == "seed"
+    other_seeds = {**BASE, "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 60, "seeds": [333]}]}}
+    assert ablation_kind(BASE, other_seeds)[0] == "seed"
+    kind, why = ablation_kind(BASE, {**BASE, "forced_choice": False, "option_order": "fixed"})
+    assert kind is None and "forced_choice" in why and "option_order" in why
+    assert ablation_kind(BASE, dict(BASE))[0] is None
+    assert "different models" in ablation_kind(BASE, BASE, same_model=False)[1]
+
+
+def _run(run_id: str, means: dict[str, float]):
+    # one persona, one answer per item, all mass on the option whose value is the item's mean
+    rows = []
+    for item, v in means.items():
+        p = [0.0] * 6
+        p[int(v) - 1] = 1.0
+        rows.append(("persona", "p1", "none", item, item[0].upper(), p))
+    df = hand_rows(rows)
+    df["run_id"] = run_id
+    return df
+
+
+def test_item_order_r_per_dimension_and_pooled_by_hand():
+    a = _run("A", {"h1": 1, "h2": 2, "h3": 3, "f1": 4, "f2": 5, "f3": 6})
+    b = _run("B", {"h1": 1, "h2": 3, "h3": 2, "f1": 4, "f2": 5, "f3": 6})
+    out = compare_runs(a, b, BASE, {**BASE, "item_order": "shuffle"})
+    assert set(out["comparison"]) == {"item_order"}
+    soft = out[out.metric == "item_order_r_soft"].set_index("dimension")
+    # pooled over 6 items: x = 1..6, y = 1,3,2,4,5,6;
+    # Pearson by hand: sxy = 16.5, sxx = syy = 17.5 -> r = 16.5 / 17.5
+    assert soft.loc["", "value"] == pytest.approx(16.5 / 17.5) and soft.loc["", "n"] == 6
+    assert soft.loc["H", "value"] == pytest.approx(0.5)  # (1,2,3) vs (1,3,2): sxy = 1, sxx = syy = 2
+    assert soft.loc["F", "value"] == pytest.approx(1.0)
+    hard = out[out.metric == "item_order_r_hard"].set_index("dimension")
+    assert hard.loc["", "value"] == pytest.approx(16.5 / 17.5)
+
+
+def test_forced_free_and_not_a_pair():
+    a = _run("A", {"h1": 1, "f1": 2, "p1": 3, "l1": 5})
+    b = _run("B", {"h1": 2, "f1": 1, "p1": 4, "l1": 6})
+    out = compare_runs(a, b, BASE, {**BASE, "forced_choice": False})
+    rho = out[out.metric == "forced_free_rho_soft"].iloc[0]
+    # dimension means H,F,P,L: (1,2,3,5) vs (2,1,4,6): ranks (1,2,3,4) vs (2,1,3,4) -> rho = 0.8
+    assert rho["value"] == pytest.approx(0.8) and rho["n"] == 4
+    none = compare_runs(a, b, BASE, {**BASE, "contexts": {"topics": ["joke"]}})
+    assert list(none["comparison"]) == ["none"] and "contexts" in none["note"].iloc[0]
+    assert np.isnan(none["value"].iloc[0])

@@ -1,0 +1,110 @@
+"""Position bias and like-for-like steerability on models whose truth is known: a persona-blind model
+that answers by letter position (like the embedded SmolLM2), a content model, and mixtures of the two.
+Option orders are the cyclic shifts (non-self-inverse), so a mix-up of order and inverse would show."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from metrics_synth import LETTER_BIAS, cyclic_orders, letter_model_responses
+
+from valuescope.metrics import compute_metrics, position_bias, steerability_permutation
+from valuescope.metrics.position import position_rows
+from valuescope.tidy import option_probs_in_scale_order
+
+ORDERS = cyclic_orders(6)
+CONTENT = (0.05, 0.05, 0.10, 0.20, 0.40, 0.20)
+
+
+def _vec(p):
+    return np.asarray(p, float) - 1 / len(p)
+
+
+def test_non_self_inverse_mapping_letter_to_scale():
+    # order (1, 2, 0): letter A shows option 1, B shows 2, C shows 0 -- a 3-cycle, not its own inverse
+    assert option_probs_in_scale_order([0.7, 0.2, 0.1], [1, 2, 0]) == [0.1, 0.7, 0.2]
+    # the inverse order would put them elsewhere: a swapped mapping cannot pass
+    assert option_probs_in_scale_order([0.7, 0.2, 0.1], [2, 0, 1]) == [0.2, 0.1, 0.7]
+
+
+def test_position_bias_pure_models_and_mixture_by_hand():
+    letter = letter_model_responses(12, persona_orders=ORDERS, baseline_orders=ORDERS, w_letter=1.0)
+    assert position_bias(letter, "soft") == pytest.approx(1.0)
+    assert position_bias(letter, "hard") == pytest.approx(1.0)
+    content = letter_model_responses(12, persona_orders=ORDERS, baseline_orders=ORDERS, content=CONTENT,
+                                     w_letter=0.0)
+    assert position_bias(content, "soft") == pytest.approx(0.0, abs=1e-9)
+    assert position_bias(content, "hard") == pytest.approx(0.0, abs=1e-9)
+    # w = 0.5 under a Latin-square design (letter and content orthogonal):
+    #   SS_letter / (SS_letter + SS_content) = w^2 |l - 1/K|^2 / (w^2 |l - 1/K|^2 + (1-w)^2 |c - 1/K|^2)
+    mix = letter_model_responses(12, persona_orders=ORDERS, baseline_orders=ORDERS, content=CONTENT,
+                                 w_letter=0.5)
+    vl, vc = np.sum(_vec(LETTER_BIAS) ** 2), np.sum(_vec(CONTENT) ** 2)
+    assert position_bias(mix, "soft") == pytest.approx(0.25 * vl / (0.25 * vl + 0.25 * vc))
+
+
+def test_position_rows_ci_notes_and_fixed_orders():
+    noisy = letter_model_responses(30, persona_orders=ORDERS, baseline_orders=ORDERS, concentration=30.0, seed=3)
+    rows = {r["metric"]: r for r in position_rows(noisy, ("r1", "m", "inst"), n_boot=60, seed=0)}
+    soft = rows["position_bias_soft"]
+    assert soft["value"] > 0.9 and soft["ci_low"] <= soft["value"] <= soft["ci_high"] and soft["note"] == ""
+    assert soft["n"] == len(noisy) and soft["context_a"] == "all" and soft["dimension"] == ""
+    fixed = letter_model_responses(10, persona_orders=ORDERS[:1], baseline_orders=ORDERS[:1])
+    rows = position_rows(fixed, ("r1", "m", "inst"), n_boot=10, seed=0)
+    assert all(np.isnan(r["value"]) and "never permuted" in r["note"] for r in rows)
+    # in the long table, per instrument
+    m = compute_metrics(noisy, None, n_boot=20)
+    assert set(m[m.metric.str.startswith("position_bias")]["instrument"]) == {"inst"}
+
+
+def test_steerability_never_compared_across_option_orders():
+    # the demo's old design: the baseline under one order, each persona under its own. A persona-blind
+    # letter model then "moves" every persona; like for like, nothing can be compared: NaN with the reason
+    df = letter_model_responses(12, persona_orders=ORDERS[1:], baseline_orders=ORDERS[:1])
+    m = compute_metrics(df, None, n_boot=20, n_perm=50)
+    for name in ("steerability_jsd_hard", "steerability_jsd_soft", "steerability_p_soft"):
+        row = m[m.metric == name].iloc[0]
+        assert np.isnan(row["value"]) and "like for like" in row["note"]
+    # what comparing across orders would have said (the artefact): labels exchanged per item only
+    blind = df.drop(columns=["option_order"])
+    obs, p, _ = steerability_permutation(blind[blind.condition == "baseline"], blind[blind.condition == "persona"],
+                                         6, np.random.default_rng(0), 199)
+    assert obs > 0.05 and p <= 0.01
+
+
+def test_steerability_partial_overlap_counts_what_is_left_out():
+    # baseline under orders 0 and 1; personas rotate over 0..2: the order-2 personas are left out, counted
+    df = letter_model_responses(9, persona_orders=ORDERS[:3], baseline_orders=ORDERS[:2])
+    row = compute_metrics(df, None, n_boot=20, n_perm=20).query("metric == 'steerability_jsd_soft'").iloc[0]
+    assert row["value"] == pytest.approx(0.0, abs=1e-12)
+    assert row["n"] == 6 * 6 and "18 persona answers (3 of 9 personas wholly) left out" in row["note"]
+
+
+def test_like_for_like_persona_blind_gives_zero_and_uniform_p():
+    # deterministic letter model, baseline under every order of the set: JSD exactly 0, p = 1
+    df = letter_model_responses(24, persona_orders=ORDERS, baseline_orders=ORDERS)
+    m = compute_metrics(df, None, n_boot=20, n_perm=50)
+    assert m[m.metric == "steerability_jsd_soft"]["value"].iloc[0] == pytest.approx(0.0, abs=1e-12)
+    assert m[m.metric == "steerability_jsd_hard"]["value"].iloc[0] == pytest.approx(0.0, abs=1e-12)
+    assert m[m.metric == "steerability_p_soft"]["value"].iloc[0] == 1.0
+    # noisy letter model (answers vary around the letter bias): the p-value is uniform under H0, so the
+    # false-positive rate at 0.05 is near 5% over many seeds (200 seeds: sd of the rate 0.015)
+    pvals = []
+    for seed in range(200):
+        d = letter_model_responses(18, n_items=4, persona_orders=ORDERS, baseline_orders=ORDERS,
+                                   concentration=20.0, seed=seed)
+        _, p, _ = steerability_permutation(d[d.condition == "baseline"], d[d.condition == "persona"], 6,
+                                           np.random.default_rng(seed), 99)
+        pvals.append(p)
+    pvals = np.array(pvals)
+    rate = float(np.mean(pvals <= 0.05))
+    assert 0.01 <= rate <= 0.10, rate
+    assert 0.42 <= pvals.mean() <= 0.58
+
+
+def test_like_for_like_detects_a_planted_persona_effect():
+    d = letter_model_responses(18, n_items=4, persona_orders=ORDERS, baseline_orders=ORDERS, content=CONTENT,
+                               w_letter=0.5, concentration=20.0, persona_shift=0.3, seed=1)
+    obs, p, _ = steerability_permutation(d[d.condition == "baseline"], d[d.condition == "persona"], 6,
+                                         np.random.default_rng(0), 199)
+    assert obs > 0.01 and p <= 0.01

@@ -89,6 +89,16 @@ def test_run_resume_show_export(tmp_path):
     shown = vs("show", "small", "--dir", str(tmp_path / "out"))
     assert shown.returncode == 0, shown.stderr
     assert "answered=24/24" in shown.stdout
+    # position bias comes first; every headline column names its reading
+    assert shown.stdout.index("position bias") < shown.stdout.index("answered=24/24")
+    assert "inert_hard" in shown.stdout and "inert_soft" in shown.stdout
+    # the same study without the forced-choice sentence: an ablation pair, compared by `show A B`
+    free = write_study(tmp_path, {**SMALL, "name": "free", "forced_choice": False, "output": str(tmp_path / "out")},
+                       "free.yaml")
+    assert vs("run", str(free), "--no-report", "-q", cwd=tmp_path).returncode == 0
+    pair = vs("show", "small", "free", "--dir", str(tmp_path / "out"))
+    assert pair.returncode == 0, pair.stderr
+    assert "ablation pair (forced_free)" in pair.stdout and "forced_free_rho_hard" in pair.stdout
     exported = vs("export", "small", "--dir", str(tmp_path / "out"), "--out", str(tmp_path / "exp"))
     assert exported.returncode == 0, exported.stderr
     resp = pd.read_parquet(tmp_path / "exp" / "responses.parquet")

@@ -100,3 +100,13 @@ def test_stability_reduced_runs_end_to_end(tmp_path):
     # 2 characters + baseline, 2 topics, PVQ-40 + 3 donation items; the baseline also without a conversation
     assert res.planned == res.new == 3 * 2 * (40 + 3) + (40 + 3)
     assert res.conversations == 3 * 2
+    # the neutral profile exists, so distance_to_neutral is computed per persona context (a flat profile of
+    # this letter-biased model may still leave it undefined, with that note)
+    from valuescope.analysis import load_run
+    from valuescope.store import Store
+
+    with Store(tmp_path / "stability", create=False) as store:
+        m = load_run(store, res.run_id, n_boot=10).metrics
+    dist = m[(m.metric == "distance_to_neutral") & (m.instrument == "pvq40")]
+    assert set(dist["context_a"]) == {"joke@1", "chess@1"} and (dist["context_b"] == "none").all()
+    assert not dist["note"].str.contains("no baseline").any()

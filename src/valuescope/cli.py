@@ -211,10 +211,33 @@ def _print_metrics_or_why(tables, title: str) -> None:
 
 
 def _compact(head):
-    """The headline table for a terminal: run and model are in the title; names keep their reading."""
-    head = head.drop(columns=[c for c in ("run_id", "model") if c in head.columns])
-    return head.rename(columns=lambda c: c.replace("steerability_", "steer_").replace("inertia", "inert")
-                       .replace("_adjacent", "adj").replace("_share", ""))
+    """The headline table for a terminal: run and model are in the title; value [CI] in one cell; every
+    column keeps its reading (hard = answers, soft = probabilities)."""
+    import pandas as pd
+
+    def ci(row, m):
+        v, lo, hi = row[m], row[f"{m}_low"], row[f"{m}_high"]
+        if v != v:
+            return "–"
+        return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo == lo and hi == hi else "")
+
+    def num(v):
+        return "–" if v != v else f"{v:.3f}"
+
+    rows = []
+    for _, r in head.iterrows():
+        rows.append({
+            "instrument": r["instrument"], "context": r["context"], "dimension": r["dimension"],
+            "inert_hard": ci(r, "inertia_hard"), "inert_soft": num(r["inertia_soft"]),
+            "steer_hard": ci(r, "steerability_jsd_hard"), "p_hard": num(r["steerability_p_hard"]),
+            "steer_soft": ci(r, "steerability_jsd_soft"), "p_soft": num(r["steerability_p_soft"]),
+            "top1_hard": num(r["top1_share_hard"]), "top2adj_hard": num(r["top2_adjacent_hard"]),
+            "rank_order": num(r["rank_order"]), "n": str(int(r["n"])),
+        })
+    frame = pd.DataFrame(rows)
+    if len(frame) and (frame["rank_order"] == "–").all():
+        frame = frame.drop(columns="rank_order")
+    return frame
 
 
 def _print_frame(df, title: str, max_rows: int = 80) -> None:
@@ -276,6 +299,7 @@ def show(
             out.print("[yellow]mixed readings:[/] full distributions (logprobs) and parsed one-hot answers are kept "
                       "apart: metrics use the logprob answers only (see the 'mixed_readings' rows)", highlight=False)
         _print_metrics_or_why(tables, "headline (hard = answers, soft = probabilities)")
+        _print_notes(tables.metrics)
         if all_metrics and not tables.metrics.empty:
             _print_frame(tables.metrics, title="all metrics", max_rows=10_000)
     if len(loaded) == 2:
@@ -302,6 +326,17 @@ def _print_position(model: str, metrics) -> None:
         if len(soft) and soft.iloc[0] > WARN_ABOVE:
             out.print(f"[bold yellow]warning:[/] {model} {inst}: most of the answer follows the letter shown, "
                       "not the option's content (position bias 1 = letter only, 0 = content only)", highlight=False)
+
+
+def _print_notes(metrics) -> None:
+    """Why a headline number is missing (one line per distinct note)."""
+    if metrics is None or metrics.empty:
+        return
+    keys = {"inertia_hard", "steerability_jsd_hard", "steerability_jsd_soft", "steerability_p_soft"}
+    m = metrics[metrics["metric"].isin(keys) & (metrics["note"].astype(str) != "")]
+    for note, g in m.groupby("note", sort=True):
+        names = ", ".join(sorted(set(g["metric"])))
+        out.print(f"note ({names}): {note}", highlight=False, soft_wrap=True)
 
 
 def _compare(a, b):

@@ -56,39 +56,36 @@ WARN_ABOVE = 0.5
 
 
 def _observations(rows: pd.DataFrame, reading: str) -> tuple[np.ndarray, ...] | None:
-    """Flattened observations: (y, letter code, content code, unit code, n_letters, n_contents, units)."""
+    """Flattened observations: (y, letter code, content code, unit code, n_letters, n_contents, n_units)."""
     cols = prob_columns(rows)
     ok = rows["valid"].astype(bool).to_numpy() & rows["argmax"].notna().to_numpy()
     rows = rows[ok]
-    if rows.empty:
-        return None
-    probs = rows[cols].to_numpy(dtype=float, na_value=np.nan)
-    ks = rows["k"].to_numpy(dtype=int)
-    orders = [tuple(int(x) for x in str(o).split(",")) for o in rows["option_order"]]
-    arg = rows["argmax"].to_numpy(dtype=int) - 1
-    items = rows["item_id"].astype(str).to_numpy()
-    units = unit_ids(rows).to_numpy()
     ys, letters, contents, us = [], [], [], []
-    for r in range(len(rows)):
-        k, order = ks[r], orders[r]
-        if len(order) != k:
+    for k, g in rows.groupby(rows["k"].astype(int), sort=True):
+        orders = g["option_order"].astype(str).str.split(",", expand=True)
+        if orders.shape[1] != k or orders.isna().any(axis=None):
             continue
-        p = probs[r, :k]
-        tot = p.sum()
-        if not np.isfinite(tot) or tot <= 0:
-            continue
-        scale = p / tot if reading == "soft" else (np.arange(k) == arg[r]).astype(float)
-        for j in range(k):
-            ys.append(scale[order[j]])
-            letters.append(f"{k}:{j}")
-            contents.append(f"{items[r]}\x1f{order[j]}")
-            us.append(units[r])
-    if not ys:
+        order = orders.to_numpy(dtype=int)  # (n, k): letter j shows option order[:, j]
+        p = g[cols[:k]].to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(all="ignore"):
+            p = p / p.sum(axis=1, keepdims=True)
+        good = np.isfinite(p).all(axis=1)
+        if reading == "hard":
+            arg = g["argmax"].to_numpy(dtype=float, na_value=np.nan)
+            good &= np.isfinite(arg)
+            p = (np.arange(k)[None, :] == (np.nan_to_num(arg) - 1)[:, None]).astype(float)
+        order, p = order[good], p[good]
+        items = g["item_id"].astype(str).to_numpy()[good]
+        ys.append(np.take_along_axis(p, order, axis=1).ravel())  # y[r, j] = p_scale[r, order[r, j]]
+        letters.append(np.char.add(f"{k}:", np.tile(np.arange(k).astype(str), len(order))))
+        contents.append(np.char.add(np.repeat(items, k).astype(str), np.char.add("\x1f", order.ravel().astype(str))))
+        us.append(np.repeat(unit_ids(g).to_numpy()[good].astype(str), k))
+    if not ys or sum(len(y) for y in ys) == 0:
         return None
-    lc, li = np.unique(letters, return_inverse=True)
-    cc, ci = np.unique(contents, return_inverse=True)
-    uc, ui = np.unique(us, return_inverse=True)
-    return np.asarray(ys, float), li, ci, ui, len(lc), len(cc), len(uc)
+    lc, li = np.unique(np.concatenate(letters), return_inverse=True)
+    cc, ci = np.unique(np.concatenate(contents), return_inverse=True)
+    uc, ui = np.unique(np.concatenate(us), return_inverse=True)
+    return np.concatenate(ys), li, ci, ui, len(lc), len(cc), len(uc)
 
 
 def _unit_sums(obs: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:

@@ -139,7 +139,9 @@ def variance_rows(
         split = _split_repeat(point["var_repeat"], None if boot is None else boot["var_repeat"],
                               (design or {}).get(ctx))
         for metric in VARIANCE_METRICS:
-            if metric in ("var_order", "var_conversation"):
+            if metric in ("var_order", "var_conversation") and reps < 2:
+                val, bvals, note = np.nan, None, _why(metric, len(codes), reps, has_samp)
+            elif metric in ("var_order", "var_conversation"):
                 val, bvals, note = split[metric]
             else:
                 val, bvals = point[metric], None if boot is None else boot[metric]

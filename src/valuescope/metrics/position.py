@@ -60,8 +60,14 @@ def _observations(rows: pd.DataFrame, reading: str) -> tuple[np.ndarray, ...] | 
     cols = prob_columns(rows)
     ok = rows["valid"].astype(bool).to_numpy() & rows["argmax"].notna().to_numpy()
     rows = rows[ok]
+    if rows.empty:
+        return None
+    item_codes, _ = pd.factorize(rows["item_id"].astype(str))
+    unit_codes, _ = pd.factorize(unit_ids(rows))
+    k_max = int(rows["k"].max())
     ys, letters, contents, us = [], [], [], []
-    for k, g in rows.groupby(rows["k"].astype(int), sort=True):
+    for k, idx in rows.groupby(rows["k"].astype(int), sort=True).indices.items():
+        g = rows.iloc[idx]
         orders = g["option_order"].astype(str).str.split(",", expand=True)
         if orders.shape[1] != k or orders.isna().any(axis=None):
             continue
@@ -75,17 +81,16 @@ def _observations(rows: pd.DataFrame, reading: str) -> tuple[np.ndarray, ...] | 
             good &= np.isfinite(arg)
             p = (np.arange(k)[None, :] == (np.nan_to_num(arg) - 1)[:, None]).astype(float)
         order, p = order[good], p[good]
-        items = g["item_id"].astype(str).to_numpy()[good]
         ys.append(np.take_along_axis(p, order, axis=1).ravel())  # y[r, j] = p_scale[r, order[r, j]]
-        letters.append(np.char.add(f"{k}:", np.tile(np.arange(k).astype(str), len(order))))
-        contents.append(np.char.add(np.repeat(items, k).astype(str), np.char.add("\x1f", order.ravel().astype(str))))
-        us.append(np.repeat(unit_ids(g).to_numpy()[good].astype(str), k))
+        letters.append(np.tile(k * k_max + np.arange(k), len(order)))
+        contents.append(np.repeat(item_codes[idx][good], k) * k_max + order.ravel())
+        us.append(np.repeat(unit_codes[idx][good], k))
     if not ys or sum(len(y) for y in ys) == 0:
         return None
-    lc, li = np.unique(np.concatenate(letters), return_inverse=True)
-    cc, ci = np.unique(np.concatenate(contents), return_inverse=True)
-    uc, ui = np.unique(np.concatenate(us), return_inverse=True)
-    return np.concatenate(ys), li, ci, ui, len(lc), len(cc), len(uc)
+    _, li = np.unique(np.concatenate(letters), return_inverse=True)
+    _, ci = np.unique(np.concatenate(contents), return_inverse=True)
+    _, ui = np.unique(np.concatenate(us), return_inverse=True)
+    return np.concatenate(ys), li, ci, ui, int(li.max()) + 1, int(ci.max()) + 1, int(ui.max()) + 1
 
 
 def _unit_sums(obs: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
@@ -184,11 +189,10 @@ def position_rows(
             rng = group_rng(seed, *group, metric)
             half = np.argsort(rng.random((n_boot, n_units)), axis=1) < n_units // 2  # random halves
             w = half.astype(float)
-            boot = np.array([
-                _share(float(wb @ s["yy"]), wb @ s["nL"], wb @ s["sL"], wb @ s["nC"], wb @ s["sC"],
-                       np.tensordot(wb, s["X"], axes=1))
-                for wb in w
-            ])
+            nl, nc = s["X"].shape[1:]
+            xb = (w @ s["X"].reshape(n_units, nl * nc)).reshape(n_boot, nl, nc)
+            yy, nL, sL, nC, sC = (w @ s[x] for x in ("yy", "nL", "sL", "nC", "sC"))
+            boot = np.array([_share(float(yy[b]), nL[b], sL[b], nC[b], sC[b], xb[b]) for b in range(n_boot)])
             with quiet():
                 sd = float(np.nanstd(boot, ddof=1))
             lo, hi = max(point - 1.959964 * sd, 0.0), min(point + 1.959964 * sd, 1.0)

@@ -13,8 +13,8 @@ Tolerances (measured on this study, 40 queries x 6 options):
   every query (tests/test_backend_hf.py measured max 0.050 on PVQ prompts). Bounds: max 0.08,
   mean 0.02, argmax agreement >= 90%.
 - headline metrics: server vs embedded measured <= 3e-6 (bound 0.002); HF vs embedded measured
-  <= 0.0013 for inertia_soft and <= 0.008 for steerability_jsd (bounds 0.005 and 0.02: a JSD between
-  persona distributions moves by about the mean per-option shift, 0.008, times a small factor).
+  <= 0.0013 for inertia_soft (bound 0.005); steerability is undefined under this study's per-persona
+  option orders (compared like for like only), so the position bias is compared instead (bound 0.02).
 """
 
 from __future__ import annotations
@@ -195,10 +195,17 @@ def test_headline_metrics_agree(xb, model, tol_inertia, tol_steer):
     assert a.index.equals(b.index)
     assert sorted(a.index.get_level_values("dimension")) == ["Authority", "Fairness", "Harm", "Ingroup", "Purity"]
     assert (a["n"] == N_PERSONAS * 2).all() and (b["n"] == a["n"]).all()  # personas x items per dimension
-    for col in ("inertia", "steerability"):
-        assert a[col].notna().all() and b[col].notna().all()
-    assert np.abs(a["inertia"] - b["inertia"]).max() < tol_inertia
-    assert np.abs(a["steerability"] - b["steerability"]).max() < tol_steer
+    assert a["inertia_soft"].notna().all() and b["inertia_soft"].notna().all()
+    assert np.abs(a["inertia_soft"] - b["inertia_soft"]).max() < tol_inertia
+    # options are permuted per persona and the baseline is asked under one order: steerability is compared
+    # like for like only, so it is undefined here -- on every backend, with the same note
+    for run in (xb["runs"]["embedded"].metrics, xb["runs"][model].metrics):
+        steer = run[run["metric"] == "steerability_jsd_soft"]
+        assert steer["value"].isna().all() and steer["note"].str.contains("like for like").all()
+    # the position bias (one number per instrument) agrees instead
+    pa, pb = (r.metrics.set_index("metric").loc["position_bias_soft", "value"]
+              for r in (xb["runs"]["embedded"], xb["runs"][model]))
+    assert abs(float(pa) - float(pb)) < tol_steer
 
 
 def test_one_model_per_output_dir_gives_the_same_run(xb, tmp_path):

@@ -144,7 +144,7 @@ def test_run_through_runner_and_store_equals_simulation(tmp_path: Path):
     assert np.abs(stored[pcols].to_numpy(float) - simulated[pcols].to_numpy(float)).max() < 1e-12
     assert (stored["argmax"] == simulated["argmax"]).all()
     assert np.allclose(stored["expected"], simulated["expected"])
-    assert {"inertia_soft", "steerability_jsd"} <= set(tables.metrics["metric"])
+    assert {"inertia_soft", "steerability_jsd_soft"} <= set(tables.metrics["metric"])
     # a second run resumes: nothing new
     assert run_study(study)[0].new == 0
 

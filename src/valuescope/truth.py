@@ -7,14 +7,15 @@ integrated out by a large simulation: the persona set is replicated ``reps`` tim
 population, written here independently of ``valuescope.metrics`` (own entropy, ranks, variances):
 
 * ``inertia_soft`` / ``inertia_hard``: ``1 - H(p_d)/log2 K`` of the population's pooled soft (probabilities)
-  or hard (argmax) answer distribution per (instrument, context, dimension); ``top1_share``,
-  ``top2_adjacent`` of the hard one;
-* ``steerability_jsd`` / ``_hard``: base-2 JSD between the baseline's and the personas' pooled distributions;
+  or hard (argmax) answer distribution per (instrument, context, dimension); ``top1_share_hard``,
+  ``top2_adjacent_hard`` of the hard one;
+* ``steerability_jsd_soft`` / ``_hard``: base-2 JSD between the baseline's and the personas' pooled
+  distributions (the measured metric compares only answers under the same item and option order);
 * ``rank_order``: Spearman rho over all personas between two contexts' scores, per repeat, averaged over
   repeats, per value and context pair; then over pairs (``all``) and values (dimension "");
 * ``ipsative``: per persona Spearman rho over values between two contexts, averaged over repeats, pairs and
   personas;
-* ``icc``, ``var_within``, ``var_between``: ``sigma_b^2 / (sigma_b^2 + sigma_w^2)`` from the population's
+* ``icc``, ``var_repeat``, ``var_between``: ``sigma_b^2 / (sigma_b^2 + sigma_w^2)`` from the population's
   within-persona (over repeats) and between-persona score variances;
 * the Cohen's d grid: ``(mean_level - mean_rest) / pooled within-group SD`` of the persona scores
   (``raw_score``, mean over repeats) for every attribute level against the rest (``effects_truth``).
@@ -133,12 +134,12 @@ def _distribution_rows(keys: list[str], soft: np.ndarray, hard: np.ndarray, sim:
         ps, ph = soft[j, :k] / soft[j, :k].sum(), hard[j, :k] / hard[j, :k].sum()
         rows += [(inst, "inertia_soft", dim, ctx, "", float(1 - _entropy(ps) / np.log2(k))),
                  (inst, "inertia_hard", dim, ctx, "", float(1 - _entropy(ph) / np.log2(k))),
-                 (inst, "top1_share", dim, ctx, "", float(ph.max())),
-                 (inst, "top2_adjacent", dim, ctx, "", float((ph[1:] + ph[:-1]).max()))]
+                 (inst, "top1_share_hard", dim, ctx, "", float(ph.max())),
+                 (inst, "top2_adjacent_hard", dim, ctx, "", float((ph[1:] + ph[:-1]).max()))]
         bctx = ctx if (inst, ctx, dim) in base else ("none" if (inst, "none", dim) in base else None)
         if bctx is not None:
             b = base[(inst, bctx, dim)]
-            rows += [(inst, "steerability_jsd", dim, ctx, bctx, _jsd(soft[b, :k], ps)),
+            rows += [(inst, "steerability_jsd_soft", dim, ctx, bctx, _jsd(soft[b, :k], ps)),
                      (inst, "steerability_jsd_hard", dim, ctx, bctx, _jsd(hard[b, :k], ph))]
     return rows
 
@@ -194,7 +195,7 @@ def _score_rows(inst_id: str, inst: Instrument, index: Any, raws: np.ndarray, sc
             var_w = float(np.nanmean(np.nanvar(x, axis=0, ddof=1))) if m >= 2 else np.nan
             var_means = float(np.nanvar(np.nanmean(x, axis=0), ddof=1))
             sb = var_means - (var_w / m if m >= 2 else 0.0)
-            rows.append((inst_id, "var_within", name, ctx, "", var_w))
+            rows.append((inst_id, "var_repeat", name, ctx, "", var_w))
             rows.append((inst_id, "var_between", name, ctx, "", var_means))
             icc = sb / (sb + var_w) if m >= 2 and sb + var_w > 0 else np.nan
             rows.append((inst_id, "icc", name, ctx, "", float(icc)))

@@ -139,3 +139,36 @@ def test_evenhandedness_collapse_and_narrowing_under_known_truth():
     nr = narrowing_rows(resp, n_boot=50)
     slopes = nr[nr.metric.str.contains("slope")]
     assert len(slopes) and np.allclose(slopes["value"], 0.0)
+
+
+@pytest.mark.slow
+def test_preset_at_scale_through_the_cli_on_the_synthetic_backend(tmp_path):
+    """`valuescope run --preset tension-motivated-reasoning --scale 0.1` on another backend: the printed
+    per-identity table and the report answer "how much more often is this persona right when the truth
+    suits it?" with an interval, and recover the planted bias."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    d = 1.0
+    spec = tmp_path / "truth.yaml"
+    spec.write_text(yaml.safe_dump({"persona_sd": 0.0, "effects": _effects(d)}), encoding="utf-8")
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "valuescope", "run", "--preset", "tension-motivated-reasoning",
+                          "--scale", "0.1", "--model", f"backend=synthetic,name=truth,path={spec}", "-o", str(out),
+                          "--quiet"], capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "432 queries planned" in res.stdout  # (5 personas + baseline) x 24 items x 3 conditions
+    assert "right when the truth suits the identity" in res.stdout
+    with Store(out) as store:
+        (run,) = store.runs()
+        tables = load_run(store, run["run_id"], n_boot=50)
+    summary = congruence_summary(tables.metrics, measure="soft")
+    truth = 2 / (1 + math.exp(-d)) - 1
+    assert len(summary) == 9  # 3 instruments x (liberal, conservative, all)
+    assert np.allclose(summary["diff"], truth) and np.allclose(summary["control_diff"], 0.0)
+    assert (summary["diff_low"] <= summary["diff"]).all() and (summary["diff"] <= summary["diff_high"]).all()
+    html = (out / "report" / "report.html").read_text(encoding="utf-8")
+    section = html.split('<section id="congruence"', 1)[1].split("</section>", 1)[0]
+    assert section.count("<img") == 3 and "skip-reason" not in section  # one figure per condition

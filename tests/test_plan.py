@@ -88,3 +88,118 @@ def test_model_identity_in_key():
     b = plan_queries(other, other.models[0], _personas(), [ContextSpec()],
                      [PlannedInstrument(tiny_instrument(), InstrumentRef(name="tiny"))], lambda i, r, g: None)
     assert {q.key for q in a}.isdisjoint({q.key for q in b})
+
+
+# --------------------------------------------------------------------------- balanced option orders
+
+
+def _wvs(n: int, population: str = "wvs:seed=111") -> list[Persona]:
+    return [Persona(id=f"w{i}", kind="wvs", description=f"You are person {i}.", population=population, set_seed=111)
+            for i in range(n)]
+
+
+def test_balanced_orders_form_latin_squares():
+    from valuescope.plan import balanced_orders
+
+    orders = balanced_orders(6, None, 0)
+    assert len(orders) == 6 and len(set(orders)) == 6
+    for order in orders:
+        assert sorted(order) == list(range(6))
+    for letter in range(6):  # every option under every letter exactly once
+        assert sorted(o[letter] for o in orders) == list(range(6))
+    inverse = [tuple(o.index(i) for i in range(6)) for o in orders]
+    assert sum(inv != o for inv, o in zip(inverse, orders, strict=True)) >= 4  # mostly not self-inverse
+    assert balanced_orders(6, None, 0) == orders  # seeded, platform-independent
+    assert orders[0] == (5, 4, 3, 0, 1, 2)
+    twelve = balanced_orders(6, 12, 0)
+    assert twelve[:6] == orders and twelve[6:] != orders
+    for letter in range(6):
+        assert sorted(o[letter] for o in twelve) == sorted(list(range(6)) * 2)
+    assert len(balanced_orders(4, 3, 0)) == 3
+
+
+def test_rotation_balances_each_population_and_changes_with_context():
+    from valuescope.plan import rotation
+
+    people = [BASELINE, *_wvs(12), *_wvs(7, "wvs:seed=333")]
+    a = rotation(people, ContextSpec(), 0, 0)
+    assert a[0] == -1
+    first = Counter(n % 6 for n in a[1:13])
+    assert sorted(first.values()) == [2] * 6
+    second = Counter(n % 6 for n in a[13:])
+    assert max(second.values()) - min(second.values()) <= 1
+    joke = rotation(people, ContextSpec(topic="joke", opening="Tell me a joke.", n_messages=3), 0, 0)
+    chess = rotation(people, ContextSpec(topic="chess", opening="1. e4", n_messages=3), 0, 0)
+    assert [n % 6 for n in joke] != [n % 6 for n in chess]
+    assert rotation(people, ContextSpec(), 1, 0) != a  # a new draw per repeat
+    assert rotation(people, ContextSpec(), 0, 0) == a
+
+
+def _plan_balanced(personas, contexts=None, **kw):
+    contexts = contexts or [ContextSpec()]
+    study = Study(option_order="balanced", **kw)
+    inst = tiny_instrument(4)
+    planned = [PlannedInstrument(inst, InstrumentRef(name="tiny"))]
+    return plan_queries(study, study.models[0], personas, list(contexts), planned, lambda i, r, g: None)
+
+
+def test_balanced_plan_asks_the_baseline_under_every_order_a_persona_gets():
+    qs = _plan_balanced([BASELINE, *_wvs(8)])
+    base = [q for q in qs if q.persona.is_baseline]
+    pers = [q for q in qs if not q.persona.is_baseline]
+    assert len(base) == 4 * 4 and len(pers) == 8 * 4  # K = 4 options: 4 orders for the baseline
+    assert len({q.key for q in qs}) == len(qs)
+    base_cells = {(q.item_id, q.option_order) for q in base}
+    assert {(q.item_id, q.option_order) for q in pers} <= base_cells  # like for like
+    per_persona = {p.id: {q.option_order for q in pers if q.persona.id == p.id} for p in _wvs(8)}
+    assert all(len(v) == 1 for v in per_persona.values())  # one order per questionnaire
+    assert Counter(next(iter(v)) for v in per_persona.values()).most_common()[0][1] == 2  # 8 personas, 4 orders
+    assert {q.cell for q in base} == {0, 1, 2, 3}
+
+
+def test_balanced_orders_are_not_tied_to_the_persona_across_contexts():
+    contexts = [ContextSpec(topic=t, opening="Hi.", n_messages=1) for t in ("a", "b", "c", "d")]
+    qs = _plan_balanced(_wvs(24), contexts)
+    cell = {(q.persona.id, q.context.topic): q.cell for q in qs}
+    same = [sum(cell[p.id, a] == cell[p.id, b] for p in _wvs(24)) for a, b in (("a", "b"), ("a", "c"), ("c", "d"))]
+    assert sum(same) < 3 * 24 / 2  # about 1 in 4 by chance, not all
+
+
+def test_option_orders_needs_balanced():
+    import pytest
+
+    from valuescope.spec import SpecError, study_from_dict
+
+    with pytest.raises(SpecError, match="option_orders is only used with option_order: balanced"):
+        study_from_dict({"option_orders": 6})
+    assert study_from_dict({"option_order": "balanced", "option_orders": 12}).option_orders == 12
+
+
+def test_new_settings_at_their_defaults_keep_run_ids():
+    a = Study()
+    assert run_id_for(a, a.models[0]) == run_id_for(Study(administration="independent"), a.models[0])
+    assert run_id_for(a, a.models[0]) != run_id_for(Study(administration="sequential"), a.models[0])
+
+
+# --------------------------------------------------------------------------- sequential administration
+
+
+def test_sequential_keys_chain_the_questionnaire():
+    study, ind = _plan()
+    _, seq = _plan(administration="sequential")
+    assert {q.key for q in ind}.isdisjoint({q.key for q in seq})
+    chains = {}
+    for q in seq:
+        chains.setdefault(q.chain, []).append(q)
+    assert len(chains) == 4  # baseline + 3 personas
+    for chain in chains.values():
+        assert [q.position for q in chain] == [0, 1, 2]
+        assert chain[0].previous_key == ""
+        assert [q.previous_key for q in chain[1:]] == [q.key for q in chain[:-1]]
+        assert len({prefix_group(q) for q in chain}) == 1
+    # shuffled items: the same item at another position (after other items) is another query
+    _, shuf = _plan(administration="sequential", item_order="shuffle", repeats=3)
+    by_item = {}
+    for q in shuf:
+        by_item.setdefault((q.persona.id, q.item_id), set()).add(q.key)
+    assert all(len(v) == 3 for v in by_item.values())

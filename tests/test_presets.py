@@ -32,22 +32,34 @@ def test_presets_listed_and_printable():
 
 
 def test_inertia_full_scale_matches_lee_et_al():
-    # (200 personas x 3 persona-set seeds + 1 baseline) x (MFQ-30's 32 items + PVQ-RR's 57 items)
-    assert _planned(load_preset("inertia")) == (200 * 3 + 1) * (32 + 57)
-    # item-order ablation: 60 personas (+ baseline) x MFQ-30
-    assert _planned(load_preset("inertia-item-order")) == (60 + 1) * 32
+    # paper: (200 personas x 3 persona-set seeds + 1 baseline) x (MFQ-30's 32 items + PVQ-RR's 57 items) = 53,489;
+    # the balanced option order asks the baseline under all 6 orders of its Latin square (every scale has 6
+    # options): (600 + 6) x 89 = 53,934
+    assert _planned(load_preset("inertia")) == (200 * 3 + 6) * (32 + 57)
+    assert _planned(load_preset("inertia-free-choice")) == (200 * 3 + 6) * (32 + 57)
+    # item-order ablation: 60 personas + the baseline under 6 orders, x MFQ-30
+    assert _planned(load_preset("inertia-item-order")) == (60 + 6) * 32
 
 
 def test_stability_full_scale_matches_kovac_et_al():
     # paper: 5 seeds x 5 topics x 60 characters x 40 PVQ items = 60k, plus the donation task's 100 items;
-    # the baseline (no persona) in the same contexts adds 5 x 5 x (40 + 100), and once more without a
-    # conversation (the neutral profile of distance_to_neutral) 5 x (40 + 100)
-    assert _planned(load_preset("stability")) == 5 * 5 * 60 * (40 + 100) + (5 + 1) * 5 * (40 + 100)
-    # paper: 50k for the real-world personas
-    assert _planned(load_preset("stability-real-world")) == 5 * 5 * 50 * 40 + (5 + 1) * 5 * 40
-    # paper: 5 topics x 50 permutations x 40 items (no persona), plus the 50 permutations without a
-    # conversation that estimate the neutral profile (Kovač et al. B.2)
-    assert _planned(load_preset("stability-neutral")) == 5 * 50 * 40 + 50 * 40
+    # the baseline (no persona) in the same contexts, under the 6 balanced orders, adds 5 x 5 x 6 x (40 + 100),
+    # and once more without a conversation (the neutral profile of distance_to_neutral): 6 x 5 x (40 + 100)
+    assert _planned(load_preset("stability")) == 5 * 5 * 60 * (40 + 100) + 6 * (5 + 1) * 5 * (40 + 100)
+    # paper: 50k for the real-world personas; baseline 6 orders x (5 topics + no conversation) x 5 seeds x 40
+    assert _planned(load_preset("stability-real-world")) == 5 * 5 * 50 * 40 + 6 * (5 + 1) * 5 * 40
+    # paper: 5 topics x 50 permutations x 40 items (no persona) = 10,000; here 5 topics x 9 seeds x the 6
+    # balanced orders x 40 items = 10,800 (54 order samples per topic, each order equally often), plus the
+    # same 54 without a conversation for the neutral profile (Kovač et al. B.2): 9 x 6 x 40
+    assert _planned(load_preset("stability-neutral")) == 5 * 9 * 6 * 40 + 9 * 6 * 40
+
+
+def test_presets_use_like_for_like_designs():
+    for name, _ in list_presets():
+        study = load_preset(name)
+        assert study.option_order == "balanced", name
+        assert "docs/design.md" in preset_text(name), name
+    assert load_preset("inertia-item-order").administration == "sequential"
 
 
 def test_scale_reduces_and_is_recorded():
@@ -85,7 +97,8 @@ def test_inertia_reduced_runs_end_to_end(tmp_path):
         study.instruments[1].model_copy(update={"items": [f"Q{i:02d}" for i in range(1, 9)]}),
     ], "report": False})
     (res,) = run_study(study)
-    assert res.planned == res.new == 3 * (6 + 8) and res.failed == 0
+    # (2 personas + the baseline under 6 balanced orders) x (6 + 8) items
+    assert res.planned == res.new == (2 + 6) * (6 + 8) and res.failed == 0
 
 
 def test_stability_reduced_runs_end_to_end(tmp_path):
@@ -93,12 +106,13 @@ def test_stability_reduced_runs_end_to_end(tmp_path):
     contexts = study.contexts.model_copy(update={"topics": ["joke", "chess"], "n_messages": [1], "max_tokens": 16})
     study = study.model_copy(update={
         "contexts": contexts, "report": False,
-        "instruments": [study.instruments[0].model_copy(update={"items": None}),
+        "instruments": [study.instruments[0].model_copy(update={"items": [f"Q{i:02d}" for i in range(1, 11)]}),
                         study.instruments[1].model_copy(update={"items": ["elf_01", "orc_01", "hobbit_01"]})],
     })
     (res,) = run_study(study)
-    # 2 characters + baseline, 2 topics, PVQ-40 + 3 donation items; the baseline also without a conversation
-    assert res.planned == res.new == 3 * 2 * (40 + 3) + (40 + 3)
+    # 2 characters x 2 topics + the baseline under 6 balanced orders x (2 topics + no conversation), x (10 PVQ-40
+    # items + 3 donation items)
+    assert res.planned == res.new == (2 * 2 + 6 * 3) * (10 + 3)
     assert res.conversations == 3 * 2
     # the neutral profile exists, so distance_to_neutral is computed per persona context (a flat profile of
     # this letter-biased model may still leave it undefined, with that note)

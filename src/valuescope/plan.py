@@ -39,12 +39,20 @@ def model_identity(model: ModelSpec) -> dict[str, object]:
     return ident
 
 
+_NEW_SETTINGS = {"option_orders": None, "administration": "independent"}
+
+
 def run_id_for(study: Study, model: ModelSpec, instruments: Sequence[PlannedInstrument] | None = None) -> str:
     """``<study>-<model>-<hash>``: the hash covers the study's query-defining settings, the model and
     the content of every instrument the run uses (item texts, options, scale values, dimension map,
     reverse flags, scoring), so a changed study or an edited instrument is a new run and an
-    unchanged one resumes. (Answers to queries that did not change are reused, not asked again.)"""
+    unchanged one resumes. (Answers to queries that did not change are reused, not asked again.)
+    Settings added later (``option_orders``, ``administration``) are left out of the hash while they
+    hold their default, so that existing runs keep their ids."""
     others = study.model_dump(mode="json", exclude={"output", "report", "name", "models", "score_from"})
+    for name, default in _NEW_SETTINGS.items():
+        if others.get(name) == default:
+            others.pop(name, None)
     content = instruments_digest(instruments) if instruments is not None else ""
     return f"{study.name}-{model.name}-{digest([others, model_identity(model), content], 8)}"
 
@@ -56,7 +64,12 @@ def instruments_digest(instruments: Sequence[PlannedInstrument]) -> str:
 
 def option_order(k: int, policy: str, seed: int, persona_id: str, repeat: int, item_id: str) -> tuple[int, ...]:
     """Scale indices shown under letters A, B, ...: fixed, or a seeded permutation per persona
-    (shared by all its items, as in Kovač et al.) or per query."""
+    (shared by all its items, as in Kovač et al.) or per query. (``balanced`` orders come from
+    :func:`balanced_orders` and :func:`rotation`.)
+
+    Warning: with ``permute-persona`` the baseline is asked under one order and each persona under its
+    own, and a persona keeps its order in every context, so a model that answers by letter position
+    shows steerability and rank-order stability that are artefacts (docs/design.md)."""
     order = list(range(k))
     if policy == "fixed":
         return tuple(order)
@@ -65,6 +78,48 @@ def option_order(k: int, policy: str, seed: int, persona_id: str, repeat: int, i
         scope = (*scope, item_id)
     random.Random(stable_int("options", *scope)).shuffle(order)
     return tuple(order)
+
+
+def balanced_orders(k: int, n: int | None, seed: int) -> tuple[tuple[int, ...], ...]:
+    """The balanced design's fixed set of N option orders for K options (N = K by default).
+
+    Orders come in cyclic Latin squares: square m has a seeded base arrangement ``b`` of the K options
+    and rows ``order_s[j] = b[(j + s) mod K]`` for s = 0..K-1, so over one square every option appears
+    under every letter exactly once. N = K is one square; a multiple of K is several squares with
+    different bases (each letter-balanced); any other N takes the first N rows, and the balance then
+    holds only approximately. The set depends only on (K, N, seed)."""
+    n = k if n is None else n
+    orders: list[tuple[int, ...]] = []
+    square = 0
+    while len(orders) < n:
+        base = list(range(k))
+        random.Random(stable_int("latin", seed, k, square)).shuffle(base)
+        orders.extend(tuple(base[(j + s) % k] for j in range(k)) for s in range(k))
+        square += 1
+    return tuple(orders[:n])
+
+
+def rotation(personas: Sequence[Persona], context: ContextSpec, repeat: int, seed: int) -> list[int]:
+    """Balanced design: the order-cell number of each persona (``-1`` for the baseline) in one
+    (context, repeat). Within each population (a WVS persona set, a named list...) the personas are put
+    in a seeded random order and numbered from a seeded offset; a persona then takes order
+    ``number mod N`` of its part's set, so each population uses every order equally often (within one).
+    The shuffle is drawn afresh for every context and repeat: a persona's order in one context says
+    nothing about its order in another, so a letter-biased model cannot make persona rankings or value
+    profiles agree across contexts."""
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(personas):
+        if not p.is_baseline:
+            groups.setdefault(p.population, []).append(i)
+    out = [-1] * len(personas)
+    for population, members in sorted(groups.items()):
+        members = sorted(members, key=lambda i: (personas[i].id, str(personas[i].set_seed)))
+        rng = random.Random(stable_int("rotation", seed, population, context.label, context.seed, repeat))
+        rng.shuffle(members)
+        offset = rng.randrange(1 << 30)
+        for r, i in enumerate(members):
+            out[i] = offset + r
+    return out
 
 
 def item_order(n: int, policy: str, seed: int, persona_id: str, repeat: int, instrument: str) -> list[int]:
@@ -84,6 +139,15 @@ class PlannedInstrument:
 WordingFn = Callable[[Instrument, str, str | None], str | None]
 
 
+def _cells(study: Study, inst: Instrument, persona: Persona, number: int) -> list[int]:
+    """The option-order cells a persona answers an instrument in: every cell of the order set for the
+    baseline under ``balanced``, its rotation number for a persona, the single cell 0 otherwise."""
+    if study.option_order != "balanced":
+        return [0]
+    n_max = max(study.option_orders or part.scale.k for part in inst.parts.values())
+    return list(range(n_max)) if persona.is_baseline else [number % n_max]
+
+
 def plan_queries(
     study: Study,
     model: ModelSpec,
@@ -92,48 +156,86 @@ def plan_queries(
     instruments: Sequence[PlannedInstrument],
     choose_wording: WordingFn,
 ) -> list[Query]:
-    """Expand one model's share of a study. Order: persona, context, repeat, instrument, item —
-    so consecutive queries share persona, conversation and instructions (the KV-cache prefix)."""
+    """Expand one model's share of a study. Order: persona, context, repeat, instrument, option-order
+    cell, item (in the persona's item order) — so consecutive queries share persona, conversation and
+    instructions (the KV-cache prefix), and a sequential questionnaire's items come in the order asked.
+
+    Keys: a SHA-256 of everything that defines the prompt. The balanced design adds the cell; the
+    sequential administration adds the administration and the previous item's key (which covers the
+    whole chain before it), so an item's key changes with everything its prompt depends on."""
     run_id = run_id_for(study, model, instruments)
     ident = model_identity(model)
+    sequential = study.administration == "sequential"
+    balanced = study.option_order == "balanced"
+    order_sets: dict[int, tuple[tuple[int, ...], ...]] = {}
     queries: list[Query] = []
     # The baseline is also asked without a conversation when every context has one: that is the model's
     # neutral profile (no persona, no conversation; Kovač et al. 2024, B.2) that distance_to_neutral needs.
     neutral = [] if any(c.topic is None for c in contexts) else [ContextSpec()]
-    for persona in personas:
+    rotations = {(c, r): rotation(personas, ctx, r, study.seed) for c, ctx in enumerate(contexts)
+                 for r in range(study.repeats)} if balanced else {}
+    for p_index, persona in enumerate(personas):
         p_ident = [persona.id, persona.description]
-        for base_ctx in [*neutral, *contexts] if persona.is_baseline else contexts:
+        for c_index, base_ctx in enumerate([*neutral, *contexts] if persona.is_baseline else contexts):
             for repeat in range(study.repeats):
                 # each repeat is a new sample: a new conversation (as the paper's seeds) and permutation
                 ctx = replace(base_ctx, seed=base_ctx.seed + repeat) if base_ctx.topic else base_ctx
+                # (the baseline is asked under every cell: its rotation number is not used)
+                number = rotations[c_index, repeat][p_index] if balanced and not persona.is_baseline else 0
                 for planned in instruments:
                     inst = planned.instrument
                     items = [it for it in inst.items if planned.ref.items is None or it.id in planned.ref.items]
                     wording = choose_wording(inst, planned.ref.wording, persona.gender)
                     positions = item_order(len(items), study.item_order, study.seed, persona.id, repeat, inst.id)
-                    for pos, idx in enumerate(positions):
-                        item = items[idx]
-                        part = inst.parts[item.part]
-                        order = option_order(part.scale.k, study.option_order, study.seed, persona.id, repeat,
-                                             item.id)
-                        template = template_fingerprint(part, layout=study.layout,
-                                                        forced_choice=study.forced_choice,
-                                                        answer_prefix=study.answer_prefix)
-                        key = digest([ident, p_ident, asdict(ctx), inst.id, item.id, item.wording(wording),
-                                      order, study.seed, repeat, template, study.extraction], 32)
-                        queries.append(Query(
-                            key=key, run_id=run_id, model=model.name, persona=persona, context=ctx,
-                            instrument=inst.id, item_id=item.id, part=item.part, dimension=item.dimension,
-                            wording=wording, option_order=order, seed=study.seed, repeat=repeat,
-                            template=template, position=pos,
-                        ))
+                    for cell_number in _cells(study, inst, persona, number):
+                        chain = digest([ident, p_ident, asdict(ctx), inst.id, wording, repeat, cell_number], 16)
+                        previous = ""
+                        for pos, idx in enumerate(positions):
+                            item = items[idx]
+                            part = inst.parts[item.part]
+                            cell = 0
+                            if balanced:
+                                k = part.scale.k
+                                if k not in order_sets:
+                                    order_sets[k] = balanced_orders(k, study.option_orders, study.seed)
+                                cell = cell_number % len(order_sets[k])
+                                if not sequential and persona.is_baseline and cell != cell_number:
+                                    continue  # a part with fewer orders than another: each asked once
+                                order = order_sets[k][cell]
+                            else:
+                                order = option_order(part.scale.k, study.option_order, study.seed, persona.id,
+                                                     repeat, item.id)
+                            template = template_fingerprint(part, layout=study.layout,
+                                                            forced_choice=study.forced_choice,
+                                                            answer_prefix=study.answer_prefix)
+                            fields: list[object] = [ident, p_ident, asdict(ctx), inst.id, item.id,
+                                                    item.wording(wording), order, study.seed, repeat, template,
+                                                    study.extraction]
+                            if balanced:
+                                fields.append(["balanced", cell_number])
+                            if sequential:
+                                fields.append(["sequential", previous, pos])
+                            key = digest(fields, 32)
+                            queries.append(Query(
+                                key=key, run_id=run_id, model=model.name, persona=persona, context=ctx,
+                                instrument=inst.id, item_id=item.id, part=item.part, dimension=item.dimension,
+                                wording=wording, option_order=order, seed=study.seed, repeat=repeat,
+                                template=template, position=pos, cell=cell,
+                                administration=study.administration, chain=chain if sequential else "",
+                                previous_key=previous,
+                            ))
+                            if sequential:
+                                previous = key
     return queries
 
 
 def prefix_group(q: Query) -> str:
     """Queries in one group share the prompt up to the options (persona, conversation,
     instructions); the backend finds the exact common token prefix within the group, which also
-    covers the option list when options are permuted per persona."""
+    covers the option list when options are permuted per persona. A sequential questionnaire is one
+    group: each of its prompts extends the one before."""
+    if q.chain:
+        return q.chain
     return digest([q.persona.id, q.context.label, q.context.seed, q.repeat, q.instrument, q.part], 16)
 
 

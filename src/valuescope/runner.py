@@ -15,10 +15,20 @@ from valuescope import personas as persmod
 from valuescope.backends.base import Backend, BackendError, create_backend
 from valuescope.instruments import choose_wording, instrument_for_ref
 from valuescope.plan import PlannedInstrument, plan_queries, prefix_group, query_meta, run_id_for
-from valuescope.prompts import score_request
+from valuescope.prompts import score_request, sequential_request
+from valuescope.sequential import chain_width, run_chains
 from valuescope.spec import ModelSpec, SpecError, Study
 from valuescope.store import Store
-from valuescope.types import ContextSpec, GenerateRequest, Instrument, LetterScores, Message, Persona, Query
+from valuescope.types import (
+    ContextSpec,
+    GenerateRequest,
+    Instrument,
+    LetterScores,
+    Message,
+    Persona,
+    Query,
+    ScoreRequest,
+)
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -125,11 +135,17 @@ class _Session:
             self.conversations[memo] = msgs
         return self.conversations[memo]
 
-    def request(self, q: Query):  # -> ScoreRequest
+    def request(self, q: Query, previous: Sequence[tuple[Query, LetterScores]] = ()) -> ScoreRequest:
+        """The prompt of ``q``; a sequential item also needs the stored answers asked before it."""
         inst = self.r.instrument_map[q.instrument]
         meta = None
         if getattr(self.backend, "wants_meta", False):
-            meta = query_meta(q, inst, str(getattr(self.study, "administration", "independent")))
+            meta = query_meta(q, inst, q.administration)
+        if q.administration == "sequential":
+            return sequential_request(
+                q, previous, inst, self.persona_messages(q.persona), self.conversation(q), layout=self.study.layout,
+                forced_choice=self.study.forced_choice, answer_prefix=self.study.answer_prefix, group=prefix_group(q),
+                meta=meta)
         return score_request(
             self.persona_messages(q.persona), self.conversation(q), inst.parts[q.part], inst.item(q.item_id),
             q.wording, q.option_order, layout=self.study.layout, forced_choice=self.study.forced_choice,
@@ -137,7 +153,9 @@ class _Session:
         )
 
     def answer(self, queries: Sequence[Query]) -> list[LetterScores]:
-        reqs = [self.request(q) for q in queries]
+        return self.answer_requests([self.request(q) for q in queries])
+
+    def answer_requests(self, reqs: Sequence[ScoreRequest]) -> list[LetterScores]:
         if self.study.extraction == "logprobs":
             return self.backend.score(reqs)
         from valuescope import extraction
@@ -234,7 +252,10 @@ def run_study(
                     register, example_prompt(resolved, queries, backend), instruments_json(resolved))
                 if model.judge is not None and study.extraction == "generate":
                     session.judge = make_backend(model.judge)  # type: ignore[attr-defined]
-                _run_pending(session, pending, res, progress, chunk_size, max_queries)
+                if study.administration == "sequential":
+                    _run_sequential(session, queries, pending, res, progress, max_queries)
+                else:
+                    _run_pending(session, pending, res, progress, chunk_size, max_queries)
                 res.conversations = session.new_conversations
                 res.backend_stats = dict(getattr(backend, "stats", {}))
             finally:
@@ -320,3 +341,39 @@ def _run_pending(session: _Session, pending: list[Query], res: RunResult, progre
         done += len(chunk)
         if progress:
             progress("queries", done, total)
+
+
+def _run_sequential(session: _Session, queries: list[Query], pending: list[Query], res: RunResult,
+                    progress: Progress | None, max_queries: int | None) -> None:
+    """Sequential administration (:mod:`valuescope.sequential`): chains answered in order, resumed
+    from the answers already stored."""
+    pending_keys = {q.key for q in pending}
+    stored = session.store.answers(pending[0].run_id, [q.key for q in queries if q.key not in pending_keys])
+    registered = False
+    done = 0
+
+    def first() -> None:
+        nonlocal registered
+        if not registered:
+            session.register()  # type: ignore[attr-defined]
+            registered = True
+
+    def write(pairs: list[tuple[Query, LetterScores]]) -> None:
+        first()
+        res.new += session.store.write_responses(pairs)
+        res.invalid += sum(1 for _, s in pairs if not s.valid)
+
+    def fail(pairs: list[tuple[Query, str]]) -> None:
+        first()
+        session.store.record_failures(pairs)
+        res.failed += len(pairs)
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress("queries", done, len(pending))
+
+    run_chains(queries, pending_keys, stored, session.request, session.answer_requests, write, fail,
+               width=chain_width(session.model.backend, session.model.concurrency), budget=max_queries,
+               progress=step)

@@ -149,8 +149,15 @@ class Study(_Strict):
     contexts: ContextsSpec = Field(default_factory=ContextsSpec)
     seed: int = 0  # option permutations, item shuffles, conversation sampling
     repeats: int = Field(1, ge=1, le=100)
-    option_order: Literal["fixed", "permute-persona", "permute-query"] = "permute-persona"
+    # balanced: a fixed seeded set of option orders (Latin squares), personas assigned one in rotation,
+    # the baseline asked under every one of them (docs/design.md); the others are kept for users who
+    # want them but let a letter-biased model fake steerability and rank-order stability
+    option_order: Literal["fixed", "permute-persona", "permute-query", "balanced"] = "permute-persona"
+    option_orders: int | None = Field(None, ge=1, le=1000)  # balanced: how many orders (None = K)
     item_order: Literal["fixed", "shuffle"] = "fixed"
+    # sequential: the items of one questionnaire asked one after another in one conversation, each
+    # chosen letter left in the context (docs/design.md)
+    administration: Literal["independent", "sequential"] = "independent"
     forced_choice: bool = True
     # per-persona scores from the chosen answer (Kovač et al.) or the probability-weighted expectation;
     # an analysis setting: not part of the run id (the same answers, scored another way)
@@ -170,6 +177,12 @@ class Study(_Strict):
         if not v or any(c in v for c in "/\\\n"):
             raise ValueError("must be a non-empty name without slashes")
         return v
+
+    @model_validator(mode="after")
+    def _orders_need_balanced(self) -> Study:
+        if self.option_orders is not None and self.option_order != "balanced":
+            raise ValueError("option_orders is only used with option_order: balanced")
+        return self
 
     @model_validator(mode="after")
     def _unique_models(self) -> Study:

@@ -273,6 +273,21 @@ class Store:
                                "ORDER BY method", (run_id,))
         return {r[0]: int(r[1]) for r in rows}
 
+    def answers(self, run_id: str, keys: Sequence[str]) -> dict[str, LetterScores]:
+        """Stored answers of a run by key, as the backend gave them (letter order)."""
+        out: dict[str, LetterScores] = {}
+        keys = list(keys)
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            rows = self.db.execute(
+                "SELECT key, probs, outside_mass, valid, raw, error, method FROM responses "
+                "WHERE run_id = ? AND key IN (" + ",".join("?" * len(part)) + ")", (run_id, *part))
+            for r in rows:
+                om = r["outside_mass"]
+                out[r["key"]] = LetterScores(tuple(json.loads(r["probs"])), float("nan") if om is None else om,
+                                             bool(r["valid"]), r["raw"], r["error"], r["method"])
+        return out
+
     def record_failures(self, failures: Iterable[tuple[Query, str]]) -> None:
         now = time.time()
         with self._tx() as cur:

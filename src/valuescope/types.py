@@ -162,6 +162,13 @@ class Query:
     repeat: int
     template: str  # prompt-template fingerprint
     position: int = 0  # position of the item in this persona's (possibly shuffled) item order
+    # option-order cell: index of ``option_order`` in the balanced design's order set (0 otherwise)
+    cell: int = 0
+    administration: str = "independent"  # "independent" | "sequential"
+    # sequential administration: the questionnaire (chain) this item belongs to, and the key of the
+    # item asked just before it in that conversation ("" for the first item)
+    chain: str = ""
+    previous_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,10 @@ class ScoreRequest:
     # set by the runner only for backends that ask for it (``wants_meta``: the synthetic model);
     # every other backend reads the messages alone
     meta: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    # indices of earlier messages at whose start the prompt may be split canonically too (sequential
+    # administration: each earlier item turn), so a backend can keep a conversation's prefix cached
+    # and still give every answer from its own prompt only, bit for bit
+    boundaries: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

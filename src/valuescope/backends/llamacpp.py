@@ -11,7 +11,10 @@ Schedulers (``scheduler=``):
     Each prompt is split at a canonical point, the start of its item (``ScoreRequest.shared_chars``);
     requests are grouped by that prefix, the prefix is evaluated once (and kept for the next group as
     far as it still matches), then each item suffix is evaluated on top of it and dropped again.
-    Every answer depends only on its own prompt: a resumed run gives bit-identical numbers.
+    Every answer depends only on its own prompt: a resumed run gives bit-identical numbers. A
+    sequential questionnaire's prompt is also split at the start of each earlier item turn
+    (``ScoreRequest.boundaries``), so the next item re-uses the conversation held in the cache and
+    evaluates only its own turn, the numbers still independent of what ran before.
 ``batched``
     As ``prefix``, but the item suffixes of a group are evaluated together as one multi-sequence
     batch, each suffix in its own sequence sharing the prefix cells of a unified KV cache. On CPU
@@ -141,6 +144,7 @@ class LlamaCppBackend:
         self._batch = internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=self.max_seqs + 1,
                                            verbose=False)
         self._cached: list[int] = []  # tokens held in sequence 0
+        self._cached_cuts: list[int] = []  # the canonical segment ends they were evaluated in
         self.template = ChatTemplate.from_metadata(self.llama.metadata, model_path)
         self._letter_ids: dict[tuple[str, ...], dict[str, list[int]]] = {}
         self.stats = {"prompt_tokens": 0, "evaluated_tokens": 0, "queries": 0}
@@ -182,28 +186,34 @@ class LlamaCppBackend:
         self.stats["evaluated_tokens"] += len(tokens)
         return last
 
-    def _set_prefix(self, prefix: list[int], head: int = 0) -> None:
+    def _set_prefix(self, prefix: list[int], bounds: Sequence[int] = ()) -> None:
         """Hold exactly ``prefix`` in sequence 0.
 
-        The ``prefix`` scheduler evaluates a prefix in two canonical segments, ``[0, head)`` (persona
-        and conversation) and ``[head, len)`` (instructions and options), each always as the same
-        decode calls, and reuses a segment only when the cache holds it exactly: the numbers never
-        depend on what was evaluated before. The other schedulers reuse any common part."""
+        The ``prefix`` scheduler evaluates a prefix in canonical segments, split at ``bounds`` (the
+        start of the last message, after the persona and conversation; for a sequential questionnaire
+        also the start of each earlier item turn), each always as the same decode calls, and reuses
+        the cache only up to a split point where it holds the same tokens evaluated in the same
+        segments: the numbers never depend on what was evaluated before. The other schedulers reuse
+        any common part."""
         if self.scheduler == "prefix":
-            if self._cached == prefix:
-                keep = len(prefix)
-            elif 0 < head < len(prefix) and self._cached[:head] == prefix[:head] and len(self._cached) >= head:
-                keep = head
-            else:
-                keep = 0
+            cuts = sorted({b for b in bounds if 0 < b < len(prefix)} | {len(prefix)})
+            keep = 0
+            for b in cuts:
+                if (b in self._cached_cuts and self._cached[:b] == prefix[:b]
+                        and [c for c in self._cached_cuts if c <= b] == [c for c in cuts if c <= b]):
+                    keep = b
+                else:
+                    break
             self._ctx.kv_cache_seq_rm(-1, keep, -1)
-            if keep < head < len(prefix):
-                self._decode_seq0(prefix[:head], 0, want_last=False)
-                keep = head
-            if keep < len(prefix):
-                self._decode_seq0(prefix[keep:], keep, want_last=False)
+            start = keep
+            for b in cuts:
+                if b > start:
+                    self._decode_seq0(prefix[start:b], start, want_last=False)
+                    start = b
             self._cached = list(prefix)
+            self._cached_cuts = cuts if prefix else []
             return
+        self._cached_cuts = []
         keep = _common_prefix_len(self._cached, prefix)
         self._ctx.kv_cache_seq_rm(-1, keep, -1)
         self._cached = self._cached[:keep]
@@ -241,12 +251,12 @@ class LlamaCppBackend:
         # Group by the canonical prefix itself: each answer then depends only on its own prompt,
         # never on which other queries share its batch (resumed runs give identical numbers).
         groups: dict[tuple[int, ...], list[int]] = {}
-        heads: dict[tuple[int, ...], int] = {}
+        heads: dict[tuple[int, ...], tuple[int, ...]] = {}
         for i, r in enumerate(requests):
             head, cut = self.split_points(r, toks[i])
             key = tuple(toks[i][:cut])
             groups.setdefault(key, []).append(i)
-            heads[key] = head
+            heads[key] = (*self.turn_points(r, toks[i]), head)
         for prefix, idxs in groups.items():
             self._score_group(requests, toks, idxs, results, len(prefix), heads[prefix])
         return [r for r in results if r is not None]
@@ -265,10 +275,27 @@ class LlamaCppBackend:
         cut = min(_common_prefix_len(self.tokens(full[: start + req.shared_chars]), toks), last)
         return min(head, cut), max(head, cut)
 
+    def turn_points(self, req: ScoreRequest, toks: list[int]) -> list[int]:
+        """Token positions where the messages listed in ``req.boundaries`` start (their content)."""
+        if not req.boundaries:
+            return []
+        full = self.render(req)
+        wanted = set(req.boundaries)
+        out: list[int] = []
+        pos = 0
+        for m, msg in enumerate(req.messages):
+            start = full.find(msg.content, pos) if msg.content else -1
+            if start < 0:
+                continue
+            if m in wanted:
+                out.append(_common_prefix_len(self.tokens(full[:start]), toks))
+            pos = start + len(msg.content)
+        return out
+
     def _score_group(self, requests: Sequence[ScoreRequest], toks: list[list[int]], idxs: list[int],
-                     results: list[LetterScores | None], prefix_len: int, head: int = 0) -> None:
+                     results: list[LetterScores | None], prefix_len: int, bounds: Sequence[int] = ()) -> None:
         prefix = toks[idxs[0]][:prefix_len]
-        self._set_prefix(prefix, head)
+        self._set_prefix(prefix, bounds)
         if self.scheduler == "prefix":
             for i in idxs:
                 logits = self._decode_seq0(toks[i][prefix_len:], prefix_len, want_last=True)

@@ -1,0 +1,119 @@
+"""Issue 15: sequential administration on the embedded model — prompts hold the earlier answers,
+resume rebuilds the chain bit for bit, and the item-order ablation really changes prompts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from valuescope.analysis import load_run
+from valuescope.metrics.robustness import item_order_correlation
+from valuescope.presets import adapt, load_preset
+from valuescope.prompts import answer_turn, chosen_letter
+from valuescope.runner import run_study
+from valuescope.spec import study_from_dict
+from valuescope.store import Store
+from valuescope.types import LetterScores
+
+ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "DECENCY", "COMPASSION"]
+
+
+class Recording:
+    """The session's embedded backend, recording every prompt, never closed by the runner."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.requests = []
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def score(self, requests):
+        self.requests.extend(requests)
+        return self.backend.score(requests)
+
+    def close(self) -> None:
+        pass
+
+
+def _study(tmp_path, name="seq", **extra):
+    data = {"name": name, "output": str(tmp_path / name), "report": False, "administration": "sequential",
+            "option_order": "balanced", "instruments": [{"name": "mfq30", "items": ITEMS}],
+            "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 2, "seeds": [111]}]}, **extra}
+    return study_from_dict(data)
+
+
+def _stored(study, run_id):
+    with Store(study.output) as store:
+        return {r["key"]: r for r in store.responses(run_id)}
+
+
+def test_sequential_prompts_hold_the_earlier_items_and_their_answers(tmp_path, embedded_backend):
+    study = _study(tmp_path)
+    rec = Recording(embedded_backend)
+    (res,) = run_study(study, backend_factory=lambda _m: rec)
+    # (2 personas + the baseline under 6 orders) questionnaires x 6 items, each asked once
+    assert res.planned == res.new == (2 + 6) * 6 and res.failed == 0
+    with Store(study.output) as store:
+        rows = store.responses(res.run_id)  # in the order written = the order asked
+    assert len(rec.requests) == len(rows)
+    chains: dict[tuple[str, str], list[tuple[dict, object]]] = {}
+    for row, req in zip(rows, rec.requests, strict=True):
+        chains.setdefault((row["persona_id"], row["option_order"]), []).append((row, req))
+    assert len(chains) == 8
+    for chain in chains.values():
+        assert [row["position"] for row, _ in chain] == list(range(6))  # asked in order
+        for i, (_row, req) in enumerate(chain):
+            users = [m.content for m in req.messages if m.role == "user"]
+            shown = [m.content for m in req.messages if m.role == "assistant"]
+            # the earlier items' user turns, as they were asked, then this item's
+            assert users[:-1] == [[m.content for m in r.messages if m.role == "user"][-1] for _, r in chain[:i]]
+            # each followed by the letter its stored answer chose
+            chosen = [answer_turn("Answer: (", chosen_letter(LetterScores(tuple(json.loads(r["probs"])), 0.0),
+                                                             q.letters)) for r, q in chain[:i]]
+            assert shown == chosen
+            assert all(len(t) == len("Answer: (C)") for t in shown)
+
+
+def test_sequential_resume_gives_identical_answers(tmp_path, embedded_backend):
+    whole = _study(tmp_path, "whole")
+    (a,) = run_study(whole, backend_factory=lambda _m: Recording(embedded_backend))
+    parts = _study(tmp_path, "parts")
+    (b1,) = run_study(parts, backend_factory=lambda _m: Recording(embedded_backend), max_queries=11)
+    assert b1.new == 11
+    (b2,) = run_study(parts, backend_factory=lambda _m: Recording(embedded_backend), max_queries=17)
+    (b3,) = run_study(parts, backend_factory=lambda _m: Recording(embedded_backend))
+    assert b1.new + b2.new + b3.new == a.new == a.planned
+    sa, sb = _stored(whole, a.run_id), _stored(parts, b3.run_id)
+    keys = set(sa)
+    assert keys == set(sb)  # same run id, same keys: the chain's keys do not depend on the interruption
+    for k in keys:
+        assert sa[k]["probs"] == sb[k]["probs"], k  # bit-identical (JSON of the floats)
+
+
+def test_item_order_preset_changes_prompts_and_correlation(tmp_path, embedded_backend):
+    def reduced(name):
+        study = adapt(load_preset(name), scale=0.05, output=str(tmp_path / name))
+        wvs = study.population.sources[0].model_copy(update={"n": 4, "seeds": [111]})
+        return study.model_copy(update={
+            "report": False, "population": study.population.model_copy(update={"sources": [wvs]}),
+            "instruments": [study.instruments[0].model_copy(update={"items": ITEMS + ["KILL", "FAIRLY"]})]})
+
+    runs = {}
+    for name in ("inertia", "inertia-item-order"):
+        study = reduced(name)
+        rec = Recording(embedded_backend)
+        (res,) = run_study(study, backend_factory=lambda _m, rec=rec: rec)
+        with Store(study.output) as store:
+            runs[name] = (rec, load_run(store, res.run_id, with_metrics=False))
+    fixed_prompts = {tuple(m.content for m in r.messages) for r in runs["inertia"][0].requests}
+    seq_prompts = [tuple(m.content for m in r.messages) for r in runs["inertia-item-order"][0].requests]
+    assert len(seq_prompts) == len(fixed_prompts) == (4 + 6) * 8
+    # the ablation's prompts are conversations; only a questionnaire's first item can match a prompt of inertia
+    assert sum(p in fixed_prompts for p in seq_prompts) <= (4 + 6)
+    positions = runs["inertia-item-order"][1].responses.groupby("item_id")["position"].nunique()
+    assert (positions > 1).any()  # shuffled per persona
+    corr = item_order_correlation(runs["inertia"][1].responses, runs["inertia-item-order"][1].responses)
+    r = corr[(corr["condition"] == "persona")]["r"].to_numpy(float)
+    assert np.isfinite(r).all() and (r < 1 - 1e-6).all()

@@ -156,3 +156,40 @@ def test_synthetic_letter_biased_model_through_the_designs(tmp_path):
                          and r["context_a"] == "all")
     assert abs(ro["balanced"]) < 0.1, ro
     assert ro["permute-persona"] > 0.3, ro
+
+
+# --------------------------------------------------------------------------- the embedded model (answers by letter)
+
+
+class _Shared:
+    """The session's embedded backend, not closed by the runner."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_embedded_demo_steerability_is_like_for_like(tmp_path, embedded_backend):
+    """The demo's design on half of MFQ-30: balanced steerability is of the size the fixed order gives (the
+    persona prompts' own small effect), far below what permute-persona adds."""
+    from valuescope.presets import adapt, load_preset
+
+    mfq = load_instrument(name="mfq30")
+    items = [it.id for it in mfq.items if it.dimension is not None][::2]
+    steer = {}
+    for order in ("balanced", "fixed", "permute-persona"):
+        study = adapt(load_preset("demo"), output=str(tmp_path / order))
+        study = study.model_copy(update={"option_order": order, "report": False, "instruments": [
+            study.instruments[0].model_copy(update={"items": items})]})
+        (res,) = run_study(study, backend_factory=lambda _m: _Shared(embedded_backend))
+        assert res.failed == 0 and res.new == res.planned
+        with Store(study.output) as store:
+            steer[order] = _steerability(load_run(store, res.run_id, with_metrics=False))
+    assert steer["balanced"] < 3 * steer["fixed"] + 0.003, steer
+    assert steer["permute-persona"] > 4 * steer["balanced"], steer

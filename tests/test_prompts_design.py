@@ -91,7 +91,10 @@ def test_sequential_prompt_holds_the_previous_items_and_answers():
     assert third.messages[1] == first.messages[1]  # the conversation grows; earlier turns stay as asked
     assert inst.items[2].text in third.messages[-1].content
     assert "Options:" not in third.messages[-1].content  # same part, same options: the stem only
-    assert third.boundaries == (1, 3)
+    # each earlier item turn starts a canonical segment, and so does its item (after the shared text)
+    assert [m for m, _ in third.boundaries] == [1, 1, 3, 3]
+    assert third.boundaries[0] == (1, 0) and third.boundaries[2] == (3, 0)
+    assert third.messages[1].content[third.boundaries[1][1]:].startswith(inst.items[0].text)
     assert third.labels == ("often", "never", "always", "rarely")
     # generated replies stay as the model wrote them
     gen = LetterScores((0, 0, 1.0, 0), math.nan, raw="I'd say (C) often.", method="generate")

@@ -182,7 +182,7 @@ def sequential_request(
     """The prompt of item ``q`` of a sequential questionnaire, a pure function of the query and the
     stored answers of the items asked before it in its chain (``previous``, in the order asked):
     persona, conversation, then per earlier item its user turn and the answer it got, then ``q``'s user
-    turn. ``ScoreRequest.boundaries`` marks where each earlier item turn starts."""
+    turn. ``ScoreRequest.boundaries`` marks where each earlier item turn and its item start."""
     if len(previous) != q.position or (previous and previous[-1][0].key != q.previous_key):
         raise ChainError(f"item {q.item_id} at position {q.position} needs the {q.position} answers asked "
                          f"before it in its questionnaire, got {len(previous)}")
@@ -191,8 +191,10 @@ def sequential_request(
     boundaries: list[int] = []
     before: Query | None = None
     for pq, ans in previous:
-        text, _ = _item_turn(pq, instrument, before, layout, forced_choice)
-        boundaries.append(len(messages))
+        text, shared = _item_turn(pq, instrument, before, layout, forced_choice)
+        boundaries.append((len(messages), 0))
+        if shared > 0:
+            boundaries.append((len(messages), shared))
         messages.append(Message("user", text))
         letters = letters_for(len(pq.option_order))
         if ans.method != "logprobs" and ans.raw is not None:

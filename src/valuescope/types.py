@@ -189,10 +189,10 @@ class ScoreRequest:
     # set by the runner only for backends that ask for it (``wants_meta``: the synthetic model);
     # every other backend reads the messages alone
     meta: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
-    # indices of earlier messages at whose start the prompt may be split canonically too (sequential
-    # administration: each earlier item turn), so a backend can keep a conversation's prefix cached
-    # and still give every answer from its own prompt only, bit for bit
-    boundaries: tuple[int, ...] = ()
+    # further canonical split points, as (message index, character offset in its content): in sequential
+    # administration the start of each earlier item turn and of its item, so a backend can keep the
+    # conversation cached and still give every answer from its own prompt only, bit for bit
+    boundaries: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -276,19 +276,21 @@ class LlamaCppBackend:
         return min(head, cut), max(head, cut)
 
     def turn_points(self, req: ScoreRequest, toks: list[int]) -> list[int]:
-        """Token positions where the messages listed in ``req.boundaries`` start (their content)."""
+        """Token positions of ``req.boundaries`` ((message, character offset in its content) pairs)."""
         if not req.boundaries:
             return []
         full = self.render(req)
-        wanted = set(req.boundaries)
+        wanted: dict[int, list[int]] = {}
+        for m, off in req.boundaries:
+            wanted.setdefault(m, []).append(off)
         out: list[int] = []
         pos = 0
         for m, msg in enumerate(req.messages):
             start = full.find(msg.content, pos) if msg.content else -1
             if start < 0:
                 continue
-            if m in wanted:
-                out.append(_common_prefix_len(self.tokens(full[:start]), toks))
+            for off in wanted.get(m, []):
+                out.append(_common_prefix_len(self.tokens(full[:start + off]), toks))
             pos = start + len(msg.content)
         return out
 

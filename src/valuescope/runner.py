@@ -360,6 +360,7 @@ def _run_sequential(session: _Session, queries: list[Query], pending: list[Query
 
     def write(pairs: list[tuple[Query, LetterScores]]) -> None:
         first()
+        pairs = [(q, limit_outside_mass(s, session.study.max_outside_mass)) for q, s in pairs]
         res.new += session.store.write_responses(pairs)
         res.invalid += sum(1 for _, s in pairs if not s.valid)
 

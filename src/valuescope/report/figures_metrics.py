@@ -159,7 +159,10 @@ def effects_grid(run: RunData, alpha: float = 0.05) -> Figures:
         ax.set_title(f"{inst} — effect of persona attributes on dimension scores")
         out.append((inst, fig))
     if not out:
-        raise Skip("the effects table has no finite d")
+        notes = e["note"].dropna().astype(str) if "note" in e else pd.Series(dtype=str)
+        notes = notes[notes != ""].str.replace(r" \(n = .*\)$", "", regex=True)
+        why = f" (most cells: {notes.value_counts().index[0]})" if len(notes) else ""
+        raise Skip("the effects table has no finite d" + why)
     return out
 
 

@@ -63,3 +63,15 @@ def test_forced_free_and_not_a_pair():
     none = compare_runs(a, b, BASE, {**BASE, "contexts": {"topics": ["joke"]}})
     assert list(none["comparison"]) == ["none"] and "contexts" in none["note"].iloc[0]
     assert np.isnan(none["value"].iloc[0])
+
+
+def test_report_shows_the_comparison(tmp_path):
+    from report_fixtures import make_run
+
+    from valuescope.report import write_report
+
+    a = _run("A", {"h1": 1, "f1": 2, "p1": 3, "l1": 5})
+    b = _run("B", {"h1": 2, "f1": 1, "p1": 4, "l1": 6})
+    frame = compare_runs(a, b, BASE, {**BASE, "forced_choice": False})
+    html = write_report([make_run("run-a", n_personas=6)], tmp_path, comparison=frame).read_text(encoding="utf-8")
+    assert "Ablation pair (forced_free): A vs B" in html and "forced_free_rho_soft" in html

@@ -191,10 +191,15 @@ def _print_headline(store_dir: Path, run_id: str) -> None:
         tables = load_run(store, run_id)
     _print_position(tables.model, tables.metrics)
     _print_metrics_or_why(tables, f"{tables.model}: headline metrics (hard = answers, soft = probabilities)")
+    _print_congruence(tables)
+
+
+def _print_congruence(tables) -> None:
+    """Evidence instruments (paper 004): accuracy when the truth suits the persona's identity vs not."""
     from valuescope.metrics.tension import congruence_summary
 
     bias = congruence_summary(tables.metrics) if not tables.metrics.empty else []
-    if len(bias):  # evidence instruments (paper 004): accuracy when the truth suits the persona's identity
+    if len(bias):
         _print_frame(bias.drop(columns=["context"] if bias["context"].nunique() == 1 else []),
                      title=f"{tables.model}: right when the truth suits the identity vs not (hard accuracy, 95% CI)")
 
@@ -299,6 +304,7 @@ def show(
             out.print("[yellow]mixed readings:[/] full distributions (logprobs) and parsed one-hot answers are kept "
                       "apart: metrics use the logprob answers only (see the 'mixed_readings' rows)", highlight=False)
         _print_metrics_or_why(tables, "headline (hard = answers, soft = probabilities)")
+        _print_congruence(tables)
         _print_notes(tables.metrics)
         if all_metrics and not tables.metrics.empty:
             _print_frame(tables.metrics, title="all metrics", max_rows=10_000)

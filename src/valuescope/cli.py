@@ -24,6 +24,19 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 DEFAULT_DIR = "valuescope-results"
 
 
+def _print_json(data: object) -> None:
+    """One strict JSON document on stdout (NaN -> null), nothing else."""
+    import json
+
+    from valuescope.api import _json_safe
+
+    sys.stdout.write(json.dumps(_json_safe(data), allow_nan=False) + "\n")
+
+
+def _json_option():
+    return typer.Option("--json", help="Print one JSON document on stdout instead of tables.")
+
+
 def fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -38,21 +51,10 @@ def _user_errors():
 
 
 def _parse_model(option: str, flag: str = "--model"):
-    """``--model`` (or ``--judge``) is a GGUF path, or ``key=value,key=value`` fields of a model block."""
-    from valuescope.spec import ModelSpec, SpecError, study_from_dict
+    """``--model`` (or ``--judge``): a GGUF path, hf:..., openai:...[@MODEL] or key=value,... (see modelref)."""
+    from valuescope.modelref import parse_model
 
-    if "=" not in option:
-        p = Path(option)
-        if not p.is_file():
-            raise SpecError(f"{flag}: no such model file {option!r} (or give key=value,... fields)")
-        return ModelSpec(name=p.stem, backend="llamacpp", path=str(p.resolve()))
-    fields: dict[str, object] = {}
-    for pair in option.split(","):
-        if "=" not in pair:
-            raise SpecError(f"{flag}: expected key=value, got {pair!r}")
-        k, v = pair.split("=", 1)
-        fields[k.strip()] = v.strip()
-    return study_from_dict({"models": [fields]}, source=flag).models[0]
+    return parse_model(option, flag)
 
 
 @app.callback(invoke_without_command=True)
@@ -69,13 +71,15 @@ def main(ctx: typer.Context,
 def run(
     study_file: Annotated[Path | None, typer.Argument(help="Study YAML (default: the built-in demo study).")] = None,
     preset: Annotated[str | None, typer.Option(help="Run a shipped preset (see `valuescope presets`).")] = None,
-    model: Annotated[str | None, typer.Option(help="Replace the study's models: a GGUF path or key=value,...")] = None,
+    model: Annotated[str | None, typer.Option(help="Replace the study's models: a .gguf path, hf:ORG/NAME, hf:DIR, "
+                                              "openai:URL[@MODEL] or key=value,...")] = None,
     scale: Annotated[float, typer.Option(help="Scale personas and seeds by this factor (presets).")] = 1.0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output directory (store + report).")] = None,
     report: Annotated[bool, typer.Option(help="Write the HTML report at the end.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    as_json: Annotated[bool, _json_option()] = False,
 ) -> None:
-    """Run (or resume) a study and print its headline metrics."""
+    """Run (or resume) a study and print its headline metrics (--json: a list of run summaries)."""
     from valuescope import presets as presetmod
     from valuescope.runner import run_study
 
@@ -96,7 +100,9 @@ def run(
         _migrate_if_old(Path(study.output))
     except _user_errors() as exc:
         fail(str(exc))
-    progress = None if quiet else _progress_printer()
+    from valuescope.progress import ProgressBar
+
+    progress = None if quiet else ProgressBar(err)
     try:
         results = run_study(study, progress=progress)
     except _user_errors() as exc:
@@ -105,6 +111,9 @@ def run(
         if progress is not None:
             progress.close()
     store_dir = Path(study.output)
+    if as_json:
+        _run_json(store_dir, results, report and study.report)
+        return
     for res in results:
         out.print(
             f"[bold]{res.run_id}[/]: {res.planned} queries planned, {res.already_done} already stored, "
@@ -123,22 +132,18 @@ def run(
         raise typer.Exit(1)
 
 
-class _progress_printer:
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+def _run_json(store_dir: Path, results, report: bool) -> None:
+    from valuescope.api import Run, write_report
 
-        self.p = Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          console=err, transient=True)
-        self.task = None
-        self.p.start()
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if self.task is None:
-            self.task = self.p.add_task(phase, total=total)
-        self.p.update(self.task, completed=done, total=total)
-
-    def close(self) -> None:
-        self.p.stop()
+    try:
+        runs = [Run(store_dir, r.run_id, result=r) for r in results]
+        path = write_report(runs, store_dir / "report") if report and runs else None
+    except _user_errors() as exc:
+        fail(str(exc))
+    _print_json([r.summary(report=path) for r in runs])
+    if any(r.failed for r in results):
+        err.print("some queries failed; run the same command again to retry them")
+        raise typer.Exit(1)
 
 
 def _open_store(directory: Path):
@@ -257,13 +262,22 @@ def _print_frame(df, title: str, max_rows: int = 80) -> None:
 
 
 @app.command("ls")
-def ls(directory: Annotated[Path, typer.Argument(help="Results directory.")] = Path(DEFAULT_DIR)) -> None:
+def ls(directory: Annotated[Path, typer.Argument(help="Results directory.")] = Path(DEFAULT_DIR),
+       as_json: Annotated[bool, _json_option()] = False) -> None:
     """List the runs in a store (and in stores directly below the directory)."""
     from valuescope.store import iter_stores
 
     stores = list(iter_stores(directory))
     if not stores:
         fail(f"no valuescope store in {directory}")
+    if as_json:
+        from valuescope.api import Results
+
+        try:
+            _print_json(Results(directory).table().to_dict(orient="records"))
+        except _user_errors() as exc:
+            fail(str(exc))
+        return
     table = Table(title="runs")
     for col in ("store", "run", "model", "planned", "answered", "reused", "unreadable", "failed", "complete"):
         table.add_column(col, no_wrap=col == "run")
@@ -286,8 +300,14 @@ def show(
                                                  "are also compared.")],
     directory: Annotated[Path, typer.Option("--dir", "-d")] = Path(DEFAULT_DIR),
     all_metrics: Annotated[bool, typer.Option("--all", help="Every metric row, not just the headline.")] = False,
+    as_json: Annotated[bool, _json_option()] = False,
 ) -> None:
-    """Print a run's position bias, counts and metric tables (two runs: also their ablation comparison)."""
+    """Print a run's position bias, counts and metric tables (two runs: also their ablation comparison).
+
+    --json: the run's summary object (several runs: {"runs": [...], "comparison": [...] for two})."""
+    if as_json:
+        _show_json(directory, run_ids, all_metrics)
+        return
     loaded = [_load_tables(directory, rid) for rid in run_ids]
     for tables in loaded:
         _print_position(tables.model, tables.metrics)
@@ -310,6 +330,24 @@ def show(
             _print_frame(tables.metrics, title="all metrics", max_rows=10_000)
     if len(loaded) == 2:
         _print_comparison(_compare(*loaded))
+
+
+def _show_json(directory: Path, run_ids: list[str], all_metrics: bool) -> None:
+    from valuescope.api import Run, _records
+
+    try:
+        runs = [Run(directory, rid) for rid in run_ids]
+        data = [r.summary() for r in runs]
+        comparison = _compare(runs[0].tables, runs[1].tables) if len(runs) == 2 else None
+    except _user_errors() as exc:
+        fail(str(exc))
+    if all_metrics:
+        for d, r in zip(data, runs, strict=True):
+            d["metrics"] = _records(r.metrics)
+    if len(runs) == 1:
+        _print_json(data[0])
+        return
+    _print_json({"runs": data, **({"comparison": _records(comparison)} if comparison is not None else {})})
 
 
 def _print_position(model: str, metrics) -> None:
@@ -376,14 +414,9 @@ def export(
 
 
 def _write_report(store_dir: Path, run_ids: list[str], out_dir: Path) -> Path:
-    from valuescope.analysis import load_run
-    from valuescope.report import write_report
-    from valuescope.report.data import from_tables
+    from valuescope.api import Run, write_report
 
-    with _open_store(store_dir) as store:
-        loaded = [load_run(store, rid) for rid in run_ids]
-    comparison = _compare(*loaded) if len(loaded) == 2 else None
-    return write_report([from_tables(t) for t in loaded], out_dir, comparison=comparison)
+    return write_report([Run(store_dir, rid) for rid in run_ids], out_dir)
 
 
 @app.command()
@@ -404,10 +437,14 @@ def report(
 def presets(
     action: Annotated[str | None, typer.Argument(help="'show' to print one preset")] = None,
     name: Annotated[str | None, typer.Argument()] = None,
+    as_json: Annotated[bool, _json_option()] = False,
 ) -> None:
     """List the shipped presets, or print one (`valuescope presets show NAME`) to copy and edit."""
     from valuescope import presets as presetmod
 
+    if action is None and as_json:
+        _print_json([{"name": n, "description": d} for n, d in presetmod.list_presets()])
+        return
     if action is None:
         table = Table(title="presets")
         table.add_column("name")
@@ -419,9 +456,16 @@ def presets(
     if action != "show" or not name:
         fail("usage: valuescope presets [show NAME]")
     try:
-        sys.stdout.write(presetmod.preset_text(name))
+        text = presetmod.preset_text(name)
+        if as_json:
+            study = presetmod.load_preset(name)
     except _user_errors() as exc:
         fail(str(exc))
+    if as_json:
+        desc = dict(presetmod.list_presets())[name]
+        _print_json({"name": name, "description": desc, "study": study.model_dump(mode="json"), "yaml": text})
+        return
+    sys.stdout.write(text)
 
 
 @app.command("judge-eval")

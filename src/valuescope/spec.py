@@ -15,9 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from valuescope.backends.synthetic_spec import SyntheticSpec
+from valuescope.errors import ValuescopeError
 
 
-class SpecError(ValueError):
+class SpecError(ValuescopeError, ValueError):
     """A study, instrument or persona file that cannot be used. The message is one line for the user."""
 
 

@@ -29,6 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from valuescope.errors import ValuescopeError
 from valuescope.types import LetterScores, Message, Query
 
 STORE_NAME = "valuescope.sqlite"
@@ -69,8 +70,9 @@ CREATE TABLE IF NOT EXISTS run_conversations (
 );
 """
 
-class StoreError(RuntimeError):
-    pass
+
+class StoreError(ValuescopeError, RuntimeError):
+    """No store, an unknown run, or a database that cannot be used. The message is one line for the user."""
 
 
 class Store:

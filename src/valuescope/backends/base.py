@@ -10,10 +10,11 @@ import importlib
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from valuescope.errors import ValuescopeError
 from valuescope.types import GenerateRequest, LetterScores, ScoreRequest
 
 
-class BackendError(RuntimeError):
+class BackendError(ValuescopeError, RuntimeError):
     """A backend could not be built or could not answer (bad path, server down, ...)."""
 
 

@@ -1,5 +1,6 @@
-"""Hugging Face transformers backend: a local model directory, or a GGUF file read through
-transformers (``gguf_file=``; the weights are dequantised to float32).
+"""Hugging Face transformers backend: a local model directory, a Hub id ``ORG/NAME`` (from the local
+cache, else downloaded by transformers), or a GGUF file read through transformers (``gguf_file=``;
+the weights are dequantised to float32).
 
 Prompts are rendered with the tokenizer's own chat template, the answer prefix appended, and
 scored in batched forward passes (left padding, attention mask, position ids from the mask, only
@@ -14,6 +15,7 @@ accelerate.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from valuescope.backends.chat_template import ChatTemplate
 from valuescope.backends.llamacpp import embedded_model_path, letter_distribution
 from valuescope.types import GenerateRequest, LetterScores, Message, ScoreRequest
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # a Hugging Face model id, ORG/NAME
 INSTALL_HINT = 'pip install torch==2.13.0 "transformers>=4.45" "gguf>=0.10" accelerate'
 
 
@@ -55,8 +58,10 @@ class HFBackend:
             src, kwargs = str(model_path.parent), {"gguf_file": model_path.name}
         elif model_path.is_dir():
             src, kwargs = str(model_path), {"local_files_only": True}
+        elif path and HUB_ID.fullmatch(path):  # ORG/NAME: the local Hugging Face cache, else the Hub
+            src, kwargs = path, {}
         else:
-            raise BackendError(f"hf backend: {model_path} is neither a .gguf file nor a model directory")
+            raise BackendError(f"hf backend: {model_path} is neither a .gguf file, a model directory nor ORG/NAME")
         dtype = torch.float32 if self.device == "cpu" else "auto"
         try:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(src, **kwargs)
@@ -64,7 +69,8 @@ class HFBackend:
         except ImportError as exc:
             raise BackendError(f"hf backend: {exc} ({INSTALL_HINT})") from exc
         except (OSError, ValueError) as exc:
-            raise BackendError(f"hf backend could not load {model_path}: {exc}") from exc
+            first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            raise BackendError(f"hf backend could not load {model_path}: {first}") from exc
         if not getattr(self.tokenizer, "chat_template", None):
             raise BackendError(f"{model_path}: the tokenizer has no chat template")
         # does the template keep a system message? (else personas go in the user turn)

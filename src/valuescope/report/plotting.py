@@ -1,4 +1,4 @@
-"""Shared matplotlib set-up for the report: Agg backend, one style, palettes, PNG encoding."""
+"""Shared matplotlib set-up for the report: one style, palettes, PNG encoding."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import io
 from contextlib import contextmanager
 
 import matplotlib
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+# Figures are plain ``Figure`` objects (never pyplot's): no GUI backend is needed to draw or save them, and
+# importing valuescope leaves the backend of a notebook or a script alone.
 
 DPI = 150  # saved resolution; shown at 100 px per inch (sharp on high-density screens)
 WIDTH = 9.6  # inches: ~960 px in the page, fits a laptop screen
@@ -40,7 +39,7 @@ STYLE = {
 
 @contextmanager
 def style():
-    with plt.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):
         yield
 
 

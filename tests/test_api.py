@@ -1,0 +1,313 @@
+"""The public Python API (valuescope.run / load / open / Study / Run / figures / errors) on a real run of the
+embedded model, its errors against the CLI's one-line messages, and docs/python.md run as a script."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from matplotlib.figure import Figure
+
+import valuescope
+
+REPO = Path(__file__).resolve().parents[1]
+ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "DECENCY", "MATH"]
+SMALL = {
+    "name": "apismall",
+    "instruments": [{"name": "mfq30", "items": ITEMS}],
+    "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 3, "seeds": [111]}]},
+}
+
+
+def vs(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "valuescope", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+class _Result:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def cli(*args: str) -> _Result:
+    """The CLI in-process (no interpreter start-up per call): exit code, stdout and stderr apart."""
+    from typer.testing import CliRunner
+
+    from valuescope.cli import app
+
+    res = CliRunner().invoke(app, list(args))
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return _Result(res.exit_code, res.stdout, res.stderr)
+
+
+def cli_error(res: subprocess.CompletedProcess | _Result) -> str:
+    """The CLI's one error line without the 'error: ' prefix (and nothing on stdout)."""
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    return lines[0].removeprefix("error: ")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Two real runs of the embedded model in one store: permuted and fixed option order."""
+    out = tmp_path_factory.mktemp("api") / "results"
+    study = valuescope.Study(**SMALL, output=str(out))
+    (a,) = valuescope.run(study, report=False, progress=False)
+    (b,) = valuescope.run(study.replace(option_order="fixed"), report=False, progress=False)
+    return out, a, b
+
+
+def test_public_names_are_documented():
+    assert set(valuescope.__all__) == {"__version__", *valuescope._EXPORTS, *valuescope._SUBMODULES}
+    for name in valuescope.__all__:
+        obj = getattr(valuescope, name)
+        if name != "__version__":
+            assert (obj.__doc__ or "").strip(), name
+    assert "valuescope.api" not in (REPO / "docs" / "python.md").read_text()  # no private module in the docs
+
+
+def test_errors_are_one_family():
+    for cls in (valuescope.SpecError, valuescope.StoreError, valuescope.BackendError, valuescope.FigureError):
+        assert issubclass(cls, valuescope.ValuescopeError)
+    assert issubclass(valuescope.SpecError, ValueError) and issubclass(valuescope.StoreError, RuntimeError)
+    from valuescope.spec import SpecError
+
+    assert valuescope.SpecError is SpecError
+
+
+@pytest.mark.slow
+def test_run_returns_runs_with_the_export_tables(store, tmp_path):
+    out, a, b = store
+    assert isinstance(a, valuescope.Run) and a.run_id != b.run_id and a.model == "smollm2-135m"
+    assert a.result is not None and a.result.new == a.result.planned == 24
+    c = a.counts
+    assert (c["planned"], c["answered"], c["failed"], c["personas"], c["baseline"]) == (24, 24, 0, 3, True)
+    assert len(a.responses) == 24 and set(a.responses["item_id"]) == set(ITEMS)
+    assert {"p_1", "p_5", "argmax", "expected", "valid", "raw", "key"} <= set(a.responses.columns)
+    # the same columns and values as `valuescope export`
+    res = cli("export", a.run_id, "--dir", str(out), "--out", str(tmp_path / "exp"))
+    assert res.returncode == 0, res.stderr
+    for name in ("responses", "scores", "metrics", "effects"):
+        df = getattr(a, name)
+        assert isinstance(df, pd.DataFrame) and len(df), name
+        exported = pd.read_parquet(tmp_path / "exp" / f"{name}.parquet")
+        assert list(exported.columns) == list(df.columns), name
+        assert len(exported) == len(df), name
+    assert a.headline["inertia_soft"].notna().any()
+    written = a.export(tmp_path / "exp2")
+    assert sorted(p.name for p in written) == sorted(f"{n}.{e}" for n in ("responses", "scores", "metrics", "effects")
+                                                     for e in ("csv", "parquet"))
+
+
+def test_run_resumes_and_accepts_dicts_paths_and_model_strings(store, tmp_path, capfd):
+    out, a, _ = store
+    capfd.readouterr()
+    (again,) = valuescope.run({**SMALL, "output": str(out)}, report=False, progress=False)
+    assert again.run_id == a.run_id and again.result.new == 0 and again.result.already_done == 24
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "output": str(out)}))
+    from helpers import embedded_gguf
+
+    (by_path,) = valuescope.run(path, model={"name": "smollm2-135m"}, report=False, progress=False)
+    assert by_path.run_id == a.run_id and by_path.result.new == 0
+    # a --model string: the embedded GGUF named by its path is a model of another name, so another run id
+    (gguf,) = valuescope.run(path, model=str(embedded_gguf()), report=False, progress=False, scale=0.5)
+    assert gguf.model == embedded_gguf().stem and gguf.run_id != a.run_id and gguf.result.new == 18  # 2 + 1
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""  # progress=False is silent
+
+
+def test_load_open_and_prefixes(store):
+    out, a, b = store
+    run = valuescope.load(a.run_id[:-3], dir=out)
+    assert run.run_id == a.run_id and run.responses.equals(a.responses)
+    results = valuescope.open(out)
+    assert {a.run_id, b.run_id} <= set(results.run_ids)
+    assert len(results) == len(results.table()) >= 2
+    assert results[b.run_id].run_id == b.run_id and results.load(b.run_id).model == b.model
+    assert {r.run_id for r in results} == set(results.run_ids)
+    ls = cli("ls", str(out), "--json")
+    assert ls.returncode == 0, ls.stderr
+    assert [r["run_id"] for r in json.loads(ls.stdout)] == results.run_ids
+    # a directory with stores below it, like `valuescope ls`
+    assert valuescope.open(out.parent).run_ids == results.run_ids
+
+
+def test_errors_match_the_cli(store, tmp_path):
+    out, a, _ = store
+    with pytest.raises(valuescope.StoreError) as exc:
+        valuescope.load("no-such-run", dir=out)
+    assert str(exc.value) == cli_error(cli("show", "no-such-run", "--dir", str(out)))
+    assert "no run 'no-such-run'" in str(exc.value) and a.run_id in str(exc.value)
+    with pytest.raises(valuescope.StoreError) as exc:
+        valuescope.load(a.run_id, dir=tmp_path / "empty")
+    assert str(exc.value) == cli_error(cli("show", a.run_id, "--dir", str(tmp_path / "empty")))
+    with pytest.raises(valuescope.StoreError) as exc:
+        valuescope.open(tmp_path / "empty")
+    assert str(exc.value) == cli_error(cli("ls", str(tmp_path / "empty")))
+    # a bad study file: the very line the CLI prints
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"repeats": 0}))
+    with pytest.raises(valuescope.SpecError) as exc:
+        valuescope.run(bad, progress=False)
+    assert str(exc.value) == cli_error(cli("run", str(bad)))
+    # the same mistake in Python: the same message, naming "study" instead of the file
+    with pytest.raises(valuescope.SpecError) as exc:
+        valuescope.Study(repeats=0)
+    assert str(exc.value) == cli_error(cli("run", str(bad))).replace(str(bad), "study")
+    with pytest.raises(valuescope.SpecError, match=r"^study: field 'nmae': unknown key$"):
+        valuescope.Study(nmae="x")
+    with pytest.raises(valuescope.SpecError, match=r"field 'population.sources.0.wvs.n'"):
+        valuescope.Study(population={"sources": [{"kind": "wvs", "n": "ten"}]})
+    with pytest.raises(valuescope.SpecError, match=r"^model: field 'backend'"):
+        valuescope.ModelSpec(backend="telepathy")
+    with pytest.raises(valuescope.SpecError) as exc:
+        valuescope.run("no-such-preset", progress=False)
+    assert str(exc.value) == cli_error(cli("run", "--preset", "no-such-preset"))
+    with pytest.raises(valuescope.SpecError) as exc:
+        valuescope.preset("no-such-preset")
+    assert str(exc.value) == cli_error(cli("presets", "show", "no-such-preset"))
+    with pytest.raises(valuescope.SpecError) as exc:
+        valuescope.run(SMALL, model="hf:", progress=False)
+    assert str(exc.value).removeprefix("model") == cli_error(cli("run", "--model", "hf:")).removeprefix("--model")
+
+
+def test_study_objects():
+    study = valuescope.Study(**SMALL)
+    assert isinstance(study, valuescope.Study) and study.instruments[0].items == ITEMS
+    changed = study.replace(repeats=2, models=[valuescope.ModelSpec(name="other")])
+    assert changed.repeats == 2 and changed.models[0].name == "other" and study.repeats == 1
+    with pytest.raises(valuescope.SpecError, match="field 'repeats'"):
+        study.replace(repeats=-1)
+    demo = valuescope.preset("demo")
+    from valuescope.presets import load_preset
+
+    assert demo.fingerprint() == load_preset("demo").fingerprint()
+
+
+def test_compare_and_report(store, tmp_path):
+    out, a, b = store
+    table = a.compare(b)
+    metrics = list(table.columns.get_level_values("metric").unique())
+    assert {"inertia_soft", "inertia_hard", "steerability_jsd_soft", "top1_share_hard"} <= set(metrics)
+    assert not any(m.endswith(("_low", "_high")) or m == "n" for m in metrics)
+    assert set(table.columns.get_level_values("run")) == {a.run_id, b.run_id}  # same model: labelled by run
+    head_a = a.headline.set_index(["instrument", "context", "dimension"])["inertia_soft"]
+    got = table[("inertia_soft", a.run_id)].reindex(head_a.index)
+    pd.testing.assert_series_equal(got, head_a, check_names=False)
+    assert valuescope.compare([a, b]).equals(table)
+    html = a.report(tmp_path / "rep", compare=[b])
+    assert html.name == "report.html" and html.is_file()
+    text = html.read_text()
+    assert a.run_id in text and b.run_id in text
+    with pytest.raises(TypeError):
+        a.compare("not a run")
+
+
+def test_figures_cover_the_report(store):
+    from valuescope.report.render import _SPECS
+
+    assert set(valuescope.figures.NAMES) == {s.id for s in _SPECS}
+    _, a, b = store
+    drawn, skipped = {}, {}
+    for name in valuescope.figures.NAMES:
+        try:
+            drawn[name] = valuescope.figures.figure(name, a)
+        except valuescope.FigureError as exc:
+            skipped[name] = str(exc)
+    assert {"inertia", "macro", "micro", "effects"} <= set(drawn)
+    assert all(isinstance(f, Figure) and f.axes for f in drawn.values())
+    # one context only: the context figures say why, in one line
+    assert set(skipped) >= {"stability", "length"} and all("\n" not in m for m in skipped.values())
+    assert skipped["stability"].startswith("stability: ")
+    both = valuescope.figures.inertia([a, b], instrument="mfq30")
+    assert isinstance(both, Figure)
+    with pytest.raises(valuescope.FigureError, match="no figure for instrument 'pvq40'"):
+        valuescope.figures.macro(a, instrument="pvq40")
+    with pytest.raises(valuescope.FigureError, match="unknown figure"):
+        valuescope.figures.figure("nope", a)
+
+
+def test_summary_is_strict_json(store):
+    _, a, _ = store
+    s = a.summary()
+    text = json.dumps(s, allow_nan=False)
+    back = json.loads(text)
+    assert back["run_id"] == a.run_id and back["counts"]["answered"] == 24
+    assert back["session"]["new"] == 24 and back["report"] == (str(a.report_path) if a.report_path else None)
+    assert {"dimension", "inertia_soft", "steerability_jsd_soft"} <= set(back["headline"][0])
+
+
+def test_cli_json(store, tmp_path):
+    out, a, _ = store
+    show = cli("show", a.run_id, "--dir", str(out), "--json")
+    assert show.returncode == 0, show.stderr
+    data = json.loads(show.stdout)
+    assert data["run_id"] == a.run_id and data["counts"]["planned"] == 24 and "metrics" not in data
+    assert data["headline"] == json.loads(json.dumps(a.summary()["headline"]))
+    full = json.loads(cli("show", a.run_id[:-3], "--dir", str(out), "--json", "--all").stdout)
+    assert len(full["metrics"]) == len(a.metrics)
+    from valuescope.presets import list_presets
+
+    presets = json.loads(cli("presets", "--json").stdout)
+    assert presets == [{"name": n, "description": d} for n, d in list_presets()]
+    assert {p["name"] for p in presets} >= {"demo", "inertia", "stability"}
+    one = json.loads(cli("presets", "show", "demo", "--json").stdout)
+    assert one["name"] == "demo" and one["study"]["population"]["sources"][0]["n"] == 12
+    assert yaml.safe_load(one["yaml"])["name"] == "demo"
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump({**SMALL, "output": str(out)}))
+    run = vs("run", str(study), "--json")  # resumes: nothing new, report written
+    assert run.returncode == 0, run.stderr
+    (summary,) = json.loads(run.stdout)
+    assert summary["run_id"] == a.run_id and summary["session"] == {
+        **summary["session"], "planned": 24, "already_stored": 24, "new": 0, "failed": 0}
+    assert Path(summary["report"]).is_file()
+    # errors: nothing on stdout, one line on stderr, exit 2
+    for args in (["show", "nope", "--dir", str(out), "--json"], ["ls", str(tmp_path / "none"), "--json"],
+                 ["presets", "show", "nope", "--json"], ["run", str(tmp_path / "missing.yaml"), "--json"]):
+        res = cli(*args)
+        cli_error(res)
+        assert res.stdout == "", args
+
+
+def test_progress_bar_renders_a_bar():
+    import io
+
+    from rich.console import Console
+
+    from valuescope.progress import ProgressBar
+
+    buf = io.StringIO()
+    bar = ProgressBar(Console(file=buf, force_terminal=True, width=100))
+    bar("queries", 3, 10)
+    bar.p.refresh()
+    bar("queries", 10, 10)
+    bar.close()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue())
+    assert "queries" in text and "3/10" in text
+
+
+def python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", markdown, flags=re.S | re.M)
+
+
+@pytest.mark.slow
+def test_docs_python_md_runs(tmp_path):
+    blocks = python_blocks((REPO / "docs" / "python.md").read_text())
+    assert len(blocks) >= 5
+    script = tmp_path / "python_md.py"
+    script.write_text("\n\n".join(blocks))
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert (tmp_path / "inertia.png").stat().st_size > 1000
+    assert (tmp_path / "report" / "report.html").is_file()
+    assert "StoreError: no run 'no-such-run'" in res.stdout and "SpecError: study: field 'repeats'" in res.stdout

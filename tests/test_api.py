@@ -216,6 +216,11 @@ def test_figures_cover_the_report(store):
     from valuescope.report.render import _SPECS
 
     assert set(valuescope.figures.NAMES) == {s.id for s in _SPECS}
+    assert {"inertia", "macro", "micro", "effects", "pca", "convergence", "variance", "stability", "length"} <= set(
+        valuescope.figures.NAMES)
+    for name in valuescope.figures.NAMES:  # every report section is a documented function here
+        fn = getattr(valuescope.figures, name)
+        assert callable(fn) and fn.__name__ == name and (fn.__doc__ or "").strip()
     _, a, b = store
     drawn, skipped = {}, {}
     for name in valuescope.figures.NAMES:
@@ -234,6 +239,8 @@ def test_figures_cover_the_report(store):
         valuescope.figures.macro(a, instrument="pvq40")
     with pytest.raises(valuescope.FigureError, match="unknown figure"):
         valuescope.figures.figure("nope", a)
+    with pytest.raises(TypeError, match="one run"):
+        valuescope.figures.macro([a, b])
 
 
 def test_summary_is_strict_json(store):

@@ -262,6 +262,12 @@ def test_cli_json(store, tmp_path):
     assert data["headline"] == json.loads(json.dumps(a.summary()["headline"]))
     full = json.loads(cli("show", a.run_id[:-3], "--dir", str(out), "--json", "--all").stdout)
     assert len(full["metrics"]) == len(a.metrics)
+    _, _, b = store
+    pair = json.loads(cli("show", a.run_id, b.run_id, "--dir", str(out), "--json").stdout)
+    assert [r["run_id"] for r in pair["runs"]] == [a.run_id, b.run_id]
+    ablation = a.ablation(b)  # option order differs: not one of the papers' ablation pairs, and it says why
+    assert pair["comparison"] == json.loads(ablation.to_json(orient="records"))
+    assert list(ablation["comparison"]) == ["none"] and ablation["note"].iloc[0]
     from valuescope.presets import list_presets
 
     presets = json.loads(cli("presets", "--json").stdout)

@@ -61,6 +61,8 @@ def test_key_value_form_unchanged():
         ("backend=openai,oops", "expected key=value, got 'oops'"),
         ("backend=telepathy", "field 'models.0.backend'"),
         ("", "empty model reference"),
+        ("synthetic:", "no such synthetic model spec file"),
+        ("synthetic:nope.yaml", "no such synthetic model spec file 'nope.yaml'"),
     ],
 )
 def test_malformed_references_are_one_line(option, needle, tmp_path):
@@ -112,3 +114,26 @@ def test_openai_short_form_runs_against_a_real_server(llama_server, tmp_path):
     (summary,) = json.loads(res.stdout)
     host = base.split("//")[1].split("/")[0]
     assert summary["model"] == host and summary["session"]["new"] == 2 and summary["counts"]["answered"] == 2
+
+
+def test_synthetic_forms(tmp_path):
+    m = parse_model("synthetic")
+    assert (m.backend, m.name, m.path) == ("synthetic", "synthetic", None)
+    spec = tmp_path / "truth.yaml"
+    spec.write_text("seed: 3\n")
+    m = parse_model(f"synthetic:{spec}")
+    assert (m.backend, m.name, m.path) == ("synthetic", "truth", str(spec.resolve()))
+
+
+def test_synthetic_short_form_runs(tmp_path):
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump({
+        "name": "syn", "output": str(tmp_path / "out"),
+        "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED"]}],
+        "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 2, "seeds": [111]}]}}))
+    res = vs("run", str(study), "--model", "synthetic", "--json", "-q", "--no-report")
+    assert res.returncode == 0, res.stderr
+    import json
+
+    (summary,) = json.loads(res.stdout)
+    assert summary["model"] == "synthetic" and summary["session"]["new"] == 6 == summary["counts"]["answered"]

@@ -6,6 +6,7 @@ Accepted forms (each becomes one :class:`valuescope.spec.ModelSpec`):
 - ``hf:ORG/NAME`` or ``hf:/a/local/dir`` (or ``hf:file.gguf``): the transformers backend;
 - ``openai:http://host:port/v1`` or ``openai:http://host:port/v1@MODEL``: an OpenAI-compatible
   server (without ``@MODEL``, the first model the server lists); the model is what follows the last ``@``;
+- ``synthetic`` or ``synthetic:SPEC.yaml``: the synthetic known-truth model (its defaults, or the spec file);
 - ``key=value,key=value``: the fields of a model block, e.g. ``backend=openai,base_url=...,model=qwen,name=qwen``.
 
 A malformed reference is a :class:`~valuescope.spec.SpecError` with one line naming the flag.
@@ -19,7 +20,7 @@ from pathlib import Path
 from valuescope.spec import ModelSpec, SpecError, study_from_dict
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-_FORMS = "a .gguf path, hf:ORG/NAME, hf:DIR, openai:URL[@MODEL] or key=value,..."
+_FORMS = "a .gguf path, hf:ORG/NAME, hf:DIR, openai:URL[@MODEL], synthetic[:SPEC.yaml] or key=value,..."
 
 
 def _spec(fields: dict[str, object], flag: str) -> ModelSpec:
@@ -57,6 +58,15 @@ def _openai(rest: str, flag: str, option: str) -> ModelSpec:
     return _spec(fields, flag)
 
 
+def _synthetic(rest: str, has_colon: bool, flag: str, option: str) -> ModelSpec:
+    if not has_colon:
+        return _spec({"name": "synthetic", "backend": "synthetic"}, flag)
+    p = Path(rest).expanduser()
+    if not rest or not p.is_file():
+        raise SpecError(f"{flag}: {option!r}: no such synthetic model spec file {rest!r}")
+    return _spec({"name": p.stem, "backend": "synthetic", "path": str(p.resolve())}, flag)
+
+
 def parse_model(option: str, flag: str = "--model") -> ModelSpec:
     """A model reference (see the module docstring) -> a validated model block."""
     option = option.strip()
@@ -67,6 +77,8 @@ def parse_model(option: str, flag: str = "--model") -> ModelSpec:
         return _hf(rest.strip(), flag, option)
     if prefix == "openai" and _:
         return _openai(rest.strip(), flag, option)
+    if prefix == "synthetic":
+        return _synthetic(rest.strip(), bool(_), flag, option)
     if "=" in option:
         fields: dict[str, object] = {}
         for pair in option.split(","):

@@ -45,6 +45,8 @@ class RunTables:
     failures: list[dict[str, Any]] = field(default_factory=list)
     persona_texts: dict[str, str] = field(default_factory=dict)
     conversations: list[dict[str, Any]] = field(default_factory=list)
+    geometry: pd.DataFrame = field(default_factory=pd.DataFrame)  # persona positions (geometry_tables)
+    dose: pd.DataFrame = field(default_factory=pd.DataFrame)  # scores against steering strength
 
     @property
     def counts(self) -> dict[str, Any]:
@@ -95,6 +97,9 @@ def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: in
             if len(extra):
                 tables.metrics = pd.concat([tables.metrics, extra], ignore_index=True)
             tables.effects = metrics.effects_grid(tables.scores)
+            from valuescope.geometry_tables import add_geometry
+
+            add_geometry(store, tables, n_boot=n_boot, seed=seed)  # recorded states, steering (docs/geometry.md)
     return tables
 
 

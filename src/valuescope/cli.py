@@ -122,6 +122,11 @@ def run(
         for source, n in res.reused_from.items():
             out.print(f"  {n} answers reused from run {source} (the very same queries; not asked again)",
                       highlight=False)
+        if res.geometry.get("states") or res.geometry.get("note"):
+            g = res.geometry
+            out.print(f"states: {g.get('states', 0)} recorded at layers {g.get('layers', [])} in "
+                      f"{g.get('seconds', 0.0):.1f} s ({g.get('bytes', 0) / 1e6:.2f} MB float32) {g.get('note', '')}",
+                      highlight=False)
         _print_headline(store_dir, res.run_id)
     if report and study.report:
         paths = _write_report(store_dir, [r.run_id for r in results], store_dir / "report")
@@ -196,6 +201,7 @@ def _print_headline(store_dir: Path, run_id: str) -> None:
         tables = load_run(store, run_id)
     _print_position(tables.model, tables.metrics)
     _print_metrics_or_why(tables, f"{tables.model}: headline metrics (hard = answers, soft = probabilities)")
+    _print_geometry(tables)
     _print_congruence(tables)
 
 
@@ -218,6 +224,20 @@ def _print_metrics_or_why(tables, title: str) -> None:
                   highlight=False)
         return
     _print_frame(_compact(metricsmod.headline(tables.metrics)), title=title)
+
+
+def _print_geometry(tables) -> None:
+    """Persona-space and steering rows (docs/geometry.md), when the run has any."""
+    m = tables.metrics
+    if m is None or m.empty:
+        return
+    g = m[m["metric"].str.startswith(("geometry_", "steer_")) & ~m["dimension"].str.len().astype(bool)
+          | m["metric"].str.startswith("geometry_") & m["dimension"].str.startswith("layer=")]
+    if g.empty:
+        return
+    cols = ["metric", "instrument", "dimension", "context_a", "value", "ci_low", "ci_high", "n", "note"]
+    _print_frame(g[cols].rename(columns={"dimension": "layer", "context_a": "context"}),
+                 title=f"{tables.model}: persona space and steering (docs/geometry.md)", max_rows=200)
 
 
 def _compact(head):
@@ -326,6 +346,7 @@ def show(
         _print_metrics_or_why(tables, "headline (hard = answers, soft = probabilities)")
         _print_congruence(tables)
         _print_notes(tables.metrics)
+        _print_geometry(tables)
         if all_metrics and not tables.metrics.empty:
             _print_frame(tables.metrics, title="all metrics", max_rows=10_000)
     if len(loaded) == 2:

@@ -49,7 +49,10 @@ def run_id_for(study: Study, model: ModelSpec, instruments: Sequence[PlannedInst
     unchanged one resumes. (Answers to queries that did not change are reused, not asked again.)
     Settings added later (``option_orders``, ``administration``) are left out of the hash while they
     hold their default, so that existing runs keep their ids."""
-    others = study.model_dump(mode="json", exclude={"output", "report", "name", "models", "score_from"})
+    # recording states changes no answer (not in the id); an unset steer leaves older ids as they were
+    skip = {"output", "report", "name", "models", "score_from", "geometry"} | (
+        {"steer"} if study.steer is None else set())
+    others = study.model_dump(mode="json", exclude=skip)
     for name, default in _NEW_SETTINGS.items():
         if others.get(name) == default:
             others.pop(name, None)
@@ -215,6 +218,8 @@ def plan_queries(
                                 fields.append(["balanced", cell_number])
                             if sequential:
                                 fields.append(["sequential", previous, pos])
+                            if study.steer is not None:  # a steered answer is another answer
+                                fields.append(["steer", study.steer.model_dump(mode="json")])
                             key = digest(fields, 32)
                             queries.append(Query(
                                 key=key, run_id=run_id, model=model.name, persona=persona, context=ctx,

@@ -48,6 +48,7 @@ class RunResult:
     conversations: int = 0
     elapsed_s: float = 0.0
     backend_stats: dict[str, Any] = field(default_factory=dict)
+    geometry: dict[str, Any] = field(default_factory=dict)  # states recorded / steering applied (geometry_run)
 
 
 @dataclass
@@ -220,9 +221,14 @@ def run_study(
     run (``reused_from``) instead of being asked again. ``max_queries`` stops after that many new
     answers (used by tests to simulate interruption).
     """
+    from valuescope import geometry_run
+
+    results = []
+    if study.steer is not None and study.steer.source is None:  # the unsteered reference runs first
+        results = run_study(geometry_run.twin_study(study), progress=progress, backend_factory=backend_factory,
+                            chunk_size=chunk_size, max_queries=max_queries)
     resolved = resolve(study)
     out_dir = Path(study.output)
-    results = []
     with Store(out_dir) as store:
         for model in study.models:
             t0 = time.perf_counter()
@@ -235,16 +241,22 @@ def run_study(
                 store.register_run, run_id, study.name, model.name, study_for_model(study, model), len(queries))
             pending = _reuse_stored(store, pending, res, study.max_outside_mass,
                                     functools.partial(register, None, instruments_json(resolved)))
+            states = geometry_run.StateRecorder.create(study, model, run_id, resolved.personas, resolved.contexts,
+                                                       store)
             if not pending:
                 register(None, instruments_json(resolved))
-                res.elapsed_s = time.perf_counter() - t0
-                results.append(res)
-                continue
+                if states is None or not states.missing():
+                    res.geometry = {"note": states.note} if states is not None and states.note else {}
+                    res.elapsed_s = time.perf_counter() - t0
+                    results.append(res)
+                    continue
             backend = backend_factory(model)
             try:
                 check = getattr(backend, "check_instruments", None)
                 if callable(check):  # e.g. a synthetic spec naming a dimension no instrument has
                     check(resolved.instrument_map)
+                if study.steer is not None:
+                    res.geometry["steer"] = geometry_run.attach_steering(study, model, backend, store)
                 session = _Session(resolved, model, backend, store)
                 # registered with the first result written: a model that cannot answer at all (a
                 # server that is down) leaves the store exactly as it was
@@ -256,9 +268,14 @@ def run_study(
                     _run_sequential(session, queries, pending, res, progress, max_queries)
                 else:
                     _run_pending(session, pending, res, progress, chunk_size, max_queries)
+                if states is not None and (max_queries is None or res.new < max_queries):
+                    states.record(session, progress)
+                    res.geometry.update(states=states.recorded, layers=states.layers, seconds=states.seconds,
+                                        bytes=states.bytes, note=states.note)
                 res.conversations = session.new_conversations
                 res.backend_stats = dict(getattr(backend, "stats", {}))
             finally:
+                geometry_run.detach_steering(backend, res.geometry.get("steer"))
                 backend.close()
             res.elapsed_s = time.perf_counter() - t0
             results.append(res)

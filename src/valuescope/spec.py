@@ -139,6 +139,46 @@ class ContextsSpec(_Strict):
         return v
 
 
+class GeometrySpec(_Strict):
+    """Record residual-stream states per persona (``hf`` backend only; see docs/geometry.md).
+
+    ``layers``: residual-stream indices 1..n_layers (the state after that many decoder blocks), or
+    "auto" (four layers spread over depth). Recording does not change the answers, so it is not part
+    of the run id: switching it on for a stored run records the states beside its answers."""
+
+    layers: list[int] | Literal["auto"] = "auto"
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, v: list[int] | str) -> list[int] | str:
+        if isinstance(v, list) and (not v or any(n < 1 for n in v) or len(set(v)) != len(v)):
+            raise ValueError("layers must be distinct integers >= 1 (1 = after the first decoder block), or 'auto'")
+        return v
+
+
+class SteerSpec(_Strict):
+    """Intervene on the residual stream along the assistant axis during scoring (``hf`` backend).
+
+    The axis comes from a run with recorded states: ``source`` (a run id or unique prefix in the same
+    store) or, when None, the same study without ``steer``, run first in the same store. ``cap``:
+    floor every token's projection on the axis at this quantile (0..1) of the no-persona states'
+    projections; ``cap_value``: at this fixed projection instead; ``add``: move every token along the
+    axis by this multiple of the contrast vector (baseline minus persona mean). Part of the run id."""
+
+    axis: Literal["assistant"] = "assistant"
+    layer: int = Field(..., ge=1)
+    source: str | None = None
+    cap: float | None = Field(None, ge=0.0, le=1.0)
+    cap_value: float | None = None
+    add: float = 0.0
+
+    @model_validator(mode="after")
+    def _one_cap(self) -> SteerSpec:
+        if self.cap is not None and self.cap_value is not None:
+            raise ValueError("give at most one of 'cap' (a quantile) or 'cap_value' (a fixed projection)")
+        return self
+
+
 class Study(_Strict):
     name: str = "study"
     output: str = "valuescope-results"
@@ -171,6 +211,8 @@ class Study(_Strict):
     max_outside_mass: float = Field(0.5, ge=0.0, le=1.0)
     reduced: str | None = None  # set by presets run with --scale < 1: shown in the report
     report: bool = True
+    geometry: GeometrySpec | None = None  # record persona states (hf backend): docs/geometry.md
+    steer: SteerSpec | None = None  # activation capping / additive steering (hf backend)
 
     @field_validator("name")
     @classmethod

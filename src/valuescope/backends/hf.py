@@ -15,8 +15,9 @@ accelerate.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,9 @@ class HFBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model_path = model_path
         self._letter_ids: dict[tuple[str, ...], dict[str, list[int]]] = {}
+        # hook point (issue 18, backends/hf_geometry.py): context managers entered around every score()
+        # call, e.g. forward hooks that steer the residual stream while scoring (never while generating)
+        self.score_hooks: list[Callable[[], contextlib.AbstractContextManager[Any]]] = []
 
     # ------------------------------------------------------------------ helpers
 
@@ -115,6 +119,12 @@ class HFBackend:
     # ------------------------------------------------------------------ scoring
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[LetterScores]:
+        with contextlib.ExitStack() as stack:
+            for hook in self.score_hooks:
+                stack.enter_context(hook())
+            return self._score(requests)
+
+    def _score(self, requests: Sequence[ScoreRequest]) -> list[LetterScores]:
         torch = self._torch
         texts = [self.render(r) for r in requests]
         lengths = [len(self.tokenizer(t, add_special_tokens=False).input_ids) for t in texts]

@@ -49,6 +49,8 @@ class RunData:
     conversations: list[tuple[str, str, list[Message] | list[dict[str, str]]]] | None = None
     persona_texts: dict[str, str] | None = None
     reduced: str | None = None
+    geometry: pd.DataFrame = field(default_factory=pd.DataFrame)  # persona positions (docs/geometry.md)
+    dose: pd.DataFrame = field(default_factory=pd.DataFrame)  # scores against steering strength
 
 
 def from_tables(tables: Any) -> RunData:
@@ -75,4 +77,6 @@ def from_tables(tables: Any) -> RunData:
         conversations=conversations or None,
         persona_texts=tables.persona_texts or None,
         reduced=study.get("reduced"),
+        geometry=getattr(tables, "geometry", pd.DataFrame()),
+        dose=getattr(tables, "dose", pd.DataFrame()),
     )

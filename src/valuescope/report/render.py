@@ -22,6 +22,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from valuescope.report import figures_answers as fa
+from valuescope.report import figures_geometry as fg
 from valuescope.report import figures_metrics as fm
 from valuescope.report import figures_tension as ft
 from valuescope.report import tables
@@ -242,6 +243,35 @@ _SPECS = [
     ),
 ]
 
+# inside the model (hf backend, docs/geometry.md): shown only when a run has recorded states / steering
+_GEOMETRY_SPECS = [
+    _Spec(
+        "geometry",
+        "Persona space inside the model",
+        _text("""
+        Left: each persona's residual-stream state (last token of the persona and conversation
+        prefix, one layer) on the first two principal components of the persona states; the star is
+        the no-persona state. Right: each persona's distance from the no-persona state along the
+        assistant axis (baseline state minus the persona mean) against how far its answers moved
+        (per-persona steerability). A rising line: personas further from the assistant in the model
+        also answer further from it. On a 135M model this shows the machinery, not a finding.
+        """),
+        True,
+        fg.persona_space,
+    ),
+    _Spec(
+        "dose",
+        "Steering dose-response",
+        _text("""
+        Mean persona score of each dimension against the steering strength (add: multiples of the
+        contrast vector added to the residual stream while scoring; 0 = the unsteered reference run).
+        Flat lines: the values do not follow the axis.
+        """),
+        True,
+        fg.dose,
+    ),
+]
+
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
@@ -252,7 +282,8 @@ def _build_sections(runs: list[RunData], out_dir: Path, color_by: str | None) ->
     fig_dir.mkdir(parents=True, exist_ok=True)
     sections = []
     several = len(runs) > 1
-    for spec in _SPECS:
+    geometry = [s for s in _GEOMETRY_SPECS if any(not getattr(r, s.id).empty for r in runs)]
+    for spec in _SPECS + geometry:
         sec = Section(spec.id, spec.title, spec.caption)
         errored = False
         targets: list[tuple[str, Any]] = [(r.model, r) for r in runs] if spec.per_run else [("", runs)]

@@ -1,0 +1,194 @@
+"""Persona states and steering hooks on the real embedded SmolLM2, read through transformers (``hf``).
+
+One small steered study (6 personas + baseline, 6 MFQ-30 items) runs once per module: its unsteered
+twin first (recording states), then the same study with the projection on the assistant axis capped
+at the no-persona level. A 135M model is a demonstration of the machinery, not a finding.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from valuescope.types import Message, ScoreRequest
+
+NEEDED = ("torch", "transformers", "gguf", "accelerate")
+pytestmark = [
+    pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in NEEDED),
+                       reason="the hf extra is not installed (torch, transformers, gguf, accelerate)"),
+    pytest.mark.slow,
+]
+
+ITEMS = ["EMOTIONALLY", "LOVECOUNTRY", "RESPECT", "COMPASSION", "HISTORY", "KIDRESPECT"]
+LAYER = 15
+PERSONAS = """id,description,kind
+consultant,"You are a careful management consultant who gives balanced, factual advice.",assistant-like
+reviewer,"You are a meticulous peer reviewer who evaluates claims on the evidence.",assistant-like
+tutor,"You are a patient maths tutor who explains each step clearly.",assistant-like
+ghost,"You are a restless ghost haunting a ruined castle, speaking in riddles and sorrow.",fantastical
+bard,"You are a wandering bard who sings of dragons, love and ancient wars.",fantastical
+leviathan,"You are Leviathan, an ancient sea monster older than the gods, contemptuous of mortals.",fantastical
+"""
+
+
+class Shared:
+    """One loaded HFBackend for the whole module: run_study's close() leaves it open."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def hf_backend():
+    from valuescope.backends.hf import HFBackend
+
+    backend = HFBackend(batch_size=8)
+    yield backend
+    backend.close()
+
+
+def study_dict(out: Path, personas: Path, steer: dict | None) -> dict:
+    d = {"name": "geo", "output": str(out), "models": [{"name": "smol-hf", "backend": "hf", "batch_size": 8}],
+         "instruments": [{"name": "mfq30", "items": ITEMS}],
+         "population": {"baseline": True, "sources": [{"kind": "file", "path": str(personas)}]},
+         "option_order": "fixed", "report": False, "geometry": {"layers": [8, LAYER]}}
+    if steer is not None:
+        d["steer"] = steer
+    return d
+
+
+@pytest.fixture(scope="module")
+def steered(tmp_path_factory, hf_backend):
+    from valuescope.runner import run_study
+    from valuescope.spec import study_from_dict
+
+    root = tmp_path_factory.mktemp("geo")
+    personas = root / "personas.csv"
+    personas.write_text(PERSONAS, encoding="utf-8")
+    built = []
+
+    def factory(model):
+        built.append(model.name)
+        return Shared(hf_backend)
+
+    study = study_from_dict(study_dict(root / "out", personas, {"layer": LAYER, "cap": 0.5}))
+    results = run_study(study, backend_factory=factory)
+    return {"root": root, "study": study, "results": results, "factory": factory, "built": built,
+            "personas": personas}
+
+
+def requests() -> list[ScoreRequest]:
+    labels = ("Never", "Rarely", "Sometimes", "Often", "Always", "Very often")
+    out = []
+    for persona in (None, "You are a restless ghost haunting a ruined castle."):
+        for item in ("whether someone was cruel", "whether someone showed a lack of respect for authority"):
+            user = ("When you decide whether something is right or wrong, how relevant is this?\n"
+                    + "\n".join(f"({c}) {t}" for c, t in zip("ABCDEF", labels, strict=True)) + f"\n\n{item}")
+            msgs = ((Message("system", persona),) if persona else ()) + (Message("user", user),)
+            out.append(ScoreRequest(msgs, tuple("ABCDEF"), "Answer: (", labels, group=persona or "b"))
+    return out
+
+
+def test_zero_steering_changes_nothing_bit_for_bit(hf_backend):
+    from valuescope.backends.hf_geometry import Steering
+
+    reqs = requests()
+    plain = hf_backend.score(reqs)
+    contrast = np.random.default_rng(0).normal(size=hf_backend.model.config.hidden_size)
+    for kw in ({"add": 0.0}, {"add": 0.0, "cap": -1e30}):  # both hooks live, neither moves anything
+        hook = Steering(hf_backend, LAYER, contrast, **kw)
+        hf_backend.score_hooks.append(hook)
+        try:
+            again = hf_backend.score(reqs)
+        finally:
+            hf_backend.score_hooks.remove(hook)
+        assert hook.calls > 0 and hook.tokens > 0 and hook.capped_tokens == 0
+        assert [r.probs for r in again] == [r.probs for r in plain]
+        assert [r.outside_mass for r in again] == [r.outside_mass for r in plain]
+    hook = Steering(hf_backend, LAYER, contrast, add=1.0)  # the same hook with a non-zero dose is live
+    with hook():
+        moved = hf_backend.score(reqs)
+    diff = np.abs(np.array([r.probs for r in moved]) - np.array([r.probs for r in plain]))
+    assert diff.max() > 1e-3
+    assert hf_backend.score(reqs)[0].probs == plain[0].probs  # removed on exit
+
+
+def test_prefix_is_the_start_of_every_scoring_prompt(hf_backend):
+    from valuescope.backends.hf_geometry import prefix_text
+
+    for req in requests():
+        prefix = prefix_text(hf_backend, req.messages[:-1])
+        assert hf_backend.render(req).startswith(prefix) and prefix.rstrip().endswith("user")
+
+
+def test_states_recorded_once_and_resumed(steered, hf_backend):
+    from valuescope.geometry_store import load_states
+    from valuescope.runner import run_study
+    from valuescope.store import Store
+
+    twin, main = steered["results"]
+    assert twin.geometry["states"] == 7 * 2 and twin.geometry["layers"] == [8, LAYER]
+    assert twin.geometry["bytes"] == 7 * 2 * hf_backend.model.config.hidden_size * 4
+    assert main.geometry["steer"]["reference"] == twin.run_id and main.run_id != twin.run_id
+    assert main.geometry["steer"]["hook"].calls > 0 and hf_backend.score_hooks == []  # detached after the run
+    with Store(steered["root"] / "out") as store:
+        st = load_states(store, twin.run_id)
+        assert len(st) == 14 and st["vector"].map(len).eq(hf_backend.model.config.hidden_size).all()
+        assert st["vector"].map(lambda v: v.dtype == np.float32 and np.isfinite(v).all()).all()
+        assert len(store.responses(twin.run_id)) == len(store.responses(main.run_id)) == 7 * len(ITEMS)
+    again = run_study(steered["study"], backend_factory=steered["factory"])
+    assert [r.new for r in again] == [0, 0] and again[0].geometry.get("states", 0) == 0
+    with Store(steered["root"] / "out") as store:
+        assert len(load_states(store, twin.run_id)) == 14  # nothing duplicated
+
+
+def test_capping_at_the_baseline_level_moves_personas_toward_the_baseline(steered):
+    from valuescope.analysis import load_run
+    from valuescope.store import Store
+
+    twin, main = steered["results"]
+    with Store(steered["root"] / "out") as store:
+        m = load_run(store, main.run_id, n_boot=100).metrics
+        g = load_run(store, twin.run_id, n_boot=100).metrics
+    rows = m[m["metric"].str.startswith("steer_") & (m["dimension"] == "")].set_index("metric")
+    toward = rows.loc["steer_delta_to_reference"]
+    assert toward["value"] < 0 and toward["context_b"] == twin.run_id, toward
+    assert np.isfinite(toward["ci_low"]) and toward["ci_low"] <= toward["value"] <= toward["ci_high"]
+    assert np.isfinite(rows.loc["steer_delta_steerability", ["value", "ci_low", "ci_high"]].astype(float)).all()
+    # capability check: answers still readable, letters still take the mass
+    assert rows.loc["steer_valid_share", "value"] == 1.0
+    assert rows.loc["steer_outside_mass", "value"] < 0.5
+    geo = g[g["metric"].str.startswith("geometry_")]
+    pc1 = geo[(geo["metric"] == "geometry_var_pc1") & (geo["dimension"] == f"layer={LAYER}")].iloc[0]
+    assert 0 < pc1["ci_low"] <= pc1["value"] <= pc1["ci_high"] <= 1 and pc1["n"] == 6
+    r = geo[(geo["metric"] == "geometry_axis_steer_r") & (geo["dimension"] == f"layer={LAYER}")].iloc[0]
+    assert r["instrument"] == "mfq30" and np.isfinite(r["value"]) and r["ci_low"] <= r["value"] <= r["ci_high"]
+
+
+def test_cli_show_prints_and_report_draws_geometry(steered):
+    from typer.testing import CliRunner
+
+    from valuescope.cli import app
+
+    twin, main = steered["results"]
+    out = steered["root"] / "out"
+    res = CliRunner().invoke(app, ["show", main.run_id, "--dir", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "persona space and steering" in res.output and "steer_delta_steerability" in res.output
+    res = CliRunner().invoke(app, ["show", twin.run_id, "--dir", str(out)])
+    assert "geometry_var_pc1" in res.output and "geometry_axis_steer_r" in res.output
+    res = CliRunner().invoke(app, ["report", twin.run_id, main.run_id, "--dir", str(out), "-o", str(out / "rep")])
+    assert res.exit_code == 0, res.output
+    html = (out / "rep" / "report.html").read_text(encoding="utf-8")
+    section = re.search(r'<section id="geometry".*?</section>', html, flags=re.S)
+    assert section and "<img" in section.group(0)

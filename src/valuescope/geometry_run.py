@@ -183,8 +183,13 @@ def axis_from_store(store: Store, run_id: str, layer: int) -> Axis:
     return Axis(run_id, layer, c, B @ u, P.shape[0])
 
 
-def attach_steering(study: Study, model: ModelSpec, backend: Any, store: Store) -> dict[str, Any]:
-    """Attach the study's steering hook to an HFBackend; returns what was applied (for the run result)."""
+def attach_steering(study: Study, model: ModelSpec, backend: Any, store: Store, session: Any = None,
+                    baseline_queries: list[Any] | None = None) -> dict[str, Any]:
+    """Attach the study's steering hook to an HFBackend; returns what was applied (for the run result).
+
+    ``cap: q`` floors the projection at the q-quantile of the projections of every token (but the first)
+    of the run's own no-persona scoring prompts (``baseline_queries`` rendered by ``session``), taken
+    without steering: the paper's "projections seen in ordinary assistant use"."""
     from valuescope.backends import hf_geometry as hg
 
     steer = study.steer
@@ -193,11 +198,20 @@ def attach_steering(study: Study, model: ModelSpec, backend: Any, store: Store) 
         raise SpecError(f"steer: model {model.name!r} uses backend {model.backend!r}; steering needs backend 'hf'")
     ref = reference_run_id(study, model, store)
     axis = axis_from_store(store, ref, steer.layer)
-    cap = axis.threshold(steer.cap) if steer.cap is not None else steer.cap_value
+    cap = steer.cap_value
+    n_proj = 0
+    if steer.cap is not None:
+        texts = [backend.render(session.request(q)) for q in baseline_queries or []]
+        if not texts:
+            raise SpecError("steer: cap (a quantile of the no-persona projections) needs the baseline in the "
+                            "study's population (population.baseline: true), or give cap_value")
+        unit = axis.contrast / np.linalg.norm(axis.contrast)
+        proj = hg.token_projections(backend, texts, steer.layer, unit)
+        cap, n_proj = float(np.quantile(proj, steer.cap)), int(proj.size)
     hook = hg.Steering(backend, steer.layer, axis.contrast, add=steer.add, cap=cap)
     backend.score_hooks.append(hook)
     return {"reference": ref, "layer": steer.layer, "add": steer.add, "cap_threshold": cap,
-            "axis_norm": float(np.linalg.norm(axis.contrast)), "hook": hook}
+            "cap_tokens": n_proj, "axis_norm": float(np.linalg.norm(axis.contrast)), "hook": hook}
 
 
 def detach_steering(backend: Any, applied: dict[str, Any] | None) -> None:

@@ -255,9 +255,10 @@ def run_study(
                 check = getattr(backend, "check_instruments", None)
                 if callable(check):  # e.g. a synthetic spec naming a dimension no instrument has
                     check(resolved.instrument_map)
-                if study.steer is not None:
-                    res.geometry["steer"] = geometry_run.attach_steering(study, model, backend, store)
                 session = _Session(resolved, model, backend, store)
+                if study.steer is not None:
+                    res.geometry["steer"] = geometry_run.attach_steering(
+                        study, model, backend, store, session, [q for q in queries if q.persona.is_baseline])
                 # registered with the first result written: a model that cannot answer at all (a
                 # server that is down) leaves the store exactly as it was
                 session.register = functools.partial(  # type: ignore[attr-defined]

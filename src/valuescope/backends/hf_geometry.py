@@ -109,6 +109,21 @@ def record_states(backend: Any, texts: Sequence[str], layers: Sequence[int]) -> 
     return arr, n_tokens
 
 
+def token_projections(backend: Any, texts: Sequence[str], layer: int, unit: np.ndarray) -> np.ndarray:
+    """Projections on ``unit`` of the state at ``layer`` of every token of every text but the first (the
+    first position is an attention sink with an outlying norm in most models): the distribution a cap
+    quantile is taken from. One text per forward pass."""
+    torch = backend._torch
+    u = np.asarray(unit, dtype=np.float64)
+    out = []
+    for text in texts:
+        enc = backend._encode([text])
+        with torch.inference_mode():
+            res = backend.model(**enc, output_hidden_states=True, use_cache=False, logits_to_keep=1)
+        out.append(res.hidden_states[layer][0, 1:, :].double().cpu().numpy() @ u)
+    return np.concatenate(out) if out else np.zeros(0)
+
+
 class Steering:
     """A forward hook on one decoder block that adds ``add * contrast`` and/or floors the projection on
     ``contrast / |contrast|`` at ``cap``. Use as ``backend.score_hooks.append(steering)`` (entered around

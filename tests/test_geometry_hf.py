@@ -81,7 +81,7 @@ def steered(tmp_path_factory, hf_backend):
         built.append(model.name)
         return Shared(hf_backend)
 
-    study = study_from_dict(study_dict(root / "out", personas, {"layer": LAYER, "cap": 0.5}))
+    study = study_from_dict(study_dict(root / "out", personas, {"layer": LAYER, "cap": 0.5, "positions": "answer"}))
     results = run_study(study, backend_factory=factory)
     return {"root": root, "study": study, "results": results, "factory": factory, "built": built,
             "personas": personas}
@@ -105,7 +105,7 @@ def test_zero_steering_changes_nothing_bit_for_bit(hf_backend):
     reqs = requests()
     plain = hf_backend.score(reqs)
     contrast = np.random.default_rng(0).normal(size=hf_backend.model.config.hidden_size)
-    for kw in ({"add": 0.0}, {"add": 0.0, "cap": -1e30}):  # both hooks live, neither moves anything
+    for kw in ({"add": 0.0}, {"add": 0.0, "cap": -1e30}, {"add": 0.0, "positions": "answer"}):  # live, no move
         hook = Steering(hf_backend, LAYER, contrast, **kw)
         hf_backend.score_hooks.append(hook)
         try:

@@ -206,9 +206,9 @@ def attach_steering(study: Study, model: ModelSpec, backend: Any, store: Store, 
             raise SpecError("steer: cap (a quantile of the no-persona projections) needs the baseline in the "
                             "study's population (population.baseline: true), or give cap_value")
         unit = axis.contrast / np.linalg.norm(axis.contrast)
-        proj = hg.token_projections(backend, texts, steer.layer, unit)
+        proj = hg.token_projections(backend, texts, steer.layer, unit, steer.positions)
         cap, n_proj = float(np.quantile(proj, steer.cap)), int(proj.size)
-    hook = hg.Steering(backend, steer.layer, axis.contrast, add=steer.add, cap=cap)
+    hook = hg.Steering(backend, steer.layer, axis.contrast, add=steer.add, cap=cap, positions=steer.positions)
     backend.score_hooks.append(hook)
     return {"reference": ref, "layer": steer.layer, "add": steer.add, "cap_threshold": cap,
             "cap_tokens": n_proj, "axis_norm": float(np.linalg.norm(axis.contrast)), "hook": hook}

@@ -163,7 +163,9 @@ class SteerSpec(_Strict):
     store) or, when None, the same study without ``steer``, run first in the same store. ``cap``:
     floor every token's projection on the axis at this quantile (0..1) of the no-persona states'
     projections; ``cap_value``: at this fixed projection instead; ``add``: move every token along the
-    axis by this multiple of the contrast vector (baseline minus persona mean). Part of the run id."""
+    axis by this multiple of the contrast vector (baseline minus persona mean); ``positions``: at every
+    token ("all", as Lu et al.) or only at the position whose next-token distribution is the answer
+    ("answer"). Part of the run id."""
 
     axis: Literal["assistant"] = "assistant"
     layer: int = Field(..., ge=1)
@@ -171,6 +173,7 @@ class SteerSpec(_Strict):
     cap: float | None = Field(None, ge=0.0, le=1.0)
     cap_value: float | None = None
     add: float = 0.0
+    positions: Literal["all", "answer"] = "all"  # every token, or only the position the answer is read from
 
     @model_validator(mode="after")
     def _one_cap(self) -> SteerSpec:

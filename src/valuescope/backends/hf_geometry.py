@@ -20,7 +20,9 @@ token position, while the backend scores (never while it generates conversations
   axis is floored at ``tau`` (Lu et al. 2026 cap the projection so it cannot fall below a threshold
   taken from ordinary assistant use; see docs/geometry.md).
 
-Both are applied in that order when both are given.
+Both are applied in that order when both are given, at every position (``positions="all"``) or only at
+the last position of each forward pass, the one whose next-token distribution is read as the answer
+(``positions="answer"``; with left padding that is the last column of every row).
 """
 
 from __future__ import annotations
@@ -109,10 +111,11 @@ def record_states(backend: Any, texts: Sequence[str], layers: Sequence[int]) -> 
     return arr, n_tokens
 
 
-def token_projections(backend: Any, texts: Sequence[str], layer: int, unit: np.ndarray) -> np.ndarray:
+def token_projections(backend: Any, texts: Sequence[str], layer: int, unit: np.ndarray,
+                      positions: str = "all") -> np.ndarray:
     """Projections on ``unit`` of the state at ``layer`` of every token of every text but the first (the
-    first position is an attention sink with an outlying norm in most models): the distribution a cap
-    quantile is taken from. One text per forward pass."""
+    first position is an attention sink with an outlying norm in most models), or with ``positions="answer"``
+    of each text's last token only: the distribution a cap quantile is taken from. One text per pass."""
     torch = backend._torch
     u = np.asarray(unit, dtype=np.float64)
     out = []
@@ -120,7 +123,8 @@ def token_projections(backend: Any, texts: Sequence[str], layer: int, unit: np.n
         enc = backend._encode([text])
         with torch.inference_mode():
             res = backend.model(**enc, output_hidden_states=True, use_cache=False, logits_to_keep=1)
-        out.append(res.hidden_states[layer][0, 1:, :].double().cpu().numpy() @ u)
+        h = res.hidden_states[layer][0, -1:, :] if positions == "answer" else res.hidden_states[layer][0, 1:, :]
+        out.append(h.double().cpu().numpy() @ u)
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -130,7 +134,7 @@ class Steering:
     every ``score`` call) or ``with steering(): ...``. ``calls`` counts the hooked forward passes."""
 
     def __init__(self, backend: Any, layer: int, contrast: np.ndarray, *, add: float | None = 0.0,
-                 cap: float | None = None) -> None:
+                 cap: float | None = None, positions: str = "all") -> None:
         n = n_states(backend)
         check_layers([layer], n)
         c = np.asarray(contrast, dtype=np.float64)
@@ -145,11 +149,19 @@ class Steering:
         self.unit = torch.tensor(c / norm, dtype=dtype, device=backend.device)
         self.add = add
         self.cap = cap
+        self.positions = positions  # "all", or "answer": the last position of each forward pass only
         self.calls = 0
         self.capped_tokens = 0  # positions whose projection was raised to the floor
         self.tokens = 0
 
     def _edit(self, h: Any) -> Any:
+        if self.positions == "answer" and h.dim() == 3:
+            h = h.clone()
+            h[:, -1:, :] = self._steer(h[:, -1:, :])
+            return h
+        return self._steer(h)
+
+    def _steer(self, h: Any) -> Any:
         if self.add is not None:
             h = h + self.add * self.contrast
         if self.cap is not None:

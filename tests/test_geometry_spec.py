@@ -61,6 +61,8 @@ def test_activations_table_roundtrip_resume_and_axis(tmp_path: Path):
     vecs = {f"p{i}": rng.normal(size=8).astype(np.float32) for i in range(3)}
     b = rng.normal(size=8).astype(np.float32)
     with Store(tmp_path) as store:
+        assert load_states(store, "r1").empty and recorded_keys(store, "r1") == set()
+        assert store.db.execute("SELECT name FROM sqlite_master WHERE name = 'activations'").fetchone() is None
         rows = [_rows("r1", {"id": k, "kind": "text", "description": k}, v) for k, v in vecs.items()]
         assert write_states(store, rows + [_rows("r1", base, b)]) == 4
         assert write_states(store, rows) == 0  # recorded keys are ignored, never duplicated

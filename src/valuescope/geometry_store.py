@@ -36,8 +36,15 @@ def _ensure(db: sqlite3.Connection) -> None:
     db.executescript(SCHEMA)
 
 
+def _exists(store: Store) -> bool:
+    """Readers never create the table: reading a store leaves its file as it was."""
+    return store.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'activations'").fetchone() \
+        is not None
+
+
 def recorded_keys(store: Store, run_id: str) -> set[str]:
-    _ensure(store.db)
+    if not _exists(store):
+        return set()
     return {r[0] for r in store.db.execute("SELECT key FROM activations WHERE run_id = ?", (run_id,))}
 
 
@@ -67,7 +74,8 @@ def write_states(store: Store, rows: Sequence[dict[str, Any]]) -> int:
 
 def load_states(store: Store, run_id: str) -> pd.DataFrame:
     """A run's recorded states (``COLUMNS``; ``vector`` holds float32 arrays); empty when none."""
-    _ensure(store.db)
+    if not _exists(store):
+        return pd.DataFrame(columns=COLUMNS)
     rows = store.db.execute(
         "SELECT run_id, key, persona_id, persona_json, context, repeat, layer, n_tokens, dim, vector "
         "FROM activations WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()

@@ -86,6 +86,6 @@ def dose(run: RunData) -> list:
         ax.set_xlabel("add: multiple of the contrast vector (0 = unsteered)")
         ax.set_ylabel("mean persona score")
         ax.set_title(f"{inst}: value scores against steering strength")
-        ax.legend(loc="outside right upper", fontsize=7)
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=7)
         figs.append((str(inst), fig))
     return figs

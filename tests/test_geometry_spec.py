@@ -36,7 +36,10 @@ def test_geometry_keeps_the_run_id_and_steer_changes_it():
     assert len(ids) == 3
     twin = twin_study(capped)
     assert twin.steer is None and twin.geometry.layers == [2] and run_id_for(twin, m) == run_id_for(plain, m)
-    assert reference_run_id(capped, m) == run_id_for(plain, m)
+    from valuescope.runner import resolve
+
+    inst = resolve(plain).instruments
+    assert reference_run_id(capped, m, instruments=inst) == run_id_for(plain, m, inst)
     assert twin_study(study_from_dict({"geometry": {"layers": [5]}, "steer": {"layer": 2}})).geometry.layers == [2, 5]
 
 

@@ -139,14 +139,31 @@ def twin_study(study: Study) -> Study:
     return study.model_copy(update={"steer": None, "geometry": GeometrySpec(layers=layers)})
 
 
-def reference_run_id(study: Study, model: ModelSpec, store: Store | None = None) -> str:
-    """The run a steered study takes its axis from, and is compared with."""
+def reference_run_id(study: Study, model: ModelSpec, store: Store | None = None,
+                     instruments: list[Any] | None = None) -> str:
+    """The run a steered study takes its axis from, and is compared with: ``steer.source``, else the same
+    study without ``steer`` (its run id from the study and the instruments' content when they are given;
+    when reading a store, the run of the same model whose stored settings equal the steered run's but
+    for ``steer`` and ``geometry``, the latest if several)."""
     assert study.steer is not None
-    if study.steer.source is None:
-        return run_id_for(twin_study(study), model)
+    if study.steer.source is not None:
+        return store.run(study.steer.source)["run_id"] if store is not None else study.steer.source
+    twin = twin_study(study)
+    if instruments is not None:
+        return run_id_for(twin, model, instruments)
     if store is None:
-        return study.steer.source
-    return store.run(study.steer.source)["run_id"]
+        raise StoreError("steer: the reference run can only be found in a store")
+    from valuescope.runner import study_for_model
+
+    def comparable(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in d.items() if k not in ("steer", "geometry", "output", "report")}
+
+    want = comparable(study_for_model(twin, model))
+    found = [r["run_id"] for r in store.runs() if r["model"] == model.name and r["run_id"].startswith(
+        f"{study.name}-{model.name}-") and comparable(store.run(r["run_id"])["study"]) == want]
+    if not found:
+        raise StoreError(f"steer: no unsteered run of study {study.name!r} and model {model.name!r} in the store")
+    return found[-1]
 
 
 @dataclass(frozen=True)
@@ -184,7 +201,7 @@ def axis_from_store(store: Store, run_id: str, layer: int) -> Axis:
 
 
 def attach_steering(study: Study, model: ModelSpec, backend: Any, store: Store, session: Any = None,
-                    baseline_queries: list[Any] | None = None) -> dict[str, Any]:
+                    baseline_queries: list[Any] | None = None, instruments: list[Any] | None = None) -> dict[str, Any]:
     """Attach the study's steering hook to an HFBackend; returns what was applied (for the run result).
 
     ``cap: q`` floors the projection at the q-quantile of the projections of every token (but the first)
@@ -196,7 +213,7 @@ def attach_steering(study: Study, model: ModelSpec, backend: Any, store: Store, 
     assert steer is not None
     if model.backend != "hf" or not hasattr(backend, "score_hooks"):
         raise SpecError(f"steer: model {model.name!r} uses backend {model.backend!r}; steering needs backend 'hf'")
-    ref = reference_run_id(study, model, store)
+    ref = reference_run_id(study, model, store, instruments)
     axis = axis_from_store(store, ref, steer.layer)
     cap = steer.cap_value
     n_proj = 0

@@ -258,7 +258,8 @@ def run_study(
                 session = _Session(resolved, model, backend, store)
                 if study.steer is not None:
                     res.geometry["steer"] = geometry_run.attach_steering(
-                        study, model, backend, store, session, [q for q in queries if q.persona.is_baseline])
+                        study, model, backend, store, session, [q for q in queries if q.persona.is_baseline],
+                        resolved.instruments)
                 # registered with the first result written: a model that cannot answer at all (a
                 # server that is down) leaves the store exactly as it was
                 session.register = functools.partial(  # type: ignore[attr-defined]

@@ -2,7 +2,9 @@
 
 One small steered study (6 personas + baseline, 6 MFQ-30 items) runs once per module: its unsteered
 twin first (recording states), then the same study with the projection on the assistant axis capped
-at the no-persona level. A 135M model is a demonstration of the machinery, not a finding.
+at the no-persona median at the answer position. That capping at the no-persona level moves a persona's
+answer toward the baseline's is tested on the hook itself (one item, the axis at the answer position).
+A 135M model is a demonstration of the machinery, not a finding.
 """
 
 from __future__ import annotations
@@ -123,6 +125,27 @@ def test_zero_steering_changes_nothing_bit_for_bit(hf_backend):
     assert hf_backend.score(reqs)[0].probs == plain[0].probs  # removed on exit
 
 
+def test_capping_at_the_no_persona_level_moves_a_persona_toward_it(hf_backend):
+    """The hook's mechanism on one item: the axis from the persona's to the baseline's state at the
+    answer position (layer 15), the persona's projection capped at the baseline's."""
+    from valuescope.backends.hf_geometry import Steering, record_states
+    from valuescope.metrics.inertia import jsd
+
+    base, _, pers, _ = requests()
+    states, _ = record_states(hf_backend, [hf_backend.render(base), hf_backend.render(pers)], [LAYER])
+    hb, hp = states[0, 0].astype(np.float64), states[1, 0].astype(np.float64)
+    c = hb - hp
+    tau = float(hb @ (c / np.linalg.norm(c)))
+    plain_b, plain_p = (np.array(r.probs) for r in hf_backend.score([base, pers]))
+    hook = Steering(hf_backend, LAYER, c, add=None, cap=tau, positions="answer")
+    with hook():
+        [capped] = hf_backend.score([pers])
+    assert hook.capped_tokens == 1
+    before, after = float(jsd(plain_b, plain_p)), float(jsd(plain_b, np.array(capped.probs)))
+    assert after < before, (before, after)
+    assert capped.valid and capped.outside_mass < 0.5
+
+
 def test_prefix_is_the_start_of_every_scoring_prompt(hf_backend):
     from valuescope.backends.hf_geometry import prefix_text
 
@@ -152,7 +175,7 @@ def test_states_recorded_once_and_resumed(steered, hf_backend):
         assert len(load_states(store, twin.run_id)) == 14  # nothing duplicated
 
 
-def test_capping_at_the_baseline_level_moves_personas_toward_the_baseline(steered):
+def test_steered_study_reports_its_effect_with_intervals(steered):
     from valuescope.analysis import load_run
     from valuescope.store import Store
 
@@ -162,7 +185,9 @@ def test_capping_at_the_baseline_level_moves_personas_toward_the_baseline(steere
         g = load_run(store, twin.run_id, n_boot=100).metrics
     rows = m[m["metric"].str.startswith("steer_") & (m["dimension"] == "")].set_index("metric")
     toward = rows.loc["steer_delta_to_reference"]
-    assert toward["value"] < 0 and toward["context_b"] == twin.run_id, toward
+    # measured (docs/geometry.md): about -0.000003 bits, 2% of this model's tiny steerability; the sign is
+    # a property of the model, so the test holds the pipeline to a finite estimate inside its interval
+    assert toward["context_b"] == twin.run_id, toward
     assert np.isfinite(toward["ci_low"]) and toward["ci_low"] <= toward["value"] <= toward["ci_high"]
     assert np.isfinite(rows.loc["steer_delta_steerability", ["value", "ci_low", "ci_high"]].astype(float)).all()
     # capability check: answers still readable, letters still take the mass
@@ -184,9 +209,9 @@ def test_cli_show_prints_and_report_draws_geometry(steered):
     out = steered["root"] / "out"
     res = CliRunner().invoke(app, ["show", main.run_id, "--dir", str(out)])
     assert res.exit_code == 0, res.output
-    assert "persona space and steering" in res.output and "steer_delta_steerability" in res.output
+    assert "persona space and steering" in res.output and "steer_delta" in res.output
     res = CliRunner().invoke(app, ["show", twin.run_id, "--dir", str(out)])
-    assert "geometry_var_pc1" in res.output and "geometry_axis_steer_r" in res.output
+    assert "geometry_var_pc1" in res.output and "geometry_axis_st" in res.output
     res = CliRunner().invoke(app, ["report", twin.run_id, main.run_id, "--dir", str(out), "-o", str(out / "rep")])
     assert res.exit_code == 0, res.output
     html = (out / "rep" / "report.html").read_text(encoding="utf-8")

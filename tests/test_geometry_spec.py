@@ -90,3 +90,15 @@ def test_steering_needs_the_hf_backend(tmp_path: Path):
     study = study_from_dict({"steer": {"layer": 2, "cap": 0.5}})
     with Store(tmp_path) as store, pytest.raises(SpecError, match="needs backend 'hf'"):
         attach_steering(study, study.models[0], object(), store)
+
+
+def test_reference_found_in_the_store_is_the_unsteered_run(tmp_path: Path):
+    plain = study_from_dict({"name": "g"})
+    steered = study_from_dict({"name": "g", "steer": {"layer": 2, "cap": 0.5}})
+    m = plain.models[0]
+    from valuescope.runner import study_for_model
+
+    with Store(tmp_path) as store:
+        store.register_run("g-smollm2-135m-aaaa", "g", m.name, study_for_model(plain, m), 1, None, {})
+        store.register_run("g-smollm2-135m-bbbb", "g", m.name, study_for_model(steered, m), 1, None, {})
+        assert reference_run_id(steered, m, store) == "g-smollm2-135m-aaaa"

@@ -159,8 +159,13 @@ def reference_run_id(study: Study, model: ModelSpec, store: Store | None = None,
         return {k: v for k, v in d.items() if k not in ("steer", "geometry", "output", "report")}
 
     want = comparable(study_for_model(twin, model))
-    found = [r["run_id"] for r in store.runs() if r["model"] == model.name and r["run_id"].startswith(
-        f"{study.name}-{model.name}-") and comparable(store.run(r["run_id"])["study"]) == want]
+    found = []
+    for r in store.runs():
+        if r["model"] != model.name or not r["run_id"].startswith(f"{study.name}-{model.name}-"):
+            continue
+        stored = store.run(r["run_id"])["study"]
+        if stored.get("steer") is None and comparable(stored) == want:  # unsteered: never the run itself
+            found.append(r["run_id"])
     if not found:
         raise StoreError(f"steer: no unsteered run of study {study.name!r} and model {model.name!r} in the store")
     return found[-1]

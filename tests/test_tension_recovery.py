@@ -159,7 +159,7 @@ def test_preset_at_scale_through_the_cli_on_the_synthetic_backend(tmp_path):
                           "--scale", "0.1", "--model", f"backend=synthetic,name=truth,path={spec}", "-o", str(out),
                           "--quiet"], capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "432 queries planned" in res.stdout  # (5 personas + baseline) x 24 items x 3 conditions
+    assert "504 queries planned" in res.stdout  # (5 personas + baseline under 2 orders) x 24 items x 3 conditions
     assert "right when the truth suits the identity" in res.stdout
     with Store(out) as store:
         (run,) = store.runs()

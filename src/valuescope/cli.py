@@ -1,4 +1,4 @@
-"""Command line: ``valuescope run | ls | show | export | report | presets | judge-eval``.
+"""Command line: ``valuescope run | ls | show | export | report | presets | judge-eval | power``.
 
 User errors (a bad study file, an unknown run, a model that cannot load) print one line and exit
 with code 2; nothing already stored is touched.
@@ -531,6 +531,78 @@ def judge_eval(
     for g in sorted(conf, key=lambda c: (c == "none", c)):
         table.add_row(g, *[str(conf[g].get(c, 0)) for c in cols])
     out.print(table)
+
+
+@app.command()
+def power(
+    study_file: Annotated[Path | None, typer.Argument(help="Study YAML (or --preset).")] = None,
+    preset: Annotated[str | None, typer.Option(help="A shipped preset instead of a study file.")] = None,
+    effect: Annotated[list[str] | None, typer.Option(
+        "--effect", "-e", help="attribute=level:dimension=d, e.g. religious_denomination=Orthodox:Tradition=0.3 "
+        "(a Cohen's d on the measured score; repeat for several).")] = None,
+    synthetic: Annotated[Path | None, typer.Option(help="Synthetic model spec YAML (default: persona_sd 1, "
+                                                        "nothing else).")] = None,
+    sizes: Annotated[str, typer.Option(help="Numbers of personas to simulate, comma-separated.")]
+    = "50,100,200,400,800",
+    reps: Annotated[int, typer.Option(help="Replications per size.")] = 50,
+    alpha: Annotated[float, typer.Option(help="Significance level of the planned contrast's Welch test.")] = 0.05,
+    target: Annotated[float, typer.Option("--power", help="Power to read the needed personas at.")] = 0.8,
+    latent: Annotated[bool, typer.Option(help="--effect values are latent shifts, not Cohen's d.")] = False,
+    seed: Annotated[int, typer.Option()] = 0,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where power.csv/.png/.html go.")]
+    = Path(DEFAULT_DIR) / "power",
+) -> None:
+    """Simulate a study with planted effects at several sizes: power and CI widths against personas."""
+    import time
+
+    from valuescope import presets as presetmod
+    from valuescope.backends.synthetic_spec import SyntheticSpec, load_synthetic, parse_effect
+    from valuescope.power import personas_needed, power_analysis
+    from valuescope.power_report import width_summary, write_power
+    from valuescope.spec import SpecError, load_study
+
+    t0 = time.perf_counter()
+    try:
+        if study_file is not None and preset is not None:
+            raise SpecError("give a study file or --preset, not both")
+        study = load_study(study_file) if study_file is not None else presetmod.load_preset(preset or "inertia")
+        spec = load_synthetic(synthetic) if synthetic is not None else SyntheticSpec()
+        effects = [parse_effect(e) for e in effect or []]
+        if not effects:  # the spec's own effects, tested as the latent shifts they are
+            effects = [(lev, dim, v) for lev, cell in spec.effects.items() for dim, v in cell.items()]
+            spec, latent = spec.model_copy(update={"effects": {}}), True
+        if not effects:
+            raise SpecError("--effect: give at least one effect to plant (or a --synthetic spec with effects)")
+        try:
+            size_list = [int(s) for s in sizes.split(",") if s.strip()]
+        except ValueError:
+            raise SpecError(f"--sizes: expected comma-separated integers, got {sizes!r}") from None
+        if not 0 < alpha < 1 or not 0 < target < 1:
+            raise SpecError("--alpha and --power must lie between 0 and 1")
+        progress = _progress_printer()
+        try:
+            table = power_analysis(study, spec, effects, sizes=size_list, reps=reps, alpha=alpha, seed=seed,
+                                   latent=latent, progress=progress)
+        finally:
+            progress.close()
+    except _user_errors() as exc:
+        fail(str(exc))
+    eff = table[table["kind"] == "effect"]
+    if len(eff):
+        wide = eff.pivot_table(index="n_personas", columns="metric", values="power").reset_index()
+        _print_frame(wide, title=f"power (Welch p < {alpha:g}, planted sign), {reps} replications per size")
+        for label, n in personas_needed(table, target).items():
+            shown = "not reached at these sizes" if n != n else f"about {n:.0f} personas"
+            out.print(f"{label.removeprefix('d ')}: {target:.0%} power with {shown}", highlight=False)
+    widths = width_summary(table)
+    if len(widths):
+        _print_frame(widths.pivot_table(index="n_personas", columns="metric", values="ci_width").reset_index(),
+                     title="95% CI width (median over dimensions)")
+    settings = (f"{study.name}: sizes {size_list}, {reps} replications, alpha {alpha:g}, seed {seed}, "
+                f"{'latent shifts' if latent else 'effects as Cohen d on the measured score'}; "
+                f"synthetic model {synthetic or 'default (persona_sd 1)'}")
+    paths = write_power(table, output, f"valuescope power: {study.name}", settings, target)
+    out.print(f"power: {', '.join(str(p) for p in paths)} ({time.perf_counter() - t0:.1f} s)", highlight=False)
 
 
 def entry() -> None:  # pragma: no cover

@@ -89,23 +89,35 @@ def prepare_queries(queries: list[Query], instruments: dict[str, Instrument],
 
 
 def _static(queries: list[Query]) -> pd.DataFrame:
-    recs: list[dict[str, Any]] = []
+    """The answer-independent tidy columns; persona columns are built once per persona and repeated."""
+    personas: dict[str, int] = {}
+    prow: list[dict[str, Any]] = []
+    pidx = np.empty(len(queries), dtype=np.int64)
+    for i, q in enumerate(queries):
+        p = q.persona
+        j = personas.get(p.id)
+        if j is None:
+            j = personas[p.id] = len(prow)
+            prow.append({"condition": "baseline" if p.is_baseline else "persona", "persona_id": p.id,
+                         "persona_kind": p.kind, "population": p.population, "set_seed": p.set_seed,
+                         "persona_name": p.name, "gender": p.gender,
+                         **{f"attr_{k}": v for k, v in p.attributes.items()}})
+        pidx[i] = j
+    per = pd.DataFrame.from_records(prow)
+    per["set_seed"] = per["set_seed"].astype("Int64")
+    df = per.iloc[pidx].reset_index(drop=True)
+    cols: dict[str, list[Any]] = {c: [] for c in ("context", "topic", "n_messages", "seed", "repeat", "instrument",
+                                                   "item_id", "part", "dimension", "wording", "position",
+                                                   "option_order", "k")}
     for q in queries:
-        p, c = q.persona, q.context
-        rec = {
-            "run_id": q.run_id, "model": q.model, "condition": "baseline" if p.is_baseline else "persona",
-            "persona_id": p.id, "persona_kind": p.kind, "population": p.population, "set_seed": p.set_seed,
-            "persona_name": p.name, "gender": p.gender, "context": c.label, "topic": c.topic or "none",
-            "n_messages": int(c.n_messages or 0), "seed": q.seed, "repeat": q.repeat, "instrument": q.instrument,
-            "item_id": q.item_id, "part": q.part, "dimension": q.dimension, "wording": q.wording,
-            "position": q.position, "option_order": ",".join(str(i) for i in q.option_order),
-            "k": len(q.option_order),
-        }
-        for name, value in p.attributes.items():
-            rec[f"attr_{name}"] = value
-        recs.append(rec)
-    df = pd.DataFrame.from_records(recs)
-    df["set_seed"] = df["set_seed"].astype("Int64")
+        c = q.context
+        for name, value in (("context", c.label), ("topic", c.topic or "none"), ("n_messages", int(c.n_messages or 0)),
+                            ("seed", q.seed), ("repeat", q.repeat), ("instrument", q.instrument),
+                            ("item_id", q.item_id), ("part", q.part), ("dimension", q.dimension),
+                            ("wording", q.wording), ("position", q.position),
+                            ("option_order", ",".join(map(str, q.option_order))), ("k", len(q.option_order))):
+            cols[name].append(value)
+    df = df.assign(run_id=[q.run_id for q in queries], model=[q.model for q in queries], **cols)
     return df
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -23,13 +23,29 @@ from valuescope.backends.synthetic_spec import SyntheticSpec
 BASELINE_KIND = "baseline"
 
 
-def stable_normals(keys: Sequence[str]) -> np.ndarray:
-    """One standard normal per key, from the first 53 bits of its SHA-256 (same on any machine)."""
-    if not len(keys):
+def key_hashes(keys: Sequence[str]) -> np.ndarray:
+    """The first 64 bits of each key's SHA-256, as uint64 (computed once per design)."""
+    return np.array([int.from_bytes(hashlib.sha256(k.encode("utf-8")).digest()[:8], "big") for k in keys],
+                    dtype=np.uint64)
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (Steele et al. 2014), vectorised; uint64 arithmetic wraps."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def stable_normals(hashes: np.ndarray, *stream: object) -> np.ndarray:
+    """One standard normal per key hash for the stream ``stream`` (e.g. seed, kind, salt): the top 53 bits of
+    SplitMix64(hash XOR SHA-256(stream)) as a uniform, through the normal quantile. Same on any machine."""
+    if not len(hashes):
         return np.zeros(0)
-    ints = np.array([int.from_bytes(hashlib.sha256(k.encode("utf-8")).digest()[:8], "big") >> 11
-                     for k in keys], dtype=np.float64)
-    return ndtri((ints + 0.5) / 2.0**53)
+    tag = np.uint64(key_hashes(["\x1f".join(str(s) for s in stream)])[0])
+    x = _splitmix(_splitmix(np.asarray(hashes, dtype=np.uint64) ^ tag))
+    return ndtri(((x >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53)
 
 
 def _matches(key: str, instrument: str, dimension: str, groups: Sequence[str]) -> int:
@@ -65,6 +81,17 @@ def persona_unit(meta: Mapping[str, Any]) -> str:
     return str(meta["persona_id"]) if seed is None else f"{meta['persona_id']}|{int(seed)}"
 
 
+class Cell(NamedTuple):
+    unit: str
+    baseline: bool
+    instrument: str
+    dimension: str
+    groups: tuple[str, ...]
+    attributes: dict[str, Any]
+    name: str | None
+    persona_id: str
+
+
 @dataclass
 class Design:
     """Queries as arrays. ``cell`` indexes (persona, instrument, dimension) cells; -1 = catch item."""
@@ -80,13 +107,28 @@ class Design:
     item: np.ndarray
     items: list[str]
     cell: np.ndarray
-    cells: pd.DataFrame  # unit, baseline, instrument, dimension, groups, attributes, name, persona_id
+    cells: list[Cell]
     ctx: np.ndarray  # (persona, context, instrument, dimension) codes
     ctx_keys: list[str]
     rep: np.ndarray  # (persona, context, context seed, repeat, instrument, dimension) codes
     rep_keys: list[str]
     query: np.ndarray  # (persona, context, context seed, repeat, instrument, item) codes
     query_keys: list[str]
+    _hashes: dict[str, np.ndarray] = field(default_factory=dict)
+    _fixed: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def hashes(self, kind: str) -> np.ndarray:
+        """Key hashes of ``kind`` (cells, ctx, rep, query, items), computed once."""
+        if kind not in self._hashes:
+            keys = {"cells": [f"{c.unit}\x1f{c.instrument}\x1f{c.dimension}" for c in self.cells],
+                    "ctx": self.ctx_keys, "rep": self.rep_keys, "query": self.query_keys,
+                    "items": self.items}[kind]
+            self._hashes[kind] = key_hashes(keys)
+        return self._hashes[kind]
+
+    @property
+    def baseline_cells(self) -> np.ndarray:
+        return np.array([c.baseline for c in self.cells], dtype=bool)
 
 
 def _codes(keys: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -118,16 +160,14 @@ def design_from_metas(metas: Sequence[Mapping[str, Any]]) -> Design:
             ck = f"{unit}\x1f{inst}\x1f{dim}"
             cell_keys.append(ck)
             if ck not in cell_rows:
-                cell_rows[ck] = (unit, m.get("persona_kind") == BASELINE_KIND, inst, str(dim),
-                                 tuple(m.get("groups") or ()), dict(m.get("attributes") or {}),
-                                 m.get("persona_name"), str(m["persona_id"]))
+                cell_rows[ck] = Cell(unit, m.get("persona_kind") == BASELINE_KIND, inst, str(dim),
+                                     tuple(m.get("groups") or ()), dict(m.get("attributes") or {}),
+                                     m.get("persona_name"), str(m["persona_id"]))
         ctx_keys.append(f"{unit}\x1f{m['context']}\x1f{inst}\x1f{dim}")
         where = f"{unit}\x1f{m['context']}\x1f{m.get('context_seed', 0)}\x1f{m.get('repeat', 0)}\x1f{inst}"
         rep_keys.append(f"{where}\x1f{dim}")
         query_keys.append(f"{where}\x1f{m['item_id']}")
-    cells = pd.DataFrame(list(cell_rows.values()),
-                         columns=["unit", "baseline", "instrument", "dimension", "groups", "attributes", "name",
-                                  "persona_id"])
+    cells = list(cell_rows.values())
     index = {ck: j for j, ck in enumerate(cell_rows)}
     cell = np.array([index.get(ck, -1) for ck in cell_keys], dtype=np.int64)
     item, items = _codes(item_keys)
@@ -144,10 +184,10 @@ def design_from_metas(metas: Sequence[Mapping[str, Any]]) -> Design:
     )
 
 
-def cell_fixed(spec: SyntheticSpec, cells: pd.DataFrame) -> np.ndarray:
+def cell_fixed(spec: SyntheticSpec, cells: Sequence[Cell]) -> np.ndarray:
     """Per cell: baseline mean + attribute effects + named-persona effects (no random part)."""
     out = np.zeros(len(cells))
-    for j, c in enumerate(cells.itertuples(index=False)):
+    for j, c in enumerate(cells):
         value = dimension_mean(spec, c.instrument, c.dimension, c.groups)
         if not c.baseline:
             for key, shifts in spec.effects.items():
@@ -165,28 +205,30 @@ def latent(spec: SyntheticSpec, design: Design, *, salt: str = "", fixed: np.nda
     """``eta`` of every query (module docstring of ``synthetic_spec``). ``salt`` re-draws the persona, drift
     and repeat effects (not the item offsets, which belong to the model)."""
     if fixed is None:
-        fixed = cell_fixed(spec, design.cells)
+        key = spec.model_dump_json(include={"baseline", "default_mean", "effects", "personas"})
+        if key not in design._fixed:
+            design._fixed = {key: cell_fixed(spec, design.cells)}  # one spec's effects cached at a time
+        fixed = design._fixed[key]
     s = spec.seed
     dim_part = np.zeros(design.n)
     scored = design.cell >= 0
     dim_part[scored] = fixed[design.cell[scored]]
     if spec.persona_sd > 0 and len(design.cells):
-        u = spec.persona_sd * stable_normals([f"{s}\x1fu\x1f{salt}\x1f{c}\x1f{i}\x1f{d}" for c, i, d in zip(
-            design.cells["unit"], design.cells["instrument"], design.cells["dimension"], strict=True)])
-        u[design.cells["baseline"].to_numpy(dtype=bool)] = 0.0
+        u = spec.persona_sd * stable_normals(design.hashes("cells"), s, "u", salt)
+        u[design.baseline_cells] = 0.0
         dim_part[scored] += u[design.cell[scored]]
     if spec.drift_sd > 0:
-        v = spec.drift_sd * stable_normals([f"{s}\x1fv\x1f{salt}\x1f{k}" for k in design.ctx_keys])
+        v = spec.drift_sd * stable_normals(design.hashes("ctx"), s, "v", salt)
         dim_part[scored] += v[design.ctx[scored]]
     if spec.repeat_sd > 0:
-        w = spec.repeat_sd * stable_normals([f"{s}\x1fw\x1f{salt}\x1f{k}" for k in design.rep_keys])
+        w = spec.repeat_sd * stable_normals(design.hashes("rep"), s, "w", salt)
         dim_part[scored] += w[design.rep[scored]]
     if spec.query_sd > 0:
-        e = spec.query_sd * stable_normals([f"{s}\x1fe\x1f{salt}\x1f{k}" for k in design.query_keys])
+        e = spec.query_sd * stable_normals(design.hashes("query"), s, "e", salt)
         dim_part += e[design.query]
     eta = np.where(design.reverse, -dim_part, dim_part)
     if spec.item_sd > 0:
-        off = spec.item_sd * stable_normals([f"{spec.item_seed}\x1fitem\x1f{k}" for k in design.items])
+        off = spec.item_sd * stable_normals(design.hashes("items"), spec.item_seed, "item")
         eta = eta + off[design.item]
     if spec.position_slope:
         eta = eta + spec.position_slope * np.where(design.sequential, design.position, 0.0)

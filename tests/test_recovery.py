@@ -1,0 +1,187 @@
+"""Parameter recovery and null models: the real metric functions on studies answered by the synthetic model.
+
+Each replication is the same planned study answered by the model with another seed (fresh persona, drift,
+repeat and query draws), built with ``simulate`` (equal to a run through runner and store: tested in
+test_synthetic_backend.py). The truth is the model's population value (``valuescope.truth``). A 95%
+interval should cover it in about 95% of replications; we require 90% of 50.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from valuescope.backends.synthetic_spec import SyntheticSpec
+from valuescope.metrics import compute_metrics, effects_grid
+from valuescope.scoring import score_personas
+from valuescope.simulate import prepare
+from valuescope.spec import study_from_dict
+from valuescope.truth import truth_tables, with_truth
+
+REPS = 50
+
+
+def _study(**over):
+    data = {"name": "rec", "report": False, "models": [{"name": "syn", "backend": "synthetic"}],
+            "instruments": [{"name": "mfq30"}],
+            "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 40, "seeds": [111]}]},
+            "option_order": "permute-persona"}
+    data.update(over)
+    return study_from_dict(data)
+
+
+def _coverage(frames: list[pd.DataFrame], metrics: list[str]) -> pd.DataFrame:
+    allm = pd.concat(frames, ignore_index=True)
+    m = allm[allm["metric"].isin(metrics) & allm["truth"].notna() & allm["ci_low"].notna()]
+    m = m.assign(covered=(m["ci_low"] <= m["truth"]) & (m["truth"] <= m["ci_high"]))
+    return m.groupby(["metric", "dimension", "context_a", "context_b"])["covered"].agg(["mean", "size"]).reset_index()
+
+
+METRIC_INPUT = ["run_id", "model", "condition", "persona_id", "set_seed", "context", "topic", "n_messages", "repeat",
+                "instrument", "item_id", "dimension", "k", "argmax", "argmax_value", "valid", "expected"]
+
+
+def _slim(resp: pd.DataFrame) -> pd.DataFrame:
+    """Only the columns the metrics read (the persona attributes make every pandas filter slower)."""
+    return resp[METRIC_INPUT + [c for c in resp.columns if c.startswith("p_")]]
+
+
+def _check(cov: pd.DataFrame, metrics: list[str]) -> None:
+    """Each metric's interval covers the truth in >= 90% of (replication, dimension) cases, and in >= 80% of the
+    replications of every single dimension / context."""
+    assert set(cov["metric"]) == set(metrics) and (cov["size"] == REPS).all()
+    pooled = cov.groupby("metric")["mean"].mean()
+    assert (pooled >= 0.9).all(), f"pooled coverage below 90%:\n{pooled}\n{cov}"
+    assert (cov["mean"] >= 0.8).all(), f"coverage below 80%:\n{cov[cov['mean'] < 0.8]}"
+
+
+@functools.cache
+def _distribution_runs(query_sd: float, n: int) -> pd.DataFrame:
+    """Inertia and steerability over REPS replications of ``n`` personas; ``query_sd`` > 0 also makes the
+    baseline noisy."""
+    spec = SyntheticSpec(baseline={"Harm": 1.5, "Fairness": 1.0, "Ingroup": -0.3, "Authority": 0.2, "Purity": -1.0},
+                         persona_sd=0.8, query_sd=query_sd, temperature=0.6, item_sd=0.3,
+                         effects={"sex=Female": {"Harm": 0.6, "Purity": -0.5}})
+    sim = prepare(_study(population={"baseline": True, "sources": [{"kind": "wvs", "n": n, "seeds": [111]}]}))
+    truth = truth_tables(sim, spec, n_target=20000)
+    assert truth.metrics.loc[truth.metrics["metric"] == "steerability_jsd", "truth"].min() > 0.005  # planted
+    frames = []
+    for r in range(REPS):
+        resp = _slim(sim.responses(spec.model_copy(update={"seed": r + 1})))
+        frames.append(with_truth(compute_metrics(resp, None, n_boot=200, n_perm=0, seed=r, convergence_sizes=()),
+                                 truth))
+    return _coverage(frames, ["inertia_soft", "inertia_hard", "steerability_jsd"])
+
+
+def test_inertia_and_steerability_recovered():
+    _check(_distribution_runs(0.0, 150), ["inertia_hard", "inertia_soft", "steerability_jsd"])
+
+
+@pytest.mark.xfail(strict=True, reason="known (found with this model): steerability's CI holds the baseline fixed, "
+                   "so a baseline answered once with noise (option order, sampling) is not in the interval; "
+                   "coverage ~0.7")
+def test_steerability_interval_with_a_noisy_baseline():
+    cov = _distribution_runs(0.4, 40)
+    _check(cov[cov["metric"] == "steerability_jsd"], ["steerability_jsd"])
+
+
+@functools.cache
+def _stability_runs() -> pd.DataFrame:
+    spec = SyntheticSpec(persona_sd=1.0, drift_sd=0.5, repeat_sd=0.4, query_sd=0.3, temperature=0.8)
+    study = _study(instruments=[{"name": "pvq40"}],
+                   population={"baseline": False, "sources": [{"kind": "wvs", "n": 40, "seeds": [111]}]},
+                   contexts={"topics": ["joke", "chess", "grammar"], "n_messages": [1]}, repeats=3)
+    sim = prepare(study)
+    truth = truth_tables(sim, spec, n_target=3000)
+    t = truth.metrics.set_index(["metric", "dimension", "context_a", "context_b"])["truth"]
+    # drift and repeat noise make both stabilities clearly less than 1
+    assert 0.3 < t[("rank_order", "", "all", "all")] < 0.95
+    assert 0.3 < t[("ipsative", "", "all", "all")] < 0.95
+    frames = []
+    for r in range(REPS):
+        resp = _slim(sim.responses(spec.model_copy(update={"seed": r + 1})))
+        m = compute_metrics(resp, score_personas(resp, sim.instruments), n_boot=100, n_perm=0, seed=r,
+                            convergence_sizes=())
+        frames.append(with_truth(m, truth))
+    cov = _coverage(frames, ["rank_order", "ipsative", "icc"])
+    return cov[(cov["context_a"] == "all") | (cov["metric"] == "icc")]
+
+
+def test_stability_and_icc_recovered():
+    cov = _stability_runs()
+    _check(cov[cov["dimension"] != ""], ["rank_order", "icc"])
+    _check(cov[cov["metric"] == "ipsative"], ["ipsative"])
+
+
+@pytest.mark.xfail(strict=True, reason="known (found with this model): Spearman's small-sample bias toward 0 "
+                   "survives averaging over values while the variance shrinks; the percentile interval of the "
+                   "mean Rank-Order stability covers the truth in ~0.77 of replications at 30-40 personas")
+def test_mean_rank_order_interval_covers_truth():
+    cov = _stability_runs()
+    _check(cov[(cov["metric"] == "rank_order") & (cov["dimension"] == "")], ["rank_order"])
+
+
+def test_cohens_d_recovered_and_null_grid_is_uniform():
+    spec = SyntheticSpec(persona_sd=1.0, query_sd=0.3, effects={"sex=Female": {"Harm": 0.8}})
+    study = _study(population={"baseline": False, "sources": [{"kind": "wvs", "n": 80, "seeds": [111]}]})
+    sim = prepare(study)
+    truth = truth_tables(sim, spec).effects
+    d_true = truth[(truth["attribute"] == "sex") & (truth["level"] == "Female") & (truth["dimension"] == "Harm")][
+        "d_true"].iloc[0]
+    assert 0.6 < d_true < 0.95
+    covered, null_p = [], []
+    for r in range(2 * REPS):  # 100: the interval's true coverage here is ~0.96 (400 fast replications)
+        resp = sim.responses(spec.model_copy(update={"seed": r + 1}))
+        resp = resp.drop(columns=[c for c in resp.columns if c.startswith("attr_") and c != "attr_sex"])
+        grid = effects_grid(score_personas(resp, sim.instruments))
+        cell = grid[(grid["attribute"] == "sex") & (grid["level"] == "Female") & (grid["dimension"] == "Harm")].iloc[0]
+        n1, n2, d = cell["n_level"], cell["n_rest"], cell["d"]
+        se = np.sqrt((n1 + n2) / (n1 * n2) + d * d / (2 * (n1 + n2)))  # Hedges & Olkin 1985
+        covered.append(abs(d - d_true) <= 1.96 * se)
+        other = grid[(grid["attribute"] == "sex") & (grid["level"] == "Female") & (grid["dimension"] != "Harm")]
+        null_p.extend(other["p"].dropna().tolist())
+    assert len(covered) == 2 * REPS and np.mean(covered) >= 0.9
+    # dimensions with no planted effect: p-values roughly uniform
+    assert stats.kstest(null_p, "uniform").pvalue > 0.001
+    assert 0.01 < np.mean(np.array(null_p) < 0.05) < 0.1
+
+
+@pytest.mark.parametrize("option_order, bias", [("fixed", [0.1, 0.12, 0.45, 0.13, 0.1, 0.1]),
+                                                ("permute-query", None)])
+def test_persona_blind_model_gives_null_steerability(option_order, bias):
+    spec = SyntheticSpec(persona_sd=0.0, query_sd=0.6, baseline={"Harm": 1.0}, letter_bias=bias,
+                         letter_weight=0.5 if bias else 0.0)
+    sim = prepare(_study(option_order=option_order,
+                         population={"baseline": True, "sources": [{"kind": "wvs", "n": 30, "seeds": [111]}]},
+                         repeats=1))
+    truth = truth_tables(sim, spec, n_target=1500)
+    assert truth.metrics.loc[truth.metrics["metric"] == "steerability_jsd", "truth"].max() < 1e-3
+    big = truth.effects[truth.effects["n_level"] >= 10]  # levels with few personas: the truth is imprecise
+    assert len(big) and big["d_true"].abs().max() < 0.15
+    pvals = []
+    for r in range(REPS):
+        m = compute_metrics(_slim(sim.responses(spec.model_copy(update={"seed": r + 1}))), None, n_boot=0,
+                            n_perm=100, seed=r, convergence_sizes=())
+        pvals.extend(m.loc[m["metric"] == "steerability_p", "value"].tolist())
+    pvals = np.array(pvals)
+    assert len(pvals) == 5 * REPS
+    assert np.mean(pvals < 0.05) < 0.1  # false-positive rate near 5%
+    assert stats.kstest(pvals, "uniform").pvalue > 0.001
+
+
+def test_no_context_drift_gives_stability_one():
+    spec = SyntheticSpec(persona_sd=1.0, drift_sd=0.0, repeat_sd=0.0, temperature=0.8, item_sd=0.5)
+    study = _study(instruments=[{"name": "pvq40"}],
+                   population={"baseline": False, "sources": [{"kind": "wvs", "n": 20, "seeds": [111]}]},
+                   contexts={"topics": ["joke", "chess"], "n_messages": [1]})
+    sim = prepare(study)
+    resp = sim.responses(spec)
+    m = compute_metrics(resp, score_personas(resp, sim.instruments), n_boot=50, n_perm=0, convergence_sizes=())
+    top = m[(m["context_a"] == "all") & (m["dimension"] == "") & m["metric"].isin(["rank_order", "ipsative"])]
+    assert len(top) == 2 and np.allclose(top["value"], 1.0)
+    truth = truth_tables(sim, spec, n_target=500).metrics
+    assert np.allclose(truth.loc[truth["metric"].isin(["rank_order", "ipsative"]), "truth"], 1.0)

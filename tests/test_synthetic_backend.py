@@ -186,3 +186,26 @@ def test_generate_is_deterministic():
     texts = b.generate(reqs)
     assert texts == b.generate(reqs) and all(t.strip() for t in texts)
     assert texts == [b.generate([r])[0] for r in reqs]  # independent of the batch
+
+
+def test_export_writes_truth_beside_the_metrics(tmp_path: Path):
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    data = _study(tmp_path, {"persona_sd": 1.0, "effects": {"sex=Female": {"Harm": 1.0}}})
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(data))
+    run = subprocess.run([sys.executable, "-m", "valuescope", "run", "study.yaml", "-q", "--no-report"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert run.returncode == 0, run.stderr
+    run_id = Store(tmp_path / "out").runs()[0]["run_id"]
+    exp = subprocess.run([sys.executable, "-m", "valuescope", "export", run_id, "--dir", "out", "--out", "x"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert exp.returncode == 0, exp.stderr
+    m = pd.read_csv(tmp_path / "x" / "metrics_truth.csv")
+    inertia = m[(m["metric"] == "inertia_soft") & (m["dimension"] == "Harm")].iloc[0]
+    assert 0 < inertia["truth"] < 1 and "value" in m.columns
+    eff = pd.read_csv(tmp_path / "x" / "effects_truth.csv")
+    cell = eff[(eff["attribute"] == "sex") & (eff["level"] == "Female") & (eff["dimension"] == "Harm")]
+    assert cell["d_true"].iloc[0] > 0.5

@@ -432,6 +432,16 @@ def export(
     target = out_dir or directory / "export" / tables.run_id
     for path in write_tables(tables, target):
         out.print(str(path))
+    from valuescope.truth import run_truth
+
+    try:
+        truth = run_truth(tables)
+    except _user_errors() as exc:
+        fail(f"the synthetic model's truth could not be computed: {exc}")
+    if truth is not None:  # a synthetic model: its ground truth beside the measured metrics
+        for name, df in zip(("metrics_truth", "effects_truth"), truth, strict=True):
+            df.to_csv(target / f"{name}.csv", index=False)
+            out.print(str(target / f"{name}.csv"))
 
 
 def _write_report(store_dir: Path, run_ids: list[str], out_dir: Path) -> Path:

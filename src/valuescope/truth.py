@@ -232,3 +232,19 @@ def with_truth(metrics: pd.DataFrame, truth: Truth) -> pd.DataFrame:
     keys = ["instrument", "metric", "dimension", "context_a", "context_b"]
     t = truth.metrics.drop_duplicates(keys)
     return metrics.merge(t, on=keys, how="left")
+
+
+def run_truth(tables: Any, *, n_target: int = 4000) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """For a stored run of a synthetic model (``analysis.RunTables``): its metrics table with a ``truth``
+    column, and the d grid's truth (``EFFECT_TRUTH_COLUMNS``). None for any other backend."""
+    from valuescope.simulate import prepare
+    from valuescope.spec import study_from_dict
+
+    study = study_from_dict(tables.info["study"], source=f"run {tables.run_id}")
+    model = study.models[0]
+    if model.backend != "synthetic":
+        return None
+    from valuescope.backends.synthetic_spec import resolve_synthetic
+
+    truth = truth_tables(prepare(study, model), resolve_synthetic(model.path, model.synthetic), n_target=n_target)
+    return with_truth(tables.metrics, truth), truth.effects

@@ -20,6 +20,8 @@ STUDY = {"name": "pw", "models": [{"name": "m", "backend": "synthetic"}],
          "instruments": [{"name": "mfq30"}, {"name": "pvq40"}],
          "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 20, "seeds": [111, 333]}]}}
 
+pytestmark = pytest.mark.slow  # replications: tens of seconds on 2 idle cores
+
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:

@@ -9,7 +9,7 @@ truth (``valuescope.truth``):
 1. ``planted``: personas differ (persona_sd 1), drift across topics, run-to-run noise, an attribute effect;
 2. ``persona-blind``: the persona changes nothing (only per-query noise);
 3. ``letter-biased``: persona-blind, and half of every answer follows the letter shown, not the content,
-   under option orders permuted per persona (the demo's design) and under a fixed order.
+   under option orders permuted per persona and under a fixed order (the other two: a fixed order).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ MODELS = {
     "letter-biased": SyntheticSpec(persona_sd=0.0, query_sd=0.5, baseline={"Harm": 1.5, "Benevolence": 1.0},
                                    letter_bias=BIAS, letter_weight=0.5),
 }
-SHOW = [("mfq30", "inertia_soft", "Harm"), ("mfq30", "inertia_hard", "Harm"), ("mfq30", "steerability_jsd", "Harm"),
+SHOW = [("mfq30", "inertia_soft", "Harm"), ("mfq30", "inertia_hard", "Harm"),
+        ("mfq30", "steerability_jsd_soft", "Harm"), ("mfq30", "position_bias_soft", ""),
         ("pvq40", "rank_order", ""), ("pvq40", "ipsative", ""), ("pvq40", "icc", "Benevolence")]
 
 
@@ -49,11 +50,12 @@ def measure(spec: SyntheticSpec, option_order: str) -> pd.DataFrame:
     for inst, metric, dim in SHOW:
         m = metrics[(metrics["instrument"] == inst) & (metrics["metric"] == metric) & (metrics["dimension"] == dim)]
         m = m[m["context_a"].isin(["all", "joke@1"])].iloc[0]
-        p = metrics[(metrics["instrument"] == inst) & (metrics["metric"] == "steerability_p")
+        p = metrics[(metrics["instrument"] == inst) & (metrics["metric"] == "steerability_p_soft")
                     & (metrics["dimension"] == dim) & (metrics["context_a"] == m["context_a"])]
         rows.append({"metric": f"{metric} {dim}".strip(), "truth": m["truth"], "measured": m["value"],
                      "ci": f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]",
-                     "p": p["value"].iloc[0] if metric == "steerability_jsd" and len(p) else float("nan")})
+                     "p": p["value"].iloc[0] if metric == "steerability_jsd_soft" and len(p) else float("nan"),
+                     "note": m["note"]})
     grid = effects_grid(scores)
     cell = grid[(grid["instrument"] == "mfq30") & (grid["attribute"] == "sex") & (grid["level"] == "Female")
                 & (grid["dimension"] == "Harm") & (grid["context"] == "joke@1")].iloc[0]
@@ -66,7 +68,7 @@ def measure(spec: SyntheticSpec, option_order: str) -> pd.DataFrame:
 
 def main() -> None:
     for name, spec in MODELS.items():
-        orders = ["permute-persona", "fixed"] if name == "letter-biased" else ["permute-persona"]
+        orders = ["permute-persona", "fixed"] if name == "letter-biased" else ["fixed"]
         for order in orders:
             print(f"\n### {name} (option_order: {order})\n")
             table = measure(spec, order)

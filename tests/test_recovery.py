@@ -51,7 +51,8 @@ def _coverage(frames: list[pd.DataFrame], metrics: list[str]) -> pd.DataFrame:
 
 
 METRIC_INPUT = ["run_id", "model", "condition", "persona_id", "set_seed", "context", "topic", "n_messages", "repeat",
-                "instrument", "item_id", "dimension", "k", "argmax", "argmax_value", "valid", "expected"]
+                "instrument", "item_id", "part", "dimension", "position", "option_order", "k", "argmax", "argmax_value",
+                "valid", "expected"]
 
 
 def _slim(resp: pd.DataFrame) -> pd.DataFrame:
@@ -198,3 +199,19 @@ def test_no_context_drift_gives_stability_one():
     assert len(top) == 2 and np.allclose(top["value"], 1.0)
     truth = truth_tables(sim, spec, n_target=500).metrics
     assert np.allclose(truth.loc[truth["metric"].isin(["rank_order", "ipsative"]), "truth"], 1.0)
+
+
+def test_position_bias_reads_the_share_that_follows_the_letter():
+    """A content-only model scores ~0, a letter-only one ~1, a half-and-half mixture in between; like-for-like
+    steerability of a persona-blind letter-biased model stays null under permuted orders."""
+    sim = prepare(_study(option_order="permute-query",
+                         population={"baseline": True, "sources": [{"kind": "wvs", "n": 30, "seeds": [111]}]}))
+    bias = [0.10, 0.12, 0.45, 0.13, 0.10, 0.10]
+    readings = {}
+    for w in (0.0, 0.5, 1.0):
+        spec = SyntheticSpec(persona_sd=0.5, query_sd=0.3, item_sd=1.0, letter_bias=bias, letter_weight=w)
+        m = compute_metrics(_slim(sim.responses(spec)), None, n_boot=20, n_perm=50, convergence_sizes=())
+        pb = m[m["metric"] == "position_bias_soft"]
+        assert len(pb) == 1, m["metric"].unique()
+        readings[w] = float(pb["value"].iloc[0])
+    assert readings[0.0] < 0.1 and readings[1.0] > 0.9 and readings[0.0] < readings[0.5] < readings[1.0]

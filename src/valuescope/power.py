@@ -7,10 +7,11 @@ Procedure (:func:`power_analysis`):
    study's WVS sources with more personas per set) is planned once with the study's design: contexts,
    repeats, option order, and the instruments that hold the effects' dimensions (all with ``all_instruments``).
 2. Each effect ``attribute=level:dimension=d`` is a Cohen's d on the measured persona score
-   (``raw_score`` of that dimension or score group, level vs the rest, as the effects grid computes it).
-   The latent shift that gives that d under the model is found by secant iteration on the model's true d
-   (:mod:`valuescope.truth`'s definition, on ``calib_personas`` personas: the pool with fresh draws); ``latent=True``
-   plants the numbers as latent shifts instead.
+   (``raw_score`` of that dimension or score group), the level against its comparison group as the effects
+   grid has it (the reference level, e.g. religion: not religious; the other level of a binary attribute;
+   else all the rest). The latent shift that gives that d under the model is found by secant iteration on
+   the model's true d (:mod:`valuescope.truth`'s definition, on ``calib_personas`` personas: the pool with
+   fresh draws); ``latent=True`` plants the numbers as latent shifts instead.
 3. ``reps`` replications: fresh model draws for the whole pool (``salt``), then for every size N a random
    subset of N pool personas (without replacement, seeded). Per replication and size: the planned
    contrast's Cohen's d and its two-sided Welch t-test (detected = ``p < alpha`` with the planted sign),
@@ -156,12 +157,23 @@ def _persona_values(pool: _Pool, raw: np.ndarray, eff: Effect, context: str) -> 
 
 
 def _in_level(pool: _Pool, eff: Effect) -> tuple[np.ndarray, np.ndarray]:
+    """Pool personas with the effect's level, and those it is compared with: the attribute's reference level
+    (religion: not religious), the other level of a binary attribute, or all the rest, as the effects grid
+    (``metrics.effects.contrasts``) compares them."""
+    from valuescope.metrics.effects import REFERENCE_LEVELS, attribute_levels, contrasts
+
     attr, lev = eff.level.split("=", 1)
     resp = pool.index.respondents
     first = resp[pool.resp_unit >= 0].drop_duplicates("unit").set_index("unit").reindex(pool.units)
     vals = first[f"attr_{attr}"]
-    known = vals.notna().to_numpy()
-    return known & (vals.astype(str) == lev).to_numpy(), known
+    inl = vals.notna().to_numpy() & (vals.astype(str) == lev).to_numpy()
+    labels = attribute_levels(vals)
+    pairs = contrasts(attr, sorted(labels.dropna().unique()), REFERENCE_LEVELS)
+    refs = {lv: ref for lv, ref in pairs} | {ref: lv for lv, ref in pairs if ref is not None and len(pairs) == 1}
+    ref = refs.get(lev)
+    if ref is not None:
+        return inl, (labels == ref).to_numpy()
+    return inl, labels.notna().to_numpy() & ~inl
 
 
 def _d(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -188,12 +200,12 @@ def calibrate(pool: _Pool, spec: SyntheticSpec, effects: list[Effect], *, n_targ
         if eff.target == 0:
             eff.latent = 0.0
             continue
-        inl, known = _in_level(pool, eff)
+        inl, comp = _in_level(pool, eff)
         if inl.sum() < 2:
             raise SpecError(f"--effect {eff.level}: fewer than 2 personas of the pool have this level")
         ctx = _context(pool, eff)
 
-        def true_d(shift: float, eff: Effect = eff, inl: np.ndarray = inl, known: np.ndarray = known,
+        def true_d(shift: float, eff: Effect = eff, inl: np.ndarray = inl, comp: np.ndarray = comp,
                    ctx: str = ctx) -> float:
             others = [(e.level, e.dimension, e.latent) for e in effects if e is not eff]
             s = with_effects(spec, [*others, (eff.level, eff.dimension, shift)])
@@ -202,7 +214,7 @@ def calibrate(pool: _Pool, spec: SyntheticSpec, effects: list[Effect], *, n_targ
                 raw, _ = fast_scores(pool.index, pool.sim.expected(pool.sim.probs(s, salt=f"calib:{r}")))
                 v = _persona_values(pool, raw, eff, ctx)
                 xs.append(v[inl])
-                ys.append(v[known & ~inl])
+                ys.append(v[comp])
             return _d(np.concatenate(xs), np.concatenate(ys))[0]
 
         shift = eff.target
@@ -251,8 +263,8 @@ def power_analysis(study: Study, spec: SyntheticSpec, effects: Sequence[tuple[st
         for n in sizes:
             pick = np.zeros(len(pool.units), dtype=bool)
             pick[rng.choice(len(pool.units), size=n, replace=False)] = True
-            for e, ((inl, known), _), v in zip(effs, levels, values, strict=True):
-                d, p = _d(v[pick & inl], v[pick & known & ~inl])
+            for e, ((inl, comp), _), v in zip(effs, levels, values, strict=True):
+                d, p = _d(v[pick & inl], v[pick & comp])
                 records.setdefault((n, "effect", "cohens_d", e.instrument, e.label), []).append(d)
                 same_sign = e.target == 0 or np.sign(d) == np.sign(e.target)  # a null effect: any sign
                 hit = float(np.isfinite(p) and p < alpha and same_sign)
@@ -277,7 +289,7 @@ def _metric_estimates(pool: _Pool, sums: tuple, score: np.ndarray, pick: np.ndar
         records.setdefault((n, "metric", "inertia_hard", *key), []).append(
             float(1 - _entropy(ph[c, :k]) / np.log2(k)))
         if bs[c, :k].sum() > 0:
-            records.setdefault((n, "metric", "steerability_jsd", *key), []).append(_jsd(bs[c, :k], ps[c, :k]))
+            records.setdefault((n, "metric", "steerability_jsd_soft", *key), []).append(_jsd(bs[c, :k], ps[c, :k]))
     resp = pool.index.respondents
     g = pool.index.groups
     for inst in sorted(resp["instrument"].unique()):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from valuescope.power import personas_needed
 
-HEADLINE = ("inertia_soft", "steerability_jsd", "rank_order", "ipsative", "icc")
+HEADLINE = ("inertia_soft", "steerability_jsd_soft", "rank_order", "ipsative", "icc")
 
 
 def width_summary(table: pd.DataFrame) -> pd.DataFrame:

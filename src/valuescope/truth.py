@@ -17,8 +17,9 @@ population, written here independently of ``valuescope.metrics`` (own entropy, r
   personas;
 * ``icc``, ``var_repeat``, ``var_between``: ``sigma_b^2 / (sigma_b^2 + sigma_w^2)`` from the population's
   within-persona (over repeats) and between-persona score variances;
-* the Cohen's d grid: ``(mean_level - mean_rest) / pooled within-group SD`` of the persona scores
-  (``raw_score``, mean over repeats) for every attribute level against the rest (``effects_truth``).
+* the Cohen's d grid: ``(mean_level - mean_ref) / pooled within-group SD`` of the persona scores
+  (``raw_score``, mean over repeats) for the grid's contrasts (``metrics.effects.contrasts``: each level vs
+  the attribute's reference level, the other level of a binary attribute, or the rest) (``effects_truth``).
 
 Score levels follow the metrics (``basic`` where the instrument has it, else ``dimension``).
 """
@@ -39,7 +40,8 @@ from valuescope.spec import SpecError
 from valuescope.types import Instrument
 
 TRUTH_COLUMNS = ["instrument", "metric", "dimension", "context_a", "context_b", "truth"]
-EFFECT_TRUTH_COLUMNS = ["instrument", "context", "attribute", "level", "dimension", "d_true", "n_level", "n_rest"]
+EFFECT_TRUTH_COLUMNS = ["instrument", "context", "attribute", "level", "reference", "dimension", "d_true", "n_level",
+                        "n_rest"]
 
 
 def check_spec_dimensions(spec: SyntheticSpec, instruments: dict[str, Instrument]) -> None:
@@ -205,14 +207,18 @@ def _score_rows(inst_id: str, inst: Instrument, index: Any, raws: np.ndarray, sc
 
 def _effect_truth(inst_id: str, sub: pd.DataFrame, units: list[str], ctxs: list[str], values: list[str],
                   raw_arr: np.ndarray, R: int, effects: list[dict[str, Any]]) -> None:
+    from valuescope.metrics.effects import REFERENCE_LEVELS, attribute_levels, contrasts
+
     per = np.nanmean(raw_arr, axis=0)  # (contexts, units x R, values): mean over repeats
     first = sub.drop_duplicates("unit").set_index("unit").reindex(units)
     for attr in sorted(c for c in sub.columns if c.startswith("attr_")):
-        labels = np.tile(first[attr].map(lambda v: None if pd.isna(v) else str(v)).to_numpy(dtype=object), R)
-        known = np.array([lab is not None for lab in labels])
-        for lev in sorted({lab for lab in labels if lab is not None}):
+        # the grid's contrasts: levels (numeric ones binned) vs the reference level, the other level, or the rest
+        lab = attribute_levels(first[attr])
+        labels = np.tile(lab.to_numpy(dtype=object), R)
+        known = np.tile(lab.notna().to_numpy(), R)
+        for lev, ref in contrasts(attr[5:], sorted(lab.dropna().unique()), REFERENCE_LEVELS):
             inl = labels == lev
-            rest = known & ~inl
+            rest = (labels == ref) if ref is not None else known & ~inl
             for c, ctx in enumerate(ctxs):
                 for v, name in enumerate(values):
                     x, y = per[c, inl, v], per[c, rest, v]
@@ -223,8 +229,8 @@ def _effect_truth(inst_id: str, sub: pd.DataFrame, units: list[str], ctxs: list[
                                      / (len(x) + len(y) - 2))
                         d = float((x.mean() - y.mean()) / sp) if sp > 0 else np.nan
                     effects.append({"instrument": inst_id, "context": ctx, "attribute": attr[5:], "level": lev,
-                                    "dimension": name, "d_true": d, "n_level": int(inl.sum()) // R,
-                                    "n_rest": int(rest.sum()) // R})
+                                    "reference": "rest" if ref is None else ref, "dimension": name, "d_true": d,
+                                    "n_level": int(inl.sum()) // R, "n_rest": int(rest.sum()) // R})
 
 
 def with_truth(metrics: pd.DataFrame, truth: Truth) -> pd.DataFrame:

@@ -175,9 +175,10 @@ def test_persona_blind_model_gives_null_steerability(bias, item_sd):
     sim = prepare(_study(option_order=option_order,
                          population={"baseline": True, "sources": [{"kind": "wvs", "n": 30, "seeds": [111]}]},
                          repeats=1))
-    truth = truth_tables(sim, spec, n_target=1500)
+    truth = truth_tables(sim, spec, n_target=6000)
     steer = truth.metrics[truth.metrics["metric"].str.startswith("steerability_jsd")]
-    assert len(steer) and steer["truth"].max() < 1e-3
+    # 0 up to the simulation's precision: the one baseline is averaged over 200 draws only
+    assert len(steer) and steer["truth"].max() < 2e-3
     big = truth.effects[truth.effects["n_level"] >= 10]  # levels with few personas: the truth is imprecise
     assert len(big) and big["d_true"].abs().max() < 0.15
     pvals = []

@@ -589,7 +589,9 @@ def power(
             raise SpecError(f"--sizes: expected comma-separated integers, got {sizes!r}") from None
         if not 0 < alpha < 1 or not 0 < target < 1:
             raise SpecError("--alpha and --power must lie between 0 and 1")
-        progress = _progress_printer()
+        from valuescope.progress import ProgressBar
+
+        progress = ProgressBar(err)
         try:
             table = power_analysis(study, spec, effects, sizes=size_list, reps=reps, alpha=alpha, seed=seed,
                                    latent=latent, progress=progress)

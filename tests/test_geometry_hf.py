@@ -195,7 +195,9 @@ def test_steered_study_reports_its_effect_with_intervals(steered):
     assert rows.loc["steer_outside_mass", "value"] < 0.5
     geo = g[g["metric"].str.startswith("geometry_")]
     pc1 = geo[(geo["metric"] == "geometry_var_pc1") & (geo["dimension"] == f"layer={LAYER}")].iloc[0]
-    assert 0 < pc1["ci_low"] <= pc1["value"] <= pc1["ci_high"] <= 1 and pc1["n"] == 6
+    # a resample that repeats personas has fewer distinct directions: the bootstrap of a PC share is biased
+    # upward, and with 6 personas its percentile interval can sit just above the estimate (docs/geometry.md)
+    assert 0 < pc1["value"] < 1 and 0 < pc1["ci_low"] <= pc1["ci_high"] <= 1 and pc1["n"] == 6
     r = geo[(geo["metric"] == "geometry_axis_steer_r") & (geo["dimension"] == f"layer={LAYER}")].iloc[0]
     assert r["instrument"] == "mfq30" and np.isfinite(r["value"]) and r["ci_low"] <= r["value"] <= r["ci_high"]
 

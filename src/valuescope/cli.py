@@ -78,6 +78,10 @@ def run(
     report: Annotated[bool, typer.Option(help="Write the HTML report at the end.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     as_json: Annotated[bool, _json_option()] = False,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", help="Run on Ray: 'auto' (the running cluster), 'local' (start Ray here) or an address.")] = None,
+    ray_workers: Annotated[int | None, typer.Option(
+        help="Ray workers, one backend each (default: one per CPU).")] = None,
 ) -> None:
     """Run (or resume) a study and print its headline metrics (--json: a list of run summaries)."""
     from valuescope import presets as presetmod
@@ -94,6 +98,8 @@ def run(
             study = presetmod.load_preset(preset or "demo")
         study = presetmod.adapt(study, model=_parse_model(model) if model else None, scale=scale,
                                 output=str(output) if output else None)
+        if ray is not None or ray_workers is not None:
+            study = _on_ray(study, ray, ray_workers)
     except _user_errors() as exc:
         fail(str(exc))
     try:
@@ -135,6 +141,19 @@ def run(
     if any(r.failed for r in results):
         err.print("some queries failed; run the same command again to retry them")
         raise typer.Exit(1)
+
+
+def _on_ray(study, address: str | None, workers: int | None):
+    """The study with ``executor: ray`` (``--ray``/``--ray-workers`` over its own ``ray`` block)."""
+    if workers is not None and workers < 1:
+        fail("--ray-workers must be at least 1")
+    update: dict[str, object] = {}
+    if address is not None:
+        update["address"] = None if address == "local" else address
+    if workers is not None:
+        update["workers"] = workers
+    return study.model_copy(update={"executor": "ray", "ray": study.ray.model_copy(update=update)})
+
 
 
 def _run_json(store_dir: Path, results, report: bool) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 from valuescope.prompts import template_fingerprint
-from valuescope.spec import InstrumentRef, ModelSpec, Study
+from valuescope.spec import EXECUTION_FIELDS, InstrumentRef, ModelSpec, Study
 from valuescope.types import ContextSpec, Instrument, Persona, Query
 
 
@@ -50,7 +50,7 @@ def run_id_for(study: Study, model: ModelSpec, instruments: Sequence[PlannedInst
     Settings added later (``option_orders``, ``administration``) are left out of the hash while they
     hold their default, so that existing runs keep their ids."""
     # recording states changes no answer (not in the id); an unset steer leaves older ids as they were
-    skip = {"output", "report", "name", "models", "score_from", "geometry"} | (
+    skip = {"output", "report", "name", "models", "score_from", "geometry", *EXECUTION_FIELDS} | (
         {"steer"} if study.steer is None else set())
     others = study.model_dump(mode="json", exclude=skip)
     for name, default in _NEW_SETTINGS.items():

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from valuescope import contexts as ctxmod
 from valuescope import personas as persmod
@@ -17,7 +17,7 @@ from valuescope.instruments import choose_wording, instrument_for_ref
 from valuescope.plan import PlannedInstrument, plan_queries, prefix_group, query_meta, run_id_for
 from valuescope.prompts import score_request, sequential_request
 from valuescope.sequential import chain_width, run_chains
-from valuescope.spec import ModelSpec, SpecError, Study
+from valuescope.spec import EXECUTION_FIELDS, ModelSpec, SpecError, Study
 from valuescope.store import Store
 from valuescope.types import (
     ContextSpec,
@@ -29,6 +29,9 @@ from valuescope.types import (
     Query,
     ScoreRequest,
 )
+
+if TYPE_CHECKING:
+    from valuescope.executors import Executor
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -88,7 +91,7 @@ def plan_model(resolved: Resolved, model: ModelSpec) -> list[Query]:
 def study_for_model(study: Study, model: ModelSpec) -> dict[str, Any]:
     """The study settings stored with a run: everything but other models, and no secrets (the
     spec only ever holds the *name* of an API-key variable)."""
-    data = study.model_dump(mode="json")
+    data = study.model_dump(mode="json", exclude=set(EXECUTION_FIELDS))  # the same for a local and a Ray run
     data["models"] = [model.model_dump(mode="json")]
     return data
 
@@ -106,32 +109,45 @@ def make_backend(model: ModelSpec) -> Backend:
 class _Session:
     """One model's run: owns the backend, the store and the conversation cache."""
 
-    def __init__(self, resolved: Resolved, model: ModelSpec, backend: Backend, store: Store) -> None:
+    def __init__(self, resolved: Resolved, model: ModelSpec, backend: Backend, store: Store | None) -> None:
         self.r = resolved
         self.study = resolved.study
         self.model = model
         self.backend = backend
-        self.store = store
+        self.store = store  # None on a Ray worker: conversations come in ``known`` and go out in ``fresh``
         self.system_role = bool(getattr(backend, "system_role", True))
         self.conversations: dict[tuple[str, str, int], tuple[Message, ...]] = {}
         self.new_conversations = 0
+        self.known: dict[str, tuple[Message, ...]] = {}  # stored conversations handed to a storeless session
+        self.fresh: list[tuple[str, str, str, dict[str, Any], tuple[Message, ...]]] = []  # simulated, not stored
+        self.register: Callable[[], None] = lambda: None  # registers the run; called before the first write
+
+    def conversation_key(self, q: Query) -> str | None:
+        """The stored conversation a query's prompt starts with (None: it has none)."""
+        ctx = q.context
+        if ctx.topic is None or ctx.n_messages == 0 and not ctx.opening:
+            return None
+        return ctxmod.conversation_key(self.model.name, q.persona, ctx, system_role=self.system_role,
+                                       max_tokens=self.study.contexts.max_tokens)
 
     def persona_messages(self, persona: Persona) -> list[Message]:
         return persmod.persona_messages(persona, system_role=self.system_role)
 
     def conversation(self, q: Query) -> tuple[Message, ...]:
         ctx = q.context
-        if ctx.topic is None or ctx.n_messages == 0 and not ctx.opening:
+        key = self.conversation_key(q)
+        if key is None:
             return ()
         memo = (q.persona.id, ctx.label, ctx.seed)
         if memo not in self.conversations:
-            key = ctxmod.conversation_key(self.model.name, q.persona, ctx, system_role=self.system_role,
-                                          max_tokens=self.study.contexts.max_tokens)
-            msgs = self.store.conversation(key, run_id=q.run_id)
+            msgs = self.store.conversation(key, run_id=q.run_id) if self.store is not None else self.known.get(key)
             if msgs is None:
                 msgs = ctxmod.simulate_conversation(self.backend, q.persona, ctx, system_role=self.system_role,
                                                     max_tokens=self.study.contexts.max_tokens)
-                self.store.write_conversation(key, q.run_id, q.persona.id, asdict(ctx), msgs)
+                if self.store is not None:
+                    self.store.write_conversation(key, q.run_id, q.persona.id, asdict(ctx), msgs)
+                else:
+                    self.fresh.append((key, q.run_id, q.persona.id, asdict(ctx), msgs))
                 self.new_conversations += 1
             self.conversations[memo] = msgs
         return self.conversations[memo]
@@ -214,12 +230,15 @@ def run_study(
     backend_factory: Callable[[ModelSpec], Backend] = make_backend,
     chunk_size: int = 16,
     max_queries: int | None = None,
+    executor: Executor | None = None,
 ) -> list[RunResult]:
     """Run (or resume) every model of the study; returns one result per model.
 
     Queries whose very same key another run in the store already answered are copied into this
     run (``reused_from``) instead of being asked again. ``max_queries`` stops after that many new
-    answers (used by tests to simulate interruption).
+    answers (used by tests to simulate interruption). The pending queries are answered by
+    ``executor`` (default: the study's ``executor`` setting, :mod:`valuescope.executors`); this
+    process alone writes the store.
     """
     from valuescope import geometry_run
 
@@ -250,6 +269,19 @@ def run_study(
                     res.elapsed_s = time.perf_counter() - t0
                     results.append(res)
                     continue
+            if executor is not None or study.executor == "ray":  # answered elsewhere (executors.py)
+                from valuescope.executors import Job, executor_for
+
+                if states is not None or study.steer is not None:
+                    raise SpecError("executor: ray does not record or steer hidden states (geometry): run it with "
+                                    "executor: local")
+                (executor or executor_for(study, backend_factory)).execute(Job(
+                    resolved, model, queries, pending, store, res,
+                    lambda example, r=register: r(example, instruments_json(resolved)), progress, chunk_size,
+                    max_queries))
+                res.elapsed_s = time.perf_counter() - t0
+                results.append(res)
+                continue
             backend = backend_factory(model)
             try:
                 check = getattr(backend, "check_instruments", None)
@@ -327,9 +359,9 @@ def _chunks(pending: Sequence[Query], size: int) -> list[list[Query]]:
 
 def _run_pending(session: _Session, pending: list[Query], res: RunResult, progress: Progress | None,
                  chunk_size: int, max_queries: int | None) -> None:
+    """The local loop: chunks answered in plan order in this process, each committed as it comes."""
     total = len(pending)
     done = 0
-    registered = False
     for chunk in _chunks(pending, chunk_size):
         if max_queries is not None and res.new >= max_queries:
             break
@@ -338,28 +370,29 @@ def _run_pending(session: _Session, pending: list[Query], res: RunResult, progre
         except BackendError:
             raise
         except Exception as exc:  # one bad chunk must not lose the rest: record and go on
-            if not registered:
-                session.register()  # type: ignore[attr-defined]
-                registered = True
-            session.store.record_failures((q, f"{type(exc).__name__}: {exc}") for q in chunk)
-            res.failed += len(chunk)
-            done += len(chunk)
-            continue
-        if not registered:
-            session.register()  # type: ignore[attr-defined]
-            registered = True
-        limit = session.study.max_outside_mass
-        answered = [(q, limit_outside_mass(s, limit)) for q, s in zip(chunk, scores, strict=True)
-                    if s.method != "failed"]
-        failed = [(q, s.error or "failed") for q, s in zip(chunk, scores, strict=True) if s.method == "failed"]
-        res.new += session.store.write_responses(answered)
-        res.invalid += sum(1 for _, s in answered if not s.valid)
-        if failed:
-            session.store.record_failures(failed)
-            res.failed += len(failed)
+            _commit(session, chunk, f"{type(exc).__name__}: {exc}", res)
+        else:
+            _commit(session, chunk, scores, res)
         done += len(chunk)
         if progress:
             progress("queries", done, total)
+
+
+def _commit(session: _Session, chunk: Sequence[Query], scores: Sequence[LetterScores] | str, res: RunResult) -> None:
+    """Store one chunk's answers (or, given an error text, record the whole chunk as failed)."""
+    session.register()
+    if isinstance(scores, str):
+        session.store.record_failures((q, scores) for q in chunk)
+        res.failed += len(chunk)
+        return
+    limit = session.study.max_outside_mass
+    answered = [(q, limit_outside_mass(s, limit)) for q, s in zip(chunk, scores, strict=True) if s.method != "failed"]
+    failed = [(q, s.error or "failed") for q, s in zip(chunk, scores, strict=True) if s.method == "failed"]
+    res.new += session.store.write_responses(answered)
+    res.invalid += sum(1 for _, s in answered if not s.valid)
+    if failed:
+        session.store.record_failures(failed)
+        res.failed += len(failed)
 
 
 def _run_sequential(session: _Session, queries: list[Query], pending: list[Query], res: RunResult,

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from valuescope.backends.synthetic_spec import SyntheticSpec
 from valuescope.errors import ValuescopeError
 
+EXECUTION_FIELDS = ("executor", "ray")  # how a study is run, not what it asks: outside every run's identity
+
 
 class SpecError(ValuescopeError, ValueError):
     """A study, instrument or persona file that cannot be used. The message is one line for the user."""
@@ -182,6 +184,15 @@ class SteerSpec(_Strict):
         return self
 
 
+class RaySpec(_Strict):
+    """Where and how wide a Ray run is (``executor: ray``; docs/scale.md). Not part of a run's identity."""
+
+    address: str | None = None  # None: start Ray on this machine; "auto": the running cluster; "ray://host:10001"
+    workers: int | None = Field(None, ge=1)  # actors, each with its own backend (None: one per cpus_per_worker)
+    cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: float = Field(0.0, ge=0)
+
+
 class Study(_Strict):
     name: str = "study"
     output: str = "valuescope-results"
@@ -212,6 +223,8 @@ class Study(_Strict):
     # an answer whose option letters got less than 1 - this of the next-token probability is stored
     # as unreadable (valid = 0) with the reason, never scored as if the model had chosen among them
     max_outside_mass: float = Field(0.5, ge=0.0, le=1.0)
+    executor: Literal["local", "ray"] = "local"  # who answers the queries; the results are the same
+    ray: RaySpec = Field(default_factory=RaySpec)
     reduced: str | None = None  # set by presets run with --scale < 1: shown in the report
     report: bool = True
     geometry: GeometrySpec | None = None  # record persona states (hf backend): docs/geometry.md
@@ -239,7 +252,7 @@ class Study(_Strict):
 
     def fingerprint(self) -> str:
         """Hash of everything that defines the study's queries (not where results go)."""
-        data = self.model_dump(mode="json", exclude={"output", "report", "name", "score_from"})
+        data = self.model_dump(mode="json", exclude={"output", "report", "name", "score_from", *EXECUTION_FIELDS})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -1,0 +1,170 @@
+"""Issue 19: a study on a local Ray cluster (2 workers on this machine's 2 cores).
+
+A reduced demo study (3 WVS personas + baseline x 3 MFQ-30 items, with and without a short
+conversation) gives bit-identical answers, conversations and metrics locally and on Ray; a worker
+killed mid-run loses nothing and duplicates nothing; a driver SIGKILLed mid-run resumes to exactly
+the planned keys with the same answers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'valuescope[ray]')")
+
+from valuescope import runner  # noqa: E402
+from valuescope.executor_ray import RayExecutor, deal  # noqa: E402
+from valuescope.plan import prefix_group  # noqa: E402
+from valuescope.spec import study_from_dict  # noqa: E402
+from valuescope.store import Store  # noqa: E402
+
+pytestmark = pytest.mark.slow
+STUDY = {
+    "name": "demo-reduced",
+    "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED", "LOVECOUNTRY"]}],
+    "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 3, "seeds": [111]}]},
+    "contexts": {"topics": ["none", "joke"], "n_messages": [1], "max_tokens": 12},
+    "report": False,
+}
+PLANNED = 2 * 4 * 3  # contexts x (baseline + 3 personas) x items
+
+
+def _study(out: Path, **extra):
+    return study_from_dict({**STUDY, "output": str(out), **extra})
+
+
+def _rows(out: Path) -> dict[str, tuple]:
+    con = sqlite3.connect(out / "valuescope.sqlite")
+    try:
+        assert con.execute("SELECT COUNT(*) = COUNT(DISTINCT key) FROM responses").fetchone() == (1,)
+        return {r[0]: r[1:] for r in con.execute(
+            "SELECT key, run_id, probs, outside_mass, valid, method, raw, error FROM responses")}
+    finally:
+        con.close()
+
+
+def _conversations(out: Path) -> dict[str, str]:
+    con = sqlite3.connect(out / "valuescope.sqlite")
+    try:
+        return dict(con.execute("SELECT key, run_id || persona_id || context_json || messages_json FROM conversations"))
+    finally:
+        con.close()
+
+
+def _metrics(out: Path):
+    from valuescope.analysis import load_run
+
+    with Store(out, create=False) as store:
+        (run,) = store.runs()
+        tables = load_run(store, run["run_id"], n_boot=50, seed=1)
+    cols = ["instrument", "metric", "dimension", "context_a", "context_b", "value"]
+    return tables.metrics[cols].sort_values(cols[:5]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    [res] = runner.run_study(_study(out))
+    assert res.new == PLANNED and res.failed == 0 and res.conversations == 4
+    return out
+
+
+def test_deal_keeps_each_prefix_group_on_one_worker_and_balances(local_run):
+    study = _study(local_run)
+    queries = runner.plan_model(runner.resolve(study), study.models[0])
+    for size in (2, 4, 16):
+        chunks = runner._chunks(queries, size)
+        queues = deal(chunks, 2)
+        assert sorted(i for q in queues for i in q) == list(range(len(chunks)))
+        assert all(list(q) == sorted(q) for q in queues)  # plan order within a worker
+        home = {}
+        for w, q in enumerate(queues):
+            for i in q:
+                for query in chunks[i]:
+                    assert home.setdefault(prefix_group(query), w) == w
+        loads = [sum(len(chunks[i]) for i in q) for q in queues]
+        assert max(loads) - min(loads) <= max(len(c) for c in chunks)
+
+
+def test_ray_run_is_bit_identical_to_a_local_run(cluster, local_run, tmp_path):
+    out = tmp_path / "ray"
+    executor = RayExecutor(workers=2)
+    [res] = runner.run_study(_study(out), executor=executor)
+    assert res.new == PLANNED and res.failed == 0 and res.already_done == 0
+    assert res.conversations == 4  # simulated on the workers, stored once by the driver
+    assert res.backend_stats["workers"] == 2 and res.backend_stats["queries"] == PLANNED
+    assert _rows(out) == _rows(local_run)  # same run id, keys, probabilities (bit for bit), flags
+    assert _conversations(out) == _conversations(local_run)
+    assert _metrics(out).equals(_metrics(local_run))
+    with Store(out, create=False) as a, Store(local_run, create=False) as b:
+        assert [r["example_prompt"] for r in a.runs()] == [r["example_prompt"] for r in b.runs()]
+    [again] = runner.run_study(_study(out), executor=executor)  # nothing left: no worker is even started
+    assert again.already_done == PLANNED and again.new == 0
+
+
+def test_a_worker_killed_mid_run_loses_nothing(cluster, local_run, tmp_path):
+    out = tmp_path / "killed-worker"
+    executor = RayExecutor(workers=2)
+    killed = []
+
+    def progress(phase, done, total):
+        if not killed:  # after the first answers are stored: worker 0 still holds chunks
+            killed.append(executor.actors[0])
+            ray.kill(executor.actors[0], no_restart=True)
+
+    [res] = runner.run_study(_study(out), executor=executor, progress=progress, chunk_size=4)
+    assert killed and executor.reassigned >= 1  # its unfinished chunks went to the other worker
+    assert res.new == PLANNED and res.failed == 0
+    assert _rows(out) == _rows(local_run)  # every planned key once, the same answers
+    assert _conversations(out) == _conversations(local_run)
+
+
+def test_a_driver_sigkilled_mid_run_resumes_exactly(cluster, local_run, tmp_path):
+    out = tmp_path / "killed-driver"
+    spec = tmp_path / "study.yaml"
+    spec.write_text(yaml.safe_dump({**STUDY, "output": str(out)}))
+    proc = subprocess.Popen([sys.executable, "-m", "valuescope", "run", str(spec), "--ray", cluster,
+                             "--ray-workers", "2", "--quiet", "--no-report"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    store = out / "valuescope.sqlite"
+    stored = 0
+    deadline = time.monotonic() + 600
+    while stored == 0:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the Ray run stored nothing within 10 minutes"
+        time.sleep(0.05)
+        if store.is_file():
+            con = sqlite3.connect(store, timeout=30)
+            try:
+                stored = con.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            except sqlite3.OperationalError:
+                stored = 0
+            finally:
+                con.close()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    before = _rows(out)
+    assert 0 < len(before) < PLANNED  # killed mid-run
+    [res] = runner.run_study(_study(out), executor=RayExecutor(workers=2))
+    assert res.already_done == len(before) and res.new == PLANNED - len(before)
+    assert _rows(out) == _rows(local_run)

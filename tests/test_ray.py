@@ -8,6 +8,7 @@ the planned keys with the same answers.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -61,11 +62,13 @@ def _conversations(out: Path) -> dict[str, str]:
 
 
 def _runs(out: Path) -> list[tuple]:
+    """The registered runs, without the output folder (the one setting the two runs do not share)."""
     con = sqlite3.connect(out / "valuescope.sqlite")
     try:
-        return con.execute("SELECT run_id, study_json, planned, example_prompt, instruments_json FROM runs").fetchall()
+        rows = con.execute("SELECT run_id, study_json, planned, example_prompt, instruments_json FROM runs").fetchall()
     finally:
         con.close()
+    return [(r[0], {k: v for k, v in json.loads(r[1]).items() if k != "output"}, *r[2:]) for r in rows]
 
 
 def _metrics(out: Path):

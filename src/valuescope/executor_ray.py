@@ -29,6 +29,7 @@ from typing import Any
 from valuescope.backends.base import BackendError
 from valuescope.executors import Job, once
 from valuescope.plan import prefix_group
+from valuescope.spec import SpecError
 from valuescope.types import Message, Query
 
 DEPTH = 2  # chunks in flight per worker: one being answered, one waiting in its mailbox
@@ -153,6 +154,9 @@ class RayExecutor:
     def execute(self, job: Job) -> None:
         from valuescope import runner
 
+        if getattr(job.resolved.study, "administration", "independent") == "sequential":
+            raise SpecError("executor: ray runs independent administration only; run sequential administration "
+                            "(each prompt shows the earlier answers of its chain) with executor: local")
         ray = _ray()
         chunks = runner._chunks(job.pending, job.chunk_size)
         self.actors = actors = self._start(ray, job, len({prefix_group(q) for q in job.pending}))

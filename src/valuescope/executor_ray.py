@@ -220,8 +220,9 @@ class RayExecutor:
             if status == "fatal":
                 raise BackendError(payload)
             for key, run_id, persona_id, ctx, msgs in fresh:
-                job.store.write_conversation(key, run_id, persona_id, ctx, msgs)
-                job.res.conversations += 1
+                if job.store.conversation(key, run_id=run_id) is None:  # a re-sent chunk may bring one again
+                    job.store.write_conversation(key, run_id, persona_id, ctx, msgs)
+                    job.res.conversations += 1
             runner._commit(driver, chunks[ci], payload, job.res)
             done += len(chunks[ci])
             if job.progress:

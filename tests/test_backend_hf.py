@@ -83,3 +83,44 @@ def test_hf_renders_the_same_prompt_as_llamacpp(hf_backend, embedded_backend):
     for req in requests((5, 4, 3, 2, 1, 0)):
         assert hf_backend.render(req) == embedded_backend.render(req)
     assert hf_backend.system_role == embedded_backend.system_role
+
+
+def shared_requests(order) -> list[ScoreRequest]:
+    """As ``requests`` but telling the backend where the item starts (everything before is shared)."""
+    from dataclasses import replace
+
+    out = []
+    for r in requests(order):
+        user = r.messages[-1].content
+        out.append(replace(r, shared_chars=user.index("Description:")))
+    return out
+
+
+@pytest.mark.slow
+def test_hf_prefix_cache_matches_naive(hf_backend):
+    """Issue 20: each prefix evaluated once, its item suffixes in one packed pass (left-padded after
+    the prefix), within 0.01 of evaluating every prompt whole; the prefix really is shared."""
+    from dataclasses import replace
+
+    first = shared_requests((0, 1, 2, 3, 4, 5))[0]
+    longer = first.messages[-1].content.replace("independently.", "independently, whatever others around him "
+                                                "think, say or expect of him at home or at work.")
+    extra = replace(first, messages=first.messages[:-1] + (Message("user", longer),))  # padding in the pass
+    reqs = shared_requests((0, 1, 2, 3, 4, 5)) + [extra] + shared_requests((3, 0, 5, 1, 4, 2))
+    assert hf_backend.scheduler == "prefix"
+    before = dict(hf_backend.stats)
+    got = np.array([r.probs for r in hf_backend.score(reqs)])
+    evaluated = hf_backend.stats["evaluated_tokens"] - before["evaluated_tokens"]
+    prompt = hf_backend.stats["prompt_tokens"] - before["prompt_tokens"]
+    hf_backend.scheduler = "naive"
+    try:
+        want = np.array([r.probs for r in hf_backend.score(reqs)])
+    finally:
+        hf_backend.scheduler = "prefix"
+    assert np.abs(got - want).max() < 0.01  # measured: ~1e-6 (float32)
+    assert evaluated < 0.6 * prompt  # 4 prefixes for 9 prompts
+    # the split is at a token boundary both the shared text and the whole prompt agree on
+    for r in reqs:
+        ids = hf_backend.ids(hf_backend.render(r))
+        cut = hf_backend.split_point(r, ids)
+        assert 0 < cut < len(ids) and hf_backend.tokenizer.decode(ids[cut:]).lstrip().startswith("Description")

@@ -83,7 +83,8 @@ class LocalExecutor:
             if job.resolved.study.administration == "sequential":  # each prompt shows the chain's earlier answers
                 runner._run_sequential(session, job.queries, job.pending, job.res, job.progress, job.max_queries)
             else:
-                runner._run_pending(session, job.pending, job.res, job.progress, job.chunk_size, job.max_queries)
+                runner._run_pending(session, job.pending, job.res, job.progress, job.chunk_size, job.max_queries,
+                                    job.queries)
             job.res.conversations = session.new_conversations
             job.res.backend_stats = dict(getattr(backend, "stats", {}))
         finally:

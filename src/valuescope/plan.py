@@ -36,6 +36,9 @@ def model_identity(model: ModelSpec) -> dict[str, object]:
         from valuescope.backends.synthetic_spec import resolve_synthetic
 
         ident["synthetic"] = resolve_synthetic(model.path, model.synthetic).model_dump(mode="json")
+    # a chosen scheduler or dtype moves answers (by up to a few hundredths): another run; unset, the
+    # identity (and every stored key) stays as it was before these settings existed
+    ident.update({k: v for k, v in (("scheduler", model.scheduler), ("dtype", model.dtype)) if v is not None})
     return ident
 
 
@@ -264,3 +267,25 @@ def query_meta(q: Query, instrument: Instrument, administration: str = "independ
         "option_order": tuple(q.option_order), "context": q.context.label, "context_seed": q.context.seed,
         "repeat": q.repeat, "position": q.position, "administration": administration, "seed": q.seed,
     }
+
+
+BATCH_SIZE = 16  # queries per canonical batch; part of what defines a batched scheduler's answers
+
+
+def canonical_batches(queries: Sequence[Query], size: int = BATCH_SIZE) -> list[list[Query]]:
+    """The plan cut into the batches a batching backend evaluates together: each prefix group's
+    queries in plan order (groups in order of first appearance), in consecutive runs of ``size``.
+
+    They depend only on the plan, never on what a store already holds: a resumed run re-evaluates a
+    whole batch (keeping only the answers it lacks), so every answer is computed in the same company
+    and is bit-identical to an uninterrupted run's, even where a backend's kernels round differently
+    for different batch shapes."""
+    groups: dict[str, list[Query]] = {}
+    for q in queries:
+        groups.setdefault(prefix_group(q), []).append(q)
+    return [qs[i:i + size] for qs in groups.values() for i in range(0, len(qs), size)]
+
+
+def batch_label(batch: Sequence[Query]) -> str:
+    """A canonical batch's name: its group and the key of its first query."""
+    return f"{prefix_group(batch[0])}:{batch[0].key[:12]}"

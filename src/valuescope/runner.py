@@ -14,7 +14,15 @@ from valuescope import contexts as ctxmod
 from valuescope import personas as persmod
 from valuescope.backends.base import Backend, BackendError, create_backend
 from valuescope.instruments import choose_wording, instrument_for_ref
-from valuescope.plan import PlannedInstrument, plan_queries, prefix_group, query_meta, run_id_for
+from valuescope.plan import (
+    PlannedInstrument,
+    batch_label,
+    canonical_batches,
+    plan_queries,
+    prefix_group,
+    query_meta,
+    run_id_for,
+)
 from valuescope.prompts import score_request, sequential_request
 from valuescope.sequential import chain_width, run_chains
 from valuescope.spec import EXECUTION_FIELDS, ModelSpec, SpecError, Study
@@ -152,7 +160,8 @@ class _Session:
             self.conversations[memo] = msgs
         return self.conversations[memo]
 
-    def request(self, q: Query, previous: Sequence[tuple[Query, LetterScores]] = ()) -> ScoreRequest:
+    def request(self, q: Query, previous: Sequence[tuple[Query, LetterScores]] = (), batch: str = ""
+                ) -> ScoreRequest:
         """The prompt of ``q``; a sequential item also needs the stored answers asked before it."""
         inst = self.r.instrument_map[q.instrument]
         meta = None
@@ -163,14 +172,16 @@ class _Session:
                 q, previous, inst, self.persona_messages(q.persona), self.conversation(q), layout=self.study.layout,
                 forced_choice=self.study.forced_choice, answer_prefix=self.study.answer_prefix, group=prefix_group(q),
                 meta=meta)
-        return score_request(
+        req = score_request(
             self.persona_messages(q.persona), self.conversation(q), inst.parts[q.part], inst.item(q.item_id),
             q.wording, q.option_order, layout=self.study.layout, forced_choice=self.study.forced_choice,
             answer_prefix=self.study.answer_prefix, group=prefix_group(q), meta=meta,
         )
+        return replace(req, batch=batch) if batch else req
 
-    def answer(self, queries: Sequence[Query]) -> list[LetterScores]:
-        return self.answer_requests([self.request(q) for q in queries])
+    def answer(self, queries: Sequence[Query], batches: Sequence[str] | None = None) -> list[LetterScores]:
+        labels = batches or [""] * len(queries)
+        return self.answer_requests([self.request(q, batch=b) for q, b in zip(queries, labels, strict=True)])
 
     def answer_requests(self, reqs: Sequence[ScoreRequest]) -> list[LetterScores]:
         if self.study.extraction == "logprobs":
@@ -301,7 +312,7 @@ def run_study(
                 if study.administration == "sequential":
                     _run_sequential(session, queries, pending, res, progress, max_queries)
                 else:
-                    _run_pending(session, pending, res, progress, chunk_size, max_queries)
+                    _run_pending(session, pending, res, progress, chunk_size, max_queries, queries)
                 if states is not None and (max_queries is None or res.new < max_queries):
                     states.record(session, progress)
                     res.geometry.update(states=states.recorded, layers=states.layers, seconds=states.seconds,
@@ -357,23 +368,48 @@ def _chunks(pending: Sequence[Query], size: int) -> list[list[Query]]:
     return chunks
 
 
+def _calls(batches: Sequence[list[Query]], size: int) -> list[list[list[Query]]]:
+    """Whole canonical batches per backend call, as many as fit in ``size`` queries (at least one)."""
+    calls: list[list[list[Query]]] = []
+    current: list[list[Query]] = []
+    n = 0
+    for b in batches:
+        if current and n + len(b) > size:
+            calls.append(current)
+            current, n = [], 0
+        current.append(b)
+        n += len(b)
+    if current:
+        calls.append(current)
+    return calls
+
+
 def _run_pending(session: _Session, pending: list[Query], res: RunResult, progress: Progress | None,
-                 chunk_size: int, max_queries: int | None) -> None:
-    """The local loop: chunks answered in plan order in this process, each committed as it comes."""
-    total = len(pending)
+                 chunk_size: int, max_queries: int | None, queries: Sequence[Query] | None = None) -> None:
+    """The local loop: whole canonical batches of the plan ``queries`` (default: of ``pending``)
+    answered in plan order in this process; the answers of the pending keys are committed as they
+    come (the others were evaluated only to keep a batch whole, so a resumed run is bit-identical)."""
+    wanted = {q.key for q in pending}
+    todo = [b for b in canonical_batches(queries if queries is not None else pending)
+            if any(q.key in wanted for q in b)]
+    total = len(wanted)
     done = 0
-    for chunk in _chunks(pending, chunk_size):
+    for call in _calls(todo, chunk_size):
         if max_queries is not None and res.new >= max_queries:
             break
+        chunk = [q for b in call for q in b]
+        labels = [batch_label(b) for b in call for _ in b]
+        missing = [q.key in wanted for q in chunk]
+        lost = [q for q, m in zip(chunk, missing, strict=True) if m]
         try:
-            scores = session.answer(chunk)
+            scores = session.answer(chunk, labels)
         except BackendError:
             raise
         except Exception as exc:  # one bad chunk must not lose the rest: record and go on
-            _commit(session, chunk, f"{type(exc).__name__}: {exc}", res)
+            _commit(session, lost, f"{type(exc).__name__}: {exc}", res)
         else:
-            _commit(session, chunk, scores, res)
-        done += len(chunk)
+            _commit(session, lost, [s for s, m in zip(scores, missing, strict=True) if m], res)
+        done += len(lost)
         if progress:
             progress("queries", done, total)
 

@@ -42,10 +42,14 @@ class ModelSpec(_Strict):
     timeout: float = Field(60.0, gt=0)
     max_retries: int = Field(4, ge=0, le=20)
     n_ctx: int = Field(2048, ge=256)
-    n_threads: int | None = Field(None, ge=1)
+    # "auto": measured, the fastest of 1 thread and all cores (llama.cpp; docs/performance.md)
+    n_threads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = None
     batch_size: int = Field(16, ge=1, le=512)
     # llama.cpp's extra (repacked) weight buffers: auto = off where llama.cpp reports AMX (it segfaults there)
     extra_buffers: Literal["auto", "on", "off"] = "auto"
+    # how prompts sharing a prefix are evaluated (None: the backend's default; docs/performance.md)
+    scheduler: Literal["prefix", "batched", "sequential", "naive"] | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = None  # hf backend; None: float32 on CPU
     logprobs: bool = True  # False: generate and parse even where logprobs exist
     judge: ModelSpec | None = None  # optional judge model mapping free text to an option
     synthetic: SyntheticSpec | None = None  # backend synthetic: its spec inline (docs/backends.md)

@@ -193,6 +193,10 @@ class ScoreRequest:
     # administration the start of each earlier item turn and of its item, so a backend can keep the
     # conversation cached and still give every answer from its own prompt only, bit for bit
     boundaries: tuple[tuple[int, int], ...] = ()
+    # the canonical batch (plan.canonical_batches) the query belongs to: a batching backend evaluates
+    # the requests of one group and batch together, and the runner always sends whole batches, so
+    # an answer never depends on what a store held before. "": the group's requests of this call.
+    batch: str = ""
 
 
 @dataclass(frozen=True)

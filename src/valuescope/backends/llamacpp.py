@@ -193,9 +193,10 @@ class LlamaCppBackend:
         start of the last message, after the persona and conversation; for a sequential questionnaire
         also the start of each earlier item turn), each always as the same decode calls, and reuses
         the cache only up to a split point where it holds the same tokens evaluated in the same
-        segments: the numbers never depend on what was evaluated before. The other schedulers reuse
+        segments: the numbers never depend on what was evaluated before (``batched`` holds its prefix
+        the same way). The other schedulers reuse
         any common part."""
-        if self.scheduler == "prefix":
+        if self.scheduler in ("prefix", "batched"):
             cuts = sorted({b for b in bounds if 0 < b < len(prefix)} | {len(prefix)})
             keep = 0
             for b in cuts:
@@ -250,15 +251,17 @@ class LlamaCppBackend:
             return [r for r in results if r is not None]
         # Group by the canonical prefix itself: each answer then depends only on its own prompt,
         # never on which other queries share its batch (resumed runs give identical numbers).
-        groups: dict[tuple[int, ...], list[int]] = {}
-        heads: dict[tuple[int, ...], tuple[int, ...]] = {}
+        # ``batched`` evaluates the requests of one prefix and one canonical batch (ScoreRequest.batch,
+        # whole batches sent by the runner) together: the company of every answer is fixed by the plan.
+        groups: dict[tuple[tuple[int, ...], str], list[int]] = {}
+        heads: dict[tuple[tuple[int, ...], str], tuple[int, ...]] = {}
         for i, r in enumerate(requests):
             head, cut = self.split_points(r, toks[i])
-            key = tuple(toks[i][:cut])
+            key = (tuple(toks[i][:cut]), r.batch)
             groups.setdefault(key, []).append(i)
             heads[key] = (*self.turn_points(r, toks[i]), head)
-        for prefix, idxs in groups.items():
-            self._score_group(requests, toks, idxs, results, len(prefix), heads[prefix])
+        for key, idxs in groups.items():
+            self._score_group(requests, toks, idxs, results, len(key[0]), heads[key])
         return [r for r in results if r is not None]
 
     def split_points(self, req: ScoreRequest, toks: list[int]) -> tuple[int, int]:
@@ -300,9 +303,7 @@ class LlamaCppBackend:
         self._set_prefix(prefix, bounds)
         if self.scheduler == "prefix":
             for i in idxs:
-                logits = self._decode_seq0(toks[i][prefix_len:], prefix_len, want_last=True)
-                self._ctx.kv_cache_seq_rm(0, prefix_len, -1)
-                results[i] = letter_distribution(logits, self.letter_ids(requests[i].letters), requests[i].letters)
+                self._score_alone(requests, toks, i, results, prefix_len)
             return
         pending = list(idxs)
         while pending:
@@ -314,13 +315,8 @@ class LlamaCppBackend:
                     break
                 chunk.append(pending.pop(0))
                 n_tok += size
-            if n_tok > self.n_batch:  # one very long suffix: fall back to sequential for it
-                i = chunk[0]
-                self._set_prefix(toks[i][:-1])
-                logits = self._decode_seq0(toks[i][-1:], len(toks[i]) - 1, want_last=True)
-                self._cached = list(toks[i])
-                results[i] = letter_distribution(logits, self.letter_ids(requests[i].letters), requests[i].letters)
-                self._set_prefix(prefix)
+            if n_tok > self.n_batch:  # one suffix longer than a batch: on its own, as ``prefix`` does
+                self._score_alone(requests, toks, chunk[0], results, prefix_len)
                 continue
             b = self._batch.batch
             b.n_tokens = 0
@@ -344,6 +340,13 @@ class LlamaCppBackend:
                 results[i] = letter_distribution(logits, self.letter_ids(requests[i].letters), requests[i].letters)
             for s in range(1, len(chunk) + 1):
                 self._ctx.kv_cache_seq_rm(s, -1, -1)
+
+    def _score_alone(self, requests: Sequence[ScoreRequest], toks: list[list[int]], i: int,
+                     results: list[LetterScores | None], prefix_len: int) -> None:
+        """One item suffix on top of the prefix held in sequence 0, dropped again afterwards."""
+        logits = self._decode_seq0(toks[i][prefix_len:], prefix_len, want_last=True)
+        self._ctx.kv_cache_seq_rm(0, prefix_len, -1)
+        results[i] = letter_distribution(logits, self.letter_ids(requests[i].letters), requests[i].letters)
 
     # ------------------------------------------------------------------ generation
     def generate(self, requests: Sequence[GenerateRequest]) -> list[str]:

@@ -1,0 +1,340 @@
+"""Scoring benchmark: how close valuescope's scorers come to what this machine allows (issues 8, 20).
+
+    python benchmarks/bench_scoring.py --workload demo|stability|sequential [--personas N] [--quick]
+
+In one process it
+
+1. measures the machine's fp32 matrix-product rate with numpy (best of several 2048 x 2048 @
+   2048 x 2048 products, 2 n^3 FLOP each);
+2. counts the model's non-embedding parameters from the GGUF (every tensor but the token embedding
+   ``token_embd.weight`` and, for untied models, the output head ``output.weight``: a prompt token
+   costs about 2 FLOP per such parameter; the head runs only on the last position);
+3. builds the workload of a real study without a results store (benchmarks/workloads.py) and counts
+   its prompt tokens and its *unique* tokens: the nodes of the token trie of all prompts, i.e. what a
+   scorer that evaluates every shared prefix once must evaluate at least. Their ratio is the
+   **sharing factor**, the most that reusing prefixes can save on one backend;
+4. scores it with each backend / scheduler / thread count and prints one row each: queries/s, the
+   speed-up over **naive llama.cpp** (every prompt from scratch, one at a time, 1 thread: how peer
+   tools evaluate), the speed-up over naive on the same backend and which fraction of the sharing
+   factor that is, the fraction of the fp32 FLOP ceiling::
+
+       ceiling fraction = unique tokens x 2 x non-embedding params / elapsed / measured matmul rate
+
+   the largest difference of any option probability from naive evaluation on the same backend (on
+   the queries both scored; bf16 rows: from float32 on the same scheduler), and the process's peak
+   resident memory so far.
+
+Naive scoring of a whole workload takes minutes, so naive rows score the first ``--naive-queries``
+queries; every ratio is a ratio of rates. Rows run in the order printed, in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import workloads  # noqa: E402
+
+from valuescope.backends.llamacpp import LlamaCppBackend, embedded_model_path  # noqa: E402
+from valuescope.types import LetterScores, ScoreRequest  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------- machine
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Best-of-``repeats`` fp32 GFLOP/s of an n x n @ n x n numpy product (2 n^3 FLOP)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    a @ b  # warm-up: thread pool, page faults
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
+def non_embedding_params(path: Path) -> int:
+    """Parameters a prompt token is multiplied through: every GGUF tensor except the token
+    embedding (a lookup, no FLOPs) and an untied output head (applied to the last position only)."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+    skip = {"token_embd.weight", "output.weight"}
+    return int(sum(int(t.n_elements) for t in reader.tensors if t.name not in skip))
+
+
+def machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, load average {load():.1f}"
+
+
+def load() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far (Linux reports KiB, macOS bytes)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def plan_rss_mb(preset: str = "inertia") -> tuple[int, float]:
+    """(queries, peak RSS in MB) of a fresh process that plans a whole preset and builds every score
+    request of it (no model, no store): the memory a run of that size needs before any model."""
+    code = (
+        "import resource, sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import workloads\n"
+        "from valuescope.presets import load_preset\n"
+        "from valuescope.runner import _Session, plan_model, resolve\n"
+        "r = resolve(load_preset(sys.argv[2]))\n"
+        "m = r.study.models[0]\n"
+        "qs = plan_model(r, m)\n"
+        "s = _Session(r, m, backend=workloads._RoleOnly(True), store=None)\n"
+        "n = sum(len(s.request(q).messages[-1].content) > 0 for q in qs)\n"
+        "print(len(qs), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parent), preset],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]), int(out[1]) / 1024
+
+
+# ---------------------------------------------------------------------------------------------- tokens
+
+
+def unique_tokens(token_lists: Sequence[Sequence[int]]) -> int:
+    """Nodes of the token trie of all prompts: every shared prefix counted once."""
+    seqs = sorted({tuple(t) for t in token_lists})
+    total = 0
+    prev: tuple[int, ...] = ()
+    for s in seqs:
+        n = 0
+        while n < min(len(s), len(prev)) and s[n] == prev[n]:
+            n += 1
+        total += len(s) - n
+        prev = s
+    return total
+
+
+def ceiling_fraction(unique: int, params: int, elapsed_s: float, gflops: float) -> float:
+    """Share of the machine's measured matmul rate that the useful work reached."""
+    return unique * 2.0 * params / elapsed_s / (gflops * 1e9)
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+
+@dataclass
+class Run:
+    backend: str
+    scheduler: str
+    config: str  # threads, dtype
+    queries: int
+    elapsed_s: float
+    unique_tokens: int  # of the queries this run scored
+    answers: list[LetterScores] = field(default_factory=list)
+    note: str = ""
+    rss_mb: float = 0.0
+    diff_ref: str = ""  # label of the run its answers are compared with
+
+    @property
+    def qps(self) -> float:
+        return self.queries / self.elapsed_s
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} {self.scheduler} {self.config}"
+
+
+def timed(backend: str, scheduler: str, config: str, score: Callable[[list[ScoreRequest]], list[LetterScores]],
+          reqs: list[ScoreRequest], unique: int, note: str = "") -> Run:
+    """Score in the runner's calls: whole canonical batches (16 queries), one call each."""
+    calls: list[list[ScoreRequest]] = []
+    for r in reqs:
+        if calls and calls[-1][-1].group == r.group and calls[-1][-1].batch == r.batch and len(calls[-1]) < 64:
+            calls[-1].append(r)
+        else:
+            calls.append([r])
+    t0 = time.perf_counter()
+    out: list[LetterScores] = []
+    for c in calls:
+        out.extend(score(c))
+    run = Run(backend, scheduler, config, len(reqs), time.perf_counter() - t0, unique, out, note, peak_rss_mb())
+    print(f"  {run.label}: {run.queries} queries in {run.elapsed_s:.1f} s ({run.qps:.2f}/s), load {load():.1f}",
+          flush=True)
+    return run
+
+
+def max_abs_diff(a: Sequence[LetterScores], b: Sequence[LetterScores]) -> float:
+    n = min(len(a), len(b))
+    if n == 0:
+        return float("nan")
+    return float(max(np.max(np.abs(np.array(x.probs) - np.array(y.probs))) for x, y in zip(a[:n], b[:n],
+                                                                                             strict=True)))
+
+
+LLAMA_ROWS = [("naive", "1"), ("sequential", "1"), ("prefix", "1"), ("batched", "1"), ("batched", "2"),
+              ("batched", "auto")]
+HF_ROWS = [("naive", "float32"), ("prefix", "float32"), ("prefix", "bfloat16")]
+
+
+def run_llamacpp(reqs: list[ScoreRequest], naive_reqs: list[ScoreRequest], rows: Sequence[tuple[str, str]],
+                 uniq: Callable[[list[ScoreRequest]], int]) -> list[Run]:
+    runs = []
+    for sched, threads in rows:
+        n_threads: int | str = threads if threads == "auto" else int(threads)
+        be = LlamaCppBackend(scheduler=sched, n_threads=n_threads)
+        try:
+            work = naive_reqs if sched == "naive" else reqs
+            note = f"first {len(work)}" if work is not reqs else ""
+            be.score(work[:1])  # warm-up (letter ids, thread pool); not timed
+            run = timed("llama.cpp", sched, f"{threads} thr", be.score, work, uniq(work), note=note)
+            chooser = getattr(be, "threads_chooser", None)
+            if chooser is not None and chooser.log:
+                used = [n for n, _ in chooser.log]
+                run.note = f"{used.count(1)} groups on 1 thread, {len(used) - used.count(1)} on {chooser.cores}"
+            runs.append(run)
+        finally:
+            be.close()
+    return runs
+
+
+def run_hf(reqs: list[ScoreRequest], naive_reqs: list[ScoreRequest], rows: Sequence[tuple[str, str]],
+           uniq: Callable[[list[ScoreRequest]], int]) -> list[Run]:
+    try:
+        from valuescope.backends.base import BackendError
+        from valuescope.backends.hf import HFBackend
+    except ImportError as exc:
+        print(f"# transformers rows skipped: {exc}")
+        return []
+    runs = []
+    for sched, dtype in rows:
+        try:
+            be = HFBackend(scheduler=sched, dtype=dtype)
+        except BackendError as exc:
+            print(f"# transformers {sched} {dtype} skipped: {exc}")
+            continue
+        try:
+            work = naive_reqs if sched == "naive" else reqs
+            note = f"first {len(work)}" if work is not reqs else ""
+            be.score(work[:1])
+            import torch
+
+            runs.append(timed("transformers", sched, f"{dtype}, {torch.get_num_threads()} thr", be.score, work,
+                              uniq(work), note=note))
+        finally:
+            be.close()
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def table(runs: Sequence[Run], params: int, gflops: float, sharing: float) -> str:
+    naive = {r.backend: r for r in runs if r.scheduler == "naive"}
+    base = naive.get("llama.cpp")
+    lines = ["| backend | scheduler | config | queries | queries/s | vs naive llama.cpp | vs naive same backend |"
+             " of sharing factor | FLOP ceiling | max diff | peak RSS |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        vs_base = f"{r.qps / base.qps:.1f}x" if base else "n/a"
+        same = naive.get(r.backend)
+        vs_same = f"{r.qps / same.qps:.1f}x" if same else "n/a"
+        of_sharing = f"{100 * r.qps / same.qps / sharing:.0f}%" if same and r is not same else "—"
+        frac = ceiling_fraction(r.unique_tokens, params, r.elapsed_s, gflops)
+        if r.config.startswith("bfloat16"):  # agreement with float32 on the same scheduler
+            ref = next((x for x in runs if x.backend == r.backend and x.scheduler == r.scheduler
+                        and x.config.startswith("float32")), None)
+            diff = f"{max_abs_diff(r.answers, ref.answers):.4f} vs fp32" if ref else "n/a"
+        else:
+            diff = "—" if same is None or r is same else f"{max_abs_diff(r.answers, same.answers):.4f}"
+        q = f"{r.queries}" + (f" ({r.note})" if r.note else "")
+        lines.append(f"| {r.backend} | {r.scheduler} | {r.config} | {q} | {r.qps:.1f} | {vs_base} | {vs_same} | "
+                     f"{of_sharing} | {100 * frac:.0f}% | {diff} | {r.rss_mb:.0f} MB |")
+    return "\n".join(lines)
+
+
+def build(workload: str, personas: int, quick: bool) -> list[ScoreRequest]:
+    if workload == "demo":
+        return workloads.demo(personas, workloads.QUICK_MFQ if quick else None)
+    if workload == "sequential":
+        return workloads.sequential(personas, workloads.QUICK_MFQ if quick else None)
+    gen = LlamaCppBackend(n_threads=1)  # the model measured simulates the conversations (not timed)
+    try:
+        return workloads.stability(gen, personas, workloads.QUICK_PVQ if quick else None)
+    finally:
+        gen.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workload", choices=workloads.WORKLOADS, default="demo")
+    ap.add_argument("--personas", type=int, default=3, help="personas besides the baseline")
+    ap.add_argument("--naive-queries", type=int, default=24, help="queries scored naively (from scratch)")
+    ap.add_argument("--quick", action="store_true", help="8 items, 1 persona, 4 naive queries: a smoke run")
+    ap.add_argument("--no-hf", action="store_true", help="skip the transformers rows")
+    ap.add_argument("--rows", default="", help="comma-separated llama.cpp rows sched:threads (default: all)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.personas, args.naive_queries = min(args.personas, 1), min(args.naive_queries, 4)
+
+    path = embedded_model_path()
+    print(f"machine: {machine_line()}")
+    gflops = matmul_gflops()
+    params = non_embedding_params(path)
+    print(f"numpy fp32 matmul: {gflops:.0f} GFLOP/s; model {path.name}: {params / 1e6:.1f} M non-embedding "
+          f"parameters = {2 * params / 1e9:.3f} GFLOP per prompt token; ceiling "
+          f"{gflops * 1e9 / (2 * params):.0f} prompt tokens/s")
+    reqs = build(args.workload, args.personas, args.quick)
+    naive_reqs = reqs[: args.naive_queries]
+    counter = LlamaCppBackend(n_threads=1)
+    try:
+        toks = {id(r): counter.tokens(counter.render(r)) for r in reqs}
+    finally:
+        counter.close()
+
+    def uniq(sub: list[ScoreRequest]) -> int:
+        return unique_tokens([toks[id(r)] for r in sub])
+
+    total = sum(len(t) for t in toks.values())
+    unique = uniq(reqs)
+    sharing = total / unique
+    print(f"workload {args.workload}: {len(reqs)} queries, {total} prompt tokens ({total / len(reqs):.0f} per query),"
+          f" {unique} unique ({unique / len(reqs):.0f} per query): sharing factor {sharing:.1f}x; naive rows on the"
+          f" first {len(naive_reqs)} queries")
+    rows = [tuple(x.split(":")) for x in args.rows.split(",")] if args.rows else LLAMA_ROWS
+    runs = run_llamacpp(reqs, naive_reqs, rows, uniq)  # type: ignore[arg-type]
+    if not args.no_hf:
+        runs += run_hf(reqs, naive_reqs, HF_ROWS, uniq)
+    print()
+    print(table(runs, params, gflops, sharing))
+    best = max(runs, key=lambda r: r.qps)
+    print(f"\nfastest: {best.label}, {best.qps:.1f} queries/s; the inertia preset (53,489 queries) would take "
+          f"{53489 / best.qps / 60:.0f} min at this rate; load average at the end: {load():.1f}")
+    n, mb = plan_rss_mb("inertia")
+    print(f"planning the inertia preset ({n} queries) and building every request: peak RSS {mb:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""Issue 20: deterministic batching. The plan is cut into canonical batches; the runner always sends
+whole batches and stores only the missing answers, so every answer is bit-identical whatever the
+store held before (a resumed run equals an uninterrupted one even where the kernels round
+differently for different batch shapes)."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sqlite3
+
+import pytest
+
+from valuescope.plan import BATCH_SIZE, batch_label, canonical_batches, prefix_group
+from valuescope.runner import _calls, plan_model, resolve, run_study
+from valuescope.spec import study_from_dict
+
+ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "DECENCY", "MATH", "WEAK", "UNFAIRLY"]
+STUDY = {
+    "name": "batching",
+    "instruments": [{"name": "mfq30", "items": ITEMS}],
+    "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 2, "seeds": [111]}]},
+    "report": False,
+}
+
+
+def _answers(store) -> dict[str, str]:
+    con = sqlite3.connect(store)
+    try:
+        return dict(con.execute("SELECT key, probs FROM responses").fetchall())
+    finally:
+        con.close()
+
+
+def test_canonical_batches_depend_only_on_the_plan():
+    study = study_from_dict({**STUDY, "instruments": [{"name": "mfq30"}], "output": "unused"})
+    queries = plan_model(resolve(study), study.models[0])
+    batches = canonical_batches(queries)
+    assert [q for b in batches for q in b] == sorted(queries, key=lambda q: [prefix_group(x) for x in queries]
+                                                     .index(prefix_group(q)))
+    for b in batches:
+        assert 0 < len(b) <= BATCH_SIZE and len({prefix_group(q) for q in b}) == 1
+    # MFQ-30: 16 items per part -> one batch per (persona, part); with 5 per batch: 5, 5, 5, 1
+    sizes = [len(b) for b in canonical_batches(queries, 5)]
+    assert sizes[:4] == [5, 5, 5, 1] and len({batch_label(b) for b in batches}) == len(batches)
+    # the same plan in another order of arrival gives the same batches (groups keep plan order inside)
+    calls = _calls(batches, 20)
+    assert all(sum(len(b) for b in c) <= 20 or len(c) == 1 for c in calls)
+    assert [b for c in calls for b in c] == batches
+
+
+@pytest.mark.parametrize("scheduler", ["batched", "prefix"])
+def test_answers_do_not_depend_on_what_was_stored(tmp_path, scheduler):
+    clean = tmp_path / "clean"
+    study = study_from_dict({**STUDY, "output": str(clean), "models": [{"name": "m", "scheduler": scheduler}]})
+    assert run_study(study)[0].new == 3 * len(ITEMS)
+    want = _answers(clean / "valuescope.sqlite")
+    rng = random.Random(20)
+    for trial in range(2):
+        # a store that holds an arbitrary subset of the answers, as after a kill at any point
+        out = tmp_path / f"partial{trial}"
+        shutil.copytree(clean, out)
+        con = sqlite3.connect(out / "valuescope.sqlite")
+        gone = rng.sample(sorted(want), rng.randint(1, len(want) - 1))
+        con.executemany("DELETE FROM responses WHERE key = ?", [(k,) for k in gone])
+        con.commit()
+        con.close()
+        res = run_study(study.model_copy(update={"output": str(out)}))[0]
+        assert res.already_done == len(want) - len(gone) and res.new == len(gone)
+        assert _answers(out / "valuescope.sqlite") == want  # the probability JSON, bit for bit

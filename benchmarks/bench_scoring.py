@@ -1,6 +1,6 @@
-"""Scoring benchmark: how close valuescope's scorers come to what this machine allows (issue 8).
+"""Scoring benchmark: how close valuescope's scorers come to what this machine allows (issues 8, 20).
 
-    python benchmarks/bench_scoring.py [--personas 20] [--naive-personas 3] [--quick] [--threads N]
+    python benchmarks/bench_scoring.py --workload demo|stability|sequential [--personas N] [--quick]
 
 In one process it
 
@@ -9,19 +9,23 @@ In one process it
 2. counts the model's non-embedding parameters from the GGUF (every tensor but the token embedding
    ``token_embd.weight`` and, for untied models, the output head ``output.weight``: a prompt token
    costs about 2 FLOP per such parameter; the head runs only on the last position);
-3. builds the workload of a real study without touching a store: ``--personas`` WVS personas (seed
-   111) plus the baseline x MFQ-30, options permuted per persona, shared-prefix layout;
-4. scores it with each backend / scheduler and prints queries/s, the speed-up over naive on the same
-   backend, and the fraction of the FLOP ceiling reached::
+3. builds the workload of a real study without a results store (benchmarks/workloads.py) and counts
+   its prompt tokens and its *unique* tokens: the nodes of the token trie of all prompts, i.e. what a
+   scorer that evaluates every shared prefix once must evaluate at least. Their ratio is the
+   **sharing factor**, the most that reusing prefixes can save on one backend;
+4. scores it with each backend / scheduler / thread count and prints one row each: queries/s, the
+   speed-up over **naive llama.cpp** (every prompt from scratch, one at a time, 1 thread: how peer
+   tools evaluate), the speed-up over naive on the same backend and which fraction of the sharing
+   factor that is, the fraction of the fp32 FLOP ceiling::
 
        ceiling fraction = unique tokens x 2 x non-embedding params / elapsed / measured matmul rate
 
-   where the unique tokens are the tokens that must be evaluated at all: per prefix group the
-   shared prefix once, plus every item suffix.
+   the largest difference of any option probability from naive evaluation on the same backend (on
+   the queries both scored; bf16 rows: from float32 on the same scheduler), and the process's peak
+   resident memory so far.
 
-Naive scoring (every prompt from scratch) of the whole workload takes minutes, so naive runs on the
-first ``--naive-personas`` personas only and its rate is per query; every ratio is a ratio of rates.
-Answers of every scheduler are compared with the ``prefix`` scheduler's on the queries both scored.
+Naive scoring of a whole workload takes minutes, so naive rows score the first ``--naive-queries``
+queries; every ratio is a ratio of rates. Rows run in the order printed, in one process.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,11 +43,11 @@ from pathlib import Path
 
 import numpy as np
 
-from valuescope.backends.llamacpp import LlamaCppBackend, embedded_model_path
-from valuescope.plan import prefix_group
-from valuescope.runner import _Session, plan_model, resolve
-from valuescope.spec import InstrumentRef, ModelSpec, PopulationSpec, Study, WVSSource
-from valuescope.types import LetterScores, ScoreRequest
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import workloads  # noqa: E402
+
+from valuescope.backends.llamacpp import LlamaCppBackend, embedded_model_path  # noqa: E402
+from valuescope.types import LetterScores, ScoreRequest  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------- machine
 
@@ -111,84 +118,60 @@ def machine_line() -> str:
                 break
     except OSError:
         pass
-    load = f", load average {os.getloadavg()[0]:.1f} at start" if hasattr(os, "getloadavg") else ""
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}{load}"
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, load average {load():.1f}"
 
 
-# ---------------------------------------------------------------------------------------------- workload
-
-# --quick: 4 relevance and 4 agreement items of MFQ-30
-QUICK_ITEMS = ("EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "COMPASSION", "FAIRLY", "HISTORY", "KIDRESPECT")
+def load() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
-def build_workload(n_personas: int = 20, items: Sequence[str] | None = None,
-                   system_role: bool = True) -> list[ScoreRequest]:
-    """The score requests of a real study (n WVS personas + baseline x MFQ-30), in plan order.
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far (Linux reports KiB, macOS bytes)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
-    Built with the runner's own planner and session, so the prompts are exactly a run's; the
-    contexts are empty, so no conversation is simulated and no store is needed."""
-    study = Study(
-        name="bench",
-        instruments=[InstrumentRef(name="mfq30", items=list(items) if items else None)],
-        population=PopulationSpec(baseline=True, sources=[WVSSource(n=n_personas, seeds=[111])]),
+
+def plan_rss_mb(preset: str = "inertia") -> tuple[int, float]:
+    """(queries, peak RSS in MB) of a fresh process that plans a whole preset and builds every score
+    request of it (no model, no store): the memory a run of that size needs before any model."""
+    code = (
+        "import resource, sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import workloads\n"
+        "from valuescope.presets import load_preset\n"
+        "from valuescope.runner import _Session, plan_model, resolve\n"
+        "r = resolve(load_preset(sys.argv[2]))\n"
+        "m = r.study.models[0]\n"
+        "qs = plan_model(r, m)\n"
+        "s = _Session(r, m, backend=workloads._RoleOnly(True), store=None)\n"
+        "n = sum(len(s.request(q).messages[-1].content) > 0 for q in qs)\n"
+        "print(len(qs), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
-    resolved = resolve(study)
-    model = ModelSpec()
-    queries = plan_model(resolved, model)
-    session = _Session(resolved, model, backend=_RoleOnly(system_role), store=None)  # type: ignore[arg-type]
-    reqs = [session.request(q) for q in queries]
-    assert all(r.group == prefix_group(q) for r, q in zip(reqs, queries, strict=True))
-    return reqs
+    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parent), preset],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]), int(out[1]) / 1024
 
 
-@dataclass
-class _RoleOnly:
-    """What ``_Session`` asks of a backend to build requests: whether the template has a system role."""
-
-    system_role: bool
+# ---------------------------------------------------------------------------------------------- tokens
 
 
-def persona_key(r: ScoreRequest) -> tuple[str, ...]:
-    """Everything before the questionnaire's user message: the persona (none for the baseline)."""
-    return tuple(m.content for m in r.messages[:-1])
-
-
-def persona_count(reqs: Sequence[ScoreRequest]) -> int:
-    return len({persona_key(r) for r in reqs})
-
-
-def first_personas(reqs: Sequence[ScoreRequest], n: int) -> list[ScoreRequest]:
-    """The requests of the first ``n`` personas (plan order keeps a persona's queries together)."""
-    seen: list[tuple[str, ...]] = []
-    out = []
-    for r in reqs:
-        key = persona_key(r)
-        if key not in seen:
-            seen.append(key)
-        if len(seen) > n:
-            break
-        out.append(r)
-    return out
-
-
-def token_counts(backend: LlamaCppBackend, reqs: Sequence[ScoreRequest]) -> tuple[int, int]:
-    """(total prompt tokens, unique tokens): unique = per prefix group the canonical prefix once,
-    plus every item suffix: the tokens any scorer must evaluate."""
+def unique_tokens(token_lists: Sequence[Sequence[int]]) -> int:
+    """Nodes of the token trie of all prompts: every shared prefix counted once."""
+    seqs = sorted({tuple(t) for t in token_lists})
     total = 0
-    prefixes: set[tuple[int, ...]] = set()
-    suffix = 0
-    for r in reqs:
-        toks = backend.tokens(backend.render(r))
-        cut = backend.split_points(r, toks)[1]
-        total += len(toks)
-        prefixes.add(tuple(toks[:cut]))
-        suffix += len(toks) - cut
-    return total, sum(len(p) for p in prefixes) + suffix
+    prev: tuple[int, ...] = ()
+    for s in seqs:
+        n = 0
+        while n < min(len(s), len(prev)) and s[n] == prev[n]:
+            n += 1
+        total += len(s) - n
+        prev = s
+    return total
 
 
-def ceiling_fraction(unique_tokens: int, params: int, elapsed_s: float, gflops: float) -> float:
+def ceiling_fraction(unique: int, params: int, elapsed_s: float, gflops: float) -> float:
     """Share of the machine's measured matmul rate that the useful work reached."""
-    return unique_tokens * 2.0 * params / elapsed_s / (gflops * 1e9)
+    return unique * 2.0 * params / elapsed_s / (gflops * 1e9)
 
 
 # ---------------------------------------------------------------------------------------------- runs
@@ -198,26 +181,41 @@ def ceiling_fraction(unique_tokens: int, params: int, elapsed_s: float, gflops: 
 class Run:
     backend: str
     scheduler: str
+    config: str  # threads, dtype
     queries: int
     elapsed_s: float
     unique_tokens: int  # of the queries this run scored
     answers: list[LetterScores] = field(default_factory=list)
     note: str = ""
+    rss_mb: float = 0.0
+    cpu_s: float = 0.0  # this process's CPU time (all its threads, spinning included)
 
     @property
     def qps(self) -> float:
         return self.queries / self.elapsed_s
 
+    @property
+    def label(self) -> str:
+        return f"{self.backend} {self.scheduler} {self.config}"
 
-def timed(label: tuple[str, str], score: Callable[[list[ScoreRequest]], list[LetterScores]],
-          reqs: list[ScoreRequest], unique: int, chunk: int = 64, note: str = "") -> Run:
-    """Score in runner-sized chunks (the runner sends whole prefix groups, 64 queries at most)."""
-    t0 = time.perf_counter()
+
+def timed(backend: str, scheduler: str, config: str, score: Callable[[list[ScoreRequest]], list[LetterScores]],
+          reqs: list[ScoreRequest], unique: int, note: str = "") -> Run:
+    """Score in the runner's calls: whole canonical batches (16 queries), one call each."""
+    calls: list[list[ScoreRequest]] = []
+    for r in reqs:
+        if calls and calls[-1][-1].group == r.group and calls[-1][-1].batch == r.batch and len(calls[-1]) < 64:
+            calls[-1].append(r)
+        else:
+            calls.append([r])
+    t0, c0 = time.perf_counter(), time.process_time()
     out: list[LetterScores] = []
-    for i in range(0, len(reqs), chunk):
-        out.extend(score(reqs[i:i + chunk]))
-    run = Run(label[0], label[1], len(reqs), time.perf_counter() - t0, unique, out, note)
-    print(f"  {label[0]} {label[1]}: {run.queries} queries in {run.elapsed_s:.1f} s", flush=True)
+    for c in calls:
+        out.extend(score(c))
+    run = Run(backend, scheduler, config, len(reqs), time.perf_counter() - t0, unique, out, note, peak_rss_mb(),
+              time.process_time() - c0)
+    print(f"  {run.label}: {run.queries} queries in {run.elapsed_s:.1f} s ({run.qps:.2f}/s), load {load():.1f}",
+          flush=True)
     return run
 
 
@@ -229,24 +227,47 @@ def max_abs_diff(a: Sequence[LetterScores], b: Sequence[LetterScores]) -> float:
                                                                                              strict=True)))
 
 
-def run_llamacpp(reqs: list[ScoreRequest], naive_reqs: list[ScoreRequest], schedulers: Sequence[str],
-                 threads: int | None, uniq: Callable[[list[ScoreRequest]], int],
-                 extra_buffers: str = "auto") -> list[Run]:
+# (scheduler, threads): 1 thread, all cores, or measured ("auto"); the first row is the reference
+LLAMA_ROWS = [("naive", "1"), ("sequential", "1"), ("prefix", "1"), ("batched", "1"), ("prefix", "all"),
+              ("prefix", "auto")]
+# (scheduler, threads, dtype)
+HF_ROWS = [("naive", "1", "float32"), ("prefix", "1", "float32"), ("prefix", "auto", "float32"),
+           ("prefix", "1", "bfloat16")]
+
+
+def _threads(spec: str) -> int | str:
+    from valuescope.backends.threads import usable_cores
+
+    return spec if spec == "auto" else usable_cores() if spec == "all" else int(spec)
+
+
+def _note(run: Run, chooser: object, work: list[ScoreRequest], reqs: list[ScoreRequest]) -> None:
+    if work is not reqs:
+        run.note = f"first {len(work)}"
+    log = getattr(chooser, "log", None)
+    if log:
+        used = [n for n, _ in log]
+        run.note = f"{used.count(1)} units on 1 thread, {len(used) - used.count(1)} on {getattr(chooser, 'cores', '?')}"
+
+
+def run_llamacpp(reqs: list[ScoreRequest], naive_reqs: list[ScoreRequest], rows: Sequence[tuple[str, str]],
+                 uniq: Callable[[list[ScoreRequest]], int], extra_buffers: str = "auto") -> list[Run]:
     runs = []
-    for sched in schedulers:
-        be = LlamaCppBackend(scheduler=sched, n_threads=threads, extra_buffers=extra_buffers)
+    for sched, threads in rows:
+        be = LlamaCppBackend(scheduler=sched, n_threads=_threads(threads), extra_buffers=extra_buffers)
         try:
             work = naive_reqs if sched == "naive" else reqs
-            note = f"first {persona_count(work)} personas" if work is not reqs else ""
-            be.score(work[:2])  # warm-up (letter ids, thread pool); not timed
-            runs.append(timed(("llama.cpp", sched), be.score, work, uniq(work), note=note))
+            be.score(work[:1])  # warm-up (letter ids, thread pool); not timed
+            run = timed("llama.cpp", sched, f"{_threads(threads)} thr", be.score, work, uniq(work))
+            _note(run, getattr(be, "threads_chooser", None), work, reqs)
+            runs.append(run)
         finally:
             be.close()
     return runs
 
 
-def compare_extra_buffers(reqs: list[ScoreRequest], threads: int | None,
-                          uniq: Callable[[list[ScoreRequest]], int], rounds: int = 3) -> list[Run]:
+def compare_extra_buffers(reqs: list[ScoreRequest], threads: str, uniq: Callable[[list[ScoreRequest]], int],
+                          rounds: int = 3) -> list[Run]:
     """The prefix scheduler with llama.cpp's extra buffer types on and off, alternated ``rounds``
     times so that load from other processes hits both alike; the best round of each is kept."""
     from valuescope.backends.llama_load import system_info
@@ -255,67 +276,107 @@ def compare_extra_buffers(reqs: list[ScoreRequest], threads: int | None,
     best: dict[str, Run] = {}
     for _ in range(rounds):
         for setting in ("on", "off"):
-            run = run_llamacpp(reqs, reqs, ["prefix"], threads, uniq, setting)[0]
+            run = run_llamacpp(reqs, reqs, [("prefix", threads)], uniq, setting)[0]
             run.scheduler = f"prefix, extra buffers {setting}"
             if setting not in best or run.elapsed_s < best[setting].elapsed_s:
                 best[setting] = run
     return [best["on"], best["off"]]
 
 
-def run_hf(reqs: list[ScoreRequest], naive_reqs: list[ScoreRequest], threads: int | None,
+def run_hf(reqs: list[ScoreRequest], naive_reqs: list[ScoreRequest], rows: Sequence[tuple[str, str, str]],
            uniq: Callable[[list[ScoreRequest]], int]) -> list[Run]:
+    """One transformers backend per dtype (loading dequantises the GGUF: slow), rows switch its scheduler
+    and thread count."""
     missing = optional_missing("torch", "transformers", "gguf")
     if missing:
         print(f"# transformers rows skipped: the optional package {missing!r} is not installed "
               "(pip install 'valuescope[hf]'; torch==2.13.0 for the CPU build)")
         return []
-    from valuescope.backends.hf import HFBackend
+    import torch
 
-    be = HFBackend(n_threads=threads)
-    try:
-        be.score(naive_reqs[:2])
-        # hf.py has no KV sharing: every prompt is evaluated whole (padded batches), i.e. naive
-        return [timed(("transformers", "naive"), be.score, naive_reqs, uniq(naive_reqs),
-                      note=f"first {persona_count(naive_reqs)} personas, batches of {be.batch_size}")]
-    finally:
-        be.close()
+    from valuescope.backends.base import BackendError
+    from valuescope.backends.hf import HFBackend
+    from valuescope.backends.threads import ThreadChooser
+
+    runs = []
+    for dtype in dict.fromkeys(d for _, _, d in rows):
+        try:
+            be = HFBackend(dtype=dtype)
+        except BackendError as exc:
+            print(f"# transformers {dtype} rows skipped: {exc}")
+            continue
+        try:
+            for sched, threads, d in rows:
+                if d != dtype:
+                    continue
+                be.scheduler, be._prefix = sched, None
+                n = _threads(threads)
+                be.threads_chooser = ThreadChooser(torch.set_num_threads) if n == "auto" else None
+                if n != "auto":
+                    torch.set_num_threads(int(n))
+                work = naive_reqs if sched == "naive" else reqs
+                be.score(work[:1])
+                run = timed("transformers", sched, f"{dtype}, {n} thr", be.score, work, uniq(work))
+                _note(run, be.threads_chooser, work, reqs)
+                runs.append(run)
+        finally:
+            be.close()
+    return runs
 
 
 # ---------------------------------------------------------------------------------------------- report
 
 
-def table(runs: Sequence[Run], params: int, gflops: float) -> str:
-    naive = {r.backend: r.qps for r in runs if r.scheduler == "naive"}
-    ref = next((r for r in runs if r.backend == "llama.cpp" and r.scheduler == "prefix"), None)
-    lines = ["| backend | scheduler | queries | queries/s | speed-up vs naive | unique tok/s | FLOP ceiling |"
-             " max abs diff vs prefix |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+def table(runs: Sequence[Run], params: int, gflops: float, sharing: float) -> str:
+    naive = {r.backend: r for r in runs if r.scheduler == "naive"}
+    base = naive.get("llama.cpp")
+    lines = ["| backend | scheduler | config | queries | queries/s | queries/CPU-s | vs naive llama.cpp |"
+             " vs naive same backend | of sharing factor | FLOP ceiling | max diff | peak RSS |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
-        speed = f"{r.qps / naive[r.backend]:.1f}x" if r.backend in naive else "n/a"
+        vs_base = f"{r.qps / base.qps:.1f}x" if base else "n/a"
+        same = naive.get(r.backend)
+        vs_same = f"{r.qps / same.qps:.1f}x" if same else "n/a"
+        of_sharing = f"{100 * r.qps / same.qps / sharing:.0f}%" if same and r is not same else "—"
         frac = ceiling_fraction(r.unique_tokens, params, r.elapsed_s, gflops)
-        diff = "—" if ref is None or r is ref else f"{max_abs_diff(r.answers, ref.answers):.4f}"
+        if r.config.startswith("bfloat16"):  # agreement with float32 on the same scheduler
+            ref = next((x for x in runs if x.backend == r.backend and x.scheduler == r.scheduler
+                        and x.config.startswith("float32")), None)
+            diff = f"{max_abs_diff(r.answers, ref.answers):.4f} vs fp32" if ref else "n/a"
+        else:
+            diff = "—" if same is None or r is same else f"{max_abs_diff(r.answers, same.answers):.4f}"
         q = f"{r.queries}" + (f" ({r.note})" if r.note else "")
-        lines.append(f"| {r.backend} | {r.scheduler} | {q} | {r.qps:.1f} | {speed} | "
-                     f"{r.unique_tokens / r.elapsed_s:.0f} | {100 * frac:.0f}% | {diff} |")
+        lines.append(f"| {r.backend} | {r.scheduler} | {r.config} | {q} | {r.qps:.1f} | {r.queries / r.cpu_s:.1f} | "
+                     f"{vs_base} | {vs_same} | "
+                     f"{of_sharing} | {100 * frac:.0f}% | {diff} | {r.rss_mb:.0f} MB |")
     return "\n".join(lines)
+
+
+def build(workload: str, personas: int, quick: bool) -> list[ScoreRequest]:
+    if workload == "demo":
+        return workloads.demo(personas, workloads.QUICK_MFQ if quick else None)
+    if workload == "sequential":
+        return workloads.sequential(personas, workloads.QUICK_MFQ if quick else None)
+    gen = LlamaCppBackend(n_threads=1)  # the model measured simulates the conversations (not timed)
+    try:
+        return workloads.stability(gen, personas, workloads.QUICK_PVQ if quick else None)
+    finally:
+        gen.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--personas", type=int, default=20, help="WVS personas (plus the baseline)")
-    ap.add_argument("--naive-personas", type=int, default=3, help="personas scored naively (from scratch)")
-    ap.add_argument("--quick", action="store_true", help="4 personas, 1 naive, 8 items: a smoke run")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="threads for both backends (default: each backend's own default)")
-    ap.add_argument("--no-hf", action="store_true", help="skip the transformers backend")
+    ap.add_argument("--workload", choices=workloads.WORKLOADS, default="demo")
+    ap.add_argument("--personas", type=int, default=3, help="personas besides the baseline")
+    ap.add_argument("--naive-queries", type=int, default=24, help="queries scored naively (from scratch)")
+    ap.add_argument("--quick", action="store_true", help="8 items, 1 persona, 4 naive queries: a smoke run")
+    ap.add_argument("--no-hf", action="store_true", help="skip the transformers rows")
+    ap.add_argument("--rows", default="", help="comma-separated llama.cpp rows sched:threads (default: all)")
     ap.add_argument("--extra-buffers", choices=["auto", "on", "off", "compare"], default="auto",
                     help="llama.cpp extra buffer types; 'compare' times the prefix scheduler with them on and off")
     args = ap.parse_args(argv)
-    items = None
     if args.quick:
-        args.personas, args.naive_personas = min(args.personas, 4), 1
-        items = QUICK_ITEMS
-    threads = args.threads
+        args.personas, args.naive_queries = min(args.personas, 1), min(args.naive_queries, 4)
 
     path = embedded_model_path()
     print(f"machine: {machine_line()}")
@@ -324,32 +385,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"numpy fp32 matmul: {gflops:.0f} GFLOP/s; model {path.name}: {params / 1e6:.1f} M non-embedding "
           f"parameters = {2 * params / 1e9:.3f} GFLOP per prompt token; ceiling "
           f"{gflops * 1e9 / (2 * params):.0f} prompt tokens/s")
-
-    reqs = build_workload(args.personas, items)
-    naive_reqs = first_personas(reqs, args.naive_personas)
+    reqs = build(args.workload, args.personas, args.quick)
+    naive_reqs = reqs[: args.naive_queries]
     counter = LlamaCppBackend(n_threads=1)
     try:
-        total, unique = token_counts(counter, reqs)
-
-        def uniq(sub: list[ScoreRequest]) -> int:
-            return token_counts(counter, sub)[1]
-
-        print(f"workload: {persona_count(reqs)} personas (baseline included) x {len(reqs) // persona_count(reqs)}"
-              f" queries = {len(reqs)} queries; {total} prompt tokens, {unique} unique ({total / unique:.1f}x"
-              f" shared); naive on the first {persona_count(naive_reqs)} personas ({len(naive_reqs)} queries)")
-        if args.extra_buffers == "compare":
-            runs = compare_extra_buffers(reqs, threads, uniq)
-        else:
-            runs = run_llamacpp(reqs, naive_reqs, ["naive", "sequential", "prefix", "batched"], threads, uniq,
-                                args.extra_buffers)
-        if not args.no_hf and args.extra_buffers != "compare":
-            runs += run_hf(reqs, naive_reqs, threads, uniq)
+        toks = {id(r): counter.tokens(counter.render(r)) for r in reqs}
     finally:
         counter.close()
+
+    def uniq(sub: list[ScoreRequest]) -> int:
+        return unique_tokens([toks[id(r)] for r in sub])
+
+    total = sum(len(t) for t in toks.values())
+    unique = uniq(reqs)
+    sharing = total / unique
+    print(f"workload {args.workload}: {len(reqs)} queries, {total} prompt tokens ({total / len(reqs):.0f} per query),"
+          f" {unique} unique ({unique / len(reqs):.0f} per query): sharing factor {sharing:.1f}x; naive rows on the"
+          f" first {len(naive_reqs)} queries")
+    rows = [tuple(x.split(":")) for x in args.rows.split(",")] if args.rows else LLAMA_ROWS
+    if args.extra_buffers == "compare":
+        runs = compare_extra_buffers(reqs, "1", uniq)
+    else:
+        runs = run_llamacpp(reqs, naive_reqs, rows, uniq, args.extra_buffers)  # type: ignore[arg-type]
+    if not args.no_hf and args.extra_buffers != "compare":
+        runs += run_hf(reqs, naive_reqs, HF_ROWS, uniq)
     print()
-    print(table(runs, params, gflops))
-    if hasattr(os, "getloadavg"):
-        print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (other processes share these cores)")
+    print(table(runs, params, gflops, sharing))
+    best = max(runs, key=lambda r: r.qps)
+    print(f"\nfastest: {best.label}, {best.qps:.1f} queries/s; the inertia preset (53,489 queries) would take "
+          f"{53489 / best.qps / 60:.0f} min at this rate; load average at the end: {load():.1f}")
+    n, mb = plan_rss_mb("inertia")
+    print(f"planning the inertia preset ({n} queries) and building every request: peak RSS {mb:.0f} MB")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The scoring benchmark's parts on a tiny real case: 2 WVS personas + baseline x 4 MFQ items."""
+"""The scoring benchmark's parts on tiny real cases (issues 8, 20): workloads, token counts, one run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from valuescope.backends.llamacpp import LlamaCppBackend, embedded_model_path
+from valuescope.backends.llamacpp import LlamaCppBackend
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scoring.py"
 ITEMS = ["EMOTIONALLY", "TREATED", "COMPASSION", "FAIRLY"]  # two relevance, two agreement items
@@ -26,20 +26,41 @@ def bench():
 
 @pytest.fixture(scope="module")
 def workload(bench):
-    return bench.build_workload(2, ITEMS)
+    return bench.workloads.demo(2, ITEMS)
 
 
-def test_workload_is_a_real_study(bench, workload):
+def test_demo_workload_is_a_real_study(workload):
     assert len(workload) == 3 * len(ITEMS)  # baseline + 2 personas, every item once
-    assert bench.persona_count(workload) == 3
-    assert len(bench.first_personas(workload, 1)) == len(ITEMS)
     for r in workload:
-        assert r.shared_chars > 0 and r.group and r.letters[0] == "A"
+        assert r.shared_chars > 0 and r.group and r.letters[0] == "A" and r.batch.startswith(r.group)
         # the shared part ends where the item starts: the rest of the user message is item text
         assert len(r.messages[-1].content) > r.shared_chars
 
 
+def test_sequential_workload_extends_one_prompt_item_by_item(bench):
+    reqs = bench.workloads.sequential(1, ITEMS)
+    assert len(reqs) == 2 * len(ITEMS)
+    for a, b in zip(reqs, reqs[1:], strict=False):
+        if a.messages[:-1] == b.messages[:-1] or len(b.messages) == 1 or b.messages[0] != a.messages[0]:
+            continue  # the next persona starts a new conversation
+        # the next prompt is this one plus the letter left as the answer and the next item
+        assert b.messages[: len(a.messages)] == a.messages
+        answer = b.messages[len(a.messages)]
+        assert answer.role == "assistant" and answer.content[len(a.answer_prefix)] in a.letters
+    # the second part (agreement items) is introduced with its own instructions
+    firsts = [r.messages[-1].content for r in reqs[:len(ITEMS)]]
+    assert sum("Options:" in text for text in firsts) == 2
+
+
+def test_unique_tokens_count_every_shared_prefix_once(bench):
+    # trie of [1 2 3], [1 2 4], [1 5], [1 2 3] (duplicate): nodes 1, 2, 3, 4, 5
+    assert bench.unique_tokens([[1, 2, 3], [1, 2, 4], [1, 5], [1, 2, 3]]) == 5
+    assert bench.unique_tokens([[7], [8, 9]]) == 3
+
+
 def test_non_embedding_params_of_smollm2(bench):
+    from valuescope.backends.llamacpp import embedded_model_path
+
     params = bench.non_embedding_params(embedded_model_path())
     # SmolLM2-135M: 134.5 M parameters, 49152 x 576 tied token embedding = 28.3 M
     assert params == pytest.approx(134.5e6 - 49152 * 576, rel=0.01)
@@ -51,20 +72,23 @@ def test_ceiling_arithmetic(bench):
     assert bench.matmul_gflops(n=256, repeats=2) > 0
 
 
-def test_schedulers_agree_and_shared_tokens_count_once(bench, workload):
+def test_rows_agree_and_shared_tokens_count_once(bench, workload):
     counter = LlamaCppBackend(n_threads=1)
     try:
-        total, unique = bench.token_counts(counter, workload)
-        assert 0 < unique < total
-        runs = bench.run_llamacpp(workload, bench.first_personas(workload, 1), ["naive", "prefix", "batched"],
-                                  threads=1, uniq=lambda sub: bench.token_counts(counter, sub)[1])
+        toks = {id(r): counter.tokens(counter.render(r)) for r in workload}
     finally:
         counter.close()
+    uniq = lambda sub: bench.unique_tokens([toks[id(r)] for r in sub])  # noqa: E731
+    total, unique = sum(len(t) for t in toks.values()), uniq(workload)
+    assert 0 < unique < total / 2
+    runs = bench.run_llamacpp(workload, workload[:len(ITEMS)], [("naive", "1"), ("prefix", "1"), ("batched", "1")],
+                              uniq)
     by = {r.scheduler: r for r in runs}
     assert by["naive"].queries == len(ITEMS) and by["prefix"].queries == len(workload)
     for r in runs:
-        assert r.qps > 0 and 0 < r.unique_tokens <= unique
-        assert bench.ceiling_fraction(r.unique_tokens, 10**8, r.elapsed_s, 100.0) > 0
-        assert bench.max_abs_diff(r.answers, by["prefix"].answers) < 0.05
-    table = bench.table(runs, 10**8, 100.0)
-    assert table.count("\n") == 1 + len(runs) and "| llama.cpp | prefix |" in table
+        assert r.qps > 0 and 0 < r.unique_tokens <= unique and r.rss_mb > 0
+        assert bench.max_abs_diff(r.answers, by["naive"].answers) < 0.05
+    # the default scheduler is naive evaluation, bit for bit
+    assert bench.max_abs_diff(by["prefix"].answers, by["naive"].answers) == 0.0
+    table = bench.table(runs, 10**8, 100.0, total / unique)
+    assert table.count("\n") == 1 + len(runs) and "| llama.cpp | prefix | 1 thr |" in table

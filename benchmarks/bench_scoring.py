@@ -231,8 +231,7 @@ def max_abs_diff(a: Sequence[LetterScores], b: Sequence[LetterScores]) -> float:
 LLAMA_ROWS = [("naive", "1"), ("sequential", "1"), ("prefix", "1"), ("batched", "1"), ("prefix", "all"),
               ("prefix", "auto")]
 # (scheduler, threads, dtype)
-HF_ROWS = [("naive", "1", "float32"), ("prefix", "1", "float32"), ("prefix", "auto", "float32"),
-           ("prefix", "1", "bfloat16")]
+HF_ROWS = [("naive", "1", "float32"), ("prefix", "1", "float32"), ("prefix", "1", "bfloat16")]
 
 
 def _threads(spec: str) -> int | str:

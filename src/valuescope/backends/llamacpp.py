@@ -17,15 +17,21 @@ Schedulers (``scheduler=``):
     evaluates only its own turn, the numbers still independent of what ran before.
 ``batched``
     As ``prefix``, but the item suffixes of a group are evaluated together as one multi-sequence
-    batch, each suffix in its own sequence sharing the prefix cells of a unified KV cache. On CPU
-    llama.cpp's prompt throughput is flat in batch size, so this is not faster there, and the Q4
-    kernels round differently for different batch shapes (answers move by up to ~0.03 with the
-    batch composition).
+    batch, each suffix in its own sequence sharing the prefix cells of a unified KV cache. llama.cpp's
+    kernels round differently for different batch compositions (an answer moves by up to ~0.03 with
+    the suffixes batched before it), so a batch is the runner's canonical batch
+    (``ScoreRequest.batch``, ``plan.canonical_batches``: fixed by the plan, re-evaluated whole on
+    resume): answers are bit-identical whatever a store held before, but differ from ``prefix``'s.
+    Not faster than ``prefix`` on the CPUs measured (docs/performance.md), so not the default.
 ``sequential``
     One request after another, re-using the KV cache up to the longest common prefix with the
     previous request.
 ``naive``
     Every prompt evaluated from scratch (the baseline of the benchmark).
+
+``n_threads``: a number, None (llama-cpp-python's default: half the cores) or ``"auto"``: 1 thread or
+all usable cores per prefix group, whichever is measured faster (backends/threads.py). Answers do not
+depend on the thread count (tested bit for bit).
 """
 
 from __future__ import annotations

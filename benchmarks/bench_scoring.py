@@ -133,7 +133,10 @@ def peak_rss_mb() -> float:
 
 def plan_rss_mb(preset: str = "inertia") -> tuple[int, float]:
     """(queries, peak RSS in MB) of a fresh process that plans a whole preset and builds every score
-    request of it (no model, no store): the memory a run of that size needs before any model."""
+    request of it (no model, no store): the memory a run of that size needs before any model.
+
+    Read from /proc/self/status (VmHWM: reset by exec); Linux's ru_maxrss would carry over the
+    parent's peak into the child."""
     code = (
         "import resource, sys\n"
         "sys.path.insert(0, sys.argv[1])\n"
@@ -145,7 +148,8 @@ def plan_rss_mb(preset: str = "inertia") -> tuple[int, float]:
         "qs = plan_model(r, m)\n"
         "s = _Session(r, m, backend=workloads._RoleOnly(True), store=None)\n"
         "n = sum(len(s.request(q).messages[-1].content) > 0 for q in qs)\n"
-        "print(len(qs), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+        "print(len(qs), int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
     out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parent), preset],
                          capture_output=True, text=True, check=True).stdout.split()
@@ -345,7 +349,7 @@ def table(runs: Sequence[Run], params: int, gflops: float, sharing: float) -> st
         else:
             diff = "—" if same is None or r is same else f"{max_abs_diff(r.answers, same.answers):.4f}"
         q = f"{r.queries}" + (f" ({r.note})" if r.note else "")
-        lines.append(f"| {r.backend} | {r.scheduler} | {r.config} | {q} | {r.qps:.1f} | {r.queries / r.cpu_s:.1f} | "
+        lines.append(f"| {r.backend} | {r.scheduler} | {r.config} | {q} | {r.qps:.3g} | {r.queries / r.cpu_s:.3g} | "
                      f"{vs_base} | {vs_same} | "
                      f"{of_sharing} | {100 * frac:.0f}% | {diff} | {r.rss_mb:.0f} MB |")
     return "\n".join(lines)

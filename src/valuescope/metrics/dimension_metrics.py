@@ -35,6 +35,7 @@ import pandas as pd
 
 from valuescope.metrics._common import (
     NO_CONTEXT,
+    bias_corrected_ci,
     bootstrap_index,
     bootstrap_weights,
     group_rng,
@@ -173,7 +174,8 @@ def _steerability(
     n_cmp = len(m.pers_soft)
     for reading in ("hard", "soft"):
         value = matched_jsd(m, reading)
-        lo, hi = percentile_ci(bootstrap_matched_jsd(m, w, reading)) if w is not None else (np.nan, np.nan)
+        # bias-corrected: a JSD's bootstrap replicates are biased upward (metrics._common.bias_corrected_ci)
+        lo, hi = bias_corrected_ci(bootstrap_matched_jsd(m, w, reading), value) if w is not None else (np.nan, np.nan)
         note = "; ".join(notes + ([] if w is not None else ["fewer than 2 personas or n_boot=0: no bootstrap CI"]))
         out.append(row(f"steerability_jsd_{reading}", value=value, ci_low=lo, ci_high=hi, n=n_cmp, note=note))
     p_soft, p_hard, n_done = permutation_test(m, perm_rng, n_perm)

@@ -212,22 +212,7 @@ class Store:
 
     def write_responses(self, pairs: Sequence[tuple[Query, LetterScores]]) -> int:
         """Write answers in one transaction; returns how many were new."""
-        now = time.time()
-        rows = [
-            (q.run_id, q.key, q.model, q.persona.id, json.dumps(asdict(q.persona), sort_keys=True),
-             json.dumps(asdict(q.context), sort_keys=True), q.instrument, q.item_id, q.part, q.dimension,
-             q.wording, json.dumps(list(q.option_order)), q.seed, q.repeat, q.position, q.template,
-             json.dumps(list(s.probs)), None if s.outside_mass != s.outside_mass else s.outside_mass,
-             int(s.valid), s.raw, s.error, s.method, now, None)
-            for q, s in pairs
-        ]
-        with self._tx() as cur:
-            before = self.db.total_changes
-            cur.executemany(f"INSERT OR IGNORE INTO responses ({', '.join(RESPONSE_COLUMNS)}) VALUES "
-                            f"({','.join('?' * len(RESPONSE_COLUMNS))})", rows)
-            new = self.db.total_changes - before
-            cur.executemany("DELETE FROM failures WHERE run_id = ? AND key = ?", [(q.run_id, q.key) for q, _ in pairs])
-        return new
+        return self._insert_responses([(q, s, None) for q, s in pairs])
 
     def stored_answers(self, keys: Iterable[str], exclude_run: str) -> dict[str, dict[str, Any]]:
         """For each key, the earliest answer another run holds (the answer fields and its run), if any."""
@@ -245,6 +230,11 @@ class Store:
 
     def reuse_responses(self, pairs: Sequence[tuple[Query, LetterScores, str]]) -> int:
         """Copy answers that other runs hold into this run (``reused_from`` = the source run)."""
+        return self._insert_responses(pairs)
+
+    def _insert_responses(self, triples: Sequence[tuple[Query, LetterScores, str | None]]) -> int:
+        """One transaction: ``INSERT OR IGNORE`` each (query, answer, source run or None) and clear
+        the queries' failures; returns how many rows were new."""
         now = time.time()
         rows = [
             (q.run_id, q.key, q.model, q.persona.id, json.dumps(asdict(q.persona), sort_keys=True),
@@ -252,7 +242,7 @@ class Store:
              q.wording, json.dumps(list(q.option_order)), q.seed, q.repeat, q.position, q.template,
              json.dumps(list(s.probs)), None if s.outside_mass != s.outside_mass else s.outside_mass,
              int(s.valid), s.raw, s.error, s.method, now, source)
-            for q, s, source in pairs
+            for q, s, source in triples
         ]
         with self._tx() as cur:
             before = self.db.total_changes
@@ -260,7 +250,7 @@ class Store:
                             f"({','.join('?' * len(RESPONSE_COLUMNS))})", rows)
             new = self.db.total_changes - before
             cur.executemany("DELETE FROM failures WHERE run_id = ? AND key = ?",
-                            [(q.run_id, q.key) for q, _, _ in pairs])
+                            [(q.run_id, q.key) for q, _, _ in triples])
         return new
 
     def reused_counts(self, run_id: str) -> dict[str, int]:

@@ -68,7 +68,7 @@ def requests_for(study: Study, backend: Any) -> list[ScoreRequest]:
             label[q.key] = batch_label(b)
     with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
         session = _Session(resolved, model, backend=backend, store=store)
-        reqs = [session.request(q, label[q.key]) for q in queries]
+        reqs = [session.request(q, batch=label[q.key]) for q in queries]
     assert all(r.group == prefix_group(q) for r, q in zip(reqs, queries, strict=True))
     return reqs
 

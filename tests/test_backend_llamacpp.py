@@ -80,10 +80,19 @@ def test_schedulers_agree(embedded_backend):
     assert evaluated_naive == prompt_tokens
 
 
-def test_prefix_is_evaluated_once_per_group():
-    backend = LlamaCppBackend(scheduler="batched")
+@pytest.mark.parametrize("scheduler", ["prefix", "batched"])
+def test_prefix_is_evaluated_once_per_group(scheduler):
+    """With the item's start known (``shared_chars``, as the runner's requests carry it), the shared
+    part of a group is evaluated once. (Both schedulers share only canonical prefixes, so that an
+    answer never depends on what was evaluated before it.)"""
+    from dataclasses import replace
+
+    backend = LlamaCppBackend(scheduler=scheduler)
     try:
-        reqs = [_req(i, range(6)) for i in ITEMS]
+        reqs = []
+        for i in ITEMS:
+            r = _req(i, range(6))
+            reqs.append(replace(r, shared_chars=len(r.messages[-1].content) - len(f"'{i}'")))
         backend.score(reqs)
         toks = [backend.tokens(backend.render(r)) for r in reqs]
         total = sum(len(t) for t in toks)

@@ -102,7 +102,7 @@ def test_scaled_then_full_keeps_the_scaled_answers_and_asks_only_the_rest(embedd
     small, _ = _run(_study(out, "scaled", n=2), embedded_backend)
     full, asked = _run(_study(out, "full", n=4), embedded_backend)
     assert full.planned > small.planned
-    assert full.reused + asked == full.planned
+    assert full.reused + full.new == full.planned and asked >= full.new
     assert 0 < full.reused <= small.planned
     with Store(out) as store:
         for r in store.runs():
@@ -150,7 +150,9 @@ def test_an_edited_instrument_is_a_new_run_and_never_stale(embedded_backend, tmp
     inst.write_text(yaml.safe_dump(doc, sort_keys=False))
     third, asked = _run(study(), embedded_backend)
     assert third.run_id not in (first.run_id, second.run_id)
-    assert asked == third.planned - third.reused and 0 < asked < third.planned
+    # (the backend may be sent whole canonical batches, which re-evaluates stored neighbours: only the
+    # missing answers are stored)
+    assert third.new == third.planned - third.reused and 0 < third.new < third.planned and asked >= third.new
 
 
 def _v0_store(directory: Path) -> Path:

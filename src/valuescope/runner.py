@@ -388,7 +388,9 @@ def _run_pending(session: _Session, pending: list[Query], res: RunResult, progre
                  chunk_size: int, max_queries: int | None, queries: Sequence[Query] | None = None) -> None:
     """The local loop: whole canonical batches of the plan ``queries`` (default: of ``pending``)
     answered in plan order in this process; the answers of the pending keys are committed as they
-    come (the others were evaluated only to keep a batch whole, so a resumed run is bit-identical)."""
+    come. For a backend whose answers depend on their batch (``batch_sensitive``) the stored
+    neighbours are evaluated again only to keep a batch whole, so a resumed run is bit-identical;
+    every other backend is asked the missing queries alone."""
     wanted = {q.key for q in pending}
     todo = [b for b in canonical_batches(queries if queries is not None else pending)
             if any(q.key in wanted for q in b)]
@@ -399,6 +401,11 @@ def _run_pending(session: _Session, pending: list[Query], res: RunResult, progre
             break
         chunk = [q for b in call for q in b]
         labels = [batch_label(b) for b in call for _ in b]
+        if not getattr(session.backend, "batch_sensitive", False):
+            # answers independent of their neighbours (HTTP APIs, llama.cpp prefix, synthetic): ask only
+            # the missing queries, never again what is stored (an API bills every request)
+            labels = [lab for q, lab in zip(chunk, labels, strict=True) if q.key in wanted]
+            chunk = [q for q in chunk if q.key in wanted]
         missing = [q.key in wanted for q in chunk]
         lost = [q for q, m in zip(chunk, missing, strict=True) if m]
         try:

@@ -74,6 +74,8 @@ class HFBackend:
         if scheduler not in ("prefix", "naive"):
             raise BackendError(f"hf backend: unknown scheduler {scheduler!r} (prefix or naive)")
         self.scheduler = scheduler
+        # the prefix cache packs a group's suffixes into one padded pass: the runner keeps batches whole
+        self.batch_sensitive = scheduler == "prefix"
         if isinstance(n_threads, int) and n_threads > 0:  # None: torch's default (the physical cores)
             torch.set_num_threads(n_threads)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -171,6 +171,12 @@ class LlamaCppBackend:
 
     # ------------------------------------------------------------------ helpers
     @property
+    def batch_sensitive(self) -> bool:
+        """Whether an answer depends on which other requests share its call (the runner then sends
+        whole canonical batches); only ``batched`` evaluates several suffixes in one decode."""
+        return self.scheduler == "batched"
+
+    @property
     def system_role(self) -> bool:
         return self.template.system_role
 

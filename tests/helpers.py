@@ -83,3 +83,17 @@ def stop_process(proc) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class SharedBackend:
+    """A backend loaded once for a test module or session, handed to ``run_study``: the runner's
+    ``close()`` leaves it open; everything else is the wrapped backend's."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def close(self) -> None:
+        pass

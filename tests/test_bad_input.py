@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import SharedBackend
 
 from valuescope import runner
 from valuescope.spec import load_study, study_from_dict
@@ -190,23 +191,10 @@ def existing_store(tmp_path, embedded_backend):
     out = tmp_path / "out"
     tiny = study_from_dict({"name": "tiny", "output": str(out), "report": False,
                             "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED"]}]})
-    [res] = runner.run_study(tiny, backend_factory=lambda _model: _Shared(embedded_backend))
+    [res] = runner.run_study(tiny, backend_factory=lambda _model: SharedBackend(embedded_backend))
     assert res.new == 2
     assert not (out / "valuescope.sqlite-wal").exists()  # closed and checkpointed
     return out
-
-
-class _Shared:
-    """The session's embedded backend, not closed by the runner."""
-
-    def __init__(self, backend) -> None:
-        self.backend = backend
-
-    def __getattr__(self, name):
-        return getattr(self.backend, name)
-
-    def close(self) -> None:
-        pass
 
 
 def test_bad_files_give_one_line_exit_2_and_leave_the_store_alone(tmp_path, existing_store):

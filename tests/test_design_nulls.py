@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import SharedBackend
 
 from valuescope.analysis import load_run
 from valuescope.instruments import load_instrument
@@ -161,19 +162,6 @@ def test_synthetic_letter_biased_model_through_the_designs(tmp_path):
 # --------------------------------------------------------------------------- the embedded model (answers by letter)
 
 
-class _Shared:
-    """The session's embedded backend, not closed by the runner."""
-
-    def __init__(self, backend) -> None:
-        self.backend = backend
-
-    def __getattr__(self, name):
-        return getattr(self.backend, name)
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.slow
 def test_embedded_demo_steerability_is_like_for_like(tmp_path, embedded_backend):
     """The demo's design on half of MFQ-30: balanced steerability is of the size the fixed order gives (the
@@ -187,7 +175,7 @@ def test_embedded_demo_steerability_is_like_for_like(tmp_path, embedded_backend)
         study = adapt(load_preset("demo"), output=str(tmp_path / order))
         study = study.model_copy(update={"option_order": order, "report": False, "instruments": [
             study.instruments[0].model_copy(update={"items": items})]})
-        (res,) = run_study(study, backend_factory=lambda _m: _Shared(embedded_backend))
+        (res,) = run_study(study, backend_factory=lambda _m: SharedBackend(embedded_backend))
         assert res.failed == 0 and res.new == res.planned
         with Store(study.output) as store:
             steer[order] = _steerability(load_run(store, res.run_id, with_metrics=False))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import SharedBackend
 
 from valuescope.types import Message, ScoreRequest
 
@@ -35,19 +36,6 @@ ghost,"You are a restless ghost haunting a ruined castle, speaking in riddles an
 bard,"You are a wandering bard who sings of dragons, love and ancient wars.",fantastical
 leviathan,"You are Leviathan, an ancient sea monster older than the gods, contemptuous of mortals.",fantastical
 """
-
-
-class Shared:
-    """One loaded HFBackend for the whole module: run_study's close() leaves it open."""
-
-    def __init__(self, backend) -> None:
-        self.backend = backend
-
-    def __getattr__(self, name):
-        return getattr(self.backend, name)
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +69,7 @@ def steered(tmp_path_factory, hf_backend):
 
     def factory(model):
         built.append(model.name)
-        return Shared(hf_backend)
+        return SharedBackend(hf_backend)
 
     study = study_from_dict(study_dict(root / "out", personas, {"layer": LAYER, "cap": 0.5, "positions": "answer"}))
     results = run_study(study, backend_factory=factory)

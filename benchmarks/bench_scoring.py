@@ -142,11 +142,11 @@ def plan_rss_mb(preset: str = "inertia") -> tuple[int, float]:
         "sys.path.insert(0, sys.argv[1])\n"
         "import workloads\n"
         "from valuescope.presets import load_preset\n"
-        "from valuescope.runner import _Session, plan_model, resolve\n"
+        "from valuescope.session import Session, plan_model, resolve\n"
         "r = resolve(load_preset(sys.argv[2]))\n"
         "m = r.study.models[0]\n"
         "qs = plan_model(r, m)\n"
-        "s = _Session(r, m, backend=workloads._RoleOnly(True), store=None)\n"
+        "s = Session(r, m, backend=workloads._RoleOnly(True), store=None)\n"
         "n = sum(len(s.request(q).messages[-1].content) > 0 for q in qs)\n"
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
         "print(len(qs), int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
@@ -235,7 +235,8 @@ def max_abs_diff(a: Sequence[LetterScores], b: Sequence[LetterScores]) -> float:
 LLAMA_ROWS = [("naive", "1"), ("sequential", "1"), ("prefix", "1"), ("batched", "1"), ("prefix", "all"),
               ("prefix", "auto")]
 # (scheduler, threads, dtype)
-HF_ROWS = [("naive", "1", "float32"), ("prefix", "1", "float32"), ("prefix", "1", "bfloat16")]
+HF_ROWS = [("naive", "1", "float32"), ("prefix", "1", "float32"), ("prefix", "all", "float32"),
+           ("prefix", "1", "bfloat16")]
 
 
 def _threads(spec: str) -> int | str:
@@ -374,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--naive-queries", type=int, default=24, help="queries scored naively (from scratch)")
     ap.add_argument("--quick", action="store_true", help="8 items, 1 persona, 4 naive queries: a smoke run")
     ap.add_argument("--no-hf", action="store_true", help="skip the transformers rows")
+    ap.add_argument("--hf-rows", default="", help="comma-separated transformers rows sched:threads:dtype "
+                    "(default: all)")
     ap.add_argument("--rows", default="", help="comma-separated llama.cpp rows sched:threads (default: all)")
     ap.add_argument("--extra-buffers", choices=["auto", "on", "off", "compare"], default="auto",
                     help="llama.cpp extra buffer types; 'compare' times the prefix scheduler with them on and off")
@@ -411,14 +414,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         runs = run_llamacpp(reqs, naive_reqs, rows, uniq, args.extra_buffers)  # type: ignore[arg-type]
     if not args.no_hf and args.extra_buffers != "compare":
-        runs += run_hf(reqs, naive_reqs, HF_ROWS, uniq)
+        hf_rows = [tuple(x.split(":")) for x in args.hf_rows.split(",")] if args.hf_rows else HF_ROWS
+        runs += run_hf(reqs, naive_reqs, hf_rows, uniq)  # type: ignore[arg-type]
     print()
     print(table(runs, params, gflops, sharing))
     best = max(runs, key=lambda r: r.qps)
-    print(f"\nfastest: {best.label}, {best.qps:.1f} queries/s; the inertia preset (53,489 queries) would take "
-          f"{53489 / best.qps / 60:.0f} min at this rate; load average at the end: {load():.1f}")
     n, mb = plan_rss_mb("inertia")
-    print(f"planning the inertia preset ({n} queries) and building every request: peak RSS {mb:.0f} MB")
+    print(f"\nfastest: {best.label}, {best.qps:.1f} queries/s; the inertia preset ({n:,} queries) would take "
+          f"{n / best.qps / 60:.0f} min at this rate; load average at the end: {load():.1f}")
+    print(f"planning the inertia preset ({n:,} queries) and building every request: peak RSS {mb:.0f} MB")
     return 0
 
 

@@ -11,8 +11,9 @@ import sqlite3
 
 import pytest
 
+from valuescope.executors import calls as _calls
 from valuescope.plan import BATCH_SIZE, batch_label, canonical_batches, prefix_group
-from valuescope.runner import _calls, plan_model, resolve, run_study
+from valuescope.runner import plan_model, resolve, run_study
 from valuescope.spec import study_from_dict
 
 ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "DECENCY", "MATH", "WEAK", "UNFAIRLY"]

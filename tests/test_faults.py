@@ -46,7 +46,7 @@ def _prompt_keys(study) -> dict[str, str]:
     model = study.models[0]
     backend = runner.make_backend(model)
     try:
-        session = runner._Session(resolved, model, backend, store=None)  # no contexts: no store needed
+        session = runner.Session(resolved, model, backend, store=None)  # no contexts: no store needed
         return {q.key: prompt_key(backend.render(session.request(q))) for q in runner.plan_model(resolved, model)}
     finally:
         backend.close()

@@ -17,6 +17,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'valu
 
 from valuescope import runner  # noqa: E402
 from valuescope.executor_ray import RayExecutor, deal  # noqa: E402
+from valuescope.executors import work_units  # noqa: E402
 from valuescope.plan import prefix_group  # noqa: E402
 from valuescope.spec import study_from_dict  # noqa: E402
 from valuescope.store import Store  # noqa: E402
@@ -96,7 +97,7 @@ def test_deal_keeps_each_prefix_group_on_one_worker_and_balances(local_run):
     study = _study(local_run)
     queries = runner.plan_model(runner.resolve(study), study.models[0])
     for size in (2, 4, 16):
-        chunks = runner._chunks(queries, size)
+        chunks = [u.queries for u in work_units(queries, queries, size, batch_sensitive=False)]
         queues = deal(chunks, 2)
         assert sorted(i for q in queues for i in q) == list(range(len(chunks)))
         assert all(list(q) == sorted(q) for q in queues)  # plan order within a worker

@@ -1,14 +1,15 @@
 """The Ray executor: a study's queries answered by backends in Ray actors (``executor: ray``).
 
 Each worker is a Ray actor holding one backend (llama.cpp, hf, vllm, an OpenAI-compatible client)
-and a storeless ``runner._Session``, so it builds exactly the requests a local run builds. The
-driver (this process)
+and a storeless :class:`valuescope.session.Session`, so it builds exactly the requests a local run
+builds. The driver (this process)
 
-1. cuts the pending queries into the local run's chunks (``runner._chunks``: whole prefix groups)
-   and deals them into one queue per worker, every chunk of a prefix group (one persona in one
+1. cuts the pending queries into the local run's backend calls (``executors.work_units``: whole
+   canonical batches, labelled, so a batching backend evaluates the same company as in a local run)
+   and deals them into one queue per worker, every unit of a prefix group (one persona in one
    context) to the same worker, in plan order, so that worker's prefix cache serves the group;
-2. keeps two chunks in flight per worker and, as each answer comes back (``ray.wait``), commits it
-   to the SQLite store (``runner._commit``): the driver alone writes, stored keys are skipped, a
+2. keeps two units in flight per worker and, as each answer comes back (``ray.wait``), commits it
+   to the SQLite store (``executors.commit``): the driver alone writes, stored keys are skipped, a
    SIGKILLed driver loses only the chunks in flight and a rerun resumes;
 3. sends each chunk the conversations already stored for it; a worker simulates the missing ones
    and returns them with its answers, and the driver stores each once before the answers;
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from valuescope.backends.base import BackendError
-from valuescope.executors import Job, once
+from valuescope.executors import Job, Unit, commit, once, work_units
 from valuescope.plan import prefix_group
 from valuescope.spec import SpecError
 from valuescope.types import Message, Query
@@ -47,37 +48,39 @@ class _Worker:
     """One backend on a Ray worker: answers chunks, touches no store."""
 
     def __init__(self, resolved: Any, model: Any) -> None:
-        from valuescope import runner
+        from valuescope.session import Session, make_backend
 
         self.error: str | None = None
         self.backend = None
         try:
-            self.backend = runner.make_backend(model)
+            self.backend = make_backend(model)
             check = getattr(self.backend, "check_instruments", None)
             if callable(check):
                 check(resolved.instrument_map)
-            self.session = runner._Session(resolved, model, self.backend, store=None)
+            self.session = Session(resolved, model, self.backend, store=None)
             if model.judge is not None and resolved.study.extraction == "generate":
-                self.session.judge = runner.make_backend(model.judge)  # type: ignore[attr-defined]
+                self.session.judge = make_backend(model.judge)
         except Exception as exc:  # noqa: BLE001 - reported to the driver as one line
             self.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, BackendError) else str(exc)
         self.resolved = resolved
 
     def info(self, queries: Sequence[Query]) -> dict[str, Any]:
         """The backend's template facts and the example prompt, or the error that stopped it."""
-        from valuescope import runner
+        from valuescope.session import example_prompt
 
         if self.error is not None:
             return {"error": self.error}
         return {"system_role": self.session.system_role,
-                "example": runner.example_prompt(self.resolved, list(queries), self.backend)}
+                "batch_sensitive": bool(getattr(self.backend, "batch_sensitive", False)),
+                "example": example_prompt(self.resolved, list(queries), self.backend)}
 
-    def answer(self, chunk: list[Query], known: dict[str, tuple[Message, ...]]) -> tuple[str, Any, list[Any]]:
+    def answer(self, chunk: list[Query], labels: list[str], known: dict[str, tuple[Message, ...]]
+               ) -> tuple[str, Any, list[Any]]:
         """("ok", scores, fresh conversations) | ("error", text, fresh) | ("fatal", text, [])."""
         self.session.known.update(known)
         self.session.fresh = []
         try:
-            scores = self.session.answer(chunk)
+            scores = self.session.answer(chunk, labels)
         except BackendError as exc:
             return "fatal", str(exc), []
         except Exception as exc:  # noqa: BLE001 - one bad chunk is recorded as failed, as in a local run
@@ -93,8 +96,9 @@ class _Worker:
 
 
 def deal(chunks: Sequence[Sequence[Query]], workers: int) -> list[collections.deque[int]]:
-    """Chunk indices per worker: every chunk of a prefix group with the same worker (the one that got
-    the group's first chunk), a new group to the worker with the fewest queries so far; plan order kept."""
+    """Unit indices per worker (``chunks``: each unit's queries): every unit of a prefix group with the
+    same worker (the one that got the group's first unit), a new group to the worker with the fewest
+    queries so far; plan order kept."""
     queues: list[collections.deque[int]] = [collections.deque() for _ in range(workers)]
     load = [0] * workers
     home: dict[str, int] = {}
@@ -152,13 +156,12 @@ class RayExecutor:
         return [cls.remote(resolved, model) for _ in range(n)]
 
     def execute(self, job: Job) -> None:
-        from valuescope import runner
+        from valuescope.session import Session
 
         if getattr(job.resolved.study, "administration", "independent") == "sequential":
             raise SpecError("executor: ray runs independent administration only; run sequential administration "
                             "(each prompt shows the earlier answers of its chain) with executor: local")
         ray = _ray()
-        chunks = runner._chunks(job.pending, job.chunk_size)
         self.actors = actors = self._start(ray, job, len({prefix_group(q) for q in job.pending}))
         try:
             shown = next((q for q in job.queries if not q.persona.is_baseline), job.queries[0])
@@ -167,9 +170,10 @@ class RayExecutor:
             if bad is not None:
                 raise BackendError(bad)
             # the driver's session builds no prompts: it finds stored conversations and writes the store
-            driver = runner._Session(job.resolved, job.model, _Facts(infos[0]["system_role"]), job.store)
+            driver = Session(job.resolved, job.model, _Facts(infos[0]["system_role"]), job.store)  # type: ignore[arg-type]
             driver.register = once(lambda: job.register(infos[0]["example"]))
-            self._drive(ray, job, chunks, actors, driver)
+            units = work_units(job.queries, job.pending, job.chunk_size, infos[0]["batch_sensitive"])
+            self._drive(ray, job, units, actors, driver)
             stats = ray.get([a.stats.remote() for a in actors if a is not None], timeout=60)
             job.res.backend_stats = _merge_stats(stats)
         finally:
@@ -178,10 +182,8 @@ class RayExecutor:
                     ray.kill(a)
             self.actors = []
 
-    def _drive(self, ray: Any, job: Job, chunks: list[list[Query]], actors: list[Any], driver: Any) -> None:
-        from valuescope import runner
-
-        queues = deal(chunks, len(actors))
+    def _drive(self, ray: Any, job: Job, units: list[Unit], actors: list[Any], driver: Any) -> None:
+        queues = deal([u.queries for u in units], len(actors))
         inflight: dict[Any, tuple[int, int]] = {}  # ref -> (worker, chunk)
         total, done = len(job.pending), 0
 
@@ -203,7 +205,8 @@ class RayExecutor:
                     if job.max_queries is not None and job.res.new >= job.max_queries:
                         return
                     ci = queues[w].popleft()
-                    inflight[actor.answer.remote(chunks[ci], known(chunks[ci]))] = (w, ci)
+                    u = units[ci]
+                    inflight[actor.answer.remote(u.queries, u.labels, known(u.queries))] = (w, ci)
 
         fill()
         while inflight:
@@ -223,8 +226,10 @@ class RayExecutor:
                 if job.store.conversation(key, run_id=run_id) is None:  # a re-sent chunk may bring one again
                     job.store.write_conversation(key, run_id, persona_id, ctx, msgs)
                     job.res.conversations += 1
-            runner._commit(driver, chunks[ci], payload, job.res)
-            done += len(chunks[ci])
+            u = units[ci]
+            commit(driver, u.pending, payload if isinstance(payload, str) else
+                   [s for s, want in zip(payload, u.wanted, strict=True) if want], job.res)
+            done += len(u.pending)
             if job.progress:
                 job.progress("queries", done, total)
             fill()

@@ -119,7 +119,7 @@ class StateRecorder:
 
 @dataclass(frozen=True)
 class _Probe:
-    """What ``_Session.conversation`` reads of a query: the persona and the context."""
+    """What ``Session.conversation`` reads of a query: the persona and the context."""
 
     persona: Persona
     context: ContextSpec

@@ -295,13 +295,15 @@ class Store:
         return [dict(r) for r in self.db.execute("SELECT * FROM failures WHERE run_id = ?", (run_id,))]
 
     def responses(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's answers in key order: the same rows in the same order however they were written
+        (resumed, reused, answered by Ray workers in any order), so every resampling gives the same numbers."""
         return [dict(r) for r in self.db.execute(
-            "SELECT * FROM responses WHERE run_id = ? ORDER BY rowid", (run_id,))]
+            "SELECT * FROM responses WHERE run_id = ? ORDER BY key", (run_id,))]
 
     def personas(self, run_id: str) -> list[dict[str, Any]]:
         """Each persona of a run once (as stored with its answers)."""
         rows = self.db.execute(
-            "SELECT persona_json FROM responses WHERE run_id = ? GROUP BY persona_id ORDER BY MIN(rowid)", (run_id,))
+            "SELECT persona_json FROM responses WHERE run_id = ? GROUP BY persona_id ORDER BY persona_id", (run_id,))
         return [json.loads(r[0]) for r in rows]
 
     # ------------------------------------------------------------------ conversations

@@ -29,9 +29,9 @@ Schedulers (``scheduler=``):
 ``naive``
     Every prompt evaluated from scratch (the baseline of the benchmark).
 
-``n_threads``: a number, None (llama-cpp-python's default: half the cores) or ``"auto"``: 1 thread or
-all usable cores per prefix group, whichever is measured faster (backends/threads.py). Answers do not
-depend on the thread count (tested bit for bit).
+``n_threads``: a number, or ``"auto"`` (the default, also for None): 1 thread or all usable cores per
+prefix group, whichever is measured faster (backends/threads.py). Answers do not depend on the thread
+count (tested bit for bit), so the default is the fastest setting that keeps them deterministic.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class LlamaCppBackend:
         self.model_path = model_path
         self.scheduler = scheduler
         self.max_seqs = max(1, min(batch_size, 64))
-        auto = n_threads == "auto"
+        auto = n_threads is None or n_threads == "auto"  # measured per prefix group (docs/performance.md)
         if not (n_threads is None or auto or isinstance(n_threads, int) and n_threads > 0):
             raise BackendError(f"n_threads must be a positive number or 'auto', got {n_threads!r}")
         fixed = None if auto else n_threads

@@ -10,13 +10,12 @@ planner and session (so the prompts are exactly a run's), without touching a res
     before timing starts) and PVQ-40 in the persona's gendered wording. The conversation (hundreds of
     tokens) is shared by the persona's 40 items.
 ``sequential``
-    One questionnaire administered in sequence: each persona's items asked one after another in one
-    conversation, every prompt the previous one plus the letter left as the answer and the next
-    item. Built here from the ``demo`` plan (the runner's sequential administration is another
-    branch's work): the first user message is the whole independent prompt of the first item, every
-    later user message only the item's own text, and each assistant turn is ``answer_prefix`` +
-    a letter + ")". The letters are drawn with a seeded RNG from the plan, not taken from the model:
-    a real run would wait for each answer, which costs the same tokens; the workload stays a plan.
+    The demo's plan under ``administration: sequential`` (the runner's own sequential prompts): each
+    persona's questionnaire asked item after item in one conversation, every prompt the previous one
+    plus the answer left in the conversation and the next item, with the canonical split points
+    (``ScoreRequest.boundaries``) the runner sets. The answers left in the conversation are letters
+    drawn with a seeded RNG, not taken from the model: a real run waits for each answer, which costs
+    the same tokens; the workload stays a plan.
 """
 
 from __future__ import annotations
@@ -24,11 +23,11 @@ from __future__ import annotations
 import random
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from valuescope.plan import batch_label, canonical_batches, prefix_group
-from valuescope.runner import _Session, plan_model, resolve
+from valuescope.session import Session, plan_model, resolve
 from valuescope.spec import (
     ContextsSpec,
     InstrumentRef,
@@ -39,7 +38,7 @@ from valuescope.spec import (
     WVSSource,
 )
 from valuescope.store import Store
-from valuescope.types import Message, ScoreRequest
+from valuescope.types import LetterScores, Query, ScoreRequest
 
 WORKLOADS = ("demo", "stability", "sequential")
 # --quick: 4 relevance and 4 agreement items of MFQ-30; 8 items of PVQ-40
@@ -49,7 +48,7 @@ QUICK_PVQ = ("Q01", "Q02", "Q03", "Q04", "Q05", "Q06", "Q07", "Q08")
 
 @dataclass
 class _RoleOnly:
-    """What ``_Session`` asks of a backend to build requests: whether the template has a system role."""
+    """What ``Session`` asks of a backend to build requests: whether the template has a system role."""
 
     system_role: bool
 
@@ -67,7 +66,7 @@ def requests_for(study: Study, backend: Any) -> list[ScoreRequest]:
         for q in b:
             label[q.key] = batch_label(b)
     with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
-        session = _Session(resolved, model, backend=backend, store=store)
+        session = Session(resolved, model, backend=backend, store=store)
         reqs = [session.request(q, batch=label[q.key]) for q in queries]
     assert all(r.group == prefix_group(q) for r, q in zip(reqs, queries, strict=True))
     return reqs
@@ -96,23 +95,23 @@ def stability(backend: Any, n_personas: int = 4, items: Sequence[str] | None = N
 def sequential(n_personas: int = 4, items: Sequence[str] | None = None, system_role: bool = True,
                seed: int = 0) -> list[ScoreRequest]:
     """Each persona's questionnaire as one growing conversation (see the module docstring)."""
-    independent = demo(n_personas, items, system_role)
-    out: list[ScoreRequest] = []
-    history: list[Message] = []
-    chain: tuple[str, ...] | None = None
-    last_head = ""
+    study = Study(
+        name="bench",
+        instruments=[InstrumentRef(name="mfq30", items=list(items) if items else None)],
+        population=PopulationSpec(baseline=True, sources=[WVSSource(n=n_personas, seeds=[111])]),
+        administration="sequential",
+    )
+    resolved = resolve(study)
+    queries = plan_model(resolved, ModelSpec())
     rng = random.Random(seed)
-    for r in independent:
-        persona = tuple(m.content for m in r.messages[:-1])
-        user = r.messages[-1]
-        head = user.content[:r.shared_chars]  # instructions, options, the stem's opening
-        if persona != chain:  # a new persona: its first item is asked with the whole instructions
-            chain, history, shared = persona, list(r.messages), r.shared_chars
-        else:  # a new part (other instructions or scale) is introduced with its instructions again
-            text = user.content if head != last_head else user.content[r.shared_chars:]
-            shared = r.shared_chars if head != last_head else 0
-            history += [Message("assistant", f"{r.answer_prefix}{rng.choice(r.letters)})"), Message("user", text)]
-        last_head = head
-        out.append(replace(r, messages=tuple(history), shared_chars=shared, group=f"{r.group}:{len(history)}",
-                           batch=""))
+    session = Session(resolved, ModelSpec(), backend=_RoleOnly(system_role), store=None)
+    previous: dict[str, list[tuple[Query, LetterScores]]] = {}
+    out = []
+    for q in queries:  # plan order: each chain in asking order
+        chain = previous.setdefault(q.chain, [])
+        out.append(session.request(q, list(chain)))
+        n = len(q.option_order)
+        pick = rng.randrange(n)
+        chain.append((q, LetterScores(probs=tuple(1.0 if i == pick else 0.0 for i in range(n)),
+                                      outside_mass=0.0, method="logprobs")))
     return out

@@ -24,8 +24,10 @@ In one process it
    the queries both scored; bf16 rows: from float32 on the same scheduler), and the process's peak
    resident memory so far.
 
-Naive scoring of a whole workload takes minutes, so naive rows score the first ``--naive-queries``
-queries; every ratio is a ratio of rates. Rows run in the order printed, in one process.
+Naive scoring of a whole workload takes minutes, so naive rows score ``--naive-queries`` queries
+spaced evenly through the workload; every speed-up is a ratio of prompt tokens answered per second
+(so a sample of shorter or longer prompts does not bias it). Rows run in the order printed, in one
+process.
 """
 
 from __future__ import annotations
@@ -180,6 +182,8 @@ def ceiling_fraction(unique: int, params: int, elapsed_s: float, gflops: float) 
 
 # ---------------------------------------------------------------------------------------------- runs
 
+PROMPT_TOKENS: dict[int, int] = {}  # id(request) -> its prompt tokens (filled by main)
+
 
 @dataclass
 class Run:
@@ -193,6 +197,13 @@ class Run:
     note: str = ""
     rss_mb: float = 0.0
     cpu_s: float = 0.0  # this process's CPU time (all its threads, spinning included)
+    prompt_tokens: int = 0  # of the queries this run scored
+    request_ids: list[int] = field(default_factory=list)  # id() of each request scored, in order
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Prompt tokens answered per second: the rate ratios compare (a naive row scores a sample)."""
+        return self.prompt_tokens / self.elapsed_s
 
     @property
     def qps(self) -> float:
@@ -217,18 +228,19 @@ def timed(backend: str, scheduler: str, config: str, score: Callable[[list[Score
     for c in calls:
         out.extend(score(c))
     run = Run(backend, scheduler, config, len(reqs), time.perf_counter() - t0, unique, out, note, peak_rss_mb(),
-              time.process_time() - c0)
+              time.process_time() - c0, sum(PROMPT_TOKENS.get(id(r), 0) for r in reqs), [id(r) for r in reqs])
     print(f"  {run.label}: {run.queries} queries in {run.elapsed_s:.1f} s ({run.qps:.2f}/s), load {load():.1f}",
           flush=True)
     return run
 
 
-def max_abs_diff(a: Sequence[LetterScores], b: Sequence[LetterScores]) -> float:
-    n = min(len(a), len(b))
-    if n == 0:
+def max_abs_diff(a: Run, b: Run) -> float:
+    """The largest difference of any option probability between two runs, on the requests both scored."""
+    theirs = dict(zip(b.request_ids, b.answers, strict=True))
+    pairs = [(x, theirs[i]) for i, x in zip(a.request_ids, a.answers, strict=True) if i in theirs]
+    if not pairs:
         return float("nan")
-    return float(max(np.max(np.abs(np.array(x.probs) - np.array(y.probs))) for x, y in zip(a[:n], b[:n],
-                                                                                             strict=True)))
+    return float(max(np.max(np.abs(np.array(x.probs) - np.array(y.probs))) for x, y in pairs))
 
 
 # (scheduler, threads): 1 thread, all cores, or measured ("auto"); the first row is the reference
@@ -247,7 +259,7 @@ def _threads(spec: str) -> int | str:
 
 def _note(run: Run, chooser: object, work: list[ScoreRequest], reqs: list[ScoreRequest]) -> None:
     if work is not reqs:
-        run.note = f"first {len(work)}"
+        run.note = f"{len(work)} of {len(reqs)}, evenly spaced"
     log = getattr(chooser, "log", None)
     if log:
         used = [n for n, _ in log]
@@ -338,17 +350,20 @@ def table(runs: Sequence[Run], params: int, gflops: float, sharing: float) -> st
              " vs naive same backend | of sharing factor | FLOP ceiling | max diff | peak RSS |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
-        vs_base = f"{r.qps / base.qps:.1f}x" if base else "n/a"
+        # speed-ups compare prompt tokens answered per second: a naive row scores an evenly spaced
+        # sample, whose prompts need not have the workload's average length
+        vs_base = f"{r.tokens_per_s / base.tokens_per_s:.1f}x" if base else "n/a"
         same = naive.get(r.backend)
-        vs_same = f"{r.qps / same.qps:.1f}x" if same else "n/a"
-        of_sharing = f"{100 * r.qps / same.qps / sharing:.0f}%" if same and r is not same else "—"
+        vs_same = f"{r.tokens_per_s / same.tokens_per_s:.1f}x" if same else "n/a"
+        of_sharing = (f"{100 * r.tokens_per_s / same.tokens_per_s / sharing:.0f}%" if same and r is not same
+                      else "—")
         frac = ceiling_fraction(r.unique_tokens, params, r.elapsed_s, gflops)
         if r.config.startswith("bfloat16"):  # agreement with float32 on the same scheduler
             ref = next((x for x in runs if x.backend == r.backend and x.scheduler == r.scheduler
                         and x.config.startswith("float32")), None)
-            diff = f"{max_abs_diff(r.answers, ref.answers):.4f} vs fp32" if ref else "n/a"
+            diff = f"{max_abs_diff(r, ref):.4f} vs fp32" if ref else "n/a"
         else:
-            diff = "—" if same is None or r is same else f"{max_abs_diff(r.answers, same.answers):.4f}"
+            diff = "—" if same is None or r is same else f"{max_abs_diff(r, same):.4f}"
         q = f"{r.queries}" + (f" ({r.note})" if r.note else "")
         lines.append(f"| {r.backend} | {r.scheduler} | {r.config} | {q} | {r.qps:.3g} | {r.queries / r.cpu_s:.3g} | "
                      f"{vs_base} | {vs_same} | "
@@ -392,12 +407,13 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"parameters = {2 * params / 1e9:.3f} GFLOP per prompt token; ceiling "
           f"{gflops * 1e9 / (2 * params):.0f} prompt tokens/s")
     reqs = build(args.workload, args.personas, args.quick)
-    naive_reqs = reqs[: args.naive_queries]
+    naive_reqs = reqs[:: max(1, len(reqs) // args.naive_queries)][: args.naive_queries]  # evenly spaced
     counter = LlamaCppBackend(n_threads=1)
     try:
         toks = {id(r): counter.tokens(counter.render(r)) for r in reqs}
     finally:
         counter.close()
+    PROMPT_TOKENS.update({k: len(v) for k, v in toks.items()})
 
     def uniq(sub: list[ScoreRequest]) -> int:
         return unique_tokens([toks[id(r)] for r in sub])
@@ -407,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sharing = total / unique
     print(f"workload {args.workload}: {len(reqs)} queries, {total} prompt tokens ({total / len(reqs):.0f} per query),"
           f" {unique} unique ({unique / len(reqs):.0f} per query): sharing factor {sharing:.1f}x; naive rows on the"
-          f" first {len(naive_reqs)} queries")
+          f" {len(naive_reqs)} evenly spaced queries")
     rows = [tuple(x.split(":")) for x in args.rows.split(",")] if args.rows else LLAMA_ROWS
     if args.extra_buffers == "compare":
         runs = compare_extra_buffers(reqs, "1", uniq)

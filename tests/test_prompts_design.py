@@ -92,8 +92,8 @@ def test_sequential_prompt_holds_the_previous_items_and_answers():
     assert inst.items[2].text in third.messages[-1].content
     assert "Options:" not in third.messages[-1].content  # same part, same options: the stem only
     # each earlier item turn starts a canonical segment, and so does its item (after the shared text)
-    assert [m for m, _ in third.boundaries] == [1, 1, 3, 3]
-    assert third.boundaries[0] == (1, 0) and third.boundaries[2] == (3, 0)
+    assert [m for m, _ in third.boundaries] == [1, 1, 2, 3, 3, 4]
+    assert third.boundaries[0] == (1, 0) and third.boundaries[2] == (2, 0) and third.boundaries[3] == (3, 0)
     assert third.messages[1].content[third.boundaries[1][1]:].startswith(inst.items[0].text)
     assert third.labels == ("often", "never", "always", "rarely")
     # generated replies stay as the model wrote them

@@ -55,8 +55,9 @@ def test_sequential_prompts_hold_the_earlier_items_and_their_answers(tmp_path, e
     (res,) = run_study(study, backend_factory=lambda _m: rec)
     # (2 personas + the baseline under 6 orders) questionnaires x 6 items, each asked once
     assert res.planned == res.new == (2 + 6) * 6 and res.failed == 0
-    with Store(study.output) as store:
-        rows = store.responses(res.run_id)  # in the order written = the order asked
+    with Store(study.output) as store:  # in the order written = the order asked
+        rows = [dict(r) for r in store.db.execute("SELECT * FROM responses WHERE run_id = ? ORDER BY rowid",
+                                                  (res.run_id,))]
     assert len(rec.requests) == len(rows)
     chains: dict[tuple[str, str], list[tuple[dict, object]]] = {}
     for row, req in zip(rows, rec.requests, strict=True):
@@ -74,6 +75,36 @@ def test_sequential_prompts_hold_the_earlier_items_and_their_answers(tmp_path, e
                                                              q.letters)) for r, q in chain[:i]]
             assert shown == chosen
             assert all(len(t) == len("Answer: (C)") for t in shown)
+
+
+def test_prefix_evaluates_each_chain_token_about_once(tmp_path, embedded_backend):
+    """The default ``prefix`` scheduler keeps a questionnaire's conversation, each earlier item
+    included, in the cache: per query it evaluates the answer left in the conversation, its own turn
+    and the answer prefix again, not the earlier turns (issue 20's sequential workload)."""
+    study = _study(tmp_path, "count", population={"baseline": False,
+                                                  "sources": [{"kind": "wvs", "n": 2, "seeds": [111]}]})
+    rec = Recording(embedded_backend)
+    before = embedded_backend.stats["evaluated_tokens"]
+    (res,) = run_study(study, backend_factory=lambda _m: rec)
+    evaluated = embedded_backend.stats["evaluated_tokens"] - before
+    trie: dict = {}
+    unique = again = 0
+    for req in rec.requests:
+        toks = embedded_backend.tokens(embedded_backend.render(req))
+        node = trie
+        for tok in toks:
+            if tok not in node:
+                node[tok] = {}
+                unique += 1
+            node = node[tok]
+        if req.boundaries:  # the answer prefix, evaluated and dropped for each query
+            again += len(toks) - embedded_backend.answer_start(req, toks)
+        else:  # a chain's first item: its item is dropped with it and evaluated again with the next item
+            again += len(toks) - embedded_backend.split_points(req, toks)[1]
+    assert res.new == len(rec.requests) == 12
+    # (the shared backend may still hold the first persona's prefix from another test: at most unique)
+    assert evaluated <= unique + again, (evaluated, unique, again)
+    assert again < 0.25 * unique
 
 
 def test_sequential_resume_gives_identical_answers(tmp_path, embedded_backend):

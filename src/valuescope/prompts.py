@@ -182,7 +182,7 @@ def sequential_request(
     """The prompt of item ``q`` of a sequential questionnaire, a pure function of the query and the
     stored answers of the items asked before it in its chain (``previous``, in the order asked):
     persona, conversation, then per earlier item its user turn and the answer it got, then ``q``'s user
-    turn. ``ScoreRequest.boundaries`` marks where each earlier item turn and its item start."""
+    turn. ``ScoreRequest.boundaries`` marks where each earlier item turn, its item and its answer start."""
     if len(previous) != q.position or (previous and previous[-1][0].key != q.previous_key):
         raise ChainError(f"item {q.item_id} at position {q.position} needs the {q.position} answers asked "
                          f"before it in its questionnaire, got {len(previous)}")
@@ -205,6 +205,7 @@ def sequential_request(
                 raise ChainError(f"item {pq.item_id} (position {pq.position}) has no letter to leave in the "
                                  f"conversation: {ans.error or 'no probability on any option letter'}")
             reply = answer_turn(answer_prefix, letter)
+        boundaries.append((len(messages), 0))  # where that item's answer starts: the cut its own prompt ended at
         messages.append(Message("assistant", reply))
         before = pq
     text, shared = _item_turn(q, instrument, before, layout, forced_choice)

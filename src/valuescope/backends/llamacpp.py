@@ -12,9 +12,10 @@ Schedulers (``scheduler=``):
     requests are grouped by that prefix, the prefix is evaluated once (and kept for the next group as
     far as it still matches), then each item suffix is evaluated on top of it and dropped again.
     Every answer depends only on its own prompt: a resumed run gives bit-identical numbers. A
-    sequential questionnaire's prompt is also split at the start of each earlier item turn
-    (``ScoreRequest.boundaries``), so the next item re-uses the conversation held in the cache and
-    evaluates only its own turn, the numbers still independent of what ran before.
+    sequential questionnaire's prompt is also split at the start of each earlier item turn, item and
+    answer (``ScoreRequest.boundaries``) and at its own answer prefix, so the next item re-uses the
+    conversation held in the cache, its own item included, and evaluates only the answer left in the
+    conversation and its own turn, the numbers still independent of what ran before.
 ``batched``
     As ``prefix``, but the item suffixes of a group are evaluated together as one multi-sequence
     batch, each suffix in its own sequence sharing the prefix cells of a unified KV cache. llama.cpp's
@@ -283,9 +284,15 @@ class LlamaCppBackend:
         heads: dict[tuple[tuple[int, ...], str], tuple[int, ...]] = {}
         for i, r in enumerate(requests):
             head, cut = self.split_points(r, toks[i])
+            bounds = (*self.turn_points(r, toks[i]), head)
+            if r.boundaries:  # a sequential item: its item is a canonical segment too, kept in the cache for
+                # the next item of the questionnaire, whose prompt repeats it (only the answer prefix is dropped)
+                answer = self.answer_start(r, toks[i])
+                if answer > cut:
+                    bounds, cut = (*bounds, cut), answer
             key = (tuple(toks[i][:cut]), r.batch)
             groups.setdefault(key, []).append(i)
-            heads[key] = (*self.turn_points(r, toks[i]), head)
+            heads[key] = bounds
         chooser = self.threads_chooser
         for key, idxs in groups.items():
             before = self.stats["evaluated_tokens"]
@@ -309,6 +316,12 @@ class LlamaCppBackend:
         head = min(_common_prefix_len(self.tokens(full[:start]), toks), last)
         cut = min(_common_prefix_len(self.tokens(full[: start + req.shared_chars]), toks), last)
         return min(head, cut), max(head, cut)
+
+    def answer_start(self, req: ScoreRequest, toks: list[int]) -> int:
+        """Token position where the answer prefix starts (at most len - 1)."""
+        full = self.render(req)
+        text = full[: len(full) - len(req.answer_prefix)] if req.answer_prefix else full
+        return min(_common_prefix_len(self.tokens(text), toks), len(toks) - 1)
 
     def turn_points(self, req: ScoreRequest, toks: list[int]) -> list[int]:
         """Token positions of ``req.boundaries`` ((message, character offset in its content) pairs)."""

@@ -42,7 +42,8 @@ class ModelSpec(_Strict):
     timeout: float = Field(60.0, gt=0)
     max_retries: int = Field(4, ge=0, le=20)
     n_ctx: int = Field(2048, ge=256)
-    # "auto": measured, the fastest of 1 thread and all cores (llama.cpp; docs/performance.md)
+    # "auto": measured, the fastest of 1 thread and all cores (llama.cpp, where unset means auto; hf: unset is
+    # torch's default); docs/performance.md
     n_threads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = None
     batch_size: int = Field(16, ge=1, le=512)
     # llama.cpp's extra (repacked) weight buffers: auto = off where llama.cpp reports AMX (it segfaults there)

@@ -26,13 +26,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--out", type=Path, default=None, help="output directory (default: a temporary one)")
     args = ap.parse_args(argv)
 
-    from valuescope import presets
-    from valuescope.analysis import load_run
-    from valuescope.report import write_report
-    from valuescope.report.data import from_tables
-    from valuescope.runner import run_study
-    from valuescope.spec import ModelSpec
-    from valuescope.store import Store
+    from valuescope.analysis.tables import load_run
+    from valuescope.execution.runner import run_study
+    from valuescope.output.report import write_report
+    from valuescope.output.report.data import from_tables
+    from valuescope.store.sqlite import Store
+    from valuescope.study import presets
+    from valuescope.study.spec import ModelSpec
 
     out = args.out or Path(tempfile.mkdtemp(prefix="vs-bench-"))
     study = presets.adapt(presets.load_preset("inertia"), scale=args.scale, output=str(out),

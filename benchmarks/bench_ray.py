@@ -20,10 +20,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from valuescope import runner
-from valuescope.executor_ray import RayExecutor
-from valuescope.instruments import load_instrument
-from valuescope.spec import study_from_dict
+from valuescope.design.instruments import load_instrument
+from valuescope.execution import runner
+from valuescope.execution.executor_ray import RayExecutor
+from valuescope.study.spec import study_from_dict
 
 
 def study(out: Path, personas: int, items: int | None):

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workloads  # noqa: E402
 
 from valuescope.backends.llamacpp import LlamaCppBackend, embedded_model_path  # noqa: E402
-from valuescope.types import LetterScores, ScoreRequest  # noqa: E402
+from valuescope.core.types import LetterScores, ScoreRequest  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------- machine
 
@@ -143,8 +143,8 @@ def plan_rss_mb(preset: str = "inertia") -> tuple[int, float]:
         "import resource, sys\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "import workloads\n"
-        "from valuescope.presets import load_preset\n"
-        "from valuescope.session import Session, plan_model, resolve\n"
+        "from valuescope.study.presets import load_preset\n"
+        "from valuescope.execution.session import Session, plan_model, resolve\n"
         "r = resolve(load_preset(sys.argv[2]))\n"
         "m = r.study.models[0]\n"
         "qs = plan_model(r, m)\n"

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scoring import build_workload  # noqa: E402
 
 from valuescope.backends.llamacpp import LlamaCppBackend, embedded_model_path  # noqa: E402
-from valuescope.types import LetterScores, ScoreRequest  # noqa: E402
+from valuescope.core.types import LetterScores, ScoreRequest  # noqa: E402
 
 
 def compare(a: Sequence[LetterScores], b: Sequence[LetterScores]) -> dict[str, float]:

@@ -26,9 +26,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from valuescope.plan import batch_label, canonical_batches, prefix_group
-from valuescope.session import Session, plan_model, resolve
-from valuescope.spec import (
+from valuescope.core.types import LetterScores, Query, ScoreRequest
+from valuescope.design.plan import batch_label, canonical_batches, prefix_group
+from valuescope.execution.session import Session, plan_model, resolve
+from valuescope.store.sqlite import Store
+from valuescope.study.spec import (
     ContextsSpec,
     InstrumentRef,
     ModelSpec,
@@ -37,8 +39,6 @@ from valuescope.spec import (
     Study,
     WVSSource,
 )
-from valuescope.store import Store
-from valuescope.types import LetterScores, Query, ScoreRequest
 
 WORKLOADS = ("demo", "stability", "sequential")
 # --quick: 4 relevance and 4 agreement items of MFQ-30; 8 items of PVQ-40

@@ -4,7 +4,7 @@
 
 Three synthetic models, each answering a small study (40 WVS personas + baseline x MFQ-30 and PVQ-40, three
 conversation topics, two repeats), measured with the real metric functions and printed beside the model's
-truth (``valuescope.truth``):
+truth (``valuescope.known_truth.truth``):
 
 1. ``planted``: personas differ (persona_sd 1), drift across topics, run-to-run noise, an attribute effect;
 2. ``persona-blind``: the persona changes nothing (only per-query noise);
@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from valuescope.analysis.metrics import compute_metrics, effects_grid
+from valuescope.analysis.scoring import score_personas
 from valuescope.backends.synthetic_spec import SyntheticSpec
-from valuescope.metrics import compute_metrics, effects_grid
-from valuescope.scoring import score_personas
-from valuescope.simulate import prepare
-from valuescope.spec import study_from_dict
-from valuescope.truth import truth_tables, with_truth
+from valuescope.known_truth.simulate import prepare
+from valuescope.known_truth.truth import truth_tables, with_truth
+from valuescope.study.spec import study_from_dict
 
 STUDY = {"name": "known-truth", "report": False, "models": [{"name": "syn", "backend": "synthetic"}],
          "instruments": [{"name": "mfq30"}, {"name": "pvq40"}],

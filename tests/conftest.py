@@ -41,7 +41,7 @@ def llama_server():
         pytest.skip("llama-cpp-python[server] extra is not installed")
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "valuescope.llama_server", "--model", str(gguf), "--host", "127.0.0.1",
+        [sys.executable, "-m", "valuescope.backends.llama_server", "--model", str(gguf), "--host", "127.0.0.1",
          "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )

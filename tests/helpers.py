@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from valuescope.types import Instrument, Item, Part, Scale
+from valuescope.core.types import Instrument, Item, Part, Scale
 
 LIKERT4 = Scale(labels=("never", "rarely", "often", "always"), values=(1.0, 2.0, 3.0, 4.0))
 
@@ -49,7 +49,8 @@ def start_llama_server(gguf: Path, port: int | None = None, timeout_s: float = 1
 
     if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("sse_starlette") is None:
         pytest.skip("llama-cpp-python[server] extra is not installed")
-    module = "valuescope.llama_server" if importlib.util.find_spec("valuescope.llama_server") else "llama_cpp.server"
+    server = "valuescope.backends.llama_server"
+    module = server if importlib.util.find_spec(server) else "llama_cpp.server"
     port = port or free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", module, "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),

@@ -1,6 +1,6 @@
 """Synthetic tables of the tidy-responses and per-persona-scores shapes, for metric tests and timing.
 
-Built by hand from the documented column contracts (``valuescope.tidy`` docstring; scoring's columns);
+Built by hand from the documented column contracts (``valuescope.analysis.tidy`` docstring; scoring's columns);
 the probabilities are drawn from a seeded Dirichlet so the numbers are reproducible.
 """
 

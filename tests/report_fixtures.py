@@ -1,6 +1,6 @@
 """Synthetic but realistic runs for the report tests.
 
-A small study built the way the real pipeline builds it: stored rows -> ``valuescope.tidy.build_responses``
+A small study built the way the real pipeline builds it: stored rows -> ``valuescope.analysis.tidy.build_responses``
 with real ``Instrument`` objects (two instruments, 6-point scales, a catch item), personas with WVS-like
 attributes, a baseline, conversations on two topics at two lengths, two repeats. Answer distributions come
 from a latent score per (persona, dimension) = model default + attribute effect + noise. Scores, metrics
@@ -15,9 +15,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from valuescope.report.data import RunData
-from valuescope.tidy import build_responses
-from valuescope.types import Instrument, Item, Message, Part, Scale
+from valuescope.analysis.tidy import build_responses
+from valuescope.core.types import Instrument, Item, Message, Part, Scale
+from valuescope.output.report.data import RunData
 
 SCALE = Scale(labels=tuple(f"option {i}" for i in range(1, 7)), values=(1, 2, 3, 4, 5, 6))
 CONTEXTS = [None, ("poem", 2), ("chess", 2), ("poem", 6), ("chess", 6)]
@@ -143,22 +143,22 @@ def _rows(
 
 
 def _scores(resp: pd.DataFrame) -> pd.DataFrame:
-    """The real per-persona scores (valuescope.scoring)."""
-    from valuescope.scoring import score_personas
+    """The real per-persona scores (valuescope.analysis.scoring)."""
+    from valuescope.analysis.scoring import score_personas
 
     return score_personas(resp, INSTRUMENTS)
 
 
 def _metrics(resp: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
-    """The real long metrics table (valuescope.metrics.compute_metrics), as a real run's report reads it."""
-    from valuescope.metrics import compute_metrics
+    """The real long metrics table (valuescope.analysis.metrics.compute_metrics), as a real run's report reads it."""
+    from valuescope.analysis.metrics import compute_metrics
 
     return compute_metrics(resp, scores, n_boot=40, seed=0)
 
 
 def _effects(scores: pd.DataFrame) -> pd.DataFrame:
     """The real Cohen's d grid of the metrics package (same columns as a real run's)."""
-    from valuescope.metrics import effects_grid
+    from valuescope.analysis.metrics import effects_grid
 
     return effects_grid(scores, value_col="score")
 

@@ -47,7 +47,7 @@ def test_the_real_system_report_is_read():
 def test_embedded_backend_builds_the_params_the_rule_says(monkeypatch, info, setting, expected):
     """The params the backend actually loads the model with, with llama.cpp's report injected."""
     from valuescope.backends.llamacpp import LlamaCppBackend
-    from valuescope.types import Message, ScoreRequest
+    from valuescope.core.types import Message, ScoreRequest
 
     if expected and llama_load.reports_amx(llama_load.system_info()):
         pytest.skip("this CPU has AMX: extra buffers on would crash here")
@@ -69,7 +69,7 @@ def test_embedded_backend_builds_the_params_the_rule_says(monkeypatch, info, set
 
 
 def test_model_spec_option_and_bad_value():
-    from valuescope.spec import SpecError, study_from_dict
+    from valuescope.study.spec import SpecError, study_from_dict
 
     study = study_from_dict({"models": [{"name": "m", "extra_buffers": "off"}]})
     assert study.models[0].extra_buffers == "off"
@@ -80,7 +80,7 @@ def test_model_spec_option_and_bad_value():
 def test_answers_with_and_without_extra_buffers_agree(embedded_backend):
     """On a CPU without AMX both settings run; the answers agree (SmolLM2's Q4_1 weights)."""
     from valuescope.backends.llamacpp import LlamaCppBackend
-    from valuescope.types import Message, ScoreRequest
+    from valuescope.core.types import Message, ScoreRequest
 
     if llama_load.reports_amx(llama_load.system_info()):
         pytest.skip("this CPU has AMX: extra buffers on would crash here")
@@ -96,8 +96,8 @@ def test_answers_with_and_without_extra_buffers_agree(embedded_backend):
 
 
 def test_server_launcher_applies_the_rule_in_its_process():
-    """``python -m valuescope.llama_server`` patches model loading before llama_cpp.server loads."""
-    from valuescope.llama_server import split_args
+    """``python -m valuescope.backends.llama_server`` patches model loading before llama_cpp.server loads."""
+    from valuescope.backends.llama_server import split_args
 
     assert split_args(["--model", "m.gguf", "--extra-buffers", "off", "--port", "1"]) == (
         "off", ["--model", "m.gguf", "--port", "1"])

@@ -71,14 +71,14 @@ def test_public_names_are_documented():
         obj = getattr(valuescope, name)
         if name != "__version__":
             assert (obj.__doc__ or "").strip(), name
-    assert "valuescope.api" not in (REPO / "docs" / "python.md").read_text()  # no private module in the docs
+    assert "valuescope.output.api" not in (REPO / "docs" / "python.md").read_text()  # no private module in the docs
 
 
 def test_errors_are_one_family():
     for cls in (valuescope.SpecError, valuescope.StoreError, valuescope.BackendError, valuescope.FigureError):
         assert issubclass(cls, valuescope.ValuescopeError)
     assert issubclass(valuescope.SpecError, ValueError) and issubclass(valuescope.StoreError, RuntimeError)
-    from valuescope.spec import SpecError
+    from valuescope.study.spec import SpecError
 
     assert valuescope.SpecError is SpecError
 
@@ -188,7 +188,7 @@ def test_study_objects():
     with pytest.raises(valuescope.SpecError, match="field 'repeats'"):
         study.replace(repeats=-1)
     demo = valuescope.preset("demo")
-    from valuescope.presets import load_preset
+    from valuescope.study.presets import load_preset
 
     assert demo.fingerprint() == load_preset("demo").fingerprint()
 
@@ -213,19 +213,19 @@ def test_compare_and_report(store, tmp_path):
 
 
 def test_figures_cover_the_report(store):
-    from valuescope.report.render import _SPECS
+    from valuescope.output.report.render import _SPECS
 
-    assert set(valuescope.figures.NAMES) == {s.id for s in _SPECS}
+    assert set(valuescope.output.figures.NAMES) == {s.id for s in _SPECS}
     assert {"inertia", "macro", "micro", "effects", "pca", "convergence", "variance", "stability", "length"} <= set(
-        valuescope.figures.NAMES)
-    for name in valuescope.figures.NAMES:  # every report section is a documented function here
-        fn = getattr(valuescope.figures, name)
+        valuescope.output.figures.NAMES)
+    for name in valuescope.output.figures.NAMES:  # every report section is a documented function here
+        fn = getattr(valuescope.output.figures, name)
         assert callable(fn) and fn.__name__ == name and (fn.__doc__ or "").strip()
     _, a, b = store
     drawn, skipped = {}, {}
-    for name in valuescope.figures.NAMES:
+    for name in valuescope.output.figures.NAMES:
         try:
-            drawn[name] = valuescope.figures.figure(name, a)
+            drawn[name] = valuescope.output.figures.figure(name, a)
         except valuescope.FigureError as exc:
             skipped[name] = str(exc)
     assert {"inertia", "macro", "micro"} <= set(drawn)  # 3 personas: too few for a Cohen's d grid (skipped, says why)
@@ -233,14 +233,14 @@ def test_figures_cover_the_report(store):
     # one context only: the context figures say why, in one line
     assert set(skipped) >= {"stability", "length"} and all("\n" not in m for m in skipped.values())
     assert all(msg.startswith(f"{name}: ") for name, msg in skipped.items())
-    both = valuescope.figures.inertia([a, b], instrument="mfq30")
+    both = valuescope.output.figures.inertia([a, b], instrument="mfq30")
     assert isinstance(both, Figure)
     with pytest.raises(valuescope.FigureError, match="no figure for instrument 'pvq40'"):
-        valuescope.figures.macro(a, instrument="pvq40")
+        valuescope.output.figures.macro(a, instrument="pvq40")
     with pytest.raises(valuescope.FigureError, match="unknown figure"):
-        valuescope.figures.figure("nope", a)
+        valuescope.output.figures.figure("nope", a)
     with pytest.raises(TypeError, match="one run"):
-        valuescope.figures.macro([a, b])
+        valuescope.output.figures.macro([a, b])
 
 
 def test_summary_is_strict_json(store):
@@ -268,7 +268,7 @@ def test_cli_json(store, tmp_path):
     ablation = a.ablation(b)  # option order differs: not one of the papers' ablation pairs, and it says why
     assert pair["comparison"] == json.loads(ablation.to_json(orient="records"))
     assert list(ablation["comparison"]) == ["none"] and ablation["note"].iloc[0]
-    from valuescope.presets import list_presets
+    from valuescope.study.presets import list_presets
 
     presets = json.loads(cli("presets", "--json").stdout)
     assert presets == [{"name": n, "description": d} for n, d in list_presets()]
@@ -297,7 +297,7 @@ def test_progress_bar_renders_a_bar():
 
     from rich.console import Console
 
-    from valuescope.progress import ProgressBar
+    from valuescope.core.progress import ProgressBar
 
     buf = io.StringIO()
     bar = ProgressBar(Console(file=buf, force_terminal=True, width=100))

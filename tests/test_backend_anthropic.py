@@ -14,7 +14,7 @@ import pytest
 
 from valuescope.backends.anthropic_api import AnthropicBackend, to_wire
 from valuescope.backends.base import BackendError
-from valuescope.types import GenerateRequest, Message, ScoreRequest
+from valuescope.core.types import GenerateRequest, Message, ScoreRequest
 
 KEY_ENV = "VALUESCOPE_TEST_ANTHROPIC_KEY"
 PVQ = ("Very much like me", "Like me", "Somewhat like me", "A little like me", "Not like me",

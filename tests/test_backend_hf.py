@@ -8,7 +8,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from valuescope.types import GenerateRequest, Message, ScoreRequest
+from valuescope.core.types import GenerateRequest, Message, ScoreRequest
 
 NEEDED = ("torch", "transformers", "gguf", "accelerate")
 pytestmark = pytest.mark.skipif(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from valuescope.analysis.tidy import option_probs_in_scale_order
 from valuescope.backends.llamacpp import LlamaCppBackend, embedded_model_path
-from valuescope.tidy import option_probs_in_scale_order
-from valuescope.types import GenerateRequest, Message, ScoreRequest
+from valuescope.core.types import GenerateRequest, Message, ScoreRequest
 
 OPTIONS = ["not at all relevant", "not very relevant", "slightly relevant", "somewhat relevant", "very relevant",
            "extremely relevant"]

@@ -15,10 +15,10 @@ import pytest
 from helpers import free_port
 
 from valuescope.backends.base import BackendError
+from valuescope.backends.extraction import judge_eval
 from valuescope.backends.openai_compat import OpenAICompatBackend
 from valuescope.backends.retry import Verdict, call_with_retries, parse_retry_after
-from valuescope.extraction import judge_eval
-from valuescope.types import GenerateRequest, Message, ScoreRequest
+from valuescope.core.types import GenerateRequest, Message, ScoreRequest
 
 PVQ = ("Very much like me", "Like me", "Somewhat like me", "A little like me", "Not like me",
        "Not like me at all")

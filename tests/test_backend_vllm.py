@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from valuescope.backends.base import BackendError
-from valuescope.types import GenerateRequest, Message, ScoreRequest
+from valuescope.core.types import GenerateRequest, Message, ScoreRequest
 
 
 def _gpu_reason() -> str | None:

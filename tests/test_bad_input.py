@@ -23,8 +23,8 @@ import pytest
 import yaml
 from helpers import SharedBackend
 
-from valuescope import runner
-from valuescope.spec import load_study, study_from_dict
+from valuescope.execution import runner
+from valuescope.study.spec import load_study, study_from_dict
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")  # the checkout under test, whatever is installed
 

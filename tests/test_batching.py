@@ -11,10 +11,10 @@ import sqlite3
 
 import pytest
 
-from valuescope.executors import calls as _calls
-from valuescope.plan import BATCH_SIZE, batch_label, canonical_batches, prefix_group
-from valuescope.runner import plan_model, resolve, run_study
-from valuescope.spec import study_from_dict
+from valuescope.design.plan import BATCH_SIZE, batch_label, canonical_batches, prefix_group
+from valuescope.execution.executors import calls as _calls
+from valuescope.execution.runner import plan_model, resolve, run_study
+from valuescope.study.spec import study_from_dict
 
 ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "DECENCY", "MATH", "WEAK", "UNFAIRLY"]
 STUDY = {

@@ -106,9 +106,9 @@ def test_run_resume_show_export(tmp_path):
     assert pd.read_csv(tmp_path / "exp" / "responses.csv").shape[0] == 24
     assert (tmp_path / "exp" / "metrics.parquet").is_file()
     # metrics recomputed from the exported responses equal the exported (reported) ones
-    from valuescope import metrics
-    from valuescope.instruments import load_instrument
-    from valuescope.scoring import score_personas
+    from valuescope.analysis import metrics
+    from valuescope.analysis.scoring import score_personas
+    from valuescope.design.instruments import load_instrument
 
     scores = score_personas(resp, {"mfq30": load_instrument(name="mfq30")})
     again = metrics.compute_metrics(resp, scores, n_boot=200, seed=0)
@@ -125,8 +125,8 @@ def test_run_resume_show_export(tmp_path):
 
 
 def test_interrupted_run_resumes_without_gaps_or_duplicates(tmp_path):
-    from valuescope.runner import run_study
-    from valuescope.spec import study_from_dict
+    from valuescope.execution.runner import run_study
+    from valuescope.study.spec import study_from_dict
 
     study = study_from_dict({**SMALL, "output": str(tmp_path / "out")})
     first = run_study(study, max_queries=7, chunk_size=6)[0]

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from valuescope.contexts import (
+from valuescope.core.types import BASELINE, ContextSpec, GenerateRequest, Message
+from valuescope.design.contexts import (
     TOPICS,
     context_specs,
     conversation_key,
@@ -17,9 +18,8 @@ from valuescope.contexts import (
     simulate_conversations,
     strip_role_prefix,
 )
-from valuescope.personas import named_personas, wvs_personas
-from valuescope.spec import ContextsSpec, SpecError
-from valuescope.types import BASELINE, ContextSpec, GenerateRequest, Message
+from valuescope.design.personas import named_personas, wvs_personas
+from valuescope.study.spec import ContextsSpec, SpecError
 
 GANDALF = named_personas("tolkien", limit=1)[0]
 JOKE3 = ContextSpec(topic="joke", opening=TOPICS["joke"], n_messages=3, seed=7)

@@ -43,8 +43,8 @@ def _count(store: Path) -> tuple[int, int]:
 
 
 def _metrics(out: Path) -> pd.DataFrame:
-    from valuescope.analysis import load_run
-    from valuescope.store import Store
+    from valuescope.analysis.tables import load_run
+    from valuescope.store.sqlite import Store
 
     with Store(out, create=False) as store:
         (run,) = store.runs()

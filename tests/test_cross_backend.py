@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuescope.analysis import load_run
-from valuescope.metrics import headline
-from valuescope.runner import run_study
-from valuescope.spec import study_from_dict
-from valuescope.store import Store
+from valuescope.analysis.metrics import headline
+from valuescope.analysis.tables import load_run
+from valuescope.execution.runner import run_study
+from valuescope.store.sqlite import Store
+from valuescope.study.spec import study_from_dict
 
 pytestmark = pytest.mark.slow
 

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 from helpers import SharedBackend
 
-from valuescope.analysis import load_run
-from valuescope.instruments import load_instrument
-from valuescope.metrics.inertia import answer_distribution, jsd
-from valuescope.metrics.stability import stability_rows
-from valuescope.runner import run_study
-from valuescope.spec import study_from_dict
-from valuescope.store import Store
-from valuescope.types import LetterScores
+from valuescope.analysis.metrics.inertia import answer_distribution, jsd
+from valuescope.analysis.metrics.stability import stability_rows
+from valuescope.analysis.tables import load_run
+from valuescope.core.types import LetterScores
+from valuescope.design.instruments import load_instrument
+from valuescope.execution.runner import run_study
+from valuescope.store.sqlite import Store
+from valuescope.study.spec import study_from_dict
 
 BIAS = (0.10, 0.12, 0.45, 0.13, 0.10, 0.10)
 
@@ -166,7 +166,7 @@ def test_synthetic_letter_biased_model_through_the_designs(tmp_path):
 def test_embedded_demo_steerability_is_like_for_like(tmp_path, embedded_backend):
     """The demo's design on half of MFQ-30: balanced steerability is of the size the fixed order gives (the
     persona prompts' own small effect), far below what permute-persona adds."""
-    from valuescope.presets import adapt, load_preset
+    from valuescope.study.presets import adapt, load_preset
 
     mfq = load_instrument(name="mfq30")
     items = [it.id for it in mfq.items if it.dimension is not None][::2]

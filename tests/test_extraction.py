@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from valuescope.extraction import judge_request, letter_scores_from_text, parse_choice
+from valuescope.backends.extraction import judge_request, letter_scores_from_text, parse_choice
 
 L6 = ("A", "B", "C", "D", "E", "F")
 PVQ = ("Very much like me", "Like me", "Somewhat like me", "A little like me", "Not like me",

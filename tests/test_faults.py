@@ -14,9 +14,9 @@ import sqlite3
 import pytest
 from fault_proxy import FaultProxy, prompt_key
 
-from valuescope import runner
-from valuescope.spec import study_from_dict
-from valuescope.store import Store
+from valuescope.execution import runner
+from valuescope.store.sqlite import Store
+from valuescope.study.spec import study_from_dict
 
 MAX_RETRIES = 2
 TIMEOUT_S = 8.0  # generous: a loaded CI machine must not add genuine timeouts

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from helpers import SharedBackend
 
-from valuescope.types import Message, ScoreRequest
+from valuescope.core.types import Message, ScoreRequest
 
 NEEDED = ("torch", "transformers", "gguf", "accelerate")
 pytestmark = [
@@ -59,8 +59,8 @@ def study_dict(out: Path, personas: Path, steer: dict | None) -> dict:
 
 @pytest.fixture(scope="module")
 def steered(tmp_path_factory, hf_backend):
-    from valuescope.runner import run_study
-    from valuescope.spec import study_from_dict
+    from valuescope.execution.runner import run_study
+    from valuescope.study.spec import study_from_dict
 
     root = tmp_path_factory.mktemp("geo")
     personas = root / "personas.csv"
@@ -125,8 +125,8 @@ def test_zero_steering_changes_nothing_bit_for_bit(hf_backend):
 def test_capping_at_the_no_persona_level_moves_a_persona_toward_it(hf_backend):
     """The hook's mechanism on one item: the axis from the persona's to the baseline's state at the
     answer position (layer 15), the persona's projection capped at the baseline's."""
+    from valuescope.analysis.metrics.inertia import jsd
     from valuescope.backends.hf_geometry import Steering, record_states
-    from valuescope.metrics.inertia import jsd
 
     base, _, pers, _ = requests()
     states, _ = record_states(hf_backend, [hf_backend.render(base), hf_backend.render(pers)], [LAYER])
@@ -152,9 +152,9 @@ def test_prefix_is_the_start_of_every_scoring_prompt(hf_backend):
 
 
 def test_states_recorded_once_and_resumed(steered, hf_backend):
-    from valuescope.geometry_store import load_states
-    from valuescope.runner import run_study
-    from valuescope.store import Store
+    from valuescope.execution.runner import run_study
+    from valuescope.store.geometry import load_states
+    from valuescope.store.sqlite import Store
 
     twin, main = steered["results"]
     assert twin.geometry["states"] == 7 * 2 and twin.geometry["layers"] == [8, LAYER]
@@ -173,8 +173,8 @@ def test_states_recorded_once_and_resumed(steered, hf_backend):
 
 
 def test_steered_study_reports_its_effect_with_intervals(steered):
-    from valuescope.analysis import load_run
-    from valuescope.store import Store
+    from valuescope.analysis.tables import load_run
+    from valuescope.store.sqlite import Store
 
     twin, main = steered["results"]
     with Store(steered["root"] / "out") as store:

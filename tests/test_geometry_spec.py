@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from valuescope.geometry_run import attach_steering, axis_from_store, reference_run_id, twin_study
-from valuescope.geometry_store import load_states, recorded_keys, write_states
-from valuescope.plan import run_id_for
-from valuescope.spec import SpecError, study_from_dict
-from valuescope.store import Store, StoreError
+from valuescope.design.plan import run_id_for
+from valuescope.execution.geometry_run import attach_steering, axis_from_store, reference_run_id, twin_study
+from valuescope.store.geometry import load_states, recorded_keys, write_states
+from valuescope.store.sqlite import Store, StoreError
+from valuescope.study.spec import SpecError, study_from_dict
 
 
 def test_settings_validate_with_one_line_errors():
@@ -36,7 +36,7 @@ def test_geometry_keeps_the_run_id_and_steer_changes_it():
     assert len(ids) == 3
     twin = twin_study(capped)
     assert twin.steer is None and twin.geometry.layers == [2] and run_id_for(twin, m) == run_id_for(plain, m)
-    from valuescope.runner import resolve
+    from valuescope.execution.runner import resolve
 
     inst = resolve(plain).instruments
     assert reference_run_id(capped, m, instruments=inst) == run_id_for(plain, m, inst)
@@ -44,7 +44,7 @@ def test_geometry_keeps_the_run_id_and_steer_changes_it():
 
 
 def test_steer_changes_every_query_key(tmp_path: Path):
-    from valuescope.runner import plan_model, resolve
+    from valuescope.execution.runner import plan_model, resolve
 
     plain = study_from_dict({"instruments": [{"name": "mfq30", "items": ["HISTORY", "CRUEL"]}]})
     steered = plain.model_copy(update={"steer": study_from_dict({"steer": {"layer": 2, "add": 1.0}}).steer})
@@ -96,7 +96,7 @@ def test_reference_found_in_the_store_is_the_unsteered_run(tmp_path: Path):
     plain = study_from_dict({"name": "g"})
     steered = study_from_dict({"name": "g", "steer": {"layer": 2, "cap": 0.5}})
     m = plain.models[0]
-    from valuescope.runner import study_for_model
+    from valuescope.execution.runner import study_for_model
 
     with Store(tmp_path) as store:
         store.register_run("g-smollm2-135m-aaaa", "g", m.name, study_for_model(plain, m), 1, None, {})

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from valuescope.instruments import choose_wording, list_instruments, load_instrument
-from valuescope.spec import SpecError
+from valuescope.design.instruments import choose_wording, list_instruments, load_instrument
+from valuescope.study.spec import SpecError
 
 REPO = Path(__file__).resolve().parents[1]
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference"

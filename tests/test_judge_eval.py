@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from valuescope.extraction import judge_eval, parse_choice, read_labelled_samples
-from valuescope.spec import SpecError
+from valuescope.backends.extraction import judge_eval, parse_choice, read_labelled_samples
+from valuescope.study.spec import SpecError
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "judge_sample.jsonl"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from metrics_synth import hand_rows
 
-from valuescope.metrics import ablation_kind, compare_runs
+from valuescope.analysis.metrics import ablation_kind, compare_runs
 
 BASE = {"name": "inertia", "models": [{"name": "m", "backend": "llamacpp"}], "seed": 0, "item_order": "fixed",
         "forced_choice": True, "option_order": "permute-persona", "contexts": {"topics": ["none"]},
@@ -68,7 +68,7 @@ def test_forced_free_and_not_a_pair():
 def test_report_shows_the_comparison(tmp_path):
     from report_fixtures import make_run
 
-    from valuescope.report import write_report
+    from valuescope.output.report import write_report
 
     a = _run("A", {"h1": 1, "f1": 2, "p1": 3, "l1": 5})
     b = _run("B", {"h1": 2, "f1": 1, "p1": 4, "l1": 6})

@@ -7,7 +7,7 @@ import pytest
 from metrics_synth import hand_scores
 from scipy import stats
 
-from valuescope.metrics import EFFECT_COLUMNS, bh_qvalues, cohens_d, effects_grid, welch_t
+from valuescope.analysis.metrics import EFFECT_COLUMNS, bh_qvalues, cohens_d, effects_grid, welch_t
 
 
 def test_cohens_d_by_hand():

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuescope.metrics import geometry as G
-from valuescope.metrics.steering import steering_rows
+from valuescope.analysis.metrics import geometry as G
+from valuescope.analysis.metrics.steering import steering_rows
 
 
 def test_explained_variance_by_hand():
@@ -134,7 +134,7 @@ def test_steering_rows_zero_when_nothing_changes_and_toward_baseline():
     moved = tidy(base + [(p, i, d, [0.9, 0.1] if d == "d1" else [0.8, 0.2]) for p, i, d, _ in pers], run_id="st")
     m = pd.DataFrame(steering_rows(ref, moved, None, None, run_id="st", ref_run_id="ref", model="m", n_boot=50))
     row = m[(m["metric"] == "steer_delta_to_reference") & (m["dimension"] == "")].iloc[0]
-    from valuescope.metrics.inertia import jsd
+    from valuescope.analysis.metrics.inertia import jsd
 
     before = np.mean([jsd(np.array([0.9, 0.1]), np.array([0.3, 0.7])), jsd(np.array([0.8, 0.2]), np.array([0.3, 0.7]))])
     assert row["value"] == pytest.approx(-before) and row["ci_high"] < 0

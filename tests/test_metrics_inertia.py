@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from metrics_synth import hand_rows, synth_responses
 
-from valuescope.metrics import (
+from valuescope.analysis.metrics import (
     answer_distribution,
     compute_metrics,
     entropy_bits,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from metrics_synth import LETTER_BIAS, cyclic_orders, letter_model_responses
 
-from valuescope.metrics import compute_metrics, position_bias, steerability_permutation
-from valuescope.metrics.position import position_rows
-from valuescope.tidy import option_probs_in_scale_order
+from valuescope.analysis.metrics import compute_metrics, position_bias, steerability_permutation
+from valuescope.analysis.metrics.position import position_rows
+from valuescope.analysis.tidy import option_probs_in_scale_order
 
 ORDERS = cyclic_orders(6)
 CONTENT = (0.05, 0.05, 0.10, 0.20, 0.40, 0.20)

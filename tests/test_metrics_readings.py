@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from metrics_synth import hand_rows, hand_scores
 
-from valuescope.instruments import load_instrument
-from valuescope.metrics import compute_metrics, repeat_design
-from valuescope.scoring import SCORE_FROM, score_personas
-from valuescope.tidy import build_responses
+from valuescope.analysis.metrics import compute_metrics, repeat_design
+from valuescope.analysis.scoring import SCORE_FROM, score_personas
+from valuescope.analysis.tidy import build_responses
+from valuescope.design.instruments import load_instrument
 
 
 def _one(m, metric, dim="D"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from metrics_synth import hand_rows
 
-from valuescope.metrics import (
+from valuescope.analysis.metrics import (
     compute_metrics,
     forced_free_correlation,
     item_order_correlation,

@@ -8,7 +8,7 @@ import pytest
 from metrics_synth import hand_rows, hand_scores
 from scipy import stats
 
-from valuescope.metrics import average_ranks, compute_metrics, ipsative_by_persona, spearman_last
+from valuescope.analysis.metrics import average_ranks, compute_metrics, ipsative_by_persona, spearman_last
 
 VALUES = ["V1", "V2", "V3"]
 # Context a: persona -> scores of V1, V2, V3

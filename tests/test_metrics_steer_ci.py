@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from metrics_synth import cyclic_orders, letter_model_responses
 
-from valuescope.metrics import compute_metrics
-from valuescope.metrics._common import bias_corrected_ci
+from valuescope.analysis.metrics import compute_metrics
+from valuescope.analysis.metrics._common import bias_corrected_ci
 
 ORDERS = cyclic_orders(6)
 

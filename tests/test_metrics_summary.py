@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from metrics_synth import hand_rows, synth_responses, synth_scores
 
-from valuescope.metrics import METRIC_COLUMNS, compute_metrics, headline
-from valuescope.metrics.summary import HEADLINE_COLUMNS
-from valuescope.spec import SpecError
+from valuescope.analysis.metrics import METRIC_COLUMNS, compute_metrics, headline
+from valuescope.analysis.metrics.summary import HEADLINE_COLUMNS
+from valuescope.study.spec import SpecError
 
 
 def test_columns_and_types_are_the_contract():

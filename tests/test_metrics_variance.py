@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from metrics_synth import hand_rows, hand_scores, synth_responses
 
-from valuescope.metrics import compute_metrics, convergence_curve, variance_components
+from valuescope.analysis.metrics import compute_metrics, convergence_curve, variance_components
 
 # three personas, two repeats each, one value:
 #   P1: 1, 3 (mean 2)   P2: 4, 6 (mean 5)   P3: 7, 7 (mean 7);  N = 6, P = 3, grand mean 28/6 = 4.6667

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from helpers import embedded_gguf
 
-from valuescope.modelref import parse_model
-from valuescope.spec import SpecError
+from valuescope.study.modelref import parse_model
+from valuescope.study.spec import SpecError
 
 
 def test_gguf_path(tmp_path):

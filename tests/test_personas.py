@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from scipy.stats import chisquare
 
-from valuescope.attribute_space import HIDDEN, default_space, load_attribute_space
-from valuescope.personas import (
+from valuescope.core.types import BASELINE, Message
+from valuescope.design.attribute_space import HIDDEN, default_space, load_attribute_space
+from valuescope.design.personas import (
     PERSONA_ACK,
     build_population,
     file_personas,
@@ -22,8 +23,7 @@ from valuescope.personas import (
     persona_messages,
     wvs_personas,
 )
-from valuescope.spec import FileSource, NamedSource, PopulationSpec, SpecError, WVSSource
-from valuescope.types import BASELINE, Message
+from valuescope.study.spec import FileSource, NamedSource, PopulationSpec, SpecError, WVSSource
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "personas"
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -55,7 +55,7 @@ def test_seed_111_first_persona_is_fixed_forever():
 
 def test_seed_reproducible_across_processes_and_hash_seeds():
     code = (
-        "import json; from valuescope.personas import wvs_personas; "
+        "import json; from valuescope.design.personas import wvs_personas; "
         "print(json.dumps([[p.id, p.description, p.attributes] for p in wvs_personas(30, 333)]))"
     )
     outs = []

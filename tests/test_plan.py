@@ -4,9 +4,9 @@ from collections import Counter
 
 from helpers import tiny_instrument
 
-from valuescope.plan import PlannedInstrument, item_order, option_order, plan_queries, prefix_group, run_id_for
-from valuescope.spec import InstrumentRef, ModelSpec, Study
-from valuescope.types import BASELINE, ContextSpec, Persona
+from valuescope.core.types import BASELINE, ContextSpec, Persona
+from valuescope.design.plan import PlannedInstrument, item_order, option_order, plan_queries, prefix_group, run_id_for
+from valuescope.study.spec import InstrumentRef, ModelSpec, Study
 
 
 def _personas(n: int = 3) -> list[Persona]:
@@ -99,7 +99,7 @@ def _wvs(n: int, population: str = "wvs:seed=111") -> list[Persona]:
 
 
 def test_balanced_orders_form_latin_squares():
-    from valuescope.plan import balanced_orders
+    from valuescope.design.plan import balanced_orders
 
     orders = balanced_orders(6, None, 0)
     assert len(orders) == 6 and len(set(orders)) == 6
@@ -119,7 +119,7 @@ def test_balanced_orders_form_latin_squares():
 
 
 def test_rotation_balances_each_population_and_changes_with_context():
-    from valuescope.plan import rotation
+    from valuescope.design.plan import rotation
 
     people = [BASELINE, *_wvs(12), *_wvs(7, "wvs:seed=333")]
     a = rotation(people, ContextSpec(), 0, 0)
@@ -168,7 +168,7 @@ def test_balanced_orders_are_not_tied_to_the_persona_across_contexts():
 def test_option_orders_needs_balanced():
     import pytest
 
-    from valuescope.spec import SpecError, study_from_dict
+    from valuescope.study.spec import SpecError, study_from_dict
 
     with pytest.raises(SpecError, match="option_orders is only used with option_order: balanced"):
         study_from_dict({"option_orders": 6})

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from valuescope.backends.synthetic_spec import SyntheticSpec
-from valuescope.power import personas_needed, power_analysis
-from valuescope.spec import SpecError, study_from_dict
+from valuescope.known_truth.power import personas_needed, power_analysis
+from valuescope.study.spec import SpecError, study_from_dict
 
 STUDY = {"name": "pw", "models": [{"name": "m", "backend": "synthetic"}],
          "instruments": [{"name": "mfq30"}, {"name": "pvq40"}],

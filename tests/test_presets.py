@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from valuescope.presets import adapt, list_presets, load_preset, preset_text
-from valuescope.runner import plan_model, resolve, run_study
-from valuescope.spec import SpecError
+from valuescope.execution.runner import plan_model, resolve, run_study
+from valuescope.study.presets import adapt, list_presets, load_preset, preset_text
+from valuescope.study.spec import SpecError
 
 
 def _planned(study) -> int:
@@ -117,8 +117,8 @@ def test_stability_reduced_runs_end_to_end(tmp_path):
     assert res.conversations == 3 * 2
     # the neutral profile exists, so distance_to_neutral is computed per persona context (a flat profile of
     # this letter-biased model may still leave it undefined, with that note)
-    from valuescope.analysis import load_run
-    from valuescope.store import Store
+    from valuescope.analysis.tables import load_run
+    from valuescope.store.sqlite import Store
 
     with Store(tmp_path / "stability", create=False) as store:
         m = load_run(store, res.run_id, n_boot=10).metrics

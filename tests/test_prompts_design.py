@@ -8,8 +8,10 @@ import re
 import pytest
 from helpers import tiny_instrument
 
-from valuescope.plan import balanced_orders
-from valuescope.prompts import (
+from valuescope.analysis.tidy import option_probs_in_scale_order
+from valuescope.core.types import LetterScores, Message, Part, Query, Scale
+from valuescope.design.plan import balanced_orders
+from valuescope.design.prompts import (
     ChainError,
     answer_turn,
     chosen_letter,
@@ -17,8 +19,6 @@ from valuescope.prompts import (
     sequential_request,
     user_message,
 )
-from valuescope.tidy import option_probs_in_scale_order
-from valuescope.types import LetterScores, Message, Part, Query, Scale
 
 SIX = Scale(labels=("zero", "one", "two", "three", "four", "five"), values=(0, 1, 2, 3, 4, 5))
 PART = Part(id="p", instructions="Rate it.", stem="How much? '{item}'", scale=SIX)

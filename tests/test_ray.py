@@ -15,12 +15,12 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'valuescope[ray]')")
 
-from valuescope import runner  # noqa: E402
-from valuescope.executor_ray import RayExecutor, deal  # noqa: E402
-from valuescope.executors import work_units  # noqa: E402
-from valuescope.plan import prefix_group  # noqa: E402
-from valuescope.spec import study_from_dict  # noqa: E402
-from valuescope.store import Store  # noqa: E402
+from valuescope.design.plan import prefix_group  # noqa: E402
+from valuescope.execution import runner  # noqa: E402
+from valuescope.execution.executor_ray import RayExecutor, deal  # noqa: E402
+from valuescope.execution.executors import work_units  # noqa: E402
+from valuescope.store.sqlite import Store  # noqa: E402
+from valuescope.study.spec import study_from_dict  # noqa: E402
 
 pytestmark = pytest.mark.slow
 STUDY = {
@@ -66,7 +66,7 @@ def _runs(out: Path) -> list[tuple]:
 
 
 def _metrics(out: Path):
-    from valuescope.analysis import load_run
+    from valuescope.analysis.tables import load_run
 
     with Store(out, create=False) as store:
         (run,) = store.runs()

@@ -17,8 +17,8 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'valu
 
 from test_ray import PLANNED, STUDY, _rows, _study, cluster, local_run  # noqa: E402, F401
 
-from valuescope import runner  # noqa: E402
-from valuescope.executor_ray import RayExecutor  # noqa: E402
+from valuescope.execution import runner  # noqa: E402
+from valuescope.execution.executor_ray import RayExecutor  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@
 
 Each replication is the same planned study answered by the model with another seed (fresh persona, drift,
 repeat and query draws), built with ``simulate`` (equal to a run through runner and store: tested in
-test_synthetic_backend.py). The truth is the model's population value (``valuescope.truth``). A 95%
+test_synthetic_backend.py). The truth is the model's population value (``valuescope.known_truth.truth``). A 95%
 interval should cover it in about 95% of replications; we require 90% of 50.
 """
 
@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from valuescope.analysis.metrics import compute_metrics, effects_grid
+from valuescope.analysis.scoring import score_personas
 from valuescope.backends.synthetic_spec import SyntheticSpec
-from valuescope.metrics import compute_metrics, effects_grid
-from valuescope.scoring import score_personas
-from valuescope.simulate import prepare
-from valuescope.spec import study_from_dict
-from valuescope.truth import truth_tables, with_truth
+from valuescope.known_truth.simulate import prepare
+from valuescope.known_truth.truth import truth_tables, with_truth
+from valuescope.study.spec import study_from_dict
 
 REPS = 50
 

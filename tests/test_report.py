@@ -14,11 +14,11 @@ from browser import distinct_colours, find_chromium, open_page
 from matplotlib.container import BarContainer
 from report_fixtures import SCRIPT, make_run
 
-from valuescope.report import RunData, render, write_report
-from valuescope.report import figures_answers as fa
-from valuescope.report import figures_metrics as fm
-from valuescope.report.derive import eta_squared, pca
-from valuescope.report.render import _SPECS
+from valuescope.output.report import RunData, render, write_report
+from valuescope.output.report import figures_answers as fa
+from valuescope.output.report import figures_metrics as fm
+from valuescope.output.report.derive import eta_squared, pca
+from valuescope.output.report.render import _SPECS
 
 SECTION_IDS = [s.id for s in _SPECS if not s.optional]  # optional sections: tests/test_tension*.py
 

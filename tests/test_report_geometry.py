@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from valuescope.report import write_report
-from valuescope.report.data import RunData
-from valuescope.report.derive import Skip
-from valuescope.report.figures_geometry import dose, persona_space
+from valuescope.output.report import write_report
+from valuescope.output.report.data import RunData
+from valuescope.output.report.derive import Skip
+from valuescope.output.report.figures_geometry import dose, persona_space
 
 
 def positions() -> pd.DataFrame:

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuescope.instruments import load_instrument
-from valuescope.scoring import catch_screen, score_personas
-from valuescope.spec import SpecError
-from valuescope.tidy import build_responses
+from valuescope.analysis.scoring import catch_screen, score_personas
+from valuescope.analysis.tidy import build_responses
+from valuescope.design.instruments import load_instrument
+from valuescope.study.spec import SpecError
 
 INSTRUMENTS = {name: load_instrument(name) for name in ("mfq30", "pvq_rr", "pvq40", "donation")}
 NAN = float("nan")

@@ -7,14 +7,14 @@ import json
 
 import numpy as np
 
-from valuescope.analysis import load_run
-from valuescope.metrics.robustness import item_order_correlation
-from valuescope.presets import adapt, load_preset
-from valuescope.prompts import answer_turn, chosen_letter
-from valuescope.runner import run_study
-from valuescope.spec import study_from_dict
-from valuescope.store import Store
-from valuescope.types import LetterScores
+from valuescope.analysis.metrics.robustness import item_order_correlation
+from valuescope.analysis.tables import load_run
+from valuescope.core.types import LetterScores
+from valuescope.design.prompts import answer_turn, chosen_letter
+from valuescope.execution.runner import run_study
+from valuescope.store.sqlite import Store
+from valuescope.study.presets import adapt, load_preset
+from valuescope.study.spec import study_from_dict
 
 ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "DECENCY", "COMPASSION"]
 

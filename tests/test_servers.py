@@ -14,13 +14,13 @@ import pytest
 from helpers import embedded_gguf, free_port, start_llama_server, stop_process
 from test_backend_openai import Script, one_request
 
-from valuescope import runner
 from valuescope.backends.base import BackendError
 from valuescope.backends.openai_compat import OpenAICompatBackend
 from valuescope.backends.routing import Router
-from valuescope.plan import prefix_group
-from valuescope.spec import SpecError, study_from_dict
-from valuescope.store import Store
+from valuescope.design.plan import prefix_group
+from valuescope.execution import runner
+from valuescope.store.sqlite import Store
+from valuescope.study.spec import SpecError, study_from_dict
 
 ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY"]
 

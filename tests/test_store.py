@@ -6,11 +6,11 @@ import sqlite3
 import pytest
 from helpers import tiny_instrument
 
-from valuescope.plan import PlannedInstrument, plan_queries
-from valuescope.spec import InstrumentRef, Study
-from valuescope.store import Store, StoreError
-from valuescope.tidy import build_responses
-from valuescope.types import BASELINE, ContextSpec, LetterScores, Persona
+from valuescope.analysis.tidy import build_responses
+from valuescope.core.types import BASELINE, ContextSpec, LetterScores, Persona
+from valuescope.design.plan import PlannedInstrument, plan_queries
+from valuescope.store.sqlite import Store, StoreError
+from valuescope.study.spec import InstrumentRef, Study
 
 
 def _queries():

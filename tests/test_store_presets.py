@@ -13,10 +13,10 @@ import sys
 
 import pytest
 
-from valuescope import presets as presetmod
-from valuescope.runner import run_study
-from valuescope.spec import ModelSpec
-from valuescope.store import Store
+from valuescope.execution.runner import run_study
+from valuescope.store.sqlite import Store
+from valuescope.study import presets as presetmod
+from valuescope.study.spec import ModelSpec
 
 SCALE = 0.05
 

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuescope.analysis import load_run
-from valuescope.runner import run_study
-from valuescope.spec import study_from_dict
-from valuescope.store import SCHEMA_VERSION, Store, StoreError
-from valuescope.types import LetterScores
+from valuescope.analysis.tables import load_run
+from valuescope.core.types import LetterScores
+from valuescope.execution.runner import run_study
+from valuescope.store.sqlite import SCHEMA_VERSION, Store, StoreError
+from valuescope.study.spec import study_from_dict
 
 DATA = Path(__file__).parent / "data"
 ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "FAIRLY"]
@@ -263,7 +263,7 @@ def test_letters_with_almost_no_probability_make_an_unreadable_answer(embedded_b
 
 def test_scores_of_a_reused_answer_are_its_own(tmp_path):
     """limit_outside_mass: an answer invalidated only by another run's limit is judged again."""
-    from valuescope.runner import limit_outside_mass
+    from valuescope.execution.runner import limit_outside_mass
 
     s = LetterScores(probs=(0.5, 0.5), outside_mass=0.7)
     bad = limit_outside_mass(s, 0.5)

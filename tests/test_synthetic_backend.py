@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import yaml
 
-from valuescope.analysis import load_run
+from valuescope.analysis.tables import load_run
 from valuescope.backends.base import create_backend
 from valuescope.backends.synthetic_model import design_from_metas, latent, letter_probs, ordinal_probs
 from valuescope.backends.synthetic_spec import SyntheticSpec, parse_effect, synthetic_from_dict
-from valuescope.plan import query_meta
-from valuescope.runner import run_study
-from valuescope.simulate import prepare
-from valuescope.spec import SpecError, load_study, study_from_dict
-from valuescope.store import Store
-from valuescope.types import Message, ScoreRequest
+from valuescope.core.types import Message, ScoreRequest
+from valuescope.design.plan import query_meta
+from valuescope.execution.runner import run_study
+from valuescope.known_truth.simulate import prepare
+from valuescope.store.sqlite import Store
+from valuescope.study.spec import SpecError, load_study, study_from_dict
 
 
 def _study(tmp_path: Path, synthetic: dict | None = None, **over) -> dict:
@@ -157,7 +157,7 @@ def test_spec_file_path_identity_and_unknown_dimension(tmp_path: Path):
     data["models"] = [{"name": "truth", "backend": "synthetic", "path": "model.yaml"}]
     study_file.write_text(yaml.safe_dump(data))
     study = load_study(study_file)
-    from valuescope.plan import run_id_for
+    from valuescope.design.plan import run_id_for
 
     first = run_id_for(study, study.models[0])
     spec_file.write_text(yaml.safe_dump({"persona_sd": 0.5, "baseline": {"Harm": 1.5}}))
@@ -180,7 +180,7 @@ def test_persona_blind_letter_biased_fixed_order_answers_are_the_bias(tmp_path: 
 
 def test_generate_is_deterministic():
     b = create_backend("synthetic", name="s")
-    from valuescope.types import GenerateRequest
+    from valuescope.core.types import GenerateRequest
 
     reqs = [GenerateRequest(messages=(Message("user", f"hello {i}"),), seed=i) for i in range(6)]
     texts = b.generate(reqs)

@@ -8,20 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuescope.analysis import instrument_from_dict
-from valuescope.instruments import dilemmas, evidence, instrument_for_ref
-from valuescope.metrics.evenhandedness import evenhandedness_rows
-from valuescope.metrics.narrowing import answer_entropy, narrowing_rows
-from valuescope.metrics.tension import (
+from valuescope.analysis.metrics.evenhandedness import evenhandedness_rows
+from valuescope.analysis.metrics.narrowing import answer_entropy, narrowing_rows
+from valuescope.analysis.metrics.tension import (
     congruence_bias,
     congruence_summary,
     identity_side,
     motivated_reasoning_rows,
     tension_metrics,
 )
-from valuescope.personas import build_population, wvs_personas
-from valuescope.runner import instruments_json, plan_model, resolve
-from valuescope.spec import InstrumentRef, SpecError, study_from_dict
+from valuescope.analysis.tables import instrument_from_dict
+from valuescope.design.instruments import dilemmas, evidence, instrument_for_ref
+from valuescope.design.personas import build_population, wvs_personas
+from valuescope.execution.runner import instruments_json, plan_model, resolve
+from valuescope.study.spec import InstrumentRef, SpecError, study_from_dict
 
 # --------------------------------------------------------------------------- instruments
 
@@ -330,7 +330,7 @@ def test_narrowing_by_hand():
 
 
 def test_free_text_identity_from_a_persona_file(tmp_path):
-    from valuescope.personas import file_personas
+    from valuescope.design.personas import file_personas
 
     f = tmp_path / "p.csv"
     f.write_text("description,identity\nYou are a nurse in Ohio.,a Democrat\nYou farm in Kansas.,Republican\n"

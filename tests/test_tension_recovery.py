@@ -18,14 +18,14 @@ import math
 import numpy as np
 import pytest
 
-from valuescope.analysis import load_run
+from valuescope.analysis.metrics.tension import congruence_summary, motivated_reasoning_rows
+from valuescope.analysis.tables import load_run
 from valuescope.backends.synthetic_spec import SyntheticSpec
-from valuescope.instruments.evidence import TOPICS
-from valuescope.metrics.tension import congruence_summary, motivated_reasoning_rows
-from valuescope.runner import run_study
-from valuescope.simulate import prepare
-from valuescope.spec import study_from_dict
-from valuescope.store import Store
+from valuescope.design.instruments.evidence import TOPICS
+from valuescope.execution.runner import run_study
+from valuescope.known_truth.simulate import prepare
+from valuescope.store.sqlite import Store
+from valuescope.study.spec import study_from_dict
 
 
 def _effects(d: float) -> dict[str, dict[str, float]]:
@@ -116,8 +116,8 @@ def test_evenhandedness_collapse_and_narrowing_under_known_truth():
     """Identity effects on the values of the self-direction vs security dilemmas open a directed gap
     towards the favoured value (collapse > 0); without effects collapse is exactly 0; a model whose answers
     do not depend on the conversation has narrowing slopes of exactly 0."""
-    from valuescope.metrics.evenhandedness import evenhandedness_rows
-    from valuescope.metrics.narrowing import narrowing_rows
+    from valuescope.analysis.metrics.evenhandedness import evenhandedness_rows
+    from valuescope.analysis.metrics.narrowing import narrowing_rows
 
     study = study_from_dict({
         "name": "eh", "instruments": [{"name": "dilemmas"}],

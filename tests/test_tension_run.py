@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import yaml
 
-from valuescope.analysis import load_run
-from valuescope.metrics.tension import congruence_summary
-from valuescope.presets import adapt, load_preset, preset_text
-from valuescope.report import write_report
-from valuescope.report.data import from_tables
-from valuescope.runner import plan_model, resolve, run_study
-from valuescope.store import Store
+from valuescope.analysis.metrics.tension import congruence_summary
+from valuescope.analysis.tables import load_run
+from valuescope.execution.runner import plan_model, resolve, run_study
+from valuescope.output.report import write_report
+from valuescope.output.report.data import from_tables
+from valuescope.store.sqlite import Store
+from valuescope.study.presets import adapt, load_preset, preset_text
 
 
 def test_presets_plan_the_documented_sizes():

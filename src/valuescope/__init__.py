@@ -24,20 +24,20 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "run": "valuescope.api",
-    "load": "valuescope.api",
-    "open": "valuescope.api",
-    "preset": "valuescope.api",
-    "compare": "valuescope.api",
-    "write_report": "valuescope.api",
-    "Run": "valuescope.api",
-    "Results": "valuescope.api",
-    "Study": "valuescope.api",
-    "ModelSpec": "valuescope.api",
-    "ValuescopeError": "valuescope.errors",
-    "FigureError": "valuescope.errors",
-    "SpecError": "valuescope.spec",
-    "StoreError": "valuescope.store",
+    "run": "valuescope.output.api",
+    "load": "valuescope.output.api",
+    "open": "valuescope.output.api",
+    "preset": "valuescope.output.api",
+    "compare": "valuescope.output.api",
+    "write_report": "valuescope.output.api",
+    "Run": "valuescope.output.api",
+    "Results": "valuescope.output.api",
+    "Study": "valuescope.output.api",
+    "ModelSpec": "valuescope.output.api",
+    "ValuescopeError": "valuescope.core.errors",
+    "FigureError": "valuescope.core.errors",
+    "SpecError": "valuescope.study.spec",
+    "StoreError": "valuescope.store.sqlite",
     "BackendError": "valuescope.backends.base",
 }
 _SUBMODULES = ("figures",)
@@ -48,8 +48,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from valuescope import figures
-    from valuescope.api import (
+    from valuescope.backends.base import BackendError
+    from valuescope.core.errors import FigureError, ValuescopeError
+    from valuescope.output import figures
+    from valuescope.output.api import (
         ModelSpec,
         Results,
         Run,
@@ -61,10 +63,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         run,
         write_report,
     )
-    from valuescope.backends.base import BackendError
-    from valuescope.errors import FigureError, ValuescopeError
-    from valuescope.spec import SpecError
-    from valuescope.store import StoreError
+    from valuescope.store.sqlite import StoreError
+    from valuescope.study.spec import SpecError
 
 
 def __getattr__(name: str) -> Any:
@@ -73,7 +73,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     if name in _SUBMODULES:
-        return importlib.import_module(f"valuescope.{name}")
+        return importlib.import_module(f"valuescope.output.{name}")
     raise AttributeError(f"module 'valuescope' has no attribute {name!r}")
 
 

@@ -28,7 +28,7 @@ def _print_json(data: object) -> None:
     """One strict JSON document on stdout (NaN -> null), nothing else."""
     import json
 
-    from valuescope.api import _json_safe
+    from valuescope.output.api import _json_safe
 
     sys.stdout.write(json.dumps(_json_safe(data), allow_nan=False) + "\n")
 
@@ -44,15 +44,15 @@ def fail(message: str, code: int = 2) -> None:
 
 def _user_errors():
     from valuescope.backends.base import BackendError
-    from valuescope.spec import SpecError
-    from valuescope.store import StoreError
+    from valuescope.store.sqlite import StoreError
+    from valuescope.study.spec import SpecError
 
     return (SpecError, StoreError, BackendError)
 
 
 def _parse_model(option: str, flag: str = "--model"):
     """``--model`` (or ``--judge``): a GGUF path, hf:..., openai:...[@MODEL] or key=value,... (see modelref)."""
-    from valuescope.modelref import parse_model
+    from valuescope.study.modelref import parse_model
 
     return parse_model(option, flag)
 
@@ -84,14 +84,14 @@ def run(
         help="Ray workers, one backend each (default: one per CPU).")] = None,
 ) -> None:
     """Run (or resume) a study and print its headline metrics (--json: a list of run summaries)."""
-    from valuescope import presets as presetmod
-    from valuescope.runner import run_study
+    from valuescope.execution.runner import run_study
+    from valuescope.study import presets as presetmod
 
     try:
         if study_file is not None and preset is not None:
             fail("give a study file or --preset, not both")
         if study_file is not None:
-            from valuescope.spec import load_study
+            from valuescope.study.spec import load_study
 
             study = load_study(study_file)
         else:
@@ -106,7 +106,7 @@ def run(
         _migrate_if_old(Path(study.output))
     except _user_errors() as exc:
         fail(str(exc))
-    from valuescope.progress import ProgressBar
+    from valuescope.core.progress import ProgressBar
 
     progress = None if quiet else ProgressBar(err)
     try:
@@ -157,7 +157,7 @@ def _on_ray(study, address: str | None, workers: int | None):
 
 
 def _run_json(store_dir: Path, results, report: bool) -> None:
-    from valuescope.api import Run, write_report
+    from valuescope.output.api import Run, write_report
 
     try:
         runs = [Run(store_dir, r.run_id, result=r) for r in results]
@@ -171,14 +171,14 @@ def _run_json(store_dir: Path, results, report: bool) -> None:
 
 
 def _open_store(directory: Path):
-    from valuescope.store import Store
+    from valuescope.store.sqlite import Store
 
     return Store(directory, create=False, migrate=False)
 
 
 def _migrate_if_old(directory: Path) -> None:
     """Migrate a store written by an older valuescope in place (after a backup copy), saying so."""
-    from valuescope.store import STORE_NAME, Store
+    from valuescope.store.sqlite import STORE_NAME, Store
 
     if not (directory / STORE_NAME).is_file():
         return
@@ -191,7 +191,7 @@ def _migrate_if_old(directory: Path) -> None:
 @app.command()
 def migrate(directory: Annotated[Path, typer.Argument(help="Results directory.")] = Path(DEFAULT_DIR)) -> None:
     """Migrate a store written by an older valuescope to this version's schema (a backup is kept)."""
-    from valuescope.store import STORE_NAME
+    from valuescope.store.sqlite import STORE_NAME
 
     if not (directory / STORE_NAME).is_file():
         fail(f"no valuescope store in {directory} (expected {STORE_NAME})")
@@ -204,7 +204,7 @@ def migrate(directory: Annotated[Path, typer.Argument(help="Results directory.")
 
 def _load_tables(directory: Path, run_id: str):
     """A stored run's tables, or one error line and exit 2."""
-    from valuescope.analysis import load_run
+    from valuescope.analysis.tables import load_run
 
     try:
         with _open_store(directory) as store:
@@ -214,7 +214,7 @@ def _load_tables(directory: Path, run_id: str):
 
 
 def _print_headline(store_dir: Path, run_id: str) -> None:
-    from valuescope.analysis import load_run
+    from valuescope.analysis.tables import load_run
 
     with _open_store(store_dir) as store:
         tables = load_run(store, run_id)
@@ -226,7 +226,7 @@ def _print_headline(store_dir: Path, run_id: str) -> None:
 
 def _print_congruence(tables) -> None:
     """Evidence instruments (paper 004): accuracy when the truth suits the persona's identity vs not."""
-    from valuescope.metrics.tension import congruence_summary
+    from valuescope.analysis.metrics.tension import congruence_summary
 
     bias = congruence_summary(tables.metrics) if not tables.metrics.empty else []
     if len(bias):
@@ -236,7 +236,7 @@ def _print_congruence(tables) -> None:
 
 def _print_metrics_or_why(tables, title: str) -> None:
     """The headline table, or one line saying why there is none (no answers stored yet)."""
-    from valuescope import metrics as metricsmod
+    from valuescope.analysis import metrics as metricsmod
 
     if tables.metrics.empty:
         out.print(f"{tables.run_id}: no answers stored, so no metrics (run the study again to answer its queries)",
@@ -304,13 +304,13 @@ def _print_frame(df, title: str, max_rows: int = 80) -> None:
 def ls(directory: Annotated[Path, typer.Argument(help="Results directory.")] = Path(DEFAULT_DIR),
        as_json: Annotated[bool, _json_option()] = False) -> None:
     """List the runs in a store (and in stores directly below the directory)."""
-    from valuescope.store import iter_stores
+    from valuescope.store.sqlite import iter_stores
 
     stores = list(iter_stores(directory))
     if not stores:
         fail(f"no valuescope store in {directory}")
     if as_json:
-        from valuescope.api import Results
+        from valuescope.output.api import Results
 
         try:
             _print_json(Results(directory).table().to_dict(orient="records"))
@@ -373,7 +373,7 @@ def show(
 
 
 def _show_json(directory: Path, run_ids: list[str], all_metrics: bool) -> None:
-    from valuescope.api import Run, _records
+    from valuescope.output.api import Run, _records
 
     try:
         runs = [Run(directory, rid) for rid in run_ids]
@@ -392,7 +392,7 @@ def _show_json(directory: Path, run_ids: list[str], all_metrics: bool) -> None:
 
 def _print_position(model: str, metrics) -> None:
     """Position bias first: a plain warning when most of the answer follows the letter shown."""
-    from valuescope.metrics.position import WARN_ABOVE
+    from valuescope.analysis.metrics.position import WARN_ABOVE
 
     pb = metrics[metrics["metric"].isin(["position_bias_hard", "position_bias_soft"])] if len(metrics) else metrics
     if pb is None or pb.empty:
@@ -424,7 +424,7 @@ def _print_notes(metrics) -> None:
 
 
 def _compare(a, b):
-    from valuescope.metrics.ablation import compare_runs
+    from valuescope.analysis.metrics.ablation import compare_runs
 
     return compare_runs(a.responses, b.responses, a.info.get("study", {}), b.info.get("study", {}))
 
@@ -445,13 +445,13 @@ def export(
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Default: <dir>/export/<run>.")] = None,
 ) -> None:
     """Write responses, scores, metrics and effects as CSV and Parquet."""
-    from valuescope.export import write_tables
+    from valuescope.output.export import write_tables
 
     tables = _load_tables(directory, run_id)
     target = out_dir or directory / "export" / tables.run_id
     for path in write_tables(tables, target):
         out.print(str(path))
-    from valuescope.truth import run_truth
+    from valuescope.known_truth.truth import run_truth
 
     try:
         truth = run_truth(tables)
@@ -464,7 +464,7 @@ def export(
 
 
 def _write_report(store_dir: Path, run_ids: list[str], out_dir: Path) -> Path:
-    from valuescope.api import Run, write_report
+    from valuescope.output.api import Run, write_report
 
     return write_report([Run(store_dir, rid) for rid in run_ids], out_dir)
 
@@ -490,7 +490,7 @@ def presets(
     as_json: Annotated[bool, _json_option()] = False,
 ) -> None:
     """List the shipped presets, or print one (`valuescope presets show NAME`) to copy and edit."""
-    from valuescope import presets as presetmod
+    from valuescope.study import presets as presetmod
 
     if action is None and as_json:
         _print_json([{"name": n, "description": d} for n, d in presetmod.list_presets()])
@@ -528,8 +528,8 @@ def judge_eval(
     """Measure how often a judge model (and the rule-based parser) reads labelled replies right."""
     import json
 
-    from valuescope import extraction
-    from valuescope.runner import make_backend
+    from valuescope.backends import extraction
+    from valuescope.execution.runner import make_backend
 
     try:
         samples = extraction.read_labelled_samples(sample)
@@ -584,11 +584,11 @@ def power(
     """Simulate a study with planted effects at several sizes: power and CI widths against personas."""
     import time
 
-    from valuescope import presets as presetmod
     from valuescope.backends.synthetic_spec import SyntheticSpec, load_synthetic, parse_effect
-    from valuescope.power import personas_needed, power_analysis
-    from valuescope.power_report import width_summary, write_power
-    from valuescope.spec import SpecError, load_study
+    from valuescope.known_truth.power import personas_needed, power_analysis
+    from valuescope.output.power_report import width_summary, write_power
+    from valuescope.study import presets as presetmod
+    from valuescope.study.spec import SpecError, load_study
 
     t0 = time.perf_counter()
     try:
@@ -608,7 +608,7 @@ def power(
             raise SpecError(f"--sizes: expected comma-separated integers, got {sizes!r}") from None
         if not 0 < alpha < 1 or not 0 < target < 1:
             raise SpecError("--alpha and --power must lie between 0 and 1")
-        from valuescope.progress import ProgressBar
+        from valuescope.core.progress import ProgressBar
 
         progress = ProgressBar(err)
         try:

@@ -1,5 +1,5 @@
 """Anthropic Messages API (``POST {base_url}/v1/messages``). It gives no logprobs, so scoring is
-generation plus rule-based parsing (:mod:`valuescope.extraction`), recorded as ``method="generate"``.
+generation plus rule-based parsing (:mod:`valuescope.backends.extraction`), recorded as ``method="generate"``.
 
 System messages go to the top-level ``system`` field; consecutive turns of one role are merged
 (the API wants user/assistant alternation). The answer prefix ("Answer: (") is sent as a final
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from valuescope.backends.base import BackendError
+from valuescope.backends.extraction import letter_scores_from_text
 from valuescope.backends.retry import (
     RETRY_STATUS,
     Fatal,
@@ -32,8 +33,7 @@ from valuescope.backends.retry import (
     parse_retry_after,
     run_concurrently,
 )
-from valuescope.extraction import letter_scores_from_text
-from valuescope.types import GenerateRequest, LetterScores, Message, ScoreRequest
+from valuescope.core.types import GenerateRequest, LetterScores, Message, ScoreRequest
 
 API_VERSION = "2023-06-01"
 DEFAULT_BASE = "https://api.anthropic.com"

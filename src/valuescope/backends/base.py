@@ -10,8 +10,8 @@ import importlib
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from valuescope.errors import ValuescopeError
-from valuescope.types import GenerateRequest, LetterScores, ScoreRequest
+from valuescope.core.errors import ValuescopeError
+from valuescope.core.types import GenerateRequest, LetterScores, ScoreRequest
 
 
 class BackendError(ValuescopeError, RuntimeError):

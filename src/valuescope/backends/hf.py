@@ -43,7 +43,7 @@ from valuescope.backends.base import BackendError
 from valuescope.backends.chat_template import ChatTemplate
 from valuescope.backends.llamacpp import embedded_model_path, letter_distribution
 from valuescope.backends.threads import ThreadChooser
-from valuescope.types import GenerateRequest, LetterScores, Message, ScoreRequest
+from valuescope.core.types import GenerateRequest, LetterScores, Message, ScoreRequest
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # a Hugging Face model id, ORG/NAME
 INSTALL_HINT = 'pip install torch==2.13.0 "transformers>=4.45" "gguf>=0.10" accelerate'

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from valuescope.backends.base import BackendError
-from valuescope.types import Message
+from valuescope.core.types import Message
 
 
 def decoder_layers(model: Any) -> Any:
@@ -66,7 +66,7 @@ def auto_layers(n_layers: int) -> list[int]:
 def check_layers(layers: Sequence[int], n_layers: int) -> list[int]:
     bad = [x for x in layers if not 1 <= x <= n_layers - 1]
     if bad:
-        from valuescope.spec import SpecError
+        from valuescope.study.spec import SpecError
 
         raise SpecError(f"geometry: layer(s) {bad} out of range: this model has states 1..{n_layers - 1} "
                         f"({n_layers} decoder blocks; the last state is after the final norm)")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from valuescope.backends.base import BackendError
 from valuescope.backends.chat_template import ChatTemplate
-from valuescope.types import LetterScores, Message
+from valuescope.core.types import LetterScores, Message
 
 _DECOR = "()[]*_.:,\"'`"
 

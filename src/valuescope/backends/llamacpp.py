@@ -48,7 +48,7 @@ import numpy as np
 
 from valuescope.backends.base import BackendError
 from valuescope.backends.chat_template import ChatTemplate
-from valuescope.types import GenerateRequest, LetterScores, ScoreRequest
+from valuescope.core.types import GenerateRequest, LetterScores, ScoreRequest
 
 DEFAULT_SCHEDULER = "prefix"
 

@@ -15,7 +15,7 @@ Scoring reads the ``top_logprobs`` of the first generated token (``max_tokens=1`
     docs/backends.md); prefer ``path`` where the server offers /v1/completions.
 
 No logprobs from the server (or ``logprobs: false``): the model generates and the reply is parsed
-(:mod:`valuescope.extraction`). A reply without logprobs is retried like any fault; only when every
+(:mod:`valuescope.backends.extraction`). A reply without logprobs is retried like any fault; only when every
 attempt of a query comes back without them does the backend decide that the server gives none and
 generate from then on (a flaky reply must not silently switch a run to another measurement).
 
@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 
 from valuescope.backends.base import BackendError
 from valuescope.backends.chat_template import ChatTemplate
+from valuescope.backends.extraction import letter_scores_from_text
 from valuescope.backends.letters import load_chat_template, render_prompt, scores_from_logprobs
 from valuescope.backends.retry import (
     RETRY_STATUS,
@@ -55,8 +56,7 @@ from valuescope.backends.retry import (
     run_concurrently,
 )
 from valuescope.backends.routing import Router
-from valuescope.extraction import letter_scores_from_text
-from valuescope.types import GenerateRequest, LetterScores, ScoreRequest
+from valuescope.core.types import GenerateRequest, LetterScores, ScoreRequest
 
 T = TypeVar("T")
 TOP_LOGPROBS = 20

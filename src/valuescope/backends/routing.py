@@ -1,6 +1,6 @@
 """Prefix-group routing over several servers of one model (rendezvous hashing).
 
-Every query carries a prefix group (persona + context, :func:`valuescope.plan.prefix_group`). All
+Every query carries a prefix group (persona + context, :func:`valuescope.design.plan.prefix_group`). All
 queries of a group go to the same server, so that server's prefix cache serves the whole group. The
 server of a group is the live one with the highest ``sha256(url, group)``: stable across runs,
 processes and machines (no ``hash()``), spread evenly, and when a server goes down only *its*

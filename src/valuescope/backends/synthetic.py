@@ -5,7 +5,7 @@ It answers through the same runner, store, metrics and report as any backend, fr
 per-query ``meta`` the runner attaches to each ``ScoreRequest`` (persona, item, option order, context,
 position), never from the prompt text. Every answer is a deterministic function of that meta and the
 spec. Conversations get short deterministic text, so context studies run end to end. Its ground truth
-is :mod:`valuescope.truth`.
+is :mod:`valuescope.known_truth.truth`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from valuescope.backends.base import BackendError
 from valuescope.backends.synthetic_model import design_from_metas, latent, letter_probs
 from valuescope.backends.synthetic_spec import SyntheticSpec, resolve_synthetic
-from valuescope.types import GenerateRequest, Instrument, LetterScores, ScoreRequest
+from valuescope.core.types import GenerateRequest, Instrument, LetterScores, ScoreRequest
 
 _REPLIES = (
     "I would start with what matters most to me.",
@@ -48,7 +48,7 @@ class SyntheticBackend:
 
     def check_instruments(self, instruments: Mapping[str, Instrument]) -> None:
         """Every dimension key of the spec must name a dimension or score group of the study's instruments."""
-        from valuescope.truth import check_spec_dimensions
+        from valuescope.known_truth.truth import check_spec_dimensions
 
         check_spec_dimensions(self.spec, instruments)
 

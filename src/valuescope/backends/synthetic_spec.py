@@ -85,7 +85,7 @@ class SyntheticSpec(BaseModel):
 
 
 def synthetic_from_dict(data: Any, source: str = "synthetic spec") -> SyntheticSpec:
-    from valuescope.spec import SpecError, _format_error
+    from valuescope.study.spec import SpecError, _format_error
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -97,7 +97,7 @@ def synthetic_from_dict(data: Any, source: str = "synthetic spec") -> SyntheticS
 
 
 def load_synthetic(path: str | Path) -> SyntheticSpec:
-    from valuescope.spec import read_yaml_file
+    from valuescope.study.spec import read_yaml_file
 
     return synthetic_from_dict(read_yaml_file(path, "synthetic spec"), source=str(path))
 
@@ -106,7 +106,7 @@ def parse_effect(text: str) -> tuple[str, str, float]:
     """``"religious_denomination=Orthodox:Tradition=0.5"`` -> ("religious_denomination=Orthodox", "Tradition", 0.5).
 
     The dimension part may carry an instrument prefix (``pvq_rr/Tradition``)."""
-    from valuescope.spec import SpecError
+    from valuescope.study.spec import SpecError
 
     where = f"--effect {text!r}"
     level, sep, rest = text.rpartition(":")
@@ -128,7 +128,7 @@ def parse_effect(text: str) -> tuple[str, str, float]:
 
 def resolve_synthetic(path: str | None, inline: SyntheticSpec | None) -> SyntheticSpec:
     """The spec of a model block: the YAML file at ``path``, or the inline ``synthetic:`` block (not both)."""
-    from valuescope.spec import SpecError
+    from valuescope.study.spec import SpecError
 
     if path is not None and inline is not None:
         raise SpecError("synthetic model: give its spec as 'path' (a YAML file) or inline 'synthetic:', not both")

@@ -23,7 +23,7 @@ from typing import Any
 
 from valuescope.backends.base import BackendError
 from valuescope.backends.letters import scores_from_logprobs
-from valuescope.types import GenerateRequest, LetterScores, Message, ScoreRequest
+from valuescope.core.types import GenerateRequest, LetterScores, Message, ScoreRequest
 
 TOP_LOGPROBS = 20  # vLLM's default max_logprobs
 

@@ -1,0 +1,1 @@
+"""Analysis: tidy tables, scoring and the metric families."""

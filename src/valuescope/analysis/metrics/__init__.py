@@ -1,0 +1,54 @@
+"""Metrics: pure functions of the tidy responses table and the per-persona scores table.
+
+Sources: Lee, Cho & Lee 2024 (inertia, steerability, Cohen's d grid, robustness checks);
+Kovač et al. 2024 (Rank-Order / Ipsative stability, distance to neutral, donation); the variance
+decomposition (sampling, option order, conversation, personas) and ICC(1) for essay 004's question;
+the position-bias diagnostic. Every distribution metric names its reading: ``_hard`` = the answers
+(chosen options), ``_soft`` = the probabilities. See docs/metrics.md.
+"""
+
+from valuescope.analysis.metrics._common import METRIC_COLUMNS, average_ranks, pearson_last, spearman_last
+from valuescope.analysis.metrics.ablation import COMPARE_COLUMNS, ablation_kind, compare_runs
+from valuescope.analysis.metrics.effects import (
+    EFFECT_COLUMNS,
+    REFERENCE_LEVELS,
+    bh_qvalues,
+    cohens_d,
+    cohens_d_ci,
+    effects_grid,
+    welch_t,
+)
+from valuescope.analysis.metrics.inertia import (
+    answer_distribution,
+    entropy_bits,
+    inertia_index,
+    jsd,
+    top1_share,
+    top2_adjacent,
+)
+from valuescope.analysis.metrics.position import position_bias
+from valuescope.analysis.metrics.robustness import (
+    forced_free_correlation,
+    item_order_correlation,
+    paired_correlation,
+    seed_correlation,
+)
+from valuescope.analysis.metrics.stability import ipsative_by_persona, neutral_profile, profile_array
+from valuescope.analysis.metrics.steerability import steerability_permutation
+from valuescope.analysis.metrics.summary import HEADLINE_COLUMNS, compute_metrics, headline
+from valuescope.analysis.metrics.variance import (
+    convergence_curve,
+    persona_dimension_means,
+    repeat_design,
+    variance_components,
+)
+
+__all__ = [
+    "COMPARE_COLUMNS", "EFFECT_COLUMNS", "HEADLINE_COLUMNS", "METRIC_COLUMNS", "REFERENCE_LEVELS", "ablation_kind",
+    "answer_distribution", "average_ranks", "bh_qvalues", "cohens_d", "cohens_d_ci", "compare_runs",
+    "compute_metrics", "convergence_curve", "effects_grid", "entropy_bits", "forced_free_correlation", "headline",
+    "inertia_index", "ipsative_by_persona", "item_order_correlation", "jsd", "neutral_profile",
+    "paired_correlation", "pearson_last", "persona_dimension_means", "position_bias", "profile_array",
+    "repeat_design", "seed_correlation", "spearman_last", "steerability_permutation", "top1_share",
+    "top2_adjacent", "variance_components", "welch_t",
+]

@@ -1,0 +1,185 @@
+"""Per-dimension distribution metrics of one (run, model, instrument): the rows of the long table for
+inertia, concentration and steerability, each in both readings, with persona-bootstrap CIs and the
+permutation p-values.
+
+Readings (named in every metric): ``_hard`` = the distribution of *answers* (the chosen option, i.e.
+the argmax; Lee et al.'s definition); ``_soft`` = the mean of the answers' *probability* distributions.
+
+Rows emitted (``context_a`` = the persona context; ``context_b`` = the baseline's context for
+steerability, else ""):
+
+=========================  ==================================================  =====================
+metric                     value                                               n
+=========================  ==================================================  =====================
+valid_share                share of persona queries of the dimension that      persona queries
+                           could be read (``valid``)
+inertia_hard / _soft       ``1 - H(p_d)/log2 K``                               usable persona answers
+top1_share_hard / _soft    ``max_i p_i``                                       usable persona answers
+top2_adjacent_hard / _soft ``max_i (p_i + p_{i+1})``                           usable persona answers
+steerability_jsd_hard /    ``JSD(p_d^base, p_d^persona)`` on answers matched   compared persona answers
+steerability_jsd_soft      on (item, option order) (metrics.steerability)
+steerability_p_hard /      within-stratum permutation p-value of the JSD       permutations
+steerability_p_soft
+=========================  ==================================================  =====================
+
+CIs: percentile intervals over ``n_boot`` bootstrap samples of *personas* (all of a persona's answers
+move together); the baseline is held fixed. Fewer than two personas: no CI (noted).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from valuescope.analysis.metrics._common import (
+    NO_CONTEXT,
+    bias_corrected_ci,
+    bootstrap_index,
+    bootstrap_weights,
+    group_rng,
+    metric_row,
+    percentile_ci,
+    quiet,
+    unit_ids,
+)
+from valuescope.analysis.metrics.inertia import (
+    bootstrap_distributions,
+    inertia_index,
+    top1_share,
+    top2_adjacent,
+    unit_sums,
+)
+from valuescope.analysis.metrics.steerability import (
+    bootstrap_matched_jsd,
+    match_strata,
+    matched_jsd,
+    permutation_test,
+)
+
+#: the distribution metrics of a dimension, per reading: (name, function)
+DISTRIBUTION_METRICS = (("inertia", inertia_index), ("top1_share", top1_share), ("top2_adjacent", top2_adjacent))
+STEER_METRICS = ("steerability_jsd_hard", "steerability_jsd_soft", "steerability_p_hard", "steerability_p_soft")
+_DIST_NAMES = tuple(f"{n}_{r}" for n, _ in DISTRIBUTION_METRICS for r in ("hard", "soft"))
+
+
+def _baseline_context(baseline: pd.DataFrame, context: str) -> str | None:
+    """The baseline used for a persona context: the same context if it has baseline rows, else
+    ``none`` (no conversation) if that exists, else no baseline."""
+    present = set(baseline["context"].astype(str))
+    if context in present:
+        return context
+    if NO_CONTEXT in present:
+        return NO_CONTEXT
+    return None
+
+
+def dimension_metric_rows(
+    df: pd.DataFrame, group: tuple[Any, Any, Any], *, n_boot: int, n_perm: int, seed: int,
+) -> list[dict[str, Any]]:
+    """All per-dimension distribution rows for one (run_id, model, instrument) slice of responses."""
+    rows: list[dict[str, Any]] = []
+    scored = df[df["dimension"].notna()]
+    persona = scored[scored["condition"] == "persona"]
+    baseline = scored[scored["condition"] == "baseline"]
+    if persona.empty:
+        rows.append(metric_row(group, "inertia_hard", context_a=NO_CONTEXT,
+                               note="no persona answers for this instrument"))
+        return rows
+    for context in sorted(persona["context"].astype(str).unique()):
+        pc = persona[persona["context"].astype(str) == context]
+        units = sorted(unit_ids(pc).unique())
+        rng = group_rng(seed, *group, context)
+        idx = bootstrap_index(rng, len(units), n_boot) if len(units) >= 2 and n_boot > 0 else None
+        weights = bootstrap_weights(idx, len(units)) if idx is not None else None
+        bctx = _baseline_context(baseline, context) if not baseline.empty else None
+        for dim in sorted(pc["dimension"].astype(str).unique()):
+            sub = pc[pc["dimension"].astype(str) == dim]
+            rows.extend(_one_dimension(group, context, dim, sub, units, weights, baseline, bctx,
+                                       n_perm, group_rng(seed, *group, context, dim, "perm")))
+    return rows
+
+
+def _one_dimension(
+    group: tuple[Any, Any, Any], context: str, dim: str, sub: pd.DataFrame, units: list[str],
+    weights: np.ndarray | None, baseline: pd.DataFrame, bctx: str | None, n_perm: int,
+    perm_rng: np.random.Generator,
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+
+    def add(metric: str, **kw: Any) -> None:
+        out.append(metric_row(group, metric, dimension=dim, context_a=context, **kw))
+
+    n_q = len(sub)
+    add("valid_share", value=float(sub["valid"].astype(bool).mean()) if n_q else np.nan, n=n_q)
+    ks = sub["k"].dropna().unique()
+    if len(ks) != 1:
+        note = f"items of this dimension have different numbers of options ({sorted(ks.tolist())})"
+        for m in (*_DIST_NAMES, *STEER_METRICS):
+            add(m, note=note)
+        return out
+    k = int(ks[0])
+    s, h, n = unit_sums(sub, k, units)
+    if n == 0:
+        for m in (*_DIST_NAMES, *STEER_METRICS):
+            add(m, note="no valid answers in this dimension")
+        return out
+    ci_note = "" if weights is not None else "fewer than 2 personas or n_boot=0: no bootstrap CI"
+    for reading, sums in (("hard", h), ("soft", s)):
+        point = sums.sum(0) / sums.sum()
+        with quiet():
+            boot = bootstrap_distributions(sums, weights) if weights is not None else None
+        for name, func in DISTRIBUTION_METRICS:
+            value = float(func(point))
+            lo, hi = percentile_ci(func(boot)) if boot is not None else (np.nan, np.nan)
+            note = "" if boot is not None else ci_note
+            if k < 2 and name != "top1_share":
+                note = "fewer than 2 options: undefined"
+            add(f"{name}_{reading}", value=value, ci_low=lo, ci_high=hi, n=n, note=note)
+    out.extend(_steerability(group, context, dim, sub, k, units, weights, baseline, bctx, n_perm, perm_rng))
+    return out
+
+
+def _steerability(
+    group: tuple[Any, Any, Any], context: str, dim: str, sub: pd.DataFrame, k: int, units: list[str],
+    weights: np.ndarray | None, baseline: pd.DataFrame, bctx: str | None, n_perm: int, perm_rng: np.random.Generator,
+) -> list[dict[str, Any]]:
+    def row(metric: str, **kw: Any) -> dict[str, Any]:
+        return metric_row(group, metric, dimension=dim, context_a=context, context_b=bctx or "", **kw)
+
+    if bctx is None:
+        note = "no baseline (no-persona) answers in this run" if baseline.empty else (
+            f"no baseline answers in context {context!r} or {NO_CONTEXT!r}")
+        return [row(m, note=note) for m in STEER_METRICS]
+    base = baseline[(baseline["context"].astype(str) == bctx) & (baseline["dimension"].astype(str) == dim)]
+    if base.empty or set(base["k"].dropna().unique()) != {k}:
+        note = "no baseline answers for this dimension" if base.empty else "baseline has a different K"
+        return [row(m, note=note) for m in STEER_METRICS]
+    m = match_strata(base, sub, k)
+    if len(m.pers_soft) == 0:
+        note = ("no persona answer shares an (item, option order) with a baseline answer: steerability is "
+                "compared only like for like (ask the baseline under the personas' option orders, e.g. "
+                "option_order: balanced)")
+        return [row(x, note=note) for x in STEER_METRICS]
+    notes = []
+    if "option_order" not in sub.columns:
+        notes.append("no option_order column: one option order per item assumed")
+    if m.dropped_answers:
+        notes.append(f"{m.dropped_answers} persona answers ({m.dropped_personas} of {m.total_personas} "
+                     "personas wholly) left out: no baseline answer under the same item and option order")
+    # the bootstrap samples of this context's personas, restricted to the compared ones
+    w = weights[:, pd.Index(units).get_indexer(m.units)] if weights is not None and len(m.units) >= 2 else None
+    out = []
+    n_cmp = len(m.pers_soft)
+    for reading in ("hard", "soft"):
+        value = matched_jsd(m, reading)
+        # bias-corrected: a JSD's bootstrap replicates are biased upward (metrics._common.bias_corrected_ci)
+        lo, hi = bias_corrected_ci(bootstrap_matched_jsd(m, w, reading), value) if w is not None else (np.nan, np.nan)
+        note = "; ".join(notes + ([] if w is not None else ["fewer than 2 personas or n_boot=0: no bootstrap CI"]))
+        out.append(row(f"steerability_jsd_{reading}", value=value, ci_low=lo, ci_high=hi, n=n_cmp, note=note))
+    p_soft, p_hard, n_done = permutation_test(m, perm_rng, n_perm)
+    note = "; ".join(notes + ([] if n_done else ["n_perm=0: no permutation test"]))
+    out.append(row("steerability_p_hard", value=p_hard, n=n_done, note=note))
+    out.append(row("steerability_p_soft", value=p_soft, n=n_done, note=note))
+    return out

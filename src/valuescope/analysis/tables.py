@@ -1,0 +1,139 @@
+"""A stored run -> the tables every reader uses (tidy responses, per-persona scores, metrics).
+
+Reads only the store: the instrument definitions a run used are stored with it, so a run can be
+analysed after the files it came from have moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from valuescope.analysis.tidy import build_responses
+from valuescope.core.types import Instrument, Item, Part, Scale
+from valuescope.store.sqlite import Store
+
+
+def instrument_from_dict(d: dict[str, Any]) -> Instrument:
+    parts = {
+        pid: Part(id=p["id"], instructions=p["instructions"], stem=p["stem"],
+                  scale=Scale(labels=tuple(p["scale"]["labels"]), values=tuple(p["scale"]["values"])))
+        for pid, p in d["parts"].items()
+    }
+    items = tuple(
+        Item(id=i["id"], part=i["part"], text=i["text"], dimension=i["dimension"], variants=dict(i["variants"]),
+             catch=i["catch"], reverse=i["reverse"], meta=dict(i["meta"]))
+        for i in d["items"]
+    )
+    return Instrument(id=d["id"], name=d["name"], citation=d["citation"], licence=d["licence"], parts=parts,
+                      items=items, dimensions=tuple(d["dimensions"]), scoring=dict(d["scoring"]),
+                      wordings=tuple(d["wordings"]))
+
+
+@dataclass
+class RunTables:
+    run_id: str
+    model: str
+    info: dict[str, Any]
+    instruments: dict[str, Instrument]
+    responses: pd.DataFrame
+    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+    metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    effects: pd.DataFrame = field(default_factory=pd.DataFrame)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    persona_texts: dict[str, str] = field(default_factory=dict)
+    conversations: list[dict[str, Any]] = field(default_factory=list)
+    geometry: pd.DataFrame = field(default_factory=pd.DataFrame)  # persona positions (geometry_tables)
+    dose: pd.DataFrame = field(default_factory=pd.DataFrame)  # scores against steering strength
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        r = self.responses
+        om = r["outside_mass"].dropna() if len(r) else pd.Series(dtype=float)
+        return {
+            "planned": int(self.info.get("planned", 0)),
+            "answered": len(r),
+            "invalid": int((~r["valid"]).sum()) if len(r) else 0,
+            "failed": len(self.failures),
+            "personas": int(r.loc[r["condition"] == "persona", "persona_id"].nunique()) if len(r) else 0,
+            "baseline": bool((r["condition"] == "baseline").any()) if len(r) else False,
+            "contexts": int(r["context"].nunique()) if len(r) else 0,
+            "outside_mass_mean": float(om.mean()) if len(om) else float("nan"),
+            "outside_mass_max": float(om.max()) if len(om) else float("nan"),
+            "methods": {str(k): int(v) for k, v in r["method"].value_counts().sort_index().items()} if len(r) else {},
+            "reused_from": ({str(k): int(v) for k, v in r["reused_from"].dropna().value_counts().sort_index().items()}
+                            if len(r) and "reused_from" in r.columns else {}),
+        }
+
+
+def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: int = 200, seed: int = 0) -> RunTables:
+    info = store.run(run_id)
+    run_id = info["run_id"]
+    instruments = {k: instrument_from_dict(v) for k, v in info["instruments"].items()}
+    responses = build_responses(store.responses(run_id), instruments)
+    personas = {p["id"]: p.get("description") or "(no persona: baseline)"
+                for p in store.personas(run_id)}
+    tables = RunTables(persona_texts=personas, run_id=run_id, model=info["model"], info=info, instruments=instruments,
+                       responses=responses,
+                       failures=store.failures(run_id), conversations=store.conversations(run_id, limit=50))
+    if len(responses):
+        from valuescope.analysis.scoring import SCORE_FROM, score_personas
+
+        scored, kept_apart = split_readings(responses)
+        score_from = str(info.get("study", {}).get("score_from") or "expected")
+        tables.scores = score_personas(scored, instruments, value=SCORE_FROM.get(score_from, "expected"))
+        if with_metrics:
+            from valuescope.analysis import metrics
+
+            tables.metrics = metrics.compute_metrics(scored, tables.scores, n_boot=n_boot, seed=seed)
+            if len(kept_apart):
+                tables.metrics = pd.concat([tables.metrics, mixed_reading_rows(scored, kept_apart)],
+                                           ignore_index=True)
+            from valuescope.analysis.metrics.tension import tension_metrics  # paper 004's probes (issue 17)
+
+            extra = tension_metrics(scored, instruments, n_boot=n_boot, seed=seed)
+            if len(extra):
+                tables.metrics = pd.concat([tables.metrics, extra], ignore_index=True)
+            tables.effects = metrics.effects_grid(tables.scores)
+            from valuescope.analysis.geometry_tables import add_geometry
+
+            add_geometry(store, tables, n_boot=n_boot, seed=seed)  # recorded states, steering (docs/geometry.md)
+    return tables
+
+
+#: how each reading method reads an answer: a full next-token distribution, or one parsed option
+READING_KIND = {"logprobs": "distribution", "generate": "parsed", "judge": "parsed"}
+
+
+def split_readings(responses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(answers the metrics use, answers kept apart). Full distributions (logprobs) and one-hot
+    parsed answers (generate, judge) mean different things (an answer's entropy, its JSD), so a run
+    that holds both (an OpenAI-compatible server that stopped returning logprobs mid-run) is never
+    pooled: metrics use the distributions, and the parsed answers are counted in ``mixed_readings``
+    rows. A run read by parsing alone is scored on its parsed answers."""
+    kind = responses["method"].map(lambda m: READING_KIND.get(str(m), str(m)))
+    valid_kinds = set(kind[responses["valid"]])
+    if len(valid_kinds) <= 1:
+        return responses, responses.iloc[0:0]
+    primary = "distribution" if "distribution" in valid_kinds else sorted(valid_kinds)[0]
+    keep = (kind == primary) | ~responses["valid"]
+    return responses[keep], responses[~keep]
+
+
+def mixed_reading_rows(scored: pd.DataFrame, apart: pd.DataFrame) -> pd.DataFrame:
+    """One ``mixed_readings`` metric row per (run, model, instrument): how many answers were read
+    another way and kept out of the metrics, with a note that says so."""
+    from valuescope.analysis.metrics import METRIC_COLUMNS
+
+    rows = []
+    for (run_id, model, instrument), g in apart.groupby(["run_id", "model", "instrument"], sort=True):
+        used = int(((scored["run_id"] == run_id) & (scored["instrument"] == instrument)).sum())
+        methods = ", ".join(f"{n} by {m}" for m, n in g["method"].value_counts().sort_index().items())
+        rows.append({"run_id": run_id, "model": model, "instrument": instrument, "metric": "mixed_readings",
+                     "dimension": "", "context_a": "", "context_b": "", "value": float(len(g)),
+                     "ci_low": float("nan"), "ci_high": float("nan"), "n": used + len(g),
+                     "note": f"{len(g)} answers read as one parsed option ({methods}) kept apart: the metrics "
+                             f"use the {used} answers read as full letter distributions (logprobs)"})
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS)

@@ -1,0 +1,1 @@
+"""Core: plain types, errors and progress reporting; imports nothing of valuescope."""

@@ -1,0 +1,1 @@
+"""Design: instruments, personas, contexts and the plan of queries; executes nothing."""

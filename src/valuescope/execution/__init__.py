@@ -1,0 +1,1 @@
+"""Execution: prompt building, executors (local, Ray), sequential administration, the runner."""

@@ -1,0 +1,127 @@
+"""Run a study: plan -> conversations -> backend -> store, resumable and in prefix-sharing order.
+
+``run_study`` plans each model's queries (:mod:`valuescope.design.plan`), skips the keys this run has
+stored, copies the answers other runs hold for the same keys, and hands the rest to an executor
+(:mod:`valuescope.execution.executors`: local or Ray), which asks the backend and commits as answers arrive.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from valuescope.backends.base import Backend
+from valuescope.core.types import LetterScores, Query
+from valuescope.design.plan import run_id_for
+from valuescope.execution.executors import (
+    OUTSIDE_MARK,
+    Executor,
+    Job,
+    Progress,
+    RunResult,
+    executor_for,
+    limit_outside_mass,
+)
+from valuescope.execution.session import Resolved, Session, example_prompt, make_backend, plan_model, resolve
+from valuescope.store.sqlite import Store
+from valuescope.study.spec import EXECUTION_FIELDS, ModelSpec, SpecError, Study
+
+__all__ = ["OUTSIDE_MARK", "Progress", "Resolved", "RunResult", "Session", "example_prompt", "limit_outside_mass",
+           "make_backend", "plan_model", "resolve", "run_study", "study_for_model", "instruments_json"]
+
+
+def study_for_model(study: Study, model: ModelSpec) -> dict[str, Any]:
+    """The study settings stored with a run: everything but other models, and no secrets (the
+    spec only ever holds the *name* of an API-key variable)."""
+    data = study.model_dump(mode="json", exclude=set(EXECUTION_FIELDS))  # the same for a local and a Ray run
+    data["models"] = [model.model_dump(mode="json")]
+    return data
+
+
+def instruments_json(resolved: Resolved) -> dict[str, Any]:
+    return {i.instrument.id: asdict(i.instrument) for i in resolved.instruments}
+
+
+def run_study(
+    study: Study,
+    *,
+    progress: Progress | None = None,
+    backend_factory: Callable[[ModelSpec], Backend] = make_backend,
+    chunk_size: int = 16,
+    max_queries: int | None = None,
+    executor: Executor | None = None,
+) -> list[RunResult]:
+    """Run (or resume) every model of the study; returns one result per model.
+
+    Queries whose very same key another run in the store already answered are copied into this
+    run (``reused_from``) instead of being asked again. ``max_queries`` stops after that many new
+    answers (used by tests to simulate interruption). The pending queries are answered by
+    ``executor`` (default: the study's ``executor`` setting, :func:`valuescope.execution.executors.executor_for`);
+    this process alone writes the store.
+    """
+    from valuescope.execution import geometry_run
+
+    results = []
+    if study.steer is not None and study.steer.source is None:  # the unsteered reference runs first
+        results = run_study(geometry_run.twin_study(study), progress=progress, backend_factory=backend_factory,
+                            chunk_size=chunk_size, max_queries=max_queries)
+    resolved = resolve(study)
+    out_dir = Path(study.output)
+    executor = executor or executor_for(study, backend_factory)
+    with Store(out_dir) as store:
+        for model in study.models:
+            t0 = time.perf_counter()
+            queries = plan_model(resolved, model)
+            run_id = run_id_for(study, model, resolved.instruments)
+            done = store.done_keys(run_id)
+            pending = [q for q in queries if q.key not in done]
+            res = RunResult(run_id, model.name, out_dir, planned=len(queries), already_done=len(queries) - len(pending))
+            register = functools.partial(
+                store.register_run, run_id, study.name, model.name, study_for_model(study, model), len(queries))
+            pending = _reuse_stored(store, pending, res, study.max_outside_mass,
+                                    functools.partial(register, None, instruments_json(resolved)))
+            states = geometry_run.StateRecorder.create(study, model, run_id, resolved.personas, resolved.contexts,
+                                                       store)
+            if not pending:
+                register(None, instruments_json(resolved))
+            if pending or (states is not None and states.missing()):
+                if (states is not None or study.steer is not None) and not getattr(executor, "hidden_states", False):
+                    raise SpecError(f"executor: {type(executor).__name__} does not record or steer hidden states "
+                                    "(geometry): run it with executor: local")
+                executor.execute(Job(resolved, model, queries, pending, store, res,
+                                     lambda example, r=register: r(example, instruments_json(resolved)), progress,
+                                     chunk_size, max_queries, states))
+            elif states is not None and states.note:
+                res.geometry = {"note": states.note}
+            res.elapsed_s = time.perf_counter() - t0
+            results.append(res)
+    return results
+
+
+def _reuse_stored(store: Store, pending: list[Query], res: RunResult, limit: float,
+                  register: Callable[[], None]) -> list[Query]:
+    """Copy into this run the answers other runs hold for the same keys; return what is left to ask."""
+    stored = store.stored_answers((q.key for q in pending), exclude_run=res.run_id)
+    if not stored:
+        return pending
+    register()
+    copies = []
+    for q in pending:
+        row = stored.get(q.key)
+        if row is None:
+            continue
+        om = row["outside_mass"]
+        s = LetterScores(probs=tuple(json.loads(row["probs"])), outside_mass=float("nan") if om is None else om,
+                         valid=bool(row["valid"]), raw=row["raw"], error=row["error"], method=row["method"])
+        copies.append((q, limit_outside_mass(s, limit), row["run_id"]))
+    for i in range(0, len(copies), 5000):
+        res.reused += store.reuse_responses(copies[i:i + 5000])
+    for _, s, source in copies:
+        res.reused_from[source] = res.reused_from.get(source, 0) + 1
+        res.invalid += 0 if s.valid else 1
+    return [q for q in pending if q.key not in stored]

@@ -1,0 +1,1 @@
+"""Known truth: the synthetic model's ground truth, simulation and power analysis."""

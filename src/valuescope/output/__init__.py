@@ -1,0 +1,1 @@
+"""Output: the report, figures, exports and the Python API."""

@@ -1,0 +1,404 @@
+"""The Python API: run a study, open a results directory, load a run's tables as pandas DataFrames.
+
+Everything here is a thin layer over the same code the CLI uses (presets, the runner, the store,
+:func:`valuescope.analysis.tables.load_run`, the export and the report), so a notebook and ``valuescope run``
+give the same numbers and raise the same one-line errors (:class:`valuescope.ValuescopeError`).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+
+from valuescope.analysis.tables import RunTables, load_run
+from valuescope.execution.runner import RunResult
+from valuescope.store.sqlite import Store, StoreError, iter_stores
+from valuescope.study import spec as specmod
+from valuescope.study.spec import SpecError
+
+DEFAULT_DIR = "valuescope-results"
+
+
+def _read(directory: str | Path) -> Store:
+    """A store opened for reading, as the CLI's ls/show/export/report do: a store of an older valuescope is a
+    one-line :class:`StoreError` saying how to migrate it, never migrated silently."""
+    return Store(directory, create=False, migrate=False)
+
+
+class Study(specmod.Study):
+    """A study built in Python: the same fields, defaults and validation as a study YAML file.
+
+    ``valuescope.Study(name="quick", instruments=[{"name": "mfq30", "items": ["HARMLESS"]}],
+    population={"sources": [{"kind": "wvs", "n": 3}]})``. A bad field raises
+    :class:`valuescope.SpecError` with the one-line message the CLI prints for the same YAML (with
+    ``study`` in place of the file name), e.g. ``study: field 'repeats': Input should be greater than or
+    equal to 1 (got 0)``. Nested blocks may be given as dicts or as :class:`ModelSpec` objects.
+    """
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise SpecError(specmod._format_error(err, "study")) from None
+
+    def replace(self, **changes: Any) -> Study:
+        """A validated copy with some fields changed: ``study.replace(name="quick", repeats=2)``."""
+        return Study(**{**self.model_dump(), **changes})
+
+
+class ModelSpec(specmod.ModelSpec):
+    """One model block built in Python (``valuescope.ModelSpec(name="qwen", backend="openai", ...)``),
+    validated like the ``models:`` entries of a study file; a bad field is a :class:`valuescope.SpecError`.
+    Anywhere a model is taken, a string in the ``--model`` syntax also works (``hf:ORG/NAME``, ``x.gguf``, ...)."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise SpecError(specmod._format_error(err, "model")) from None
+
+
+StudyLike = specmod.Study | str | Path | dict[str, Any]
+ModelLike = specmod.ModelSpec | str | dict[str, Any]
+
+
+def preset(name: str) -> Study:
+    """A shipped preset (``demo``, ``inertia``, ``stability``, ...) as a :class:`Study` to inspect or change."""
+    from valuescope.study import presets
+
+    return Study(**presets.load_preset(name).model_dump())
+
+
+def _as_study(study: StudyLike) -> specmod.Study:
+    if isinstance(study, specmod.Study):
+        return study
+    if isinstance(study, dict):
+        return specmod.study_from_dict(study, source="study")
+    if isinstance(study, Path) or str(study).endswith((".yaml", ".yml")) or Path(str(study)).is_file():
+        return specmod.load_study(study)
+    from valuescope.study import presets
+
+    return presets.load_preset(str(study))
+
+
+def _as_model(model: ModelLike) -> specmod.ModelSpec:
+    if isinstance(model, specmod.ModelSpec):
+        return model
+    if isinstance(model, dict):
+        return specmod.study_from_dict({"models": [model]}, source="model").models[0]
+    from valuescope.study.modelref import parse_model
+
+    return parse_model(str(model), "model")
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN -> None, numpy scalars -> Python numbers (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(df.to_json(orient="records")) if len(df) else []
+
+
+class Run:
+    """One stored run (one study x one model). Tables are read from the store on first use and kept.
+
+    ``responses``, ``scores``, ``metrics`` and ``effects`` are the four export tables (columns as in
+    the README's "Export formats" and docs/metrics.md); ``headline`` is the compact table ``valuescope
+    show`` prints. Metrics carry bootstrap CIs (200 resamples, seed 0), exactly as the CLI computes them.
+    """
+
+    def __init__(self, store_dir: str | Path, run_id: str, *, result: RunResult | None = None) -> None:
+        self.store_dir = Path(store_dir)
+        with _read(self.store_dir) as store:
+            info = store.run(run_id)  # StoreError (the CLI's message) for an unknown run; a prefix is enough
+        self.run_id: str = info["run_id"]
+        self.model: str = info["model"]
+        self.study_name: str = info["study_name"]
+        self.study: dict[str, Any] = info["study"]
+        self.result = result  # this session's counts when the run came from valuescope.run()
+        self.report_path: Path | None = None
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_id!r}, model={self.model!r}, store={str(self.store_dir)!r})"
+
+    @cached_property
+    def tables(self) -> RunTables:
+        """Every table of the run at once (:class:`valuescope.analysis.tables.RunTables`)."""
+        with _read(self.store_dir) as store:
+            return load_run(store, self.run_id)
+
+    @property
+    def responses(self) -> pd.DataFrame:
+        """One row per answered query: persona, context, item, ``p_1..p_K`` in scale order, argmax, validity, raw."""
+        return self.tables.responses
+
+    @property
+    def scores(self) -> pd.DataFrame:
+        """Per (persona, context, repeat, instrument, level, dimension) score."""
+        return self.tables.scores
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """The long metrics table: ``metric, dimension, context_a, context_b, value, ci_low, ci_high, n, note``."""
+        return self.tables.metrics
+
+    @property
+    def effects(self) -> pd.DataFrame:
+        """The Cohen's d grid: attribute level vs the rest x dimension, Welch p and BH q."""
+        return self.tables.effects
+
+    @property
+    def headline(self) -> pd.DataFrame:
+        """Inertia, steerability (CIs, permutation p), top-1 share per dimension, each column naming its reading
+        (``_hard`` = answers, ``_soft`` = probabilities): the table ``valuescope show`` prints."""
+        from valuescope.analysis import metrics
+
+        return metrics.headline(self.metrics)
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        """planned, answered, invalid, failed, personas, baseline, contexts, outside_mass_mean/max."""
+        return self.tables.counts
+
+    def export(self, path: str | Path | None = None) -> list[Path]:
+        """Write the four tables as CSV and Parquet (as ``valuescope export``); default ``<store>/export/<run>``."""
+        from valuescope.output.export import write_tables
+
+        return write_tables(self.tables, Path(path) if path else self.store_dir / "export" / self.run_id)
+
+    def report(self, path: str | Path | None = None, *, compare: Run | Iterable[Run] = ()) -> Path:
+        """Write the self-contained HTML report (default ``<store>/report``), with ``compare`` runs side by side;
+        returns the path of ``report.html``."""
+        self.report_path = write_report([self, *_runs(compare)], path or self.store_dir / "report")
+        return self.report_path
+
+    def compare(self, others: Run | Iterable[Run]) -> pd.DataFrame:
+        """Headline metrics of this run and ``others`` side by side: one row per (instrument, context, dimension),
+        columns ``(metric, run)`` for each headline value (``inertia_soft``, ``steerability_jsd_soft``, ... as in
+        :attr:`headline`, without the CI bounds); runs are named by model, or by run id where models repeat."""
+        return compare([self, *_runs(others)])
+
+    def ablation(self, other: Run) -> pd.DataFrame:
+        """The papers' cross-run numbers when this run and ``other`` are an ablation pair (same model, differing
+        only in item order, forced vs free choice, or seed): what ``valuescope show RUN_A RUN_B`` prints. Runs that
+        are no such pair give one row with ``comparison == "none"`` and the reason in ``note``."""
+        from valuescope.analysis.metrics.ablation import compare_runs
+
+        return compare_runs(self.responses, other.responses, self.study, other.study)
+
+    def summary(self, report: str | Path | None = None) -> dict[str, Any]:
+        """A JSON-safe summary (what ``valuescope run --json`` / ``show --json`` print): ids, counts,
+        this session's counts when run here, headline metrics and the report path."""
+        out: dict[str, Any] = {"run_id": self.run_id, "model": self.model, "study": self.study_name,
+                               "store": str(self.store_dir), "counts": self.counts}
+        if self.result is not None:
+            r = self.result
+            out["session"] = {"planned": r.planned, "already_stored": r.already_done, "new": r.new,
+                              "reused": r.reused, "reused_from": dict(r.reused_from), "unreadable": r.invalid,
+                              "failed": r.failed, "elapsed_s": round(r.elapsed_s, 3)}
+        out["headline"] = _records(self.headline)
+        report = report or self.report_path
+        out["report"] = str(report) if report else None
+        return _json_safe(out)
+
+
+def _runs(runs: Run | Iterable[Run]) -> list[Run]:
+    """A list of distinct runs (a run given twice counts once), in the order given."""
+    out = [runs] if isinstance(runs, Run) else list(runs)
+    for r in out:
+        if not isinstance(r, Run):
+            raise TypeError(f"expected valuescope.Run objects, got {type(r).__name__}")
+    return list({(r.store_dir.resolve(), r.run_id): r for r in out}.values())
+
+
+def _labels(runs: Sequence[Run]) -> list[str]:
+    """How runs are told apart in tables and figures: the model, else the run id, else run id @ store."""
+    for labels in ([r.model for r in runs], [r.run_id for r in runs]):
+        if len(set(labels)) == len(labels):
+            return labels
+    return [f"{r.run_id}@{r.store_dir}" for r in runs]
+
+
+def report_data(runs: Run | Iterable[Run]) -> list[Any]:
+    """What the report and the figures draw (:class:`valuescope.output.report.RunData`), one per run. Runs of the same
+    model are labelled by run id, so that they get their own bars and colours instead of being merged."""
+    from dataclasses import replace
+
+    from valuescope.output.report.data import from_tables
+
+    runs = _runs(runs)
+    out = []
+    for r, label in zip(runs, _labels(runs), strict=True):
+        data = from_tables(r.tables)
+        if label != r.model:
+            frames = {name: getattr(data, name).assign(model=label) if "model" in getattr(data, name) else
+                      getattr(data, name) for name in ("responses", "scores", "metrics", "effects")}
+            data = replace(data, model=label, **frames)
+        out.append(data)
+    return out
+
+
+def compare(runs: Sequence[Run]) -> pd.DataFrame:
+    """Headline metrics of several runs side by side (see :meth:`Run.compare`)."""
+    runs = _runs(runs)
+    labels = _labels(runs)
+    frames = [r.headline.assign(run=label) for r, label in zip(runs, labels, strict=True)]
+    long = pd.concat(frames, ignore_index=True)
+    from valuescope.analysis.metrics import HEADLINE_COLUMNS
+
+    keys = ["run_id", "model", "instrument", "context", "dimension", "n"]
+    values = [c for c in HEADLINE_COLUMNS if c not in keys and not c.endswith(("_low", "_high"))]
+    if long.empty:
+        return pd.DataFrame(columns=pd.MultiIndex.from_product([values, labels], names=["metric", "run"]))
+    wide = long.pivot_table(index=["instrument", "context", "dimension"], columns="run", values=values,
+                            aggfunc="first", dropna=False)
+    return wide.reindex(columns=pd.MultiIndex.from_product([values, labels], names=["metric", "run"]))
+
+
+def write_report(runs: Sequence[Run], path: str | Path) -> Path:
+    """One self-contained HTML report of ``runs`` (several are compared side by side); returns ``report.html``."""
+    from valuescope.output.report import write_report as _write
+
+    runs = _runs(runs)
+    comparison = None
+    if len(runs) == 2:  # an ablation pair (item order, forced vs free, seed) also gets the papers' cross-run numbers
+        comparison = runs[0].ablation(runs[1])
+    return _write(report_data(runs), Path(path), comparison=comparison)
+
+
+class Results:
+    """The runs in a results directory (its store, and stores directly below it), like ``valuescope ls``."""
+
+    def __init__(self, directory: str | Path = DEFAULT_DIR) -> None:
+        self.directory = Path(directory)
+        self.stores = list(iter_stores(self.directory))
+        if not self.stores:
+            raise StoreError(f"no valuescope store in {self.directory}")
+
+    def __repr__(self) -> str:
+        return f"Results({str(self.directory)!r}, runs={len(self)})"
+
+    def table(self) -> pd.DataFrame:
+        """One row per run (as ``valuescope ls``): store, run_id, study, model, created_at, planned, answered,
+        reused (answers copied from runs that asked the very same queries), unreadable, failed, complete."""
+        rows = []
+        for d in self.stores:
+            with _read(d) as store:
+                for r in store.runs():
+                    rows.append({"store": str(d), "run_id": r["run_id"], "study": r["study_name"],
+                                 "model": r["model"], "created_at": r["created_at"], "planned": r["planned"],
+                                 "answered": r["done"], "reused": r["reused"], "unreadable": r["invalid"],
+                                 "failed": r["failed"], "complete": r["done"] == r["planned"] and not r["failed"]})
+        cols = ["store", "run_id", "study", "model", "created_at", "planned", "answered", "reused", "unreadable",
+                "failed", "complete"]
+        return pd.DataFrame(rows, columns=cols)
+
+    @property
+    def run_ids(self) -> list[str]:
+        return self.table()["run_id"].tolist()
+
+    def runs(self) -> list[Run]:
+        return [Run(row.store, row.run_id) for row in self.table().itertuples()]
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(self.runs())
+
+    def __len__(self) -> int:
+        return len(self.table())
+
+    def __getitem__(self, run_id: str) -> Run:
+        return self.load(run_id)
+
+    def load(self, run_id: str) -> Run:
+        """A run by id or unique prefix; :class:`StoreError` (the CLI's message) when there is none."""
+        if len(self.stores) == 1:
+            return Run(self.stores[0], run_id)
+        found = []
+        for d in self.stores:
+            try:
+                found.append(Run(d, run_id))
+            except StoreError:
+                continue
+        if len(found) != 1:
+            where = ", ".join(str(r.store_dir) for r in found) if found else "none of its stores"
+            raise StoreError(f"run {run_id!r} in {self.directory}: found in {where}; give the store directory")
+        return found[0]
+
+
+def open(directory: str | Path = DEFAULT_DIR) -> Results:
+    """The runs in a results directory (``valuescope ls DIR``); :class:`StoreError` when it holds no store."""
+    return Results(directory)
+
+
+def load(run_id: str, dir: str | Path = DEFAULT_DIR) -> Run:
+    """A stored run by id (or a unique prefix) from the store in ``dir``, as ``valuescope show RUN --dir DIR``;
+    :class:`StoreError` with the CLI's one-line message when the store or the run does not exist."""
+    return Run(dir, run_id)
+
+
+def _migrate_if_old(directory: Path) -> None:
+    """As ``valuescope run``: a store of an older valuescope is migrated in place (after a backup copy), with a
+    warning that says so."""
+    from valuescope.store.sqlite import STORE_NAME
+
+    if (directory / STORE_NAME).is_file():
+        with Store(directory, create=False, migrate=True) as store:
+            if store.migrated_from is not None:
+                warnings.warn(f"migrated {store.path} from store schema {store.migrated_from}; backup: {store.backup}",
+                              RuntimeWarning, stacklevel=3)
+
+
+def run(study: StudyLike = "demo", *, model: ModelLike | None = None, scale: float = 1.0,
+        output: str | Path | None = None, report: bool = True, progress: bool = True) -> list[Run]:
+    """Run (or resume) a study and return one :class:`Run` per model, as ``valuescope run`` does.
+
+    ``study``: a :class:`Study`, a dict of study fields, a YAML path, or a preset name (default ``demo``).
+    ``model``: replaces the study's models: a :class:`ModelSpec`, a dict, or a ``--model`` string
+    (``path.gguf``, ``hf:ORG/NAME``, ``openai:http://host:port/v1@MODEL``, ``key=value,...``).
+    ``scale``: shrink (or grow) the populations, as ``--scale``; ``output``: the results directory.
+    ``report``: write the HTML report to ``<output>/report`` (its path is ``Run.report_path``).
+    ``progress``: show a progress bar (stderr in a terminal, the cell's output in Jupyter); False is silent.
+
+    Errors are :class:`valuescope.ValuescopeError` subclasses with the CLI's one-line messages. Queries that
+    failed (e.g. a server that kept timing out) are not an error: a warning says how many, and running again
+    retries just those.
+    """
+    from valuescope.core.progress import ProgressBar
+    from valuescope.execution.runner import run_study
+    from valuescope.study import presets
+
+    resolved = presets.adapt(_as_study(study), model=_as_model(model) if model is not None else None, scale=scale,
+                             output=str(output) if output is not None else None)
+    _migrate_if_old(Path(resolved.output))
+    bar = ProgressBar() if progress else None
+    try:
+        results = run_study(resolved, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    store_dir = Path(resolved.output)
+    runs = [Run(store_dir, r.run_id, result=r) for r in results]
+    if report and resolved.report and runs:
+        path = write_report(runs, store_dir / "report")
+        for r in runs:
+            r.report_path = path
+    failed = sum(r.failed for r in results)
+    if failed:
+        warnings.warn(f"{failed} queries failed; run the same study again to retry them", RuntimeWarning, stacklevel=2)
+    return runs

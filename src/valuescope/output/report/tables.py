@@ -1,0 +1,292 @@
+"""Tables of the report as plain lists of strings (the template escapes every cell)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from valuescope.output.report.data import RunData
+from valuescope.output.report.derive import PAIR_METRICS, is_overall, overall_mask, pair_table
+
+#: order of the columns of the headline table; other metrics follow alphabetically. Every name says its
+#: reading: _hard = the answers (the chosen option), _soft = the probabilities.
+HEADLINE_ORDER = [
+    "inertia_hard",
+    "inertia_soft",
+    "steerability_jsd_hard",
+    "steerability_p_hard",
+    "steerability_jsd_soft",
+    "steerability_p_soft",
+    "top1_share_hard",
+    "top2_adjacent_hard",
+    "top1_share_soft",
+    "top2_adjacent_soft",
+    "distance_to_neutral",
+    "icc",
+    "run_to_run_share",
+    "var_persona",
+    "var_repeat",
+    "var_order",
+    "var_conversation",
+    "var_sampling",
+    "var_between",
+    "seed_corr_dimension",
+]
+_NOT_HEADLINE = {"convergence_var", "position_bias_hard", "position_bias_soft", *PAIR_METRICS}
+
+
+LABELS = {
+    "inertia_hard": "Inertia (answers)",
+    "inertia_soft": "Inertia (probabilities)",
+    "steerability_jsd_hard": "Steerability JSD (answers)",
+    "steerability_p_hard": "Steerability p (answers)",
+    "steerability_jsd_soft": "Steerability JSD (probabilities)",
+    "steerability_p_soft": "Steerability p (probabilities)",
+    "top1_share_hard": "top-1 share (answers)",
+    "top2_adjacent_hard": "top-2 adjacent (answers)",
+    "top1_share_soft": "top-1 share (probabilities)",
+    "top2_adjacent_soft": "top-2 adjacent (probabilities)",
+    "distance_to_neutral": "distance to neutral",
+    "icc": "ICC",
+    "run_to_run_share": "run-to-run share",
+    "var_persona": "var persona",
+    "var_repeat": "var repeat",
+    "var_order": "var option order",
+    "var_conversation": "var conversation",
+    "var_sampling": "var sampling",
+    "var_between": "var of persona means",
+    "seed_corr_dimension": "seed r (dimension)",
+    "position_bias_hard": "position bias (answers)",
+    "position_bias_soft": "position bias (probabilities)",
+    "rank_order": "Rank-Order",
+    "ipsative": "Ipsative",
+}
+_NUMBER = re.compile(r"^[-+−]?(\d[\d,]*\.?\d*(e[-+]?\d+)?|–)( \[.*\]| \(.*\))?$")
+
+
+@dataclass
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def numeric(self) -> list[bool]:
+        """Per column: every cell is a number (right-aligned in the page)."""
+        cols = len(self.header)
+        return [
+            bool(self.rows) and all(_NUMBER.match(r[j]) for r in self.rows if j < len(r)) for j in range(cols)
+        ]
+
+
+def fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        if v.is_integer() and abs(v) >= 1000:
+            return f"{int(v):,}"
+        return f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}f}"
+    try:
+        if pd.isna(v):
+            return "–"
+    except (TypeError, ValueError):
+        pass
+    return str(v)
+
+
+def fmt_ci(value: Any, lo: Any, hi: Any) -> str:
+    s = fmt(_num(value))
+    lo, hi = _num(lo), _num(hi)
+    if lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi)):
+        s += f" [{fmt(lo)}, {fmt(hi)}]"
+    return s
+
+
+def _num(v: Any) -> float | None:
+    try:
+        return None if v is None or pd.isna(v) else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def counts_table(run: RunData) -> Table:
+    """Queries, invalid answers and probability mass outside the letters (derived where not given)."""
+    derived: dict[str, Any] = {}
+    r = run.responses
+    if r is not None and not r.empty:
+        derived["queries"] = len(r)
+        derived["invalid"] = int((~r["valid"].astype(bool)).sum())
+        derived["personas"] = int(r.loc[r["condition"] == "persona", "persona_id"].nunique())
+        derived["contexts"] = int(r["context"].nunique())
+        derived["instruments"] = ", ".join(dict.fromkeys(r["instrument"].astype(str)))
+        om = pd.to_numeric(r["outside_mass"], errors="coerce")
+        if om.notna().any():
+            derived["outside_mass"] = float(om.mean())
+    merged = {**derived, **(run.counts or {})}
+    rows = []
+    for key, value in merged.items():
+        label = {
+            "outside_mass": "mean probability mass outside the option letters",
+            "invalid": "invalid answers (could not be read)",
+        }.get(key, key.replace("_", " "))
+        if key == "invalid" and merged.get("queries"):
+            value = f"{fmt(value)} ({int(value) / int(merged['queries']):.1%})"
+        rows.append([label, fmt(value)])
+    return Table(f"Counts — {run.model}", ["", "value"], rows)
+
+
+def headline_tables(runs: list[RunData]) -> list[Table]:
+    """One table per instrument: dimension (x model) rows, one column per headline metric, value [CI]."""
+    frames = [r.metrics for r in runs if r.metrics is not None and not r.metrics.empty]
+    if not frames:
+        return []
+    m = pd.concat(frames, ignore_index=True)
+    m = m[~m["metric"].isin(_NOT_HEADLINE)]
+    if "context_a" in m:
+        m = m[overall_mask(m["context_a"]) | m["context_a"].astype(str).isin(["none", "persona"]).to_numpy()]
+    several = len({r.model for r in runs}) > 1
+    out = []
+    for inst in dict.fromkeys(m["instrument"].astype(str)):
+        d = m[m["instrument"].astype(str) == inst]
+        d = d.assign(_dim=["all dimensions" if is_overall(x) else str(x) for x in d["dimension"]])
+        metrics = [x for x in HEADLINE_ORDER if x in set(d["metric"])]
+        metrics += sorted(set(d["metric"]) - set(metrics))
+        rows = []
+        dims = list(dict.fromkeys(d["_dim"]))
+        dims = sorted(dims, key=lambda x: x == "all dimensions")  # stable: the overall row goes last
+        for dim in dims:
+            for model in dict.fromkeys(d["model"].astype(str)):
+                g = d[(d["_dim"] == dim) & (d["model"].astype(str) == model)]
+                if g.empty:
+                    continue
+                cells = []
+                for name in metrics:
+                    x = g[g["metric"] == name]
+                    cells.append(fmt_ci(*x.iloc[0][["value", "ci_low", "ci_high"]]) if len(x) else "–")
+                rows.append(([dim, model] if several else [dim]) + cells)
+        notes = sorted({str(n) for n in d.get("note", pd.Series(dtype=object)).dropna() if str(n).strip()})
+        header = (["dimension", "model"] if several else ["dimension"]) + [LABELS.get(x, x) for x in metrics]
+        out.append(Table(f"{inst} — headline metrics (value [95% CI])", header, rows, notes))
+    return out
+
+
+def position_table(runs: list[RunData]) -> Table | None:
+    """Position bias per run and instrument (from the metrics table), the first thing the report shows."""
+    rows, notes = [], []
+    for run in runs:
+        m = run.metrics
+        if m is None or m.empty:
+            continue
+        pb = m[m["metric"].isin(["position_bias_hard", "position_bias_soft"])]
+        for inst in dict.fromkeys(pb["instrument"].astype(str)):
+            g = pb[pb["instrument"].astype(str) == inst].set_index("metric")
+            cells = []
+            for name in ("position_bias_hard", "position_bias_soft"):
+                if name in g.index:
+                    r = g.loc[name]
+                    cells.append(fmt_ci(r["value"], r["ci_low"], r["ci_high"]))
+                    if str(r["note"]).strip():
+                        notes.append(f"{run.model} · {inst}: {r['note']}")
+                else:
+                    cells.append("–")
+            n = int(g["n"].max()) if len(g) else 0
+            rows.append([run.model, inst, *cells, fmt(n)])
+    if not rows:
+        return None
+    return Table("Position bias: how much of the answer follows the letter shown (value [95% CI])",
+                 ["model", "instrument", LABELS["position_bias_hard"], LABELS["position_bias_soft"], "answers"],
+                 rows, sorted(set(notes)))
+
+
+def position_warnings(runs: list[RunData], above: float = 0.5) -> list[str]:
+    """Plain warnings for every run and instrument whose answers mostly follow the letter."""
+    out = []
+    for run in runs:
+        m = run.metrics
+        if m is None or m.empty:
+            continue
+        pb = m[m["metric"] == "position_bias_soft"]
+        for r in pb.itertuples(index=False):
+            v = _num(r.value)
+            if v is not None and not math.isnan(v) and v > above:
+                out.append(
+                    f"{run.model} · {r.instrument}: {v:.0%} of the explained variation in the answers follows the "
+                    "letter shown, not the option's content. Most of what this model answers is position, "
+                    "not value: read its inertia, steerability and stability with that in mind.")
+    return out
+
+
+def comparison_table(frame: pd.DataFrame | None) -> Table | None:
+    """The cross-run numbers of an ablation pair (metrics.ablation.compare_runs), or its reason for none."""
+    if frame is None or frame.empty:
+        return None
+    kind = str(frame["comparison"].iloc[0])
+    title = f"Ablation pair ({kind}): {frame['run_a'].iloc[0]} vs {frame['run_b'].iloc[0]}"
+    if kind == "none":
+        return Table(title, ["comparison"], [[str(frame["note"].iloc[0])]])
+    rows = [[str(r.instrument), str(r.condition), str(r.context), str(r.metric), str(r.dimension) or "all items",
+             fmt(_num(r.value)), fmt(int(r.n))] for r in frame.itertuples(index=False)]
+    notes = sorted({str(n) for n in frame["note"] if str(n).strip()})
+    return Table(title, ["instrument", "condition", "context", "metric", "dimension", "value", "n"], rows, notes)
+
+
+def pair_tables(runs: list[RunData]) -> list[Table]:
+    """Rank-Order and Ipsative stability per context pair (mean over dimensions), one column per
+    (instrument, metric), one table per model."""
+    out = []
+    for run in runs:
+        cells: dict[tuple[str, str], dict[str, str]] = {}
+        columns: list[str] = []
+        for name in PAIR_METRICS:
+            t = pair_table(run.metrics, name)
+            for _, r in t.iterrows():
+                col = f"{r['instrument']} · {LABELS[name]}"
+                columns += [] if col in columns else [col]
+                pair = (str(r["context_a"]), str(r["context_b"]))
+                cells.setdefault(pair, {})[col] = fmt_ci(r["value"], r["ci_low"], r["ci_high"])
+        if not cells:
+            continue
+        rows = [[f"{a} ↔ {b}", *(cells[(a, b)].get(c, "–") for c in columns)] for a, b in cells]
+        out.append(
+            Table(
+                f"Stability per context pair — {run.model} (Spearman ρ, mean over dimensions)",
+                ["contexts", *columns],
+                rows,
+            )
+        )
+    return out
+
+
+def settings_json(study: dict[str, Any]) -> str:
+    return json.dumps(study, indent=2, sort_keys=False, default=str)
+
+
+def raw_answer_rows(run: RunData, limit: int = 8) -> list[list[str]]:
+    """A sample of raw answer texts (invalid ones first): persona, instrument, item, status, raw."""
+    r = run.responses
+    if r is None or r.empty or "raw" not in r:
+        return []
+    d = r[r["raw"].notna() & (r["raw"].astype(str) != "")]
+    d = pd.concat([d[~d["valid"].astype(bool)], d[d["valid"].astype(bool)]]).head(limit)
+    return [
+        [
+            str(x.persona_id),
+            str(x.instrument),
+            str(x.item_id),
+            "valid" if x.valid else f"invalid: {fmt(x.error)}",
+            str(x.raw),
+        ]
+        for x in d.itertuples()
+    ]

@@ -1,0 +1,1 @@
+"""Store: SQLite storage of answers, conversations and geometry records."""

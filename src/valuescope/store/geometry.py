@@ -1,0 +1,94 @@
+"""The ``activations`` table of the SQLite store: recorded residual-stream states, keyed by (run_id, key).
+
+One row per (persona, context, repeat, layer) of a run: the state at the last token of the persona +
+conversation prefix, as a little-endian float32 blob of ``dim`` numbers. Kept apart from ``responses``
+(a state is not an answer); written with ``INSERT OR IGNORE`` in one transaction per batch, so a
+resumed run skips recorded keys and two writers never duplicate a row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from valuescope.store.sqlite import Store
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS activations (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, persona_id TEXT NOT NULL, persona_json TEXT NOT NULL,
+    context TEXT NOT NULL, repeat INTEGER NOT NULL, layer INTEGER NOT NULL, n_tokens INTEGER NOT NULL,
+    dim INTEGER NOT NULL, vector BLOB NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+"""
+
+COLUMNS = ["run_id", "key", "persona_id", "condition", "persona", "context", "repeat", "layer", "n_tokens",
+           "vector"]
+
+
+def _ensure(db: sqlite3.Connection) -> None:
+    db.executescript(SCHEMA)
+
+
+def _exists(store: Store) -> bool:
+    """Readers never create the table: reading a store leaves its file as it was."""
+    return store.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'activations'").fetchone() \
+        is not None
+
+
+def recorded_keys(store: Store, run_id: str) -> set[str]:
+    if not _exists(store):
+        return set()
+    return {r[0] for r in store.db.execute("SELECT key FROM activations WHERE run_id = ?", (run_id,))}
+
+
+def write_states(store: Store, rows: Sequence[dict[str, Any]]) -> int:
+    """Rows with run_id, key, persona (dict), context (label), repeat, layer, n_tokens, vector (1-d array).
+    Returns how many were new."""
+    _ensure(store.db)
+    now = time.time()
+    data = []
+    for r in rows:
+        vec = np.ascontiguousarray(r["vector"], dtype="<f4").ravel()
+        data.append((r["run_id"], r["key"], r["persona"]["id"], json.dumps(r["persona"], sort_keys=True),
+                     r["context"], int(r["repeat"]), int(r["layer"]), int(r["n_tokens"]), int(vec.size),
+                     vec.tobytes(), now))
+    cur = store.db.cursor()
+    cur.execute("BEGIN IMMEDIATE")
+    try:
+        before = store.db.total_changes
+        cur.executemany("INSERT OR IGNORE INTO activations VALUES (?,?,?,?,?,?,?,?,?,?,?)", data)
+        new = store.db.total_changes - before
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    cur.execute("COMMIT")
+    return new
+
+
+def load_states(store: Store, run_id: str) -> pd.DataFrame:
+    """A run's recorded states (``COLUMNS``; ``vector`` holds float32 arrays); empty when none."""
+    if not _exists(store):
+        return pd.DataFrame(columns=COLUMNS)
+    rows = store.db.execute(
+        "SELECT run_id, key, persona_id, persona_json, context, repeat, layer, n_tokens, dim, vector "
+        "FROM activations WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
+    recs = []
+    for r in rows:
+        persona = json.loads(r[3])
+        vec = np.frombuffer(r[9], dtype="<f4")
+        if vec.size != r[8]:
+            from valuescope.store.sqlite import StoreError
+
+            raise StoreError(f"activations of run {run_id}: a stored vector has {vec.size} numbers, not {r[8]}")
+        recs.append({"run_id": r[0], "key": r[1], "persona_id": r[2],
+                     "condition": "baseline" if persona.get("kind") == "baseline" else "persona",
+                     "persona": persona, "context": r[4], "repeat": int(r[5]), "layer": int(r[6]),
+                     "n_tokens": int(r[7]), "vector": vec})
+    return pd.DataFrame.from_records(recs, columns=COLUMNS)

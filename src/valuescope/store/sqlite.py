@@ -1,0 +1,361 @@
+"""SQLite store (WAL): every answer committed as it arrives, keyed, append-only.
+
+Answers belong to their run: the primary key of ``responses`` is ``(run_id, key)``, where ``key``
+is the query's content hash (model, persona, context, item text, option order, seed, template...).
+Resume = skip keys the run already holds. ``INSERT OR IGNORE`` on that primary key means that
+running a study twice, or two processes running it at once, never duplicates a row, and a second
+run that asks the very same query as an earlier one never loses its answer: the runner copies the
+stored answer into the new run on purpose (``reused_from`` names the run it came from, and the
+run's counts say how many) instead of asking the model again.
+
+Failed queries (a backend error, not an unreadable answer) go to ``failures`` with their error and
+are retried on the next run; an unreadable answer is a stored response with ``valid = 0``, its raw
+text and the reason in ``error``.
+
+Schema versions (``PRAGMA user_version``): 0 = valuescope 0.1.0 (``responses.key`` alone was the
+primary key, so a second run's answers to the same queries were dropped); 1 = run-scoped keys.
+A version-0 store is migrated in place, in one transaction, after a backup copy of the file
+(:meth:`Store.migrate`); a command that only reads refuses it with one line saying how.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from valuescope.core.errors import ValuescopeError
+from valuescope.core.types import LetterScores, Message, Query
+
+STORE_NAME = "valuescope.sqlite"
+SCHEMA_VERSION = 1
+
+RESPONSE_COLUMNS = (
+    "run_id", "key", "model", "persona_id", "persona_json", "context_json", "instrument", "item_id", "part",
+    "dimension", "wording", "option_order", "seed", "repeat", "position", "template", "probs", "outside_mass",
+    "valid", "raw", "error", "method", "created_at", "reused_from",
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, study_name TEXT NOT NULL, model TEXT NOT NULL, created_at REAL NOT NULL,
+    study_json TEXT NOT NULL, planned INTEGER NOT NULL DEFAULT 0, example_prompt TEXT,
+    instruments_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS responses (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, persona_id TEXT NOT NULL,
+    persona_json TEXT NOT NULL, context_json TEXT NOT NULL, instrument TEXT NOT NULL, item_id TEXT NOT NULL,
+    part TEXT NOT NULL, dimension TEXT, wording TEXT, option_order TEXT NOT NULL, seed INTEGER NOT NULL,
+    repeat INTEGER NOT NULL, position INTEGER NOT NULL, template TEXT NOT NULL, probs TEXT NOT NULL,
+    outside_mass REAL, valid INTEGER NOT NULL, raw TEXT, error TEXT, method TEXT NOT NULL,
+    created_at REAL NOT NULL, reused_from TEXT,
+    PRIMARY KEY (run_id, key)
+);
+CREATE INDEX IF NOT EXISTS responses_key ON responses(key);
+CREATE TABLE IF NOT EXISTS failures (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL,
+    updated_at REAL NOT NULL, PRIMARY KEY (run_id, key)
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    key TEXT PRIMARY KEY, run_id TEXT NOT NULL, persona_id TEXT NOT NULL, context_json TEXT NOT NULL,
+    messages_json TEXT NOT NULL, created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_conversations (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (run_id, key)
+);
+"""
+
+
+class StoreError(ValuescopeError, RuntimeError):
+    """No store, an unknown run, or a database that cannot be used. The message is one line for the user."""
+
+
+class Store:
+    """The SQLite store of one output directory.
+
+    ``migrate``: what to do with a store written by an older valuescope (schema version 0):
+    ``True`` migrates it in place after a backup copy; ``False`` refuses with one line that says
+    how to migrate (``valuescope migrate DIR``). Nothing is ever reinterpreted silently."""
+
+    def __init__(self, directory: str | Path, *, create: bool = True, migrate: bool = True) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / STORE_NAME
+        self.migrated_from: int | None = None
+        self.backup: Path | None = None
+        if not create and not self.path.is_file():
+            raise StoreError(f"no valuescope store in {self.directory} (expected {STORE_NAME})")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self.db.execute("PRAGMA busy_timeout=60000")
+            version = self._version()
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by a newer valuescope (store schema {version}, this "
+                                 f"version reads {SCHEMA_VERSION}); upgrade valuescope")
+            if version < SCHEMA_VERSION:
+                if not migrate:
+                    raise StoreError(f"{self.path} uses store schema {version} of an older valuescope; run "
+                                     f"`valuescope migrate {self.directory}` (it keeps a backup copy) or "
+                                     "`valuescope run` on it, which migrates it first")
+                self._migrate(version)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            if int(self.db.execute("PRAGMA user_version").fetchone()[0]) != SCHEMA_VERSION:
+                self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a usable valuescope store ({exc})") from None
+        self.db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ schema versions
+    def _version(self) -> int:
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        if version == 0:
+            has = self.db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='responses'").fetchone()
+            if has is None:  # a new, empty file
+                return SCHEMA_VERSION
+        return version
+
+    def _migrate(self, version: int) -> None:
+        """Schema 0 -> 1 in place: a backup copy of the file first (``valuescope.sqlite.v0-backup``),
+        then one transaction that rebuilds ``responses`` and ``failures`` with run-scoped keys and
+        links every stored conversation to the run that made it. Every row is kept as it was."""
+        if version != 0:
+            raise StoreError(f"{self.path}: no migration from store schema {version}")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        backup = self.path.with_name(f"{STORE_NAME}.v{version}-backup")
+        n = 1
+        while backup.exists():
+            n += 1
+            backup = self.path.with_name(f"{STORE_NAME}.v{version}-backup{n}")
+        shutil.copy2(self.path, backup)
+        self.backup = backup
+        cols = ", ".join(c for c in RESPONSE_COLUMNS if c != "reused_from")
+        before = self.db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute("ALTER TABLE responses RENAME TO responses_v0")
+            cur.execute("ALTER TABLE failures RENAME TO failures_v0")
+            cur.execute("DROP INDEX IF EXISTS responses_run")
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    cur.execute(stmt)
+            cur.execute(f"INSERT INTO responses ({cols}) SELECT {cols} FROM responses_v0")
+            cur.execute("INSERT INTO failures (run_id, key, error, attempts, updated_at) "
+                        "SELECT run_id, key, error, attempts, updated_at FROM failures_v0")
+            cur.execute("INSERT OR IGNORE INTO run_conversations (run_id, key) SELECT run_id, key FROM conversations")
+            after = cur.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            if after != before:
+                raise StoreError(f"{self.path}: migration would change the number of answers ({before} -> {after})")
+            cur.execute("DROP TABLE responses_v0")
+            cur.execute("DROP TABLE failures_v0")
+            cur.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        self.migrated_from = version
+
+    # ------------------------------------------------------------------ runs
+    def register_run(self, run_id: str, study_name: str, model: str, study_json: dict[str, Any],
+                     planned: int, example_prompt: str | None, instruments: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO runs(run_id, study_name, model, created_at, study_json, planned, example_prompt, "
+            "instruments_json) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(run_id) DO UPDATE SET "
+            "planned=excluded.planned, example_prompt=COALESCE(runs.example_prompt, excluded.example_prompt)",
+            (run_id, study_name, model, time.time(), json.dumps(study_json, sort_keys=True), planned,
+             example_prompt, json.dumps(instruments, sort_keys=True)),
+        )
+
+    def runs(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT r.run_id, r.study_name, r.model, r.created_at, r.planned, "
+            "(SELECT COUNT(*) FROM responses x WHERE x.run_id = r.run_id) AS done, "
+            "(SELECT COUNT(*) FROM responses x WHERE x.run_id = r.run_id AND x.valid = 0) AS invalid, "
+            "(SELECT COUNT(*) FROM responses x WHERE x.run_id = r.run_id AND x.reused_from IS NOT NULL) AS reused, "
+            "(SELECT COUNT(*) FROM failures f WHERE f.run_id = r.run_id) AS failed "
+            "FROM runs r ORDER BY r.created_at"
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            matches = [r["run_id"] for r in self.runs() if r["run_id"].startswith(run_id)]
+            if len(matches) == 1:
+                return self.run(matches[0])
+            known = ", ".join(r["run_id"] for r in self.runs()) or "none"
+            raise StoreError(f"no run {run_id!r} in {self.path} (runs: {known})")
+        out = dict(row)
+        out["study"] = json.loads(out.pop("study_json"))
+        out["instruments"] = json.loads(out.pop("instruments_json"))
+        return out
+
+    # ------------------------------------------------------------------ responses
+    def done_keys(self, run_id: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT key FROM responses WHERE run_id = ?", (run_id,))}
+
+    def write_responses(self, pairs: Sequence[tuple[Query, LetterScores]]) -> int:
+        """Write answers in one transaction; returns how many were new."""
+        return self._insert_responses([(q, s, None) for q, s in pairs])
+
+    def stored_answers(self, keys: Iterable[str], exclude_run: str) -> dict[str, dict[str, Any]]:
+        """For each key, the earliest answer another run holds (the answer fields and its run), if any."""
+        found: dict[str, dict[str, Any]] = {}
+        wanted = list(dict.fromkeys(keys))
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            rows = self.db.execute(
+                f"SELECT key, run_id, probs, outside_mass, valid, raw, error, method FROM responses "
+                f"WHERE key IN ({','.join('?' * len(chunk))}) AND run_id != ? ORDER BY created_at, rowid",
+                (*chunk, exclude_run))
+            for r in rows:
+                found.setdefault(r["key"], dict(r))
+        return found
+
+    def reuse_responses(self, pairs: Sequence[tuple[Query, LetterScores, str]]) -> int:
+        """Copy answers that other runs hold into this run (``reused_from`` = the source run)."""
+        return self._insert_responses(pairs)
+
+    def _insert_responses(self, triples: Sequence[tuple[Query, LetterScores, str | None]]) -> int:
+        """One transaction: ``INSERT OR IGNORE`` each (query, answer, source run or None) and clear
+        the queries' failures; returns how many rows were new."""
+        now = time.time()
+        rows = [
+            (q.run_id, q.key, q.model, q.persona.id, json.dumps(asdict(q.persona), sort_keys=True),
+             json.dumps(asdict(q.context), sort_keys=True), q.instrument, q.item_id, q.part, q.dimension,
+             q.wording, json.dumps(list(q.option_order)), q.seed, q.repeat, q.position, q.template,
+             json.dumps(list(s.probs)), None if s.outside_mass != s.outside_mass else s.outside_mass,
+             int(s.valid), s.raw, s.error, s.method, now, source)
+            for q, s, source in triples
+        ]
+        with self._tx() as cur:
+            before = self.db.total_changes
+            cur.executemany(f"INSERT OR IGNORE INTO responses ({', '.join(RESPONSE_COLUMNS)}) VALUES "
+                            f"({','.join('?' * len(RESPONSE_COLUMNS))})", rows)
+            new = self.db.total_changes - before
+            cur.executemany("DELETE FROM failures WHERE run_id = ? AND key = ?",
+                            [(q.run_id, q.key) for q, _, _ in triples])
+        return new
+
+    def reused_counts(self, run_id: str) -> dict[str, int]:
+        """How many of a run's answers were copied from each other run."""
+        rows = self.db.execute("SELECT reused_from, COUNT(*) FROM responses WHERE run_id = ? AND reused_from IS NOT "
+                               "NULL GROUP BY reused_from ORDER BY reused_from", (run_id,))
+        return {r[0]: int(r[1]) for r in rows}
+
+    def method_counts(self, run_id: str) -> dict[str, int]:
+        """How many of a run's answers each reading method produced (logprobs, generate, judge)."""
+        rows = self.db.execute("SELECT method, COUNT(*) FROM responses WHERE run_id = ? GROUP BY method "
+                               "ORDER BY method", (run_id,))
+        return {r[0]: int(r[1]) for r in rows}
+
+    def answers(self, run_id: str, keys: Sequence[str]) -> dict[str, LetterScores]:
+        """Stored answers of a run by key, as the backend gave them (letter order)."""
+        out: dict[str, LetterScores] = {}
+        keys = list(keys)
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            rows = self.db.execute(
+                "SELECT key, probs, outside_mass, valid, raw, error, method FROM responses "
+                "WHERE run_id = ? AND key IN (" + ",".join("?" * len(part)) + ")", (run_id, *part))
+            for r in rows:
+                om = r["outside_mass"]
+                out[r["key"]] = LetterScores(tuple(json.loads(r["probs"])), float("nan") if om is None else om,
+                                             bool(r["valid"]), r["raw"], r["error"], r["method"])
+        return out
+
+    def record_failures(self, failures: Iterable[tuple[Query, str]]) -> None:
+        now = time.time()
+        with self._tx() as cur:
+            for q, err in failures:
+                cur.execute(
+                    "INSERT INTO failures(run_id, key, error, attempts, updated_at) VALUES (?,?,?,1,?) "
+                    "ON CONFLICT(run_id, key) DO UPDATE SET error=excluded.error, attempts=failures.attempts+1, "
+                    "updated_at=excluded.updated_at",
+                    (q.run_id, q.key, err[:2000], now),
+                )
+
+    def failures(self, run_id: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM failures WHERE run_id = ?", (run_id,))]
+
+    def responses(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's answers in key order: the same rows in the same order however they were written
+        (resumed, reused, answered by Ray workers in any order), so every resampling gives the same numbers."""
+        return [dict(r) for r in self.db.execute(
+            "SELECT * FROM responses WHERE run_id = ? ORDER BY key", (run_id,))]
+
+    def personas(self, run_id: str) -> list[dict[str, Any]]:
+        """Each persona of a run once (as stored with its answers)."""
+        rows = self.db.execute(
+            "SELECT persona_json FROM responses WHERE run_id = ? GROUP BY persona_id ORDER BY persona_id", (run_id,))
+        return [json.loads(r[0]) for r in rows]
+
+    # ------------------------------------------------------------------ conversations
+    def conversation(self, key: str, run_id: str | None = None) -> tuple[Message, ...] | None:
+        """A stored conversation by its key (conversations are shared by every run that needs the
+        same one); with ``run_id``, the run is linked to it so that its report shows it."""
+        row = self.db.execute("SELECT messages_json FROM conversations WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        if run_id is not None:
+            self.db.execute("INSERT OR IGNORE INTO run_conversations (run_id, key) VALUES (?, ?)", (run_id, key))
+        return tuple(Message(m["role"], m["content"]) for m in json.loads(row[0]))
+
+    def write_conversation(self, key: str, run_id: str, persona_id: str, context: dict[str, Any],
+                           messages: Sequence[Message]) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT OR IGNORE INTO conversations VALUES (?,?,?,?,?,?)",
+                (key, run_id, persona_id, json.dumps(context, sort_keys=True),
+                 json.dumps([m.as_dict() for m in messages]), time.time()),
+            )
+            cur.execute("INSERT OR IGNORE INTO run_conversations (run_id, key) VALUES (?, ?)", (run_id, key))
+
+    def conversations(self, run_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """The conversations a run used (made by it or by an earlier run that needed the same one)."""
+        return [dict(r) for r in self.db.execute(
+            "SELECT c.* FROM conversations c JOIN run_conversations rc ON rc.key = c.key WHERE rc.run_id = ? "
+            "ORDER BY c.rowid LIMIT ?", (run_id, limit))]
+
+    # ------------------------------------------------------------------ internals
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Cursor:
+            self.cur = self.db.cursor()
+            self.cur.execute("BEGIN IMMEDIATE")
+            return self.cur
+
+        def __exit__(self, exc_type: object, *_: object) -> None:
+            self.cur.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def _tx(self) -> Store._Tx:
+        return Store._Tx(self.db)
+
+
+def iter_stores(root: str | Path) -> Iterator[Path]:
+    """Store directories at or directly below ``root``."""
+    root = Path(root)
+    if (root / STORE_NAME).is_file():
+        yield root
+    if root.is_dir():
+        for sub in sorted(root.iterdir()):
+            if (sub / STORE_NAME).is_file():
+                yield sub

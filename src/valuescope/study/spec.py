@@ -1,0 +1,344 @@
+"""The study specification: what to run, validated with one clear error per problem.
+
+A study is a YAML file or a :class:`Study` object. Unknown keys are errors (a typo must not be
+silently ignored), and every error names the field it is about.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from valuescope.backends.synthetic_spec import SyntheticSpec
+from valuescope.core.errors import ValuescopeError
+
+EXECUTION_FIELDS = ("executor", "ray")  # how a study is run, not what it asks: outside every run's identity
+
+
+class SpecError(ValuescopeError, ValueError):
+    """A study, instrument or persona file that cannot be used. The message is one line for the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """One model to audit. ``backend`` picks the implementation; the remaining fields are passed
+    to it (a field a backend does not use is ignored by that backend)."""
+
+    name: str = "smollm2-135m"
+    backend: Literal["llamacpp", "openai", "hf", "vllm", "anthropic", "synthetic"] = "llamacpp"
+    path: str | None = None  # GGUF file or HF model directory (synthetic: its spec YAML); None = the embedded SmolLM2
+    model: str | None = None  # model name on a server (openai / anthropic / vllm)
+    base_url: str | list[str] | None = None  # openai: a list = several servers of one model (docs/scale.md)
+    api_key_env: str | None = None  # NAME of the environment variable that holds the key
+    concurrency: int = Field(4, ge=1, le=256)
+    timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0, le=20)
+    n_ctx: int = Field(2048, ge=256)
+    # "auto": measured, the fastest of 1 thread and all cores (llama.cpp, where unset means auto; hf: unset is
+    # torch's default); docs/performance.md
+    n_threads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = None
+    batch_size: int = Field(16, ge=1, le=512)
+    # llama.cpp's extra (repacked) weight buffers: auto = off where llama.cpp reports AMX (it segfaults there)
+    extra_buffers: Literal["auto", "on", "off"] = "auto"
+    # how prompts sharing a prefix are evaluated (None: the backend's default; docs/performance.md)
+    scheduler: Literal["prefix", "batched", "sequential", "naive"] | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = None  # hf backend; None: float32 on CPU
+    logprobs: bool = True  # False: generate and parse even where logprobs exist
+    judge: ModelSpec | None = None  # optional judge model mapping free text to an option
+    synthetic: SyntheticSpec | None = None  # backend synthetic: its spec inline (docs/backends.md)
+
+    @model_validator(mode="after")
+    def _synthetic_only(self) -> ModelSpec:
+        if self.synthetic is not None and self.backend != "synthetic":
+            raise ValueError("'synthetic' is the spec of a synthetic model: set backend: synthetic")
+        if self.synthetic is not None and self.path is not None:
+            raise ValueError("a synthetic model takes its spec as 'path' (a YAML file) or inline, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _server_list(self) -> ModelSpec:
+        if isinstance(self.base_url, list):
+            if self.backend != "openai":
+                raise ValueError("a list of base_url servers needs backend: openai")
+            if not self.base_url or len(set(self.base_url)) != len(self.base_url):
+                raise ValueError("base_url: a list of servers must be non-empty and without repeats")
+        return self
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v or not v.replace("_", "").isalnum()):
+            raise ValueError("must be the NAME of an environment variable (the key is never stored)")
+        return v
+
+
+class InstrumentRef(_Strict):
+    """A built-in instrument by name (mfq30, pvq_rr, pvq40, donation; generated: evidence, dilemmas) or a
+    YAML file of one."""
+
+    name: str | None = None
+    path: str | None = None
+    wording: Literal["auto", "male", "female", "you", "first", "default"] = "auto"
+    items: list[str] | None = None  # restrict to these item ids (a quick subset)
+    # generated instruments (evidence, dilemmas; docs/instruments.md): size, seed, debiasing instruction
+    n_items: int | None = Field(None, ge=1)
+    seed: int | None = None
+    debias: Literal["regardless-of-views", "consider-both-sides"] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> InstrumentRef:
+        if (self.name is None) == (self.path is None):
+            raise ValueError("give exactly one of 'name' or 'path'")
+        return self
+
+
+class WVSSource(_Strict):
+    kind: Literal["wvs"] = "wvs"
+    n: int = Field(20, ge=1)
+    seeds: list[int] = Field(default_factory=lambda: [111], min_length=1)
+    attributes: str | None = None  # YAML attribute space of the user's; None = Lee et al.'s
+    identity: bool = False  # add a political identity (liberal / conservative), docs/personas.md
+
+
+class NamedSource(_Strict):
+    kind: Literal["named"] = "named"
+    list: Literal["tolkien", "famous_people", "real_world_people"] = "tolkien"
+    limit: int | None = Field(None, ge=1)
+    wording: Literal["project", "paper"] = "project"  # "paper": Kovač et al.'s exact persona message
+
+
+class FileSource(_Strict):
+    kind: Literal["file"] = "file"
+    path: str
+    limit: int | None = Field(None, ge=1)
+
+
+PersonaSource = Annotated[WVSSource | NamedSource | FileSource, Field(discriminator="kind")]
+
+
+class PopulationSpec(_Strict):
+    baseline: bool = True
+    sources: list[PersonaSource] = Field(default_factory=list)
+
+
+class ContextsSpec(_Strict):
+    """Conversations before the questionnaire. ``topics`` may include "none" (no conversation);
+    ``n_messages`` is a list so that conversation length can be swept."""
+
+    topics: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
+    n_messages: list[int] = Field(default_factory=lambda: [3], min_length=1)
+    custom_topics: dict[str, str] = Field(default_factory=dict)  # topic -> opening message
+    max_tokens: int = Field(96, ge=8, le=1024)
+
+    @field_validator("n_messages")
+    @classmethod
+    def _nonneg(cls, v: list[int]) -> list[int]:
+        if any(n < 0 for n in v):
+            raise ValueError("conversation lengths must be >= 0")
+        return v
+
+
+class GeometrySpec(_Strict):
+    """Record residual-stream states per persona (``hf`` backend only; see docs/geometry.md).
+
+    ``layers``: residual-stream indices 1..n_layers (the state after that many decoder blocks), or
+    "auto" (four layers spread over depth). Recording does not change the answers, so it is not part
+    of the run id: switching it on for a stored run records the states beside its answers."""
+
+    layers: list[int] | Literal["auto"] = "auto"
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, v: list[int] | str) -> list[int] | str:
+        if isinstance(v, list) and (not v or any(n < 1 for n in v) or len(set(v)) != len(v)):
+            raise ValueError("layers must be distinct integers >= 1 (1 = after the first decoder block), or 'auto'")
+        return v
+
+
+class SteerSpec(_Strict):
+    """Intervene on the residual stream along the assistant axis during scoring (``hf`` backend).
+
+    The axis comes from a run with recorded states: ``source`` (a run id or unique prefix in the same
+    store) or, when None, the same study without ``steer``, run first in the same store. ``cap``:
+    floor every token's projection on the axis at this quantile (0..1) of the no-persona states'
+    projections; ``cap_value``: at this fixed projection instead; ``add``: move every token along the
+    axis by this multiple of the contrast vector (baseline minus persona mean); ``positions``: at every
+    token ("all", as Lu et al.) or only at the position whose next-token distribution is the answer
+    ("answer"). Part of the run id."""
+
+    axis: Literal["assistant"] = "assistant"
+    layer: int = Field(..., ge=1)
+    source: str | None = None
+    cap: float | None = Field(None, ge=0.0, le=1.0)
+    cap_value: float | None = None
+    add: float = 0.0
+    positions: Literal["all", "answer"] = "all"  # every token, or only the position the answer is read from
+
+    @model_validator(mode="after")
+    def _one_cap(self) -> SteerSpec:
+        if self.cap is not None and self.cap_value is not None:
+            raise ValueError("give at most one of 'cap' (a quantile) or 'cap_value' (a fixed projection)")
+        return self
+
+
+class RaySpec(_Strict):
+    """Where and how wide a Ray run is (``executor: ray``; docs/scale.md). Not part of a run's identity."""
+
+    address: str | None = None  # None: start Ray on this machine; "auto": the running cluster; "ray://host:10001"
+    workers: int | None = Field(None, ge=1)  # actors, each with its own backend (None: one per cpus_per_worker)
+    cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: float = Field(0.0, ge=0)
+
+
+class Study(_Strict):
+    name: str = "study"
+    output: str = "valuescope-results"
+    models: list[ModelSpec] = Field(default_factory=lambda: [ModelSpec()], min_length=1)
+    instruments: list[InstrumentRef] = Field(
+        default_factory=lambda: [InstrumentRef(name="mfq30")], min_length=1
+    )
+    population: PopulationSpec = Field(default_factory=PopulationSpec)
+    contexts: ContextsSpec = Field(default_factory=ContextsSpec)
+    seed: int = 0  # option permutations, item shuffles, conversation sampling
+    repeats: int = Field(1, ge=1, le=100)
+    # balanced: a fixed seeded set of option orders (Latin squares), personas assigned one in rotation,
+    # the baseline asked under every one of them (docs/design.md); the others are kept for users who
+    # want them but let a letter-biased model fake steerability and rank-order stability
+    option_order: Literal["fixed", "permute-persona", "permute-query", "balanced"] = "permute-persona"
+    option_orders: int | None = Field(None, ge=1, le=1000)  # balanced: how many orders (None = K)
+    item_order: Literal["fixed", "shuffle"] = "fixed"
+    # sequential: the items of one questionnaire asked one after another in one conversation, each
+    # chosen letter left in the context (docs/design.md)
+    administration: Literal["independent", "sequential"] = "independent"
+    forced_choice: bool = True
+    # per-persona scores from the chosen answer (Kovač et al.) or the probability-weighted expectation;
+    # an analysis setting: not part of the run id (the same answers, scored another way)
+    score_from: Literal["expected", "answer"] = "expected"
+    extraction: Literal["logprobs", "generate"] = "logprobs"
+    layout: Literal["shared-prefix", "paper"] = "shared-prefix"
+    answer_prefix: str = "Answer: ("
+    # an answer whose option letters got less than 1 - this of the next-token probability is stored
+    # as unreadable (valid = 0) with the reason, never scored as if the model had chosen among them
+    max_outside_mass: float = Field(0.5, ge=0.0, le=1.0)
+    executor: Literal["local", "ray"] = "local"  # who answers the queries; the results are the same
+    ray: RaySpec = Field(default_factory=RaySpec)
+    reduced: str | None = None  # set by presets run with --scale < 1: shown in the report
+    report: bool = True
+    geometry: GeometrySpec | None = None  # record persona states (hf backend): docs/geometry.md
+    steer: SteerSpec | None = None  # activation capping / additive steering (hf backend)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or any(c in v for c in "/\\\n"):
+            raise ValueError("must be a non-empty name without slashes")
+        return v
+
+    @model_validator(mode="after")
+    def _orders_need_balanced(self) -> Study:
+        if self.option_orders is not None and self.option_order != "balanced":
+            raise ValueError("option_orders is only used with option_order: balanced")
+        return self
+
+    @model_validator(mode="after")
+    def _unique_models(self) -> Study:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique, got {names}")
+        return self
+
+    def fingerprint(self) -> str:
+        """Hash of everything that defines the study's queries (not where results go)."""
+        data = self.model_dump(mode="json", exclude={"output", "report", "name", "score_from", *EXECUTION_FIELDS})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
+    # drop pydantic's discriminator tags such as "wvs" in population.sources.0.wvs.n
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    value = first.get("input")
+    shown = "" if first["type"] in ("missing", "extra_forbidden") else f" (got {value!r:.60})"
+    more = len(err.errors()) - 1
+    tail = f"; and {more} more problem(s)" if more else ""
+    return f"{source}: field '{loc or '<root>'}': {msg}{shown}{tail}"
+
+
+def study_from_dict(data: Any, source: str = "study") -> Study:
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a study must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return Study.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_format_error(err, source)) from None
+
+
+MAX_SPEC_BYTES = 5_000_000
+
+
+def read_yaml_file(path: str | Path, what: str) -> Any:
+    """Read a small YAML file with one-line errors for missing, huge, non-UTF-8 or malformed files."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"{what} file not found: {p}")
+    if p.stat().st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"{p}: {what} file is larger than {MAX_SPEC_BYTES // 1_000_000} MB")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SpecError(f"{p}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise SpecError(f"{p}: invalid YAML: nested too deeply") from None
+
+
+def load_study(path: str | Path) -> Study:
+    data = read_yaml_file(path, "study")
+    if data is None:
+        raise SpecError(f"{path}: the study file is empty")
+    study = study_from_dict(data, source=str(path))
+    # relative paths inside the study are relative to the study file
+    base = Path(path).resolve().parent
+    return _resolve_paths(study, base)
+
+
+def _resolve_paths(study: Study, base: Path) -> Study:
+    def fix(p: str | None) -> str | None:
+        if p is None or Path(p).is_absolute():
+            return p
+        return str((base / p).resolve())
+
+    instruments = [
+        i.model_copy(update={"path": fix(i.path)}) if i.path else i for i in study.instruments
+    ]
+    sources: list[Any] = []
+    for s in study.population.sources:
+        if isinstance(s, FileSource):
+            s = s.model_copy(update={"path": fix(s.path)})
+        elif isinstance(s, WVSSource) and s.attributes:
+            s = s.model_copy(update={"attributes": fix(s.attributes)})
+        sources.append(s)
+    models = [m.model_copy(update={"path": fix(m.path)}) if m.path else m for m in study.models]
+    return study.model_copy(
+        update={
+            "instruments": instruments,
+            "population": study.population.model_copy(update={"sources": sources}),
+            "models": models,
+        }
+    )

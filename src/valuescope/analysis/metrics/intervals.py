@@ -1,0 +1,97 @@
+"""One interval method for every bounded, biased plug-in estimate: the jackknife (Tukey 1958) over the
+resampling units, a bias-corrected estimate with a t interval from the jackknife standard error.
+
+Used by inertia, the top-1 / top-2 concentrations, the steerability JSD and Rank-Order stability: each is a
+non-linear function of pooled answers (an entropy, a maximum, a divergence, a Spearman rho), so its plug-in
+value is biased in small samples (the entropy of a pooled distribution downward, hence inertia upward; a
+JSD upward, away from 0; Spearman's rho toward 0), and bootstrap replicates carry that bias a second time:
+the percentile interval of hard inertia covered the truth in 0.82 of replications at 40 personas, and at a
+boundary it could lie wholly on one side of its own estimate (a persona-blind model's JSD 0.00007 with an
+interval [0.0007, 0.018]). With ``theta`` the plug-in estimate over all units (personas; or respondents of
+several independent groups, e.g. baseline conversations and personas) and ``theta_(i)`` the estimate
+without unit i, per group g of ``n_g`` units with mean leave-one-out value ``tbar_g``:
+
+* bias: ``b = sum_g (n_g - 1) (tbar_g - theta)`` (Quenouille 1956; several samples: Arvesen 1969);
+* estimate: ``theta_jk = theta - b``;
+* standard error: ``se^2 = sum_g (n_g - 1) / n_g * sum_{i in g} (theta_(i) - tbar_g)^2`` (Efron & Tibshirani
+  1993, ch. 11); by the Efron-Stein inequality (1981) its expectation is at least the true variance, so the
+  interval errs on the wide side;
+* interval: ``theta_jk -/+ t_{1-a/2, n - G} se`` (n units in G groups), clipped with the estimate to the
+  statistic's range ``[lower, upper]``.
+
+The estimate always lies in its own interval (a symmetric interval around it; clipping is monotone). The
+jackknife removes the O(1/n) bias of these statistics where the bootstrap does not (the bootstrap's own
+estimate of Spearman's bias at 40 personas is -0.003 for a true -0.014: resampled duplicates are tied in
+both variables). A NaN leave-one-out value (the statistic undefined without that unit) is left out, and with
+fewer than 2 defined ones per group nothing is corrected and no interval is given. Measured coverage:
+docs/metrics.md ("Intervals").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from valuescope.analysis.metrics._common import quiet
+
+
+def jackknife_weights(n_units: int) -> np.ndarray:
+    """``(U, U)`` unit weights of the U leave-one-out samples (row i leaves unit i out), for statistics written
+    as functions of weighted unit sums (as with the bootstrap's ``bootstrap_weights``)."""
+    return 1.0 - np.eye(n_units)
+
+
+def jackknife_index(n_units: int) -> np.ndarray:
+    """``(U, U - 1)`` unit indices of the U leave-one-out samples, for statistics written on index samples."""
+    if n_units < 2:
+        return np.zeros((0, max(n_units - 1, 0)), dtype=int)
+    full = np.arange(n_units)
+    return np.stack([np.delete(full, i) for i in range(n_units)])
+
+
+def jackknife(
+    value: np.ndarray | float, loo: np.ndarray | None, groups: np.ndarray | None = None, *,
+    lower: float = -np.inf, upper: float = np.inf, alpha: float = 0.05, interval: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(estimate, ci_low, ci_high)``, elementwise over the trailing axes (module docstring).
+
+    ``value`` is the plug-in estimate (shape S), ``loo`` the leave-one-out values ``(U, *S)`` (None or fewer
+    than 2 defined per group: the plug-in estimate, no interval), ``groups`` a label per unit for independent
+    samples (None: one sample). ``interval=False`` gives the corrected estimate with a NaN interval.
+    """
+    value = np.asarray(value, dtype=float)
+    nan = np.full(value.shape, np.nan)
+    if loo is None or len(loo) == 0:
+        return np.where(np.isfinite(value), np.clip(value, lower, upper), np.nan), nan, nan
+    loo = np.asarray(loo, dtype=float)
+    labels = np.zeros(len(loo), dtype=int) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    bias = np.zeros(value.shape)
+    var = np.zeros(value.shape)
+    df = np.zeros(value.shape)
+    ok = np.isfinite(value)
+    with quiet(), np.errstate(all="ignore"):
+        for g in np.unique(labels):
+            x = loo[labels == g]
+            n = np.isfinite(x).sum(axis=0)
+            mean = np.nanmean(x, axis=0)
+            bias = bias + (n - 1) * (mean - value)
+            var = var + (n - 1) / n * np.nansum((x - mean) ** 2, axis=0)
+            df = df + n - 1
+            ok = ok & (n >= 2)
+        est = np.where(ok, np.clip(value - bias, lower, upper), np.clip(value, lower, upper))
+        est = np.where(np.isfinite(value), est, np.nan)
+        if not interval:
+            return est, nan, nan
+        half = stats.t.ppf(1 - alpha / 2, np.maximum(df, 1)) * np.sqrt(var)
+        lo = np.where(ok, np.clip(est - half, lower, upper), np.nan)
+        hi = np.where(ok, np.clip(est + half, lower, upper), np.nan)
+    return est, lo, hi
+
+
+def jackknife_scalar(value: float, loo: np.ndarray | None, groups: np.ndarray | None = None, *,
+                     lower: float = -np.inf, upper: float = np.inf, alpha: float = 0.05,
+                     interval: bool = True) -> tuple[float, float, float]:
+    """:func:`jackknife` of one statistic, as floats (``loo``: one value per unit)."""
+    est, lo, hi = jackknife(value, None if loo is None else np.asarray(loo, float).reshape(-1), groups,
+                            lower=lower, upper=upper, alpha=alpha, interval=interval)
+    return float(est), float(lo), float(hi)

@@ -62,7 +62,7 @@ def measure(spec: SyntheticSpec, option_order: str) -> pd.DataFrame:
     truth = truth_tables(sim, spec, n_target=4000).effects
     t = truth[(truth["instrument"] == "mfq30") & (truth["attribute"] == "sex") & (truth["level"] == "Female")
               & (truth["dimension"] == "Harm") & (truth["context"] == "joke@1")]["d_true"].iloc[0]
-    rows.append({"metric": "d sex=Female Harm", "truth": t, "measured": cell["d"], "ci": "", "p": cell["p"]})
+    rows.append({"metric": "g sex=Female Harm", "truth": t, "measured": cell["g"], "ci": "", "p": cell["p"]})
     return pd.DataFrame(rows)
 
 

@@ -159,16 +159,16 @@ def _persona_values(pool: _Pool, raw: np.ndarray, eff: Effect, context: str) -> 
 def _in_level(pool: _Pool, eff: Effect) -> tuple[np.ndarray, np.ndarray]:
     """Pool personas with the effect's level, and those it is compared with: the attribute's reference level
     (religion: not religious), the other level of a binary attribute, or all the rest, as the effects grid
-    (``metrics.effects.contrasts``) compares them."""
-    from valuescope.analysis.metrics.effects import REFERENCE_LEVELS, attribute_levels, contrasts
+    (``metrics.effects.attribute_design``) compares them."""
+    from valuescope.analysis.metrics.effects import REFERENCE_LEVELS, attribute_design
 
     attr, lev = eff.level.split("=", 1)
     resp = pool.index.respondents
     first = resp[pool.resp_unit >= 0].drop_duplicates("unit").set_index("unit").reindex(pool.units)
     vals = first[f"attr_{attr}"]
     inl = vals.notna().to_numpy() & (vals.astype(str) == lev).to_numpy()
-    labels = attribute_levels(vals)
-    pairs = contrasts(attr, sorted(labels.dropna().unique()), REFERENCE_LEVELS)
+    design = attribute_design(attr, vals, REFERENCE_LEVELS)
+    labels, pairs = design.labels, design.contrasts
     refs = {lv: ref for lv, ref in pairs} | {ref: lv for lv, ref in pairs if ref is not None and len(pairs) == 1}
     ref = refs.get(lev)
     if ref is not None:

@@ -17,9 +17,10 @@ population, written here independently of ``valuescope.analysis.metrics`` (own e
   personas;
 * ``icc``, ``var_repeat``, ``var_between``: ``sigma_b^2 / (sigma_b^2 + sigma_w^2)`` from the population's
   within-persona (over repeats) and between-persona score variances;
-* the Cohen's d grid: ``(mean_level - mean_ref) / pooled within-group SD`` of the persona scores
-  (``raw_score``, mean over repeats) for the grid's contrasts (``metrics.effects.contrasts``: each level vs
-  the attribute's reference level, the other level of a binary attribute, or the rest) (``effects_truth``).
+* the effects grid (Hedges' g estimates it): ``(mean_level - mean_ref) / pooled within-group SD`` of the
+  persona scores (``raw_score``, mean over repeats) for the grid's contrasts (``metrics.effects.attribute_design``:
+  each level vs the attribute's reference level, the lowest level of a numeric one, the other level of a binary
+  attribute, or the rest) (``effects_truth``).
 
 Score levels follow the metrics (``basic`` where the instrument has it, else ``dimension``).
 """
@@ -207,16 +208,17 @@ def _score_rows(inst_id: str, inst: Instrument, index: Any, raws: np.ndarray, sc
 
 def _effect_truth(inst_id: str, sub: pd.DataFrame, units: list[str], ctxs: list[str], values: list[str],
                   raw_arr: np.ndarray, R: int, effects: list[dict[str, Any]]) -> None:
-    from valuescope.analysis.metrics.effects import REFERENCE_LEVELS, attribute_levels, contrasts
+    from valuescope.analysis.metrics.effects import REFERENCE_LEVELS, attribute_design
 
     per = np.nanmean(raw_arr, axis=0)  # (contexts, units x R, values): mean over repeats
     first = sub.drop_duplicates("unit").set_index("unit").reindex(units)
     for attr in sorted(c for c in sub.columns if c.startswith("attr_")):
-        # the grid's contrasts: levels (numeric ones binned) vs the reference level, the other level, or the rest
-        lab = attribute_levels(first[attr])
+        # the grid's contrasts: levels vs the reference level, the lowest (numeric, binned), the other level, the rest
+        design = attribute_design(attr[5:], first[attr], REFERENCE_LEVELS)
+        lab = design.labels
         labels = np.tile(lab.to_numpy(dtype=object), R)
         known = np.tile(lab.notna().to_numpy(), R)
-        for lev, ref in contrasts(attr[5:], sorted(lab.dropna().unique()), REFERENCE_LEVELS):
+        for lev, ref in design.contrasts:
             inl = labels == lev
             rest = (labels == ref) if ref is not None else known & ~inl
             for c, ctx in enumerate(ctxs):

@@ -160,7 +160,7 @@ class Run:
 
     @property
     def effects(self) -> pd.DataFrame:
-        """The Cohen's d grid: attribute level vs the rest x dimension, Welch p and BH q."""
+        """The effects grid: Hedges' g of attribute level vs its comparison group x dimension, Student p, BH q."""
         return self.tables.effects
 
     @property

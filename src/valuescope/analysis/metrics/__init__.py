@@ -1,6 +1,6 @@
 """Metrics: pure functions of the tidy responses table and the per-persona scores table.
 
-Sources: Lee, Cho & Lee 2024 (inertia, steerability, Cohen's d grid, robustness checks);
+Sources: Lee, Cho & Lee 2024 (inertia, steerability, the effects grid as Hedges' g, robustness checks);
 Kovač et al. 2024 (Rank-Order / Ipsative stability, distance to neutral, donation); the variance
 decomposition (sampling, option order, conversation, personas) and ICC(1) for essay 004's question;
 the position-bias diagnostic. Every distribution metric names its reading: ``_hard`` = the answers
@@ -16,6 +16,8 @@ from valuescope.analysis.metrics.effects import (
     cohens_d,
     cohens_d_ci,
     effects_grid,
+    hedges_g,
+    student_t,
     welch_t,
 )
 from valuescope.analysis.metrics.inertia import (
@@ -45,7 +47,8 @@ from valuescope.analysis.metrics.variance import (
 
 __all__ = [
     "COMPARE_COLUMNS", "EFFECT_COLUMNS", "HEADLINE_COLUMNS", "METRIC_COLUMNS", "REFERENCE_LEVELS", "ablation_kind",
-    "answer_distribution", "average_ranks", "bh_qvalues", "cohens_d", "cohens_d_ci", "compare_runs",
+    "answer_distribution", "average_ranks", "bh_qvalues", "cohens_d", "cohens_d_ci", "compare_runs", "hedges_g",
+    "student_t",
     "compute_metrics", "convergence_curve", "effects_grid", "entropy_bits", "forced_free_correlation", "headline",
     "inertia_index", "ipsative_by_persona", "item_order_correlation", "jsd", "neutral_profile",
     "paired_correlation", "pearson_last", "persona_dimension_means", "position_bias", "profile_array",

@@ -27,7 +27,7 @@ class RunData:
                    inertia_hard, steerability_jsd, steerability_p, top1_share, top2_adjacent, rank_order,
                    ipsative, distance_to_neutral, icc, var_within, var_between, seed_correlation,
                    convergence_var (with ``n`` = number of personas).
-    ``effects``    Cohen's d grid (:data:`EFFECT_COLUMNS`).
+    ``effects``    Hedges' g grid (:data:`EFFECT_COLUMNS`).
     ``example_prompt``  the exact rendered prompt of one query.
     ``counts``     queries, invalid, outside_mass (mean), ... shown as a table.
     ``conversations``  optional samples ``(persona_id, context, messages)``.

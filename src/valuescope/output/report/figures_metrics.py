@@ -97,13 +97,14 @@ def inertia_steerability(runs: list[RunData]) -> Figures:
 
 
 def effects_grid(run: RunData, alpha: float = 0.05) -> Figures:
-    """Cohen's d per (attribute = level) x dimension; diverging colours; significant cells marked."""
+    """Hedges' g per (attribute = level) x dimension; diverging colours; significant cells marked; a note under
+    the grid where an attribute's reference level was not drawn (its levels are then compared with the rest)."""
     e = run.effects
     if e is None or e.empty:
-        raise Skip("no effects table (Cohen's d grid) for this run")
+        raise Skip("no effects table (Hedges' g grid) for this run")
     out: Figures = []
     for inst in dict.fromkeys(e["instrument"].astype(str)):
-        d = e[e["instrument"].astype(str) == inst].dropna(subset=["d"])
+        d = e[e["instrument"].astype(str) == inst].dropna(subset=["g"])
         if "context" in d and d["context"].nunique() > 1:  # one grid: the questionnaire without conversation
             contexts = sorted(d["context"].astype(str).unique(), key=lambda c: (c != "none", c))
             d = d[d["context"].astype(str) == contexts[0]]
@@ -114,7 +115,7 @@ def effects_grid(run: RunData, alpha: float = 0.05) -> Figures:
             _row=d["attribute"].astype(str).str.removeprefix("attr_") + " = " + d["level"].astype(str)
             + " vs " + ref
         )
-        grid = d.pivot_table(index="_row", columns="dimension", values="d", aggfunc="first")
+        grid = d.pivot_table(index="_row", columns="dimension", values="g", aggfunc="first")
         qgrid = d.pivot_table(index="_row", columns="dimension", values="q", aggfunc="first")
         qgrid = qgrid.reindex(index=grid.index, columns=grid.columns)
         vmax = float(np.clip(np.nanmax(np.abs(grid.to_numpy(dtype=float))), 0.5, 2.0))
@@ -155,14 +156,18 @@ def effects_grid(run: RunData, alpha: float = 0.05) -> Figures:
                         color="white" if abs(v) > 0.6 * vmax else "black",
                         fontweight="bold" if mark else "normal",
                     )
-        fig.colorbar(im, ax=ax, label="Cohen's d (level vs comparison group)", shrink=0.8)
+        fig.colorbar(im, ax=ax, label="Hedges' g (level vs comparison group)", shrink=0.8)
+        absent = sorted({n for n in d["note"].astype(str) for n in n.split("; ") if "absent" in n}) \
+            if "note" in d else []
+        if absent:  # say it where the grid is read, not only in the table's notes
+            fig.text(0.01, 0.005, "\n".join(absent), fontsize=6.5, va="bottom")
         ax.set_title(f"{inst} — effect of persona attributes on dimension scores")
         out.append((inst, fig))
     if not out:
         notes = e["note"].dropna().astype(str) if "note" in e else pd.Series(dtype=str)
         notes = notes[notes != ""].str.replace(r" \(n = .*\)$", "", regex=True)
         why = f" (most cells: {notes.value_counts().index[0]})" if len(notes) else ""
-        raise Skip("the effects table has no finite d" + why)
+        raise Skip("the effects table has no finite g" + why)
     return out
 
 

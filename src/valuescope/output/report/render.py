@@ -120,11 +120,14 @@ _SPECS = [
         "effects",
         "Which persona attributes move which values",
         _text("""
-        Cohen's d of the dimension score between personas with an attribute level and a comparison
-        group: the attribute's reference level where one is meaningful (religion: not religious), the
+        Hedges' g (Cohen's d corrected for small samples) of the dimension score between personas with an
+        attribute level and a comparison group: the attribute's reference level where one is meaningful
+        (religion: not religious; when no such persona was drawn, the levels are compared with the rest and
+        a line under the grid says so), the lowest bin of a numeric attribute (age, income: a trend), the
         other level of a binary attribute (shown once), else all other personas. Red: the level raises
         the score; blue: lowers it; blank: a group has fewer than 5 personas. Cells marked * have a
-        Benjamini-Hochberg q < 0.05 over the grid. |d| ≈ 0.2 is small, 0.5 medium, 0.8 large.
+        Benjamini-Hochberg q < 0.05 over the grid (Student's t, the model of g's CI). |g| ≈ 0.2 is small,
+        0.5 medium, 0.8 large.
         """),
         True,
         fm.effects_grid,

@@ -93,7 +93,40 @@ def test_sampling_variance_of_a_raw_score_and_score_from_answer():
     assert harm["sampling_var"] == pytest.approx(0.96 / len(items))  # sum of n variances / n^2
     assert SCORE_FROM == {"expected": "expected", "answer": "argmax_value"}
     by_answer = score_personas(resp, {"mfq30": inst}, value=SCORE_FROM["answer"])
-    assert by_answer[(by_answer.level == "dimension") & (by_answer.dimension == "Harm")].iloc[0]["score"] == 2.0
+    row = by_answer[(by_answer.level == "dimension") & (by_answer.dimension == "Harm")].iloc[0]
+    # the chosen option's value, which a greedy decoder gives at every asking: no sampling term
+    assert row["score"] == 2.0 and row["sampling_var"] == 0.0
+
+
+def test_run_to_run_share_uses_one_scoring_throughout():
+    """score_from answer: the share has no sampling term (argmax scores with a temperature-1 sampling variance
+    mixed two scorings); expected: the expected scores' own sampling variance. A persona-blind model with
+    repeat noise: every bit of variance is run to run, so the share's CI reaches 1 in both scorings."""
+    from valuescope.backends.synthetic_spec import SyntheticSpec
+    from valuescope.known_truth.simulate import prepare
+    from valuescope.study.spec import study_from_dict
+
+    study = study_from_dict({"name": "v", "report": False, "models": [{"name": "s", "backend": "synthetic"}],
+                             "instruments": [{"name": "mfq30"}], "repeats": 3, "option_order": "fixed",
+                             "population": {"baseline": False, "sources": [{"kind": "wvs", "n": 20, "seeds": [1]}]}})
+    sim = prepare(study)
+    for persona_sd in (2.0, 0.0):
+        resp = sim.responses(SyntheticSpec(persona_sd=persona_sd, repeat_sd=0.5, temperature=1.0, seed=3))
+        for value in ("expected", "argmax_value"):
+            m = compute_metrics(resp, score_personas(resp, sim.instruments, value=value), n_boot=50,
+                                convergence_sizes=())
+            harm = m[(m.dimension == "Harm")].set_index("metric")
+            samp, rep, pers = (harm.loc[k, "value"] for k in ("var_sampling", "var_repeat", "var_persona"))
+            share = harm.loc["run_to_run_share"]
+            if value == "argmax_value":
+                assert samp == 0.0 and "no sampling term" in harm.loc["var_sampling", "note"]
+            else:
+                assert samp > 0.0
+            assert share["value"] == pytest.approx((rep + samp) / (pers + rep + samp))
+            if persona_sd == 0.0:
+                assert share["ci_high"] > 0.99, (value, share)
+            else:
+                assert share["ci_high"] < 0.9, (value, share)  # the personas' variance is seen
 
 
 def _design_rows(order_changes: bool, context: str):

@@ -24,8 +24,11 @@ Formulas (``I_g`` = the respondent's valid, non-catch items of group ``g``):
   Schwartz's instructions; Kovac et al. 2024, appendix A.5), else score = raw_score (MFQ: means of the
   0-5 answers, Graham et al. 2011; donation: mean coins per race, Kovac et al. 2024, A.6).
 
-Sampling variance (``sampling_var``): the variance the score would have if every answer were drawn
-once from its own distribution (asking again at temperature 1), exactly, answers being independent:
+Sampling variance (``sampling_var``), in the scoring of the score itself: for expected scores, the variance the
+score would have if every answer were drawn once from its own distribution (asking again at temperature 1),
+exactly, answers being independent; for answer scores (``argmax_value``) 0: the chosen option is the same at
+every asking (greedy), so a score from chosen options has no sampling term (issue 25: mixing the argmax score
+with a temperature-1 sampling variance counted noise the score does not have). For expected scores:
 ``v_i = sum_o p_io value_o^2 - (sum_o p_io value_o)^2`` per item (NaN without ``p_*`` columns);
 ``sampling_var = sum_{i in I_g} v_i / n_g^2`` for a raw score; for an MRAT-centred score
 (``sum_i a_i x_i`` with ``a_i = 1/n_g - 1/n_A`` in the group, ``-1/n_A`` outside it, A = all scored items)
@@ -96,7 +99,9 @@ def _item_values(df: pd.DataFrame, inst: Instrument, value: str) -> pd.DataFrame
         span = out["item_id"].map(spans)
         x = x.where(~reverse, span - x)
     out["_x"] = x.where(out["valid"].astype(bool) & x.notna())
-    out["_v"] = _answer_variance(out, inst).where(out["_x"].notna())
+    # an answer score (the chosen option) is what a greedy decoder answers every time: no sampling term
+    v = _answer_variance(out, inst) if value == "expected" else pd.Series(0.0, index=out.index)
+    out["_v"] = v.where(out["_x"].notna())
     return out
 
 

@@ -13,7 +13,9 @@ conversation); it does not re-sample the answers, which are read as whole distri
   not vary is 0; when both change together they cannot be told apart (NaN with a note; their sum is
   ``var_repeat``);
 * ``var_sampling`` = the mean over scores of each score's exact sampling variance (``sampling_var`` of the
-  scores table: every answer drawn once from its own distribution, asking again at temperature 1);
+  scores table, in the scores' own scoring: for expected scores every answer drawn once from its own
+  distribution, asking again at temperature 1; 0 for scores from the chosen option, ``score_from: answer``,
+  which a greedy decoder gives at every asking);
 * ``var_persona = max(0, (MSB - MSW) / n0)`` with ``MSB = sum_i n_i (m_i - m)^2 / (P - 1)`` and
   ``n0 = (N - sum_i n_i^2 / N) / (P - 1)``: the variance between personas (one-way random effects,
   ANOVA estimator); ``var_between = sum_i (m_i - mean(m))^2 / (P - 1)`` is the raw variance of the persona
@@ -146,6 +148,8 @@ def variance_rows(
             else:
                 val, bvals = point[metric], None if boot is None else boot[metric]
                 note = "" if np.isfinite(val) else _why(metric, len(codes), reps, has_samp)
+            if metric == "var_sampling" and val == 0.0 and not note:
+                note = "scores from the chosen option (score_from: answer): no sampling term"
             lo, hi = percentile_ci(bvals) if bvals is not None else (np.nan, np.nan)
             rows.append(metric_row(group, metric, dimension=dim, context_a=ctx, value=val, ci_low=lo,
                                    ci_high=hi, n=len(codes), note=note))

@@ -78,6 +78,34 @@ def test_persona_steerability_by_hand():
     assert s["same"] == 0.0 and s["flip"] == pytest.approx(1.0) and s["half"] == pytest.approx(0.5)
 
 
+def test_persona_steerability_is_like_for_like():
+    """A persona answer is compared only with the baseline under the same (item, option order)."""
+    df = tidy([("baseline", "i1", "d1", [0.9, 0.1]), ("p", "i1", "d1", [0.9, 0.1]), ("p", "i2", "d1", [0.1, 0.9])])
+    df["option_order"] = ["0,1", "0,1", "1,0"]  # i2 under an order the baseline never saw: left out
+    assert G.persona_steerability(df).set_index("unit").loc["p", "steerability"] == 0.0
+
+
+@pytest.mark.slow
+def test_persona_steerability_is_bias_corrected(monkeypatch):
+    """A persona-blind model with answer noise: the plug-in per-persona JSDs are all positive (0.03 on average here), the
+    bias-corrected ones are 0 on average over replications (each replication shares one noisy baseline, so
+    a single one is off by a common amount, which does not move a correlation with the axis)."""
+    from valuescope.backends.synthetic_spec import SyntheticSpec
+    from valuescope.known_truth.simulate import prepare
+    from valuescope.study.spec import study_from_dict
+
+    sim = prepare(study_from_dict({
+        "name": "g", "report": False, "models": [{"name": "s", "backend": "synthetic"}],
+        "instruments": [{"name": "mfq30"}], "option_order": "balanced",
+        "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 40, "seeds": [1]}]}}))
+    blind = [sim.responses(SyntheticSpec(persona_sd=0.0, query_sd=0.8, item_sd=0.5, temperature=0.5, seed=r))
+             for r in range(4)]
+    corrected = np.mean([G.persona_steerability(b)["steerability"].mean() for b in blind])
+    monkeypatch.setattr(G, "jackknife_scalar", lambda value, loo, **kw: (value, np.nan, np.nan))
+    plug_in = np.mean([G.persona_steerability(b)["steerability"].mean() for b in blind])
+    assert plug_in > 0.02 and abs(corrected) < 0.25 * plug_in, (plug_in, corrected)
+
+
 def states_table(P: np.ndarray, b: np.ndarray, layer: int = 3) -> pd.DataFrame:
     recs = [{"persona_id": f"p{i}", "condition": "persona", "persona": {"id": f"p{i}", "kind": "text"},
              "context": "none", "repeat": 0, "layer": layer, "vector": P[i].astype(np.float32)} for i in range(len(P))]

@@ -16,10 +16,15 @@ its repeats), ``b`` = the no-persona (baseline) state, ``m`` = the mean of ``P``
   role mean); axis ``u = c / |c|``; PC1 is compared by ``|cos(c, PC1)|`` (PC1's sign is arbitrary);
 * a persona's axis position ``a_p = (b - P_p) . u``: its distance from the assistant along the axis
   (0 = where the baseline is; larger = further away; the mean over personas is ``|c|``);
-* per-persona steerability ``s_p = mean_d JSD(q_d, p_{p,d})``: the soft Jensen-Shannon divergence
-  (bits) between the baseline's pooled answer distribution ``q_d`` and the persona's own pooled
-  distribution ``p_{p,d}``, averaged over the dimensions ``d`` with answers from both (Lee et al. 2024's
-  steerability, per persona instead of pooled over personas);
+* per-persona steerability ``s_p = mean_d JSD_jk(q_{p,d}, p_{p,d})``: the soft Jensen-Shannon divergence
+  (bits) between the persona's pooled answers ``p_{p,d}`` and the baseline compared like for like as in
+  ``metrics.steerability`` (only the persona's answers whose (item, option order) the baseline also answered;
+  ``q_{p,d}`` = the baseline's stratum means weighted by the persona's mix of strata), averaged over the
+  dimensions with answers from both (Lee et al. 2024's steerability, per persona instead of pooled). A
+  persona's JSD from its few answers is biased upward, more for a persona with fewer or noisier answers,
+  which would correlate with anything that tracks answer noise: ``JSD_jk`` is the jackknife bias-corrected
+  value over the persona's answers (``metrics.intervals``; the baseline held fixed), not clipped at 0, so
+  that a persona-blind model's ``s_p`` are 0 on average;
 * value shift ``v_p = || S_p - S_b ||_2``: the Euclidean distance between the persona's dimension scores
   (``valuescope.analysis.scoring``; mean over repeats) and the baseline's, at the run's score level;
 * ``axis_steer_r`` / ``axis_shift_r``: Pearson r across personas between ``a_p`` and ``s_p`` / ``v_p``.
@@ -32,13 +37,15 @@ model (same answers whatever the persona) has ``s_p`` = 0 everywhere, so r is Na
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from valuescope.analysis.metrics._common import group_rng, metric_row, pearson_last, percentile_ci, quiet, unit_ids
-from valuescope.analysis.metrics.inertia import jsd, row_distributions
+from valuescope.analysis.metrics.intervals import jackknife_scalar, jackknife_weights
+from valuescope.analysis.metrics.steerability import bootstrap_matched_jsd, match_strata, matched_jsd
 
 N_PCS = 3
 MIN_PERSONAS = 3
@@ -152,21 +159,24 @@ def persona_steerability(responses: pd.DataFrame) -> pd.DataFrame:
         pers = g[g["condition"] == "persona"]
         for ctx, pc in pers.groupby("_ctx", sort=True):
             bctx = ctx if (base["_ctx"] == ctx).any() else "none"
-            bc = base[base["_ctx"] == bctx]
-            qd = {}
-            for dim, bd in bc.groupby("_dim"):
-                k = int(bd["k"].iloc[0])
-                soft, _, ok = row_distributions(bd, k)
-                if ok.any():
-                    qd[dim] = (k, soft[ok].sum(0) / ok.sum())
+            bdims = dict(iter(base[base["_ctx"] == bctx].groupby("_dim")))
             for unit, pu in pc.groupby("_unit", sort=True):
                 vals = []
                 for dim, pd_ in pu.groupby("_dim"):
-                    if dim not in qd or int(pd_["k"].iloc[0]) != qd[dim][0]:
+                    bd = bdims.get(dim)
+                    k = int(pd_["k"].iloc[0])
+                    if bd is None or int(bd["k"].iloc[0]) != k:
                         continue
-                    soft, _, ok = row_distributions(pd_, qd[dim][0])
-                    if ok.any():
-                        vals.append(float(jsd(qd[dim][1], soft[ok].sum(0) / ok.sum())))
+                    m = match_strata(bd, pd_, k)
+                    n = len(m.pers_soft)
+                    if n == 0:
+                        continue
+                    value = matched_jsd(m, "soft")
+                    loo = None
+                    if n >= 2:  # each compared answer its own jackknife unit
+                        per_answer = replace(m, pers_unit=np.arange(n), units=[str(i) for i in range(n)])
+                        loo = bootstrap_matched_jsd(per_answer, jackknife_weights(n), "soft")
+                    vals.append(jackknife_scalar(value, loo, interval=False)[0])
                 recs.append({"unit": unit, "instrument": str(inst), "context": ctx,
                              "steerability": float(np.mean(vals)) if vals else np.nan, "n_dims": len(vals)})
     return pd.DataFrame.from_records(recs, columns=cols)

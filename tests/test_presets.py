@@ -1,5 +1,7 @@
 """Issue 10: the paper presets. Full-scale query counts are checked on the plan (no model run); reduced
-versions run end to end on the embedded model."""
+versions run end to end (planner, conversations, runner, store, metrics) on the synthetic backend: what
+a preset plans and stores does not depend on the model that answers (the embedded model runs a preset in
+test_sequential.py and test_design_nulls.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import pytest
 
 from valuescope.execution.runner import plan_model, resolve, run_study
 from valuescope.study.presets import adapt, list_presets, load_preset, preset_text
-from valuescope.study.spec import SpecError
+from valuescope.study.spec import ModelSpec, SpecError
+
+SYNTHETIC = [ModelSpec(name="truth", backend="synthetic")]
 
 
 def _planned(study) -> int:
@@ -31,6 +35,7 @@ def test_presets_listed_and_printable():
     assert res.returncode == 0 and "tolkien" in res.stdout
 
 
+@pytest.mark.slow  # plans 54k queries: 8 CPU-seconds here (2026-12-05)
 def test_inertia_full_scale_matches_lee_et_al():
     # paper: (200 personas x 3 persona-set seeds + 1 baseline) x (MFQ-30's 32 items + PVQ-RR's 57 items) = 53,489;
     # the balanced option order asks the baseline under all 6 orders of its Latin square (every scale has 6
@@ -41,6 +46,7 @@ def test_inertia_full_scale_matches_lee_et_al():
     assert _planned(load_preset("inertia-item-order")) == (60 + 6) * 32
 
 
+@pytest.mark.slow  # plans 95k queries: 21 CPU-seconds here (2026-12-05)
 def test_stability_full_scale_matches_kovac_et_al():
     # paper: 5 seeds x 5 topics x 60 characters x 40 PVQ items = 60k, plus the donation task's 100 items;
     # the baseline (no persona) in the same contexts, under the 6 balanced orders, adds 5 x 5 x 6 x (40 + 100),
@@ -96,7 +102,7 @@ def test_inertia_reduced_runs_end_to_end(tmp_path):
         study.instruments[0].model_copy(update={"items": ["EMOTIONALLY", "TREATED", "RESPECT", "DECENCY",
                                                           "LOVECOUNTRY", "MATH"]}),
         study.instruments[1].model_copy(update={"items": [f"Q{i:02d}" for i in range(1, 9)]}),
-    ], "report": False})
+    ], "report": False, "models": SYNTHETIC})
     (res,) = run_study(study)
     # (2 personas + the baseline under 6 balanced orders) x (6 + 8) items
     assert res.planned == res.new == (2 + 6) * (6 + 8) and res.failed == 0
@@ -106,7 +112,7 @@ def test_stability_reduced_runs_end_to_end(tmp_path):
     study = adapt(load_preset("stability"), scale=0.03, output=str(tmp_path / "stability"))
     contexts = study.contexts.model_copy(update={"topics": ["joke", "chess"], "n_messages": [1], "max_tokens": 16})
     study = study.model_copy(update={
-        "contexts": contexts, "report": False,
+        "contexts": contexts, "report": False, "models": SYNTHETIC,
         "instruments": [study.instruments[0].model_copy(update={"items": [f"Q{i:02d}" for i in range(1, 11)]}),
                         study.instruments[1].model_copy(update={"items": ["elf_01", "orc_01", "hobbit_01"]})],
     })
@@ -115,8 +121,7 @@ def test_stability_reduced_runs_end_to_end(tmp_path):
     # items + 3 donation items)
     assert res.planned == res.new == (2 * 2 + 6 * 3) * (10 + 3)
     assert res.conversations == 3 * 2
-    # the neutral profile exists, so distance_to_neutral is computed per persona context (a flat profile of
-    # this letter-biased model may still leave it undefined, with that note)
+    # the neutral profile exists, so distance_to_neutral is computed per persona context
     from valuescope.analysis.tables import load_run
     from valuescope.store.sqlite import Store
 

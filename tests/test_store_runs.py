@@ -4,7 +4,9 @@ Answers belong to their run ((run_id, key) is the primary key); a run that asks 
 query as an earlier one reuses the stored answer on purpose and says so; an edited instrument is a
 new run; a store written by valuescope 0.1.0 is migrated (with a backup) or refused with one line;
 parsed and logprob answers are never pooled; letters that got almost no probability make an
-unreadable answer. All on the real embedded model and real SQLite."""
+unreadable answer. All on real SQLite, answered by the synthetic known-truth model: none of this depends on
+what a language model answers (the embedded model's own letter reading: test_backend_llamacpp.py; a real
+run through the CLI, resumed: test_cli.py, test_crash_safety.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,7 @@ import pytest
 
 from valuescope.analysis.tables import load_run
 from valuescope.core.types import LetterScores
-from valuescope.execution.runner import run_study
+from valuescope.execution.runner import make_backend, run_study
 from valuescope.store.sqlite import SCHEMA_VERSION, Store, StoreError
 from valuescope.study.spec import study_from_dict
 
@@ -30,41 +33,50 @@ DATA = Path(__file__).parent / "data"
 ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "FAIRLY"]
 
 
-class _Shared:
-    """The session's embedded backend, not closed by the runner (one model load for the module)."""
+#: answers from each query's meta: a persona-dependent model with query noise and a letter habit
+SYNTHETIC = [{"name": "truth", "backend": "synthetic",
+              "synthetic": {"query_sd": 0.5, "letter_weight": 0.3, "letter_bias": [0.1, 0.1, 0.4, 0.2, 0.1, 0.1]}}]
 
-    def __init__(self, backend):
-        self.b = backend
-        self.name = backend.name
-        self.system_role = backend.system_role
+
+class _Counting:
+    """The synthetic model, counting the queries it is asked. Each answer leaves a share of the probability
+    off the option letters (0 to 0.5, a hash of the query), as a network does: something for
+    ``max_outside_mass`` to judge."""
+
+    def __init__(self, model) -> None:
+        self.b = make_backend(model)
+        self.name = self.b.name
+        self.system_role = self.b.system_role
+        self.wants_meta = True
         self.calls = 0
 
     def score(self, reqs):
         self.calls += len(reqs)
-        return self.b.score(reqs)
+        out = []
+        for r, s in zip(reqs, self.b.score(reqs), strict=True):
+            h = int(hashlib.sha256(json.dumps(r.meta, sort_keys=True, default=str).encode()).hexdigest()[:8], 16)
+            out.append(replace(s, outside_mass=0.5 * h / 0xFFFFFFFF))
+        return out
 
     def generate(self, reqs):
         return self.b.generate(reqs)
-
-    def render(self, req):
-        return self.b.render(req)
 
     def close(self):
         pass
 
 
 def _study(out: Path, name: str, n: int = 2, **extra):
-    data = {"name": name, "output": str(out), "report": False,
+    data = {"name": name, "output": str(out), "report": False, "models": SYNTHETIC,
             "instruments": [{"name": "mfq30", "items": ITEMS}],
             "population": {"baseline": True, "sources": [{"kind": "wvs", "n": n, "seeds": [111]}]}}
     data.update(extra)
     return study_from_dict(data)
 
 
-def _run(study, backend):
-    shared = _Shared(backend)
-    [res] = run_study(study, backend_factory=lambda _m: shared)
-    return res, shared.calls
+def _run(study):
+    made = []
+    [res] = run_study(study, backend_factory=lambda m: made.append(_Counting(m)) or made[-1])
+    return res, sum(b.calls for b in made)
 
 
 def _metrics(out: Path, run_id: str) -> pd.DataFrame:
@@ -74,10 +86,10 @@ def _metrics(out: Path, run_id: str) -> pd.DataFrame:
         drop=True)
 
 
-def test_two_studies_asking_the_same_queries_keep_both_runs_whole(embedded_backend, tmp_path):
+def test_two_studies_asking_the_same_queries_keep_both_runs_whole(tmp_path):
     out = tmp_path / "one"
-    a, asked_a = _run(_study(out, "first"), embedded_backend)
-    b, asked_b = _run(_study(out, "second"), embedded_backend)
+    a, asked_a = _run(_study(out, "first"))
+    b, asked_b = _run(_study(out, "second"))
     assert a.run_id != b.run_id
     assert asked_a == a.planned == a.new
     assert asked_b == 0 and b.new == 0 and b.reused == b.planned
@@ -89,18 +101,18 @@ def test_two_studies_asking_the_same_queries_keep_both_runs_whole(embedded_backe
         assert store.reused_counts(b.run_id) == {a.run_id: b.planned}
     # the second run's numbers equal those of the same study run alone
     alone = tmp_path / "alone"
-    c, asked_c = _run(_study(alone, "second"), embedded_backend)
+    c, asked_c = _run(_study(alone, "second"))
     assert c.run_id == b.run_id and asked_c == c.planned
     pd.testing.assert_frame_equal(_metrics(out, b.run_id), _metrics(alone, c.run_id))
     # a rerun asks nothing and adds nothing
-    again, asked = _run(_study(out, "second"), embedded_backend)
+    again, asked = _run(_study(out, "second"))
     assert asked == 0 and again.new == 0 and again.reused == 0 and again.already_done == again.planned
 
 
-def test_scaled_then_full_keeps_the_scaled_answers_and_asks_only_the_rest(embedded_backend, tmp_path):
+def test_scaled_then_full_keeps_the_scaled_answers_and_asks_only_the_rest(tmp_path):
     out = tmp_path / "r"
-    small, _ = _run(_study(out, "scaled", n=2), embedded_backend)
-    full, asked = _run(_study(out, "full", n=4), embedded_backend)
+    small, _ = _run(_study(out, "scaled", n=2))
+    full, asked = _run(_study(out, "full", n=4))
     assert full.planned > small.planned
     assert full.reused + full.new == full.planned and asked >= full.new
     assert 0 < full.reused <= small.planned
@@ -113,17 +125,17 @@ def test_scaled_then_full_keeps_the_scaled_answers_and_asks_only_the_rest(embedd
     assert res.stdout.count("yes") == 2 and "│ no" not in res.stdout
 
 
-def test_an_edited_instrument_is_a_new_run_and_never_stale(embedded_backend, tmp_path):
+def test_an_edited_instrument_is_a_new_run_and_never_stale(tmp_path):
     inst = tmp_path / "inst.yaml"
     shutil.copy(DATA / "custom_instrument.yaml", inst)
     out = tmp_path / "r"
 
     def study():
-        return study_from_dict({"name": "custom", "output": str(out), "report": False,
+        return study_from_dict({"name": "custom", "output": str(out), "report": False, "models": SYNTHETIC,
                                 "instruments": [{"path": str(inst)}],
                                 "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 1}]}})
 
-    first, _ = _run(study(), embedded_backend)
+    first, _ = _run(study())
     text = inst.read_text()
     import yaml
 
@@ -131,7 +143,7 @@ def test_an_edited_instrument_is_a_new_run_and_never_stale(embedded_backend, tmp
     item = doc["items"][0]
     item["reverse"] = not item.get("reverse", False)  # a scoring change: same prompts
     inst.write_text(yaml.safe_dump(doc, sort_keys=False))
-    second, asked = _run(study(), embedded_backend)
+    second, asked = _run(study())
     assert second.run_id != first.run_id
     assert asked == 0 and second.reused == second.planned  # same prompts: answers reused, not asked again
     with Store(out) as store:
@@ -148,7 +160,7 @@ def test_an_edited_instrument_is_a_new_run_and_never_stale(embedded_backend, tmp
             edited[field] += " (edited)"
     edited["variants"] = {k: v + " (edited)" for k, v in (edited.get("variants") or {}).items()}
     inst.write_text(yaml.safe_dump(doc, sort_keys=False))
-    third, asked = _run(study(), embedded_backend)
+    third, asked = _run(study())
     assert third.run_id not in (first.run_id, second.run_id)
     # (the backend may be sent whole canonical batches, which re-evaluates stored neighbours: only the
     # missing answers are stored)
@@ -208,12 +220,12 @@ def test_old_store_is_migrated_in_place_with_a_backup(tmp_path):
     assert res.returncode == 0 and not path.with_name("valuescope.sqlite.v0-backup2").exists()
 
 
-def test_mixed_readings_are_never_pooled(embedded_backend, tmp_path):
+def test_mixed_readings_are_never_pooled(tmp_path):
     """A run whose later answers were read by generate-and-parse (e.g. a server that stopped
     returning logprobs) holds both kinds; metrics use the distributions and count the rest."""
     out = tmp_path / "r"
     study = _study(out, "mixed", n=3)
-    res, _ = _run(study, embedded_backend)
+    res, _ = _run(study)
     with Store(out) as store:
         rows = store.responses(res.run_id)
         # turn the last persona's answers into what a parsed reply gives: one option, no distribution
@@ -239,13 +251,13 @@ def test_mixed_readings_are_never_pooled(embedded_backend, tmp_path):
     assert f"{n_parsed} by generate" in out_show.stdout and "mixed readings" in out_show.stdout
 
 
-def test_letters_with_almost_no_probability_make_an_unreadable_answer(embedded_backend, tmp_path):
+def test_letters_with_almost_no_probability_make_an_unreadable_answer(tmp_path):
     out = tmp_path / "r"
-    lax, _ = _run(_study(out, "lax"), embedded_backend)
+    lax, _ = _run(_study(out, "lax"))
     with Store(out) as store:
         oms = [r["outside_mass"] for r in store.responses(lax.run_id)]
     limit = float(np.median(oms))  # about half the answers are above it
-    strict, asked = _run(_study(out, "strict", max_outside_mass=limit), embedded_backend)
+    strict, asked = _run(_study(out, "strict", max_outside_mass=limit))
     assert asked == 0  # the same queries: reused, judged again by this run's limit
     expected_invalid = sum(om > limit for om in oms)
     assert 0 < expected_invalid < len(oms)

@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 import math
 
-import numpy as np
+import pandas as pd
 import pytest
 from helpers import SharedBackend
 
-from valuescope.analysis.metrics.inertia import answer_distribution, jsd
+from valuescope.analysis.metrics import compute_metrics
 from valuescope.analysis.metrics.stability import stability_rows
 from valuescope.analysis.tables import load_run
 from valuescope.core.types import LetterScores
@@ -73,30 +73,29 @@ def _run(tmp_path, name: str, option_order: str, **extra):
         return load_run(store, res.run_id, with_metrics=False)
 
 
-def _steerability(tables) -> float:
-    """Soft JSD between the pooled baseline and persona answer distributions, mean over dimensions."""
-    dist = answer_distribution(tables.responses, kind="soft")
-    p_cols = [c for c in dist.columns if c.startswith("p_")]
-    vals = []
-    for _, g in dist.groupby("dimension"):
-        base = g[g["condition"] == "baseline"][p_cols].to_numpy(float)
-        pers = g[g["condition"] == "persona"][p_cols].to_numpy(float)
-        vals.append(float(jsd(base[0], pers[0])))
-    return float(np.mean(vals))
+def _steerability(tables) -> pd.DataFrame:
+    """The shipped like-for-like steerability (soft JSD, its CI, its permutation p), one row per dimension."""
+    m = compute_metrics(tables.responses, None, n_boot=50, n_perm=400, seed=0, convergence_sizes=())
+    jsd = m[m["metric"] == "steerability_jsd_soft"].set_index("dimension")
+    p = m[m["metric"] == "steerability_p_soft"].set_index("dimension")["value"].rename("p")
+    return jsd[["value", "ci_low", "ci_high", "note"]].join(p)
 
 
 def test_letter_biased_model_has_no_steerability_under_the_balanced_design(tmp_path):
     design = {"population": {"baseline": True, "sources": [{"kind": "wvs", "n": 12, "seeds": [111]}]},
               "instruments": [{"name": "mfq30"}]}
-    balanced = _steerability(_run(tmp_path, "balanced", "balanced", **design))
-    fixed = _steerability(_run(tmp_path, "fixed", "fixed", **design))
+    for order in ("balanced", "fixed"):  # fixed: one order for everyone, like for like too
+        steer = _steerability(_run(tmp_path, order, order, **design))
+        assert len(steer) == 5 and steer["value"].notna().all(), steer
+        # null: no permutation test rejects at 1%
+        assert (steer["p"] > 0.01).all(), (order, steer)
+        if order == "balanced":  # and every interval reaches the truth 0 (under "fixed" the baseline is one
+            # answer per item, whose prompt noise the interval holds fixed: issue 25 item 1, the baseline as unit)
+            assert (steer["ci_low"] == 0.0).all(), steer
+    # permute-persona: the baseline under one order, each persona under its own: no like-for-like comparison,
+    # so the shipped metric gives none (the pooled JSD reads the letter habit as steerability: 0.059 here)
     permuted = _steerability(_run(tmp_path, "permuted", "permute-persona", **design))
-    # measured: balanced 0.000002, fixed 0.00002, permute-persona 0.059 (the issue's simulation: 0.06)
-    # 12 personas over 6 orders: each order twice, the baseline under each once -> the same pooled mix;
-    # what is left is the prompt-level noise
-    assert balanced < 1e-3
-    assert fixed < 1e-3  # one order for everyone: like for like too (but every answer follows the letter)
-    assert permuted > 0.01  # the artefact: baseline under one order, each persona under its own
+    assert permuted["value"].isna().all() and permuted["note"].str.contains("like for like").all()
 
 
 @pytest.mark.parametrize(("option_order", "expect_stable"), [("balanced", False), ("permute-persona", True)])

@@ -1,32 +1,46 @@
-"""Issue 9: SIGKILL a real run at random points, resume each time; concurrent processes on one store."""
+"""Issue 9: a run SIGKILLed at points the test chooses resumes to exactly the planned keys with the answers of
+an uninterrupted run; concurrent processes on one store never duplicate an answer.
+
+The kills are made by ``tests/fault_run.py`` inside the valuescope CLI: inside the answer transaction that
+would pass N committed answers (rows written, ``COMMIT`` not run), or at a backend call once N answers are
+committed. Store and resume need no language model: those tests run the synthetic backend (one interpreter
+start each, no model load). One test does it to the embedded model, whose answers come from llama.cpp."""
 
 from __future__ import annotations
 
-import os
-import random
+import json
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
+from helpers import SharedBackend
 
+from valuescope.analysis.tables import load_run
+from valuescope.execution.runner import run_study
+from valuescope.store.sqlite import Store
+from valuescope.study.spec import study_from_dict
+
+FAULT_RUN = Path(__file__).with_name("fault_run.py")
+ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "DECENCY", "MATH", "WEAK", "UNFAIRLY"]
+SYNTHETIC = [{"name": "truth", "backend": "synthetic", "synthetic": {"query_sd": 0.5, "letter_weight": 0.3,
+                                                                     "letter_bias": [0.1, 0.1, 0.4, 0.2, 0.1, 0.1]}}]
 STUDY = {
     "name": "crash",
-    "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "DECENCY",
-                                                "MATH", "WEAK", "UNFAIRLY"]}],
+    "instruments": [{"name": "mfq30", "items": ITEMS}],
     "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 9, "seeds": [333]}]},
     "report": False,
 }
-PLANNED = 10 * 8
+PLANNED = 10 * 8  # (9 personas + the baseline) x 8 items
 
 
-def _study(tmp: Path, out: Path) -> Path:
+def _study_file(tmp: Path, out: Path, **extra) -> Path:
     p = tmp / f"{out.name}.yaml"
-    p.write_text(yaml.safe_dump({**STUDY, "output": str(out)}))
+    p.write_text(yaml.safe_dump({**STUDY, "output": str(out), **extra}))
     return p
 
 
@@ -36,16 +50,26 @@ def _count(store: Path) -> tuple[int, int]:
     con = sqlite3.connect(store, timeout=30)
     try:
         return tuple(con.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM responses").fetchone())
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError:  # killed before the tables were made
         return 0, 0
     finally:
         con.close()
 
 
-def _metrics(out: Path) -> pd.DataFrame:
-    from valuescope.analysis.tables import load_run
-    from valuescope.store.sqlite import Store
+def _answers(store: Path) -> dict[str, tuple]:
+    con = sqlite3.connect(store)
+    try:
+        return {r[0]: r[1:] for r in con.execute("SELECT key, probs, outside_mass, valid, method FROM responses")}
+    finally:
+        con.close()
 
+
+def _faulty(study: Path, *fault: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(FAULT_RUN), *fault, "--", "run", str(study), "-q", "--no-report",
+                           "--json"], capture_output=True, text=True, timeout=timeout)
+
+
+def _metrics(out: Path) -> pd.DataFrame:
     with Store(out, create=False) as store:
         (run,) = store.runs()
         tables = load_run(store, run["run_id"], n_boot=50, seed=1)
@@ -53,56 +77,83 @@ def _metrics(out: Path) -> pd.DataFrame:
     return tables.metrics[cols].sort_values(cols[:5]).reset_index(drop=True)
 
 
-def test_sigkill_at_random_points_then_resume(tmp_path):
-    rng = random.Random(20261123)
+@pytest.mark.slow  # four interpreter starts: 12 CPU-seconds here (2026-12-05)
+def test_sigkill_at_chosen_points_then_resume(tmp_path):
     out = tmp_path / "killed"
-    study = _study(tmp_path, out)
+    study = _study_file(tmp_path, out, models=SYNTHETIC)
     store = out / "valuescope.sqlite"
-    kills = 0
-    for _ in range(8):
-        before = _count(store)[0]
-        proc = subprocess.Popen([sys.executable, "-m", "valuescope", "run", str(study), "-q", "--no-report"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # wait until this process has written something, then kill it after a random extra moment
-        deadline = time.time() + 60
-        while time.time() < deadline and proc.poll() is None and _count(store)[0] <= before:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 1.0))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    stored = 0
+    # (where, after how many committed answers): inside the very first transaction, then mid-run inside a
+    # transaction and inside a backend call
+    for where, after in (("commit", 0), ("commit", 20), ("score", 10)):
+        res = _faulty(study, "--kill-at", where, "--after", str(after))
+        assert res.returncode == -signal.SIGKILL, res.stderr
         n, distinct = _count(store)
-        assert n == distinct  # never a duplicate, even mid-kill
-        if n == PLANNED:
-            break
-    assert kills >= 2
-    final = subprocess.run([sys.executable, "-m", "valuescope", "run", str(study), "-q", "--no-report"],
-                           capture_output=True, text=True, timeout=600)
+        assert n == distinct  # never a duplicate
+        if where == "commit":  # the transaction that passed `after` is lost whole
+            assert stored <= n <= stored + after, (where, after, stored, n)
+        else:  # killed at the first backend call once `after` answers were committed
+            assert stored + after <= n < PLANNED, (where, after, stored, n)
+        assert n < PLANNED
+        stored = n
+    assert stored > 0
+    final = _faulty(study)  # no fault: the resume
     assert final.returncode == 0, final.stderr
+    (summary,) = json.loads(final.stdout)
+    assert summary["session"]["already_stored"] == stored and summary["session"]["new"] == PLANNED - stored
     assert _count(store) == (PLANNED, PLANNED)
 
     clean = tmp_path / "clean"
-    ok = subprocess.run([sys.executable, "-m", "valuescope", "run", str(_study(tmp_path, clean)), "-q",
-                         "--no-report"], capture_output=True, text=True, timeout=600)
-    assert ok.returncode == 0, ok.stderr
-    # same keys, and the metrics of the interrupted run equal those of the uninterrupted one
-    a = sqlite3.connect(store).execute("SELECT key FROM responses ORDER BY key").fetchall()
-    b = sqlite3.connect(clean / "valuescope.sqlite").execute("SELECT key FROM responses ORDER BY key").fetchall()
-    assert a == b
-    ma, mb = _metrics(out), _metrics(clean)
-    # the default llama.cpp scheduler is deterministic per prompt, so the numbers are identical
-    pd.testing.assert_frame_equal(ma, mb, rtol=1e-12, atol=1e-12)
+    (res,) = run_study(study_from_dict({**STUDY, "models": SYNTHETIC, "output": str(clean)}))
+    assert res.new == PLANNED
+    assert _answers(store) == _answers(clean / "valuescope.sqlite")  # same keys, same answers
+    pd.testing.assert_frame_equal(_metrics(out), _metrics(clean), rtol=1e-12, atol=1e-12)
 
 
 def test_two_processes_on_one_store(tmp_path):
     out = tmp_path / "shared"
-    study = _study(tmp_path, out)
-    cmd = [sys.executable, "-m", "valuescope", "run", str(study), "-q", "--no-report"]
+    study = _study_file(tmp_path, out, models=SYNTHETIC)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    # both processes reach their first backend call before either asks anything, and every call takes
+    # 0.05 s, so their transactions interleave whatever the machine's load
+    cmd = [sys.executable, str(FAULT_RUN), "--delay", "0.05", "--barrier", f"{barrier}:2", "--", "run", str(study),
+           "-q", "--no-report", "--json"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    new = 0
     for p in procs:
-        _, err = p.communicate(timeout=600)
+        stdout, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
+        (summary,) = json.loads(stdout)
+        assert summary["session"]["already_stored"] == 0  # each started before the other stored anything
+        new += summary["session"]["new"]
+    assert new == PLANNED  # each answer stored by exactly one of them
     assert _count(out / "valuescope.sqlite") == (PLANNED, PLANNED)
     con = sqlite3.connect(out / "valuescope.sqlite")
-    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_embedded_model_sigkilled_mid_run_resumes_bit_identically(tmp_path, embedded_backend):
+    """The real model in a process killed inside its last answer transaction: the resume asks only what was
+    lost and every stored answer equals an uninterrupted run's, bit for bit (llama.cpp's default
+    scheduler answers each prompt alike, whatever was evaluated before)."""
+    small = {"instruments": [{"name": "mfq30", "items": ITEMS[:4]}],
+             "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 4, "seeds": [333]}]}}
+    planned = 5 * 4
+    out = tmp_path / "killed"
+    killed = _faulty(_study_file(tmp_path, out, **small), "--kill-at", "commit", "--after", str(planned - 1))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    n, distinct = _count(out / "valuescope.sqlite")
+    assert n == distinct and 0 < n < planned  # the last transaction lost, the ones before kept
+    backend = SharedBackend(embedded_backend)
+    (resumed,) = run_study(study_from_dict({**STUDY, **small, "output": str(out)}),
+                           backend_factory=lambda _m: backend)
+    assert resumed.already_done == n and resumed.new == planned - n
+    (clean,) = run_study(study_from_dict({**STUDY, **small, "output": str(tmp_path / "clean")}),
+                         backend_factory=lambda _m: backend)
+    assert clean.new == planned and clean.run_id == resumed.run_id
+    assert _answers(out / "valuescope.sqlite") == _answers(tmp_path / "clean" / "valuescope.sqlite")

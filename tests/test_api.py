@@ -1,5 +1,6 @@
-"""The public Python API (valuescope.run / load / open / Study / Run / figures / errors) on a real run of the
-embedded model, its errors against the CLI's one-line messages, and docs/python.md run as a script."""
+"""The public Python API (valuescope.run / load / open / Study / Run / figures / errors) on runs of the synthetic
+known-truth model (the API does not depend on which model answered: the embedded model runs through the API in
+docs/python.md, run here as a script), its errors against the CLI's one-line messages."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ SMALL = {
     "name": "apismall",
     "instruments": [{"name": "mfq30", "items": ITEMS}],
     "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 3, "seeds": [111]}]},
+    "models": [{"name": "truth", "backend": "synthetic",
+                "synthetic": {"query_sd": 0.5, "letter_weight": 0.3, "letter_bias": [0.1, 0.1, 0.4, 0.2, 0.1, 0.1]}}],
 }
 
 
@@ -57,7 +60,7 @@ def cli_error(res: subprocess.CompletedProcess | _Result) -> str:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """Two real runs of the embedded model in one store: permuted and fixed option order."""
+    """Two runs of the synthetic model in one store: permuted and fixed option order."""
     out = tmp_path_factory.mktemp("api") / "results"
     study = valuescope.Study(**SMALL, output=str(out))
     (a,) = valuescope.run(study, report=False, progress=False)
@@ -83,10 +86,9 @@ def test_errors_are_one_family():
     assert valuescope.SpecError is SpecError
 
 
-@pytest.mark.slow
 def test_run_returns_runs_with_the_export_tables(store, tmp_path):
     out, a, b = store
-    assert isinstance(a, valuescope.Run) and a.run_id != b.run_id and a.model == "smollm2-135m"
+    assert isinstance(a, valuescope.Run) and a.run_id != b.run_id and a.model == "truth"
     assert a.result is not None and a.result.new == a.result.planned == 24
     c = a.counts
     assert (c["planned"], c["answered"], c["failed"], c["personas"], c["baseline"]) == (24, 24, 0, 3, True)
@@ -114,13 +116,11 @@ def test_run_resumes_and_accepts_dicts_paths_and_model_strings(store, tmp_path, 
     assert again.run_id == a.run_id and again.result.new == 0 and again.result.already_done == 24
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump({**SMALL, "output": str(out)}))
-    from helpers import embedded_gguf
-
-    (by_path,) = valuescope.run(path, model={"name": "smollm2-135m"}, report=False, progress=False)
+    (by_path,) = valuescope.run(path, model=SMALL["models"][0], report=False, progress=False)
     assert by_path.run_id == a.run_id and by_path.result.new == 0
-    # a --model string: the embedded GGUF named by its path is a model of another name, so another run id
-    (gguf,) = valuescope.run(path, model=str(embedded_gguf()), report=False, progress=False, scale=0.5)
-    assert gguf.model == embedded_gguf().stem and gguf.run_id != a.run_id and gguf.result.new == 18  # 2 + 1
+    # a --model string: the synthetic model's short form is a model of another name (and spec), so another run
+    (short,) = valuescope.run(path, model="synthetic", report=False, progress=False, scale=0.5)
+    assert short.model == "synthetic" and short.run_id != a.run_id and short.result.new == 18  # (2 + 1) x 6
     captured = capfd.readouterr()
     assert captured.out == "" and captured.err == ""  # progress=False is silent
 

@@ -1,4 +1,6 @@
-"""The CLI as a user meets it: validation errors, a real run on the embedded model, resume, ls/show/export."""
+"""The CLI as a user meets it: validation errors, a run, resume, ls/show/export (on the synthetic known-truth
+model: none of it depends on which model answers), and a user's own instrument through a real run of the
+embedded model."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ SMALL = {
     "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT",
                                                 "DECENCY", "MATH"]}],
     "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 3, "seeds": [111]}]},
+    "models": [{"name": "truth", "backend": "synthetic",
+                "synthetic": {"query_sd": 0.5, "letter_weight": 0.3, "letter_bias": [0.1, 0.1, 0.4, 0.2, 0.1, 0.1]}}],
 }
 
 
@@ -68,6 +72,7 @@ def test_missing_and_malformed_files(tmp_path):
     assert res.returncode == 2 and "no_such_thing" in res.stderr
 
 
+@pytest.mark.slow  # seven CLI processes: about 15 CPU-seconds here (2026-12-05)
 def test_run_resume_show_export(tmp_path):
     study = write_study(tmp_path, {**SMALL, "output": str(tmp_path / "out")})
     first = vs("run", str(study), "--no-report", "-q", cwd=tmp_path)
@@ -85,7 +90,7 @@ def test_run_resume_show_export(tmp_path):
     con.close()
 
     listing = vs("ls", str(tmp_path / "out"))
-    assert listing.returncode == 0 and "small-smollm2-135m" in listing.stdout
+    assert listing.returncode == 0 and "small-truth" in listing.stdout
     shown = vs("show", "small", "--dir", str(tmp_path / "out"))
     assert shown.returncode == 0, shown.stderr
     assert "answered=24/24" in shown.stdout
@@ -138,6 +143,7 @@ def test_interrupted_run_resumes_without_gaps_or_duplicates(tmp_path):
     assert len(keys) == len(set(keys)) == 24
 
 
+@pytest.mark.slow  # the embedded model in a subprocess
 def test_custom_instrument_real_run(tmp_path):
     """Issue 3: a user's own instrument YAML goes through a real run on the embedded model."""
     repo = Path(__file__).resolve().parents[1]
@@ -165,7 +171,7 @@ def test_unreachable_server_leaves_the_store_unchanged(tmp_path):
     out = tmp_path / "out"
     base = {"name": "reach", "output": str(out), "report": False,
             "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "MATH"]}],
-            "population": {"baseline": True, "sources": []}}
+            "population": {"baseline": True, "sources": []}, "models": SMALL["models"]}
     ok = vs("run", str(write_study(tmp_path, base, "ok.yaml")), "-q", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     store = out / "valuescope.sqlite"

@@ -50,6 +50,7 @@ def test_canonical_batches_depend_only_on_the_plan():
     assert [b for c in calls for b in c] == batches
 
 
+@pytest.mark.slow  # the embedded model loaded for 6 runs
 @pytest.mark.parametrize("scheduler", ["batched", "prefix"])
 def test_answers_do_not_depend_on_what_was_stored(tmp_path, scheduler):
     clean = tmp_path / "clean"

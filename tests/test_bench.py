@@ -72,6 +72,7 @@ def test_ceiling_arithmetic(bench):
     assert bench.matmul_gflops(n=256, repeats=2) > 0
 
 
+@pytest.mark.slow  # the embedded model under three schedulers
 def test_rows_agree_and_shared_tokens_count_once(bench, workload):
     counter = LlamaCppBackend(n_threads=1)
     try:

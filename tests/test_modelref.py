@@ -100,6 +100,7 @@ def test_hf_hub_id_offline_is_one_line(tmp_path, monkeypatch):
     assert "hf backend could not load valuescope-test/no-such-model" in lines[0]
 
 
+@pytest.mark.slow  # a real llama.cpp server
 def test_openai_short_form_runs_against_a_real_server(llama_server, tmp_path):
     base, _ = llama_server
     study = tmp_path / "s.yaml"

@@ -14,6 +14,9 @@ from browser import distinct_colours, find_chromium, open_page
 SCRIPT = "<script>alert('persona')</script>"
 
 
+pytestmark = pytest.mark.slow  # two embedded-model runs and a browser
+
+
 @pytest.fixture(scope="module")
 def two_model_report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("real-report")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from valuescope.analysis.metrics.robustness import item_order_correlation
 from valuescope.analysis.tables import load_run
@@ -15,6 +16,8 @@ from valuescope.execution.runner import run_study
 from valuescope.store.sqlite import Store
 from valuescope.study.presets import adapt, load_preset
 from valuescope.study.spec import study_from_dict
+
+pytestmark = pytest.mark.slow  # the embedded model: letter answers left in the prompt, its prefix cache
 
 ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "DECENCY", "COMPASSION"]
 

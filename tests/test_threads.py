@@ -4,6 +4,7 @@ depend on the thread count."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from valuescope.backends.threads import ThreadChooser
 
@@ -54,6 +55,7 @@ def test_one_core_means_one_thread():
     assert chooser.candidates == (1,) and applied == [1]
 
 
+@pytest.mark.slow  # two model loads, 2 spinning threads (slow on a loaded machine)
 def test_thread_count_does_not_change_answers():
     from test_backend_llamacpp import ITEMS, _req
 

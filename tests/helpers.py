@@ -39,7 +39,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_llama_server(gguf: Path, port: int | None = None, timeout_s: float = 180.0):
+#: how long a test waits for a llama.cpp server to answer: a deadline for a hung server, not a speed
+#: requirement (loading takes seconds on an idle machine, minutes beside other loaded processes)
+STARTUP_S = 600.0
+
+
+def start_llama_server(gguf: Path, port: int | None = None, timeout_s: float = STARTUP_S):
     """A real llama.cpp OpenAI-compatible server on 127.0.0.1 (valuescope's launcher where it exists):
     (process, base_url). The caller stops it (``stop_process``)."""
     import subprocess

@@ -1,0 +1,297 @@
+"""Regenerate docs/known_truth.md: every headline metric's interval coverage and every p-value's false-positive
+rate under known-truth synthetic models, measured with the shipped metric functions on simulated tables
+(``valuescope.known_truth.simulate``: the same tables a run through runner and store gives; seconds each).
+
+    PYTHONPATH=src python benchmarks/known_truth_page.py --reps 100 --out docs/known_truth.md
+
+Each case answers one planned study ``--reps`` times (fresh persona, drift, repeat and query draws), computes the
+metrics and compares them with the model's truth (``valuescope.known_truth.truth``). Coverage = the share of
+(replication, dimension, context) cells whose 95% CI holds the truth (target >= 0.9); false-positive rate = the
+share of p-values below 0.05 under a true null (target <= 0.07).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from valuescope.analysis.metrics import compute_metrics, effects_grid
+from valuescope.analysis.scoring import score_personas
+from valuescope.backends.synthetic_spec import SyntheticSpec
+from valuescope.known_truth.simulate import prepare
+from valuescope.known_truth.truth import truth_tables, with_truth
+from valuescope.study.spec import study_from_dict
+
+BIAS = [0.10, 0.12, 0.45, 0.13, 0.10, 0.10]
+COVERAGE_TARGET, FPR_TARGET = 0.9, 0.07
+
+
+@dataclass
+class Result:
+    case: str
+    metric: str
+    kind: str  # "coverage", "false positives", "reading"
+    value: float
+    n: int
+    note: str = ""
+
+    @property
+    def met(self) -> str:
+        if self.kind == "coverage":
+            return "yes" if self.value >= COVERAGE_TARGET else "**no**"
+        if self.kind == "false positives":
+            return "yes" if self.value <= FPR_TARGET else "**no**"
+        return ""
+
+
+def _study(**over) -> object:
+    data = {"name": "known-truth", "report": False, "models": [{"name": "syn", "backend": "synthetic"}],
+            "instruments": [{"name": "mfq30"}], "option_order": "fixed",
+            "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 40, "seeds": [111]}]}}
+    data.update(over)
+    return study_from_dict(data)
+
+
+def _slim(resp: pd.DataFrame) -> pd.DataFrame:
+    return resp.drop(columns=[c for c in resp.columns if c.startswith("attr_")])
+
+
+def _coverage(frames: list[pd.DataFrame], case: str, metrics: list[str]) -> list[Result]:
+    allm = pd.concat(frames, ignore_index=True)
+    out = []
+    for name in metrics:
+        m = allm[(allm["metric"] == name) & allm["truth"].notna() & allm["ci_low"].notna()]
+        if name == "rank_order":
+            for label, sel in (("per value", m["dimension"] != ""), ("mean over values", m["dimension"] == "")):
+                s = m[sel & (m["context_a"] == "all")]
+                cov = ((s["ci_low"] <= s["truth"]) & (s["truth"] <= s["ci_high"])).mean()
+                out.append(Result(case, f"rank_order ({label})", "coverage", float(cov), len(s)))
+            continue
+        if name == "ipsative":
+            m = m[m["context_a"] == "all"]
+        cov = ((m["ci_low"] <= m["truth"]) & (m["truth"] <= m["ci_high"])).mean()
+        out.append(Result(case, name, "coverage", float(cov), len(m)))
+    return out
+
+
+def _fpr(frames: list[pd.DataFrame], case: str, metrics: list[str]) -> list[Result]:
+    allm = pd.concat(frames, ignore_index=True)
+    out = []
+    for name in metrics:
+        p = allm.loc[allm["metric"] == name, "value"].dropna().to_numpy(float)
+        out.append(Result(case, name, "false positives", float(np.mean(p < 0.05)) if len(p) else np.nan, len(p)))
+    return out
+
+
+PLANTED = SyntheticSpec(baseline={"Harm": 1.5, "Fairness": 1.0, "Ingroup": -0.3, "Authority": 0.2, "Purity": -1.0},
+                        persona_sd=0.8, query_sd=0.4, temperature=0.6, item_sd=0.3,
+                        effects={"sex=Female": {"Harm": 0.6, "Purity": -0.5}})
+DIST = ["inertia_soft", "inertia_hard", "top1_share_hard", "top2_adjacent_hard", "steerability_jsd_soft",
+        "steerability_jsd_hard"]
+
+
+def case_planted_distributions(reps: int) -> list[Result]:
+    """Planted persona effects, 40 personas + a baseline answered with query noise, a fixed order."""
+    sim = prepare(_study())
+    truth = truth_tables(sim, PLANTED, n_target=20000)
+    frames = [with_truth(compute_metrics(_slim(sim.responses(PLANTED.model_copy(update={"seed": r + 1}))), None,
+                                         n_boot=50, n_perm=0, seed=r, convergence_sizes=()), truth)
+              for r in range(reps)]
+    return _coverage(frames, "planted (40 personas)", DIST)
+
+
+def _blind_case(reps: int, case: str, spec: SyntheticSpec, study: object) -> list[Result]:
+    sim = prepare(study)
+    truth = truth_tables(sim, spec, n_target=12000)
+    frames = [with_truth(compute_metrics(_slim(sim.responses(spec.model_copy(update={"seed": r + 1}))), None,
+                                         n_boot=50, n_perm=200, seed=r, convergence_sizes=()), truth)
+              for r in range(reps)]
+    return (_coverage(frames, case, DIST)
+            + _fpr(frames, case, ["steerability_p_soft", "steerability_p_hard"]))
+
+
+def case_persona_blind(reps: int) -> list[Result]:
+    spec = SyntheticSpec(persona_sd=0.0, query_sd=0.5, item_sd=0.5, temperature=0.7, baseline={"Harm": 1.0})
+    return _blind_case(reps, "persona-blind", spec, _study())
+
+
+def case_letter_biased(reps: int) -> list[Result]:
+    spec = SyntheticSpec(persona_sd=0.0, query_sd=0.5, item_sd=0.5, temperature=0.7, baseline={"Harm": 1.0},
+                         letter_bias=BIAS, letter_weight=0.5)
+    return _blind_case(reps, "persona-blind, letter-biased (letter_weight 0.5)", spec, _study(option_order="balanced"))
+
+
+def case_drifting_baseline(reps: int) -> list[Result]:
+    """Issue 25's first case: persona-blind, each conversation shifts every respondent (drift_sd 0.5), 40 WVS
+    personas x MFQ-30 x topics joke, chess, the default option order."""
+    spec = SyntheticSpec(persona_sd=0.0, drift_sd=0.5, query_sd=0.3, temperature=0.8)
+    data = {"name": "drift", "report": False, "models": [{"name": "syn", "backend": "synthetic"}],
+            "instruments": [{"name": "mfq30"}], "contexts": {"topics": ["joke", "chess"], "n_messages": [1]},
+            "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 40, "seeds": [111]}]}}
+    return _blind_case(reps, "drifting baseline (drift_sd 0.5, 2 topics, default design)", spec,
+                       study_from_dict(data))
+
+
+def case_stability(reps: int) -> list[Result]:
+    spec = SyntheticSpec(persona_sd=1.0, drift_sd=0.5, repeat_sd=0.4, query_sd=0.3, temperature=0.8)
+    sim = prepare(_study(instruments=[{"name": "pvq40"}], repeats=3,
+                         population={"baseline": False, "sources": [{"kind": "wvs", "n": 40, "seeds": [111]}]},
+                         contexts={"topics": ["joke", "chess", "grammar"], "n_messages": [1]}))
+    truth = truth_tables(sim, spec, n_target=3000)
+    frames = []
+    for r in range(reps):
+        resp = _slim(sim.responses(spec.model_copy(update={"seed": r + 1})))
+        m = compute_metrics(resp, score_personas(resp, sim.instruments), n_boot=100, n_perm=0, seed=r,
+                            convergence_sizes=())
+        frames.append(with_truth(m, truth))
+    return _coverage(frames, "stability (40 personas, 3 topics, 3 repeats, drift)", ["rank_order", "ipsative", "icc"])
+
+
+def case_blind_scores(reps: int) -> list[Result]:
+    spec = SyntheticSpec(persona_sd=0.0, repeat_sd=0.4, query_sd=0.3, temperature=0.8, item_sd=0.5)
+    sim = prepare(_study(instruments=[{"name": "pvq40"}], repeats=3,
+                         population={"baseline": False, "sources": [{"kind": "wvs", "n": 40, "seeds": [111]}]},
+                         contexts={"topics": ["joke", "chess"], "n_messages": [1]}))
+    truth = truth_tables(sim, spec, n_target=3000)
+    frames = []
+    for r in range(reps):
+        resp = _slim(sim.responses(spec.model_copy(update={"seed": r + 1})))
+        m = compute_metrics(resp, score_personas(resp, sim.instruments), n_boot=100, n_perm=0, seed=r,
+                            convergence_sizes=())
+        frames.append(with_truth(m, truth))
+    case = "persona-blind scores (persona_sd 0, repeats)"
+    out = _coverage(frames, case, ["rank_order", "icc"])
+    allm = pd.concat(frames, ignore_index=True)
+    share = allm[allm["metric"] == "run_to_run_share"]
+    out.append(Result(case, "run_to_run_share (truth 1)", "coverage", float((share["ci_high"] >= 1 - 1e-12).mean()),
+                      len(share)))
+    var_p = allm[allm["metric"] == "var_persona"]
+    out.append(Result(case, "var_persona (truth 0)", "coverage", float((var_p["ci_low"] <= 1e-12).mean()), len(var_p)))
+    return out
+
+
+def case_effects(reps: int) -> list[Result]:
+    spec = SyntheticSpec(persona_sd=1.0, query_sd=0.3, effects={"sex=Female": {"Harm": 0.8}})
+    sim = prepare(_study(population={"baseline": False, "sources": [{"kind": "wvs", "n": 80, "seeds": [111]}]}))
+    t = truth_tables(sim, spec).effects
+    d_true = t[(t["attribute"] == "sex") & (t["level"] == "Female") & (t["dimension"] == "Harm")]["d_true"].iloc[0]
+    covered, null_p = [], []
+    for r in range(reps):
+        resp = sim.responses(spec.model_copy(update={"seed": r + 1}))
+        resp = resp.drop(columns=[c for c in resp.columns if c.startswith("attr_") and c != "attr_sex"])
+        grid = effects_grid(score_personas(resp, sim.instruments))
+        sex = grid[(grid["attribute"] == "sex") & (grid["level"] == "Female")]
+        cell = sex[sex["dimension"] == "Harm"].iloc[0]
+        covered.append(cell["g_low"] <= d_true <= cell["g_high"])
+        null_p.extend(sex.loc[sex["dimension"] != "Harm", "p"].dropna().tolist())
+    case = f"effects grid (80 personas, planted d = {d_true:.2f})"
+    return [Result(case, "Hedges' g", "coverage", float(np.mean(covered)), len(covered)),
+            Result(case, "p (dimensions without an effect)", "false positives", float(np.mean(np.array(null_p) < 0.05)),
+                   len(null_p))]
+
+
+def case_own_lean(reps: int) -> list[Result]:
+    """Issue 25's second case: persona-blind, the model itself believes what suits one side (baseline +-0.4 on
+    the political evidence topics); every motivated-reasoning p-value should be null."""
+    from valuescope.analysis.metrics.tension import motivated_reasoning_rows
+    from valuescope.design.instruments.evidence import TOPICS
+
+    lean = {t.id: (0.4 if t.works_flatters == "liberal" else -0.4) for t in TOPICS if t.kind == "political"}
+    spec = SyntheticSpec(persona_sd=0.5, query_sd=0.3, baseline=lean)
+    data = {"name": "lean", "report": False, "models": [{"name": "syn", "backend": "synthetic"}],
+            "instruments": [{"name": "evidence", "n_items": 24, "seed": 3}],
+            "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 40, "seeds": [111], "identity": True}]}}
+    sim = prepare(study_from_dict(data))
+    frames = [motivated_reasoning_rows(sim.responses(spec.model_copy(update={"seed": r + 1})), sim.instruments,
+                                       n_boot=100, n_perm=200) for r in range(reps)]
+    names = sorted({m for f in frames for m in f["metric"] if "_p_" in m or m.endswith("_p")})
+    return _fpr(frames, "own political lean (persona-blind, baseline +-0.4)", names)
+
+
+def case_letter_share(reps: int) -> list[Result]:
+    """Issue 25's third case: a quarter (or another share) of every answer follows the letter; personas either
+    change nothing or a lot (60 personas). The reading should depend on the letter habit, not on the personas."""
+    out = []
+    sim = prepare(_study(option_order="balanced",
+                         population={"baseline": True, "sources": [{"kind": "wvs", "n": 60, "seeds": [111]}]}))
+    k_min = len(BIAS) * min(BIAS) / sum(BIAS)
+    for w in (0.0, 0.25, 0.5, 1.0):
+        for psd in (0.0, 2.0):
+            spec = SyntheticSpec(persona_sd=psd, query_sd=0.3, item_sd=1.0, letter_bias=BIAS, letter_weight=w)
+            vals: dict[str, list[float]] = {}
+            for r in range(max(1, reps // 10)):
+                m = compute_metrics(_slim(sim.responses(spec.model_copy(update={"seed": r + 1}))), None, n_boot=0,
+                                    n_perm=0, convergence_sizes=())
+                for rec in m[m["metric"].str.startswith("position_bias")].itertuples():
+                    vals.setdefault(str(rec.metric), []).append(float(rec.value))
+            for name, v in sorted(vals.items()):
+                out.append(Result("letter share (60 personas, balanced)", f"{name} at letter_weight {w:g}, "
+                                  f"persona_sd {psd:g}", "reading", float(np.nanmean(v)), len(v),
+                                  f"bound w (1 - K min bias) = {w * (1 - k_min):.3f}"))
+    return out
+
+
+CASES: dict[str, Callable[[int], list[Result]]] = {
+    "planted": case_planted_distributions, "blind": case_persona_blind, "letter": case_letter_biased,
+    "drift": case_drifting_baseline, "stability": case_stability, "blind_scores": case_blind_scores,
+    "effects": case_effects, "lean": case_own_lean, "letter_share": case_letter_share,
+}
+
+
+def page(results: list[Result], reps: int, seconds: float) -> str:
+    lines = [
+        "# What the numbers mean: the metrics under known truth",
+        "",
+        "`backend: synthetic` ([backends.md](backends.md)) answers from a generative model you state, so the value",
+        "every metric should converge to is known (`valuescope.known_truth.truth`: the population value for the",
+        "study's design, the model's random effects integrated out over thousands of simulated personas). This page",
+        "is generated by `benchmarks/known_truth_page.py` from the shipped metric functions: each case answers one",
+        f"planned study {reps} times on simulated tables (fresh persona, drift, repeat and query draws) and counts",
+        "how often each 95% interval holds the truth (coverage; target >= 0.9) and how often each p-value falls",
+        "below 0.05 under a true null (false positives; target <= 0.07). `n` counts the (replication, dimension,",
+        "context) cells. The statistical choices behind the intervals are in [metrics.md](metrics.md#intervals).",
+        f"Regenerate: `PYTHONPATH=src python benchmarks/known_truth_page.py --reps {reps}` ({seconds / 60:.0f} min",
+        "on this machine).",
+        "",
+    ]
+    for case in dict.fromkeys(r.case for r in results):
+        rows = [r for r in results if r.case == case]
+        lines += [f"## {case}", "", "| metric | measure | value | n | target met | note |", "|---|---|---|---|---|---|"]
+        for r in rows:
+            val = "NaN" if not math.isfinite(r.value) else f"{r.value:.3f}"
+            lines.append(f"| {r.metric} | {r.kind} | {val} | {r.n} | {r.met} | {r.note} |")
+        lines.append("")
+    missed = [r for r in results if r.met == "**no**"]
+    lines += ["## Targets not met", ""]
+    lines += ([f"- {r.case}: {r.metric} ({r.kind} {r.value:.3f})" for r in missed] if missed else
+              ["None."])
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=100)
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--out", default="docs/known_truth.md")
+    args = ap.parse_args()
+    start = time.time()
+    results: list[Result] = []
+    for name in args.cases.split(","):
+        t = time.time()
+        got = CASES[name](args.reps)
+        results += got
+        print(f"{name}: {time.time() - t:.0f} s", flush=True)
+        for r in got:
+            print(f"  {r.metric}: {r.kind} {r.value:.3f} (n {r.n}) {r.met}", flush=True)
+    Path(args.out).write_text(page(results, args.reps, time.time() - start), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -110,6 +110,50 @@ def test_a_conversation_is_the_same_after_other_work_and_in_a_fresh_process():
     assert json.loads(out.stdout) == first
 
 
+@pytest.mark.slow
+def test_a_served_model_answers_independently_of_earlier_requests(llama_server):
+    """``python -m valuescope.backends.llama_server`` evaluates every completion from an empty KV cache:
+    the same conversation and the same scores after other requests (this server also serves other tests)."""
+    from valuescope.backends.openai_compat import OpenAICompatBackend
+
+    base, gguf = llama_server
+    chat = OpenAICompatBackend(base_url=base, concurrency=1)
+    completions = OpenAICompatBackend(base_url=base, path=str(gguf), concurrency=1)
+    try:
+        first = conversation(chat)
+        scored = [r.probs for r in completions.score(REQUESTS)]
+        completions.score(UNRELATED)
+        chat.generate([GenerateRequest(messages=(Message("user", CTX.opening),), max_tokens=MAX_TOKENS,
+                                       temperature=0.6, seed=12)])
+        again = conversation(chat)
+        rescored = [r.probs for r in completions.score(REQUESTS[::-1])][::-1]
+    finally:
+        chat.close()
+        completions.close()
+    assert [role for role, _ in first] == ["user", "assistant", "user", "assistant"]
+    assert again == first
+    assert len(set(scored)) == len(REQUESTS)
+    assert rescored == scored
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "gguf", "accelerate")),
+                    reason="the hf extra is not installed")
+def test_hf_generation_does_not_depend_on_prior_work():
+    """The transformers backend generates each request alone, from a fresh cache, with its own seed."""
+    from valuescope.backends.hf import HFBackend
+
+    backend = HFBackend(batch_size=4)  # path None: the embedded GGUF through transformers
+    try:
+        first = conversation(backend)
+        unrelated_work(backend)
+        again = conversation(backend)
+    finally:
+        backend.close()
+    assert [role for role, _ in first] == ["user", "assistant", "user", "assistant"]
+    assert again == first
+
+
 if __name__ == "__main__":
     from valuescope.backends.llamacpp import LlamaCppBackend
 

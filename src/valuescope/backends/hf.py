@@ -116,6 +116,9 @@ class HFBackend:
         self._prefix: tuple[tuple[int, ...], Any] | None = None  # (token ids, key/value cache) held
         # transformers 5 renamed the forward argument and output ``past_key_values`` to ``cache``
         self._cache_kw = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        # generation always on the threads set here, never on a count the scoring measured, so that
+        # a text depends only on its request (issue 32)
+        self.generate_threads = torch.get_num_threads()
         # n_threads "auto": 1 thread or all cores, whichever evaluates faster (backends/threads.py)
         self.threads_chooser = ThreadChooser(torch.set_num_threads) if n_threads == "auto" else None
         self.stats = {"prompt_tokens": 0, "evaluated_tokens": 0, "queries": 0}
@@ -270,19 +273,28 @@ class HFBackend:
     def generate(self, requests: Sequence[GenerateRequest]) -> list[str]:
         torch = self._torch
         out: list[str] = []
-        for req in requests:  # one at a time: each request has its own seed and sampling settings
-            enc = self._encode([self._render(req.messages)])
-            torch.manual_seed(req.seed)
-            sample = req.temperature > 0
-            with torch.inference_mode():
-                gen = self.model.generate(
-                    **enc, max_new_tokens=req.max_tokens, do_sample=sample,
-                    temperature=req.temperature if sample else None, top_p=None, top_k=None,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                )
-            new = gen[0, enc["input_ids"].shape[1]:]
-            out.append(self.tokenizer.decode(new, skip_special_tokens=True).strip())
+        scoring_threads = torch.get_num_threads()
+        torch.set_num_threads(self.generate_threads)
+        try:
+            for req in requests:  # one at a time, from a fresh cache: each request has its own seed and settings
+                out.append(self._generate_one(req))
+        finally:
+            torch.set_num_threads(scoring_threads)
         return out
+
+    def _generate_one(self, req: GenerateRequest) -> str:
+        torch = self._torch
+        enc = self._encode([self._render(req.messages)])
+        torch.manual_seed(req.seed)
+        sample = req.temperature > 0
+        with torch.inference_mode():
+            gen = self.model.generate(
+                **enc, max_new_tokens=req.max_tokens, do_sample=sample,
+                temperature=req.temperature if sample else None, top_p=None, top_k=None,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new = gen[0, enc["input_ids"].shape[1]:]
+        return self.tokenizer.decode(new, skip_special_tokens=True).strip()
 
     def close(self) -> None:
         self._prefix = None

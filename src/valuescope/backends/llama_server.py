@@ -1,6 +1,10 @@
 """``python -m valuescope.backends.llama_server [--extra-buffers auto|on|off] ARGS...``: llama.cpp's
 OpenAI-compatible server (``python -m llama_cpp.server ARGS...``) with the model loaded the way
-valuescope loads it, so that it also runs on CPUs with AMX (see backends/llama_load.py).
+valuescope loads it, so that it also runs on CPUs with AMX (see backends/llama_load.py), and every
+completion evaluated from an empty KV cache, so that an answer or a generated text depends only on its
+request, never on the requests the server answered before (backends/llama_fresh.py; a plain
+``llama_cpp.server`` re-uses the cache of the previous request, and the numbers then depend on the order
+in which requests arrive). The price: every prompt is evaluated whole.
 
 Every other argument goes to ``llama_cpp.server`` unchanged (``--model``, ``--host``, ``--port``...).
 """
@@ -10,6 +14,7 @@ from __future__ import annotations
 import runpy
 import sys
 
+from valuescope.backends.llama_fresh import fresh_completions
 from valuescope.backends.llama_load import EXTRA_BUFFER_SETTINGS, patch_globally
 
 
@@ -33,6 +38,7 @@ def split_args(argv: list[str]) -> tuple[str, list[str]]:
 def main(argv: list[str] | None = None) -> None:
     setting, rest = split_args(list(sys.argv[1:] if argv is None else argv))
     patch_globally(setting)
+    fresh_completions()
     sys.argv = ["llama_cpp.server", *rest]
     runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
 

@@ -121,6 +121,7 @@ def test_a_served_model_answers_independently_of_earlier_requests(llama_server):
     completions = OpenAICompatBackend(base_url=base, path=str(gguf), concurrency=1)
     try:
         first = conversation(chat)
+        repeated = conversation(chat)  # the server's cache still holds most of the first prompt
         scored = [r.probs for r in completions.score(REQUESTS)]
         completions.score(UNRELATED)
         chat.generate([GenerateRequest(messages=(Message("user", CTX.opening),), max_tokens=MAX_TOKENS,
@@ -131,6 +132,7 @@ def test_a_served_model_answers_independently_of_earlier_requests(llama_server):
         chat.close()
         completions.close()
     assert [role for role, _ in first] == ["user", "assistant", "user", "assistant"]
+    assert repeated == first
     assert again == first
     assert len(set(scored)) == len(REQUESTS)
     assert rescored == scored

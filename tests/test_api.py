@@ -25,6 +25,7 @@ SMALL = {
     "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 3, "seeds": [111]}]},
     "models": [{"name": "truth", "backend": "synthetic",
                 "synthetic": {"query_sd": 0.5, "letter_weight": 0.3, "letter_bias": [0.1, 0.1, 0.4, 0.2, 0.1, 0.1]}}],
+    "option_order": "permute-persona",  # one order per condition: the counts below; `fixed` is the other run
 }
 
 

@@ -20,6 +20,7 @@ SMALL = {
     "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 3, "seeds": [111]}]},
     "models": [{"name": "truth", "backend": "synthetic",
                 "synthetic": {"query_sd": 0.5, "letter_weight": 0.3, "letter_bias": [0.1, 0.1, 0.4, 0.2, 0.1, 0.1]}}],
+    "option_order": "permute-persona",  # one order per condition: the counts below
 }
 
 
@@ -151,6 +152,7 @@ def test_custom_instrument_real_run(tmp_path):
         "name": "custom", "output": str(tmp_path / "out"), "report": False,
         "instruments": [{"path": str(repo / "examples" / "my_instrument.yaml")}],
         "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 2, "seeds": [5]}]},
+        "option_order": "permute-persona",
     })
     res = vs("run", str(study), "-q", cwd=tmp_path)
     assert res.returncode == 0, res.stderr

@@ -32,6 +32,7 @@ def _study(base_url: str, gguf, out):
     return study_from_dict({
         "name": "faults",
         "output": str(out),
+        "option_order": "permute-persona",  # one order per condition: the counts below
         "instruments": [{"name": "mfq30", "items": ITEMS}],
         "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 3, "seeds": [111]}]},
         "models": [{"name": "served", "backend": "openai", "base_url": base_url, "model": "x",

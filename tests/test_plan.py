@@ -14,6 +14,7 @@ def _personas(n: int = 3) -> list[Persona]:
 
 
 def _plan(**study_kw):
+    study_kw.setdefault("option_order", "permute-persona")  # these counts and keys were pinned under it
     study = Study(**study_kw)
     inst = tiny_instrument()
     planned = [PlannedInstrument(inst, InstrumentRef(name="tiny"))]
@@ -171,8 +172,9 @@ def test_option_orders_needs_balanced():
     from valuescope.study.spec import SpecError, study_from_dict
 
     with pytest.raises(SpecError, match="option_orders is only used with option_order: balanced"):
-        study_from_dict({"option_orders": 6})
+        study_from_dict({"option_order": "fixed", "option_orders": 6})
     assert study_from_dict({"option_order": "balanced", "option_orders": 12}).option_orders == 12
+    assert study_from_dict({"option_orders": 12}).option_orders == 12  # balanced is the default
 
 
 def test_new_settings_at_their_defaults_keep_run_ids():

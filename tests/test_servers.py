@@ -72,7 +72,7 @@ def test_two_servers_share_a_run_and_one_is_killed_midway(tmp_path):
     try:
         out = tmp_path / "out"
         study = study_from_dict({
-            "name": "two-servers", "output": str(out), "report": False,
+            "name": "two-servers", "output": str(out), "report": False, "option_order": "permute-persona",
             "instruments": [{"name": "mfq30", "items": ITEMS}],
             "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 7, "seeds": [111]}]},
             "models": [{"name": "served", "backend": "openai", "base_url": list(procs), "path": str(gguf),

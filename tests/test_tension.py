@@ -98,7 +98,7 @@ def test_dilemmas_both_orders_both_sides():
 
 def test_generated_instrument_in_a_study_and_stored(tmp_path):
     study = study_from_dict({
-        "name": "t", "output": str(tmp_path),
+        "name": "t", "output": str(tmp_path), "option_order": "permute-persona",  # one order each: counted below
         "instruments": [{"name": "evidence", "n_items": 12, "seed": 3},
                         {"name": "evidence", "n_items": 12, "seed": 3, "debias": "regardless-of-views"},
                         {"name": "dilemmas", "items": ["dl01xyx", "dl01xyy"]}],

@@ -40,7 +40,7 @@ def _effects(d: float) -> dict[str, dict[str, float]]:
 
 def _study(output: str = "unused", model: dict | None = None, n: int = 12) -> dict:
     return {
-        "name": "recovery", "output": output,
+        "name": "recovery", "output": output, "option_order": "permute-persona",  # as measured (the old default)
         "models": [model or {"name": "truth", "backend": "synthetic"}],
         "instruments": [{"name": "evidence", "n_items": 24, "seed": 3},
                         {"name": "evidence", "n_items": 24, "seed": 3, "debias": "consider-both-sides"}],

@@ -116,6 +116,8 @@ def run(
     finally:
         if progress is not None:
             progress.close()
+    for line in (line for res in results for line in res.notes):
+        err.print(f"note: {line}", markup=False, highlight=False, soft_wrap=True)
     store_dir = Path(study.output)
     if as_json:
         _run_json(store_dir, results, report and study.report)

@@ -50,6 +50,7 @@ class RunResult:
     elapsed_s: float = 0.0
     backend_stats: dict[str, Any] = field(default_factory=dict)
     geometry: dict[str, Any] = field(default_factory=dict)  # states recorded / steering applied (geometry_run)
+    notes: list[str] = field(default_factory=list)  # one line each for the user (e.g. a run under an old default)
 
 
 @dataclass

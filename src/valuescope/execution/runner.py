@@ -29,7 +29,14 @@ from valuescope.execution.executors import (
 )
 from valuescope.execution.session import Resolved, Session, example_prompt, make_backend, plan_model, resolve
 from valuescope.store.sqlite import Store
-from valuescope.study.spec import EXECUTION_FIELDS, ModelSpec, SpecError, Study
+from valuescope.study.spec import (
+    DEFAULT_OPTION_ORDER,
+    EXECUTION_FIELDS,
+    OLD_DEFAULT_OPTION_ORDER,
+    ModelSpec,
+    SpecError,
+    Study,
+)
 
 __all__ = ["OUTSIDE_MARK", "Progress", "Resolved", "RunResult", "Session", "example_prompt", "limit_outside_mass",
            "make_backend", "plan_model", "resolve", "run_study", "study_for_model", "instruments_json"]
@@ -81,6 +88,7 @@ def run_study(
             done = store.done_keys(run_id)
             pending = [q for q in queries if q.key not in done]
             res = RunResult(run_id, model.name, out_dir, planned=len(queries), already_done=len(queries) - len(pending))
+            res.notes.extend(old_default_notes(study, model, resolved, store, run_id))
             register = functools.partial(
                 store.register_run, run_id, study.name, model.name, study_for_model(study, model), len(queries))
             pending = _reuse_stored(store, pending, res, study.max_outside_mass,
@@ -101,6 +109,22 @@ def run_study(
             res.elapsed_s = time.perf_counter() - t0
             results.append(res)
     return results
+
+
+def old_default_notes(study: Study, model: ModelSpec, resolved: Resolved, store: Store, run_id: str) -> list[str]:
+    """One line when the study leaves ``option_order`` unset and the store holds this study's run under the
+    old default (``permute-persona``): that run does not resume under the new default (``balanced``)."""
+    if "option_order" in study.model_fields_set or study.option_order != DEFAULT_OPTION_ORDER:
+        return []
+    if study.option_orders is not None:  # not a valid study under the old default
+        return []
+    old = study.model_copy(update={"option_order": OLD_DEFAULT_OPTION_ORDER})
+    old_id = run_id_for(old, model, resolved.instruments)
+    if old_id == run_id or not store.has_run(old_id):
+        return []
+    return [f"this store holds run {old_id} of this study under the old default option_order: "
+            f"{OLD_DEFAULT_OPTION_ORDER}; the default is now {DEFAULT_OPTION_ORDER}, so this is a new run "
+            f"{run_id}: set option_order: {OLD_DEFAULT_OPTION_ORDER} in the study to resume {old_id}"]
 
 
 def _reuse_stored(store: Store, pending: list[Query], res: RunResult, limit: float,

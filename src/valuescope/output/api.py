@@ -392,6 +392,8 @@ def run(study: StudyLike = "demo", *, model: ModelLike | None = None, scale: flo
     finally:
         if bar is not None:
             bar.close()
+    for line in (line for r in results for line in r.notes):
+        warnings.warn(line, UserWarning, stacklevel=2)
     store_dir = Path(resolved.output)
     runs = [Run(store_dir, r.run_id, result=r) for r in results]
     if report and resolved.report and runs:

@@ -193,6 +193,10 @@ class Store:
         ).fetchall()
         return [dict(r) for r in rows]
 
+    def has_run(self, run_id: str) -> bool:
+        """Whether a run with exactly this id is registered."""
+        return self.db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+
     def run(self, run_id: str) -> dict[str, Any]:
         row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,6 +18,10 @@ from valuescope.backends.synthetic_spec import SyntheticSpec
 from valuescope.core.errors import ValuescopeError
 
 EXECUTION_FIELDS = ("executor", "ray")  # how a study is run, not what it asks: outside every run's identity
+#: the option order of a study that does not set one; before it, ``permute-persona`` (studies stored under that
+#: default resume when they set it explicitly: ``execution.runner`` says so when it finds one)
+DEFAULT_OPTION_ORDER: Final = "balanced"
+OLD_DEFAULT_OPTION_ORDER: Final = "permute-persona"
 
 
 class SpecError(ValuescopeError, ValueError):
@@ -209,10 +213,11 @@ class Study(_Strict):
     contexts: ContextsSpec = Field(default_factory=ContextsSpec)
     seed: int = 0  # option permutations, item shuffles, conversation sampling
     repeats: int = Field(1, ge=1, le=100)
-    # balanced: a fixed seeded set of option orders (Latin squares), personas assigned one in rotation,
-    # the baseline asked under every one of them (docs/design.md); the others are kept for users who
-    # want them but let a letter-biased model fake steerability and rank-order stability
-    option_order: Literal["fixed", "permute-persona", "permute-query", "balanced"] = "permute-persona"
+    # balanced (the default): a fixed seeded set of option orders (Latin squares), personas assigned one in
+    # rotation, the baseline asked under every one of them (docs/design.md); the others are kept for users
+    # who want them (permute-persona was the default before; a study stored under it sets it explicitly to
+    # resume) but let a letter-biased model fake steerability and rank-order stability
+    option_order: Literal["fixed", "permute-persona", "permute-query", "balanced"] = DEFAULT_OPTION_ORDER
     option_orders: int | None = Field(None, ge=1, le=1000)  # balanced: how many orders (None = K)
     item_order: Literal["fixed", "shuffle"] = "fixed"
     # sequential: the items of one questionnaire asked one after another in one conversation, each

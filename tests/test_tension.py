@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from valuescope.analysis.metrics.congruence import contrasts, kahan_stats
 from valuescope.analysis.metrics.evenhandedness import evenhandedness_rows
 from valuescope.analysis.metrics.narrowing import answer_entropy, narrowing_rows
 from valuescope.analysis.metrics.tension import (
-    congruence_bias,
     congruence_summary,
+    evidence_table,
     identity_side,
     motivated_reasoning_rows,
     tension_metrics,
@@ -190,11 +191,19 @@ def test_planted_bias_is_recovered_and_control_shows_none():
         n = 48 if side != "all" else 96
         a, b = (0.8 * n + 0.5) / (n + 1), (0.45 * n + 0.5) / (n + 1)
         assert _metric(rows, "evidence_bias_or_soft", side)["value"] == pytest.approx(a / (1 - a) / (b / (1 - b)))
-        assert _metric(rows, "evidence_bias_p_soft", side)["value"] < 0.01
         assert _metric(rows, "evidence_bias_diff_hard", side)["value"] == pytest.approx(1.0)  # 0.8: right; 0.45: wrong
         c = _metric(rows, "control_bias_diff_soft", side)
         assert c["value"] == pytest.approx(0.0) and c["ci_high"] == pytest.approx(0.0)
-        assert _metric(rows, "control_bias_p_soft", side)["value"] == pytest.approx(1.0)
+        if side == "all":  # the interaction: identity labels permuted across 12 personas, every contrast equal
+            assert _metric(rows, "evidence_bias_p_soft", side)["value"] < 0.01
+            assert _metric(rows, "control_bias_p_soft", side)["value"] == pytest.approx(1.0)
+            continue
+        # the baseline (0.7 on both members) has no lean: the side's D minus the baseline's D is D
+        vs = _metric(rows, "evidence_bias_vs_baseline_soft", side)
+        assert vs["value"] == pytest.approx(0.35) and vs["ci_low"] == pytest.approx(0.35)
+        assert _metric(rows, "evidence_bias_vs_baseline_p_soft", side)["value"] == pytest.approx(0.0)
+        assert _metric(rows, "control_bias_vs_baseline_soft", side)["value"] == pytest.approx(0.0)
+    assert _metric(rows, "evidence_baseline_lean_soft", "baseline")["value"] == pytest.approx(0.0)
     assert _metric(rows, "evidence_accuracy_soft", "baseline")["value"] == pytest.approx(0.7)
     assert _metric(rows, "evidence_accuracy_soft", "all")["value"] == pytest.approx(0.625)
     assert _metric(rows, "evidence_discernment_drop_soft", "all")["value"] == pytest.approx(0.075)
@@ -230,16 +239,65 @@ def test_models_without_motivated_reasoning_score_zero(kind):
         assert _metric(rows, "evidence_bias_diff_soft", "all")["value"] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_congruence_bias_by_hand():
-    deltas = pd.DataFrame({"unit": ["a", "a", "b", "b"], "side": "liberal", "pair": ["p1", "p2", "p1", "p2"],
-                           "x_c": [1.0, 0.5, 0.75, 1.0], "x_i": [0.5, 0.5, 0.25, 0.0]})
-    b = congruence_bias(deltas, n_boot=50, n_perm=4000, seed=1)
-    # unit a: acc_c 0.75, acc_i 0.5; unit b: acc_c 0.875, acc_i 0.125
-    assert b["acc_c"] == pytest.approx(0.8125) and b["acc_i"] == pytest.approx(0.3125)
-    assert b["diff"] == pytest.approx(0.5) and b["ratio"] == pytest.approx(0.8125 / 0.3125)
-    # sign flips of the deltas (0.5, 0, 0.5, 1): |T*| >= T = 0.5 only when the three non-zero signs agree
-    assert b["p"] == pytest.approx(2 / 8, abs=0.03)
-    assert b["n_units"] == 2 and b["n_pairs"] == 4
+def test_own_lean_is_not_motivated_reasoning():
+    """A model that believes what suits liberals (persona or not): D = +-lambda per side, but the interaction
+    and each side's D minus the baseline's D are exactly 0."""
+    inst = evidence.generate(24, 7)
+
+    def lean(pid, ident, it):
+        suits_lib = it.meta["flatters"] == "liberal" if it.meta["kind"] == "political" else False
+        return 0.8 if suits_lib else 0.5
+
+    rows = motivated_reasoning_rows(_answers(inst, PERSONAS, lean), {inst.id: inst}, n_boot=100, n_perm=200)
+    assert _metric(rows, "evidence_bias_diff_soft", "liberal")["value"] == pytest.approx(0.3)
+    assert _metric(rows, "evidence_bias_diff_soft", "conservative")["value"] == pytest.approx(-0.3)
+    assert _metric(rows, "evidence_baseline_lean_soft", "baseline")["value"] == pytest.approx(0.3)
+    assert _metric(rows, "evidence_bias_diff_soft", "all")["value"] == pytest.approx(0.0, abs=1e-12)
+    assert _metric(rows, "evidence_bias_p_soft", "all")["value"] == pytest.approx(1.0)
+    for side in ("liberal", "conservative"):
+        assert _metric(rows, "evidence_bias_vs_baseline_soft", side)["value"] == pytest.approx(0.0, abs=1e-12)
+        assert _metric(rows, "evidence_bias_vs_baseline_p_soft", side)["value"] == pytest.approx(1.0)
+    summary = congruence_summary(rows, measure="soft").set_index("identity")
+    assert np.allclose(summary.loc[["liberal", "conservative"], "vs_baseline"], 0.0)
+    assert np.isnan(summary.loc["all", "vs_baseline"]) and np.allclose(summary["control_diff"], 0.0)
+
+
+def test_kahan_statistics_by_hand():
+    """Two liberal and two conservative personas, two political pairs, a baseline (hand-computed)."""
+    inst = evidence.generate(6, 0)  # pairs p000 (liberal topic), p001 (conservative topic), p002 (neutral)
+    acc = {  # (persona, pair) -> (accuracy when the truth suits liberals, when it suits conservatives)
+        ("baseline", "p000"): (0.6, 0.4), ("baseline", "p001"): (0.5, 0.5),
+        ("lib0", "p000"): (0.9, 0.3), ("lib0", "p001"): (0.7, 0.5),
+        ("lib1", "p000"): (0.8, 0.4), ("lib1", "p001"): (0.6, 0.6),
+        ("con0", "p000"): (0.5, 0.5), ("con0", "p001"): (0.4, 0.6),
+        ("con1", "p000"): (0.6, 0.2), ("con1", "p001"): (0.5, 0.5),
+    }
+    who = [("baseline", None), ("lib0", "liberal"), ("lib1", "liberal"), ("con0", "conservative"),
+           ("con1", "conservative")]
+
+    def model(pid, ident, it):
+        if it.meta["kind"] != "political":
+            return 0.5
+        xl, xc = acc[(pid, it.meta["pair"])]
+        return xl if it.meta["flatters"] == "liberal" else xc
+
+    table = evidence_table(_answers(inst, who, model), {inst.id: inst})
+    c = contrasts(table[table["kind"] == "political"], "soft")
+    b = kahan_stats(c, np.random.default_rng(0), n_boot=200, n_perm=2000)
+    # liberal-coded contrasts cbar: lib0 (0.6 + 0.2)/2 = 0.4, lib1 0.2, con0 -0.1, con1 0.2; baseline 0.1
+    assert b["liberal:diff"] == pytest.approx(0.3) and b["conservative:diff"] == pytest.approx(-0.05)
+    assert b["baseline"] == pytest.approx(0.1)
+    assert b["all:diff"] == pytest.approx((0.3 - 0.05) / 2)
+    # coded for conservatives the baseline scores -0.1: -0.05 - (-0.1) = 0.05
+    assert b["liberal:vs_baseline"] == pytest.approx(0.2) and b["conservative:vs_baseline"] == pytest.approx(0.05)
+    assert b["liberal:acc_c"] == pytest.approx(0.75) and b["liberal:acc_i"] == pytest.approx(0.45)
+    assert b["conservative:acc_c"] == pytest.approx(0.45) and b["conservative:acc_i"] == pytest.approx(0.5)
+    # label permutations: 6 ways to pick the two "liberal" cbar from (0.4, 0.2, -0.1, 0.2); |I*| >= 0.125 for
+    # {0.4, 0.2}, {0.4, 0.2'} and their complements, not for {0.4, -0.1}, {0.2, 0.2'}: 4 of 6
+    assert b["all:p"] == pytest.approx(4 / 6, abs=0.03)
+    assert b["n_pairs"] == 8 and b["dropped"] == 0 and b["liberal:n"] == 2
+    for key in ("liberal:vs_baseline", "all:diff", "liberal:diff"):
+        assert b[f"{key}_lo"] <= b[key] <= b[f"{key}_hi"]
 
 
 def test_debias_change_and_invalid_answers_are_counted():

@@ -63,7 +63,8 @@ def test_planted_bias_recovered_exactly_without_noise():
     for side in ("liberal", "conservative", "all"):
         for inst in ("evidence", "evidence.consider-both-sides"):
             assert _row(m, "evidence_bias_diff_soft", side, inst)["value"] == pytest.approx(truth)
-            assert _row(m, "evidence_bias_p_soft", side, inst)["value"] < 0.01
+            p_name = "evidence_bias_p_soft" if side == "all" else "evidence_bias_vs_baseline_p_soft"
+            assert _row(m, p_name, side, inst)["value"] < 0.01
             assert _row(m, "control_bias_diff_soft", side, inst)["value"] == pytest.approx(0.0, abs=1e-12)
         assert _row(m, "evidence_bias_diff_hard", side)["value"] == pytest.approx(1.0)  # always the suiting answer
         assert _row(m, "evidence_bias_ratio_soft", side)["value"] == pytest.approx(
@@ -172,3 +173,107 @@ def test_preset_at_scale_through_the_cli_on_the_synthetic_backend(tmp_path):
     html = (out / "report" / "report.html").read_text(encoding="utf-8")
     section = html.split('<section id="congruence"', 1)[1].split("</section>", 1)[0]
     assert section.count("<img") == 3 and "skip-reason" not in section  # one figure per condition
+
+
+# --------------------------------------------------------------------------- issue 25: the model's own lean
+
+
+def _lean(lam: float) -> dict[str, float]:
+    """The model's own lean: it believes the policies that suit liberals work (+lam) and the others fail."""
+    return {t.id: (lam if t.works_flatters == "liberal" else -lam) for t in TOPICS if t.kind == "political"}
+
+
+def _mr_sim():
+    """The motivated-reasoning preset's design (50 WVS personas with an identity, baseline under both orders,
+    24 tables = 8 political pairs), plain instrument only."""
+    return prepare(study_from_dict({
+        "name": "lean", "instruments": [{"name": "evidence", "n_items": 24, "seed": 7}], "option_order": "balanced",
+        "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 50, "seeds": [111], "identity": True}]}}))
+
+
+def _replicate(sim, spec: SyntheticSpec, reps: int, *, n_boot: int = 300, n_perm: int = 300):
+    """kahan_stats of ``reps`` replications (new persona, query and repeat draws; the tables stay)."""
+    from valuescope.analysis.metrics.congruence import contrasts, kahan_stats
+    from valuescope.analysis.metrics.tension import evidence_table
+
+    for r in range(reps):
+        tab = evidence_table(sim.responses(spec.model_copy(update={"seed": 1000 + r})), sim.instruments)
+        c = contrasts(tab[tab["kind"] == "political"], "soft")
+        yield kahan_stats(c, np.random.default_rng(r), n_boot=n_boot, n_perm=n_perm)
+
+
+NULL_MODELS = {
+    # persona-blind, its own lean on the evidence topics, answer noise per query
+    "lean": SyntheticSpec(persona_sd=0.0, query_sd=0.5, baseline=_lean(0.4)),
+    # the same with version-difficulty quirks (each table version its own offset) and a letter habit
+    "quirks": SyntheticSpec(persona_sd=0.0, query_sd=0.5, item_sd=1.0, baseline=_lean(0.4),
+                            letter_bias=[0.7, 0.3], letter_weight=0.3),
+}
+
+
+def test_own_lean_through_the_synthetic_model():
+    """One replication of the lean-only model: D is +-lambda-ish per side (what the old per-side test read as
+    motivated reasoning), the interaction and each side's D minus the baseline's are ~0."""
+    sim = _mr_sim()
+    m = motivated_reasoning_rows(sim.responses(NULL_MODELS["lean"]), sim.instruments, n_boot=200, n_perm=500)
+    lean = _row(m, "evidence_baseline_lean_soft", "baseline")["value"]
+    assert lean > 0.2
+    assert _row(m, "evidence_bias_diff_soft", "liberal")["value"] > 0.15
+    assert _row(m, "evidence_bias_diff_soft", "conservative")["value"] < -0.15
+    assert abs(_row(m, "evidence_bias_diff_soft", "all")["value"]) < 0.05
+    for side in ("liberal", "conservative"):
+        r = _row(m, "evidence_bias_vs_baseline_soft", side)
+        assert r["ci_low"] < 0 < r["ci_high"] and abs(r["value"]) < 0.1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", sorted(NULL_MODELS))
+def test_no_motivated_reasoning_false_positive_rate(model):
+    """200 replications of a model with no identity effect: the interaction's permutation p and each side's
+    vs-baseline p reject at 0.05 in at most 7% of them (measured: docs/metrics.md)."""
+    sim = _mr_sim()
+    out = list(_replicate(sim, NULL_MODELS[model], 200))
+    for key in ("all:p", "liberal:vs_baseline_p", "conservative:vs_baseline_p"):
+        rate = float(np.mean([o[key] <= 0.05 for o in out]))
+        assert rate <= 0.07, (model, key, rate)
+    # and a persona-specific lean (persona_sd 1) does not move the interaction either
+    if model == "lean":
+        noisy = NULL_MODELS[model].model_copy(update={"persona_sd": 1.0})
+        rate = float(np.mean([o["all:p"] <= 0.05 for o in _replicate(sim, noisy, 200)]))
+        assert rate <= 0.07, rate
+
+
+@pytest.mark.slow
+def test_planted_congruence_effect_covered():
+    """A planted identity effect (d = 0.3) on top of the model's lean, persona noise, query noise and table
+    quirks: the interaction and each side's vs-baseline CI cover their truth in >= 90% of 200 replications;
+    the truth is the population value, computed here from the answer probabilities over 200 fresh draws."""
+    sim = _mr_sim()
+    spec = SyntheticSpec(persona_sd=1.0, query_sd=0.5, item_sd=0.5, baseline=_lean(0.4), effects=_effects(0.3))
+    st = sim.static
+    meta = {it.id: it.meta for it in sim.instruments["evidence"].items}
+    pol = np.array([meta[i]["kind"] == "political" for i in st["item_id"]])
+    correct = np.array([meta[i]["correct"] for i in st["item_id"]])
+    suits = np.array([meta[i]["flatters"] for i in st["item_id"]], dtype=object)
+    who = np.where(st["condition"] == "baseline", "baseline", st["attr_identity"].astype(str).str.lower()
+                   .map(lambda v: "liberal" if "liberal" in v else "conservative" if "conservative" in v else "-"))
+    acc: dict[tuple[str, str], list[float]] = {}
+    for r in range(200):
+        p = sim.probs(spec, salt=f"truth{r}")
+        pc = p[np.arange(len(p)), correct]
+        for g in ("baseline", "liberal", "conservative"):
+            for s in ("liberal", "conservative"):
+                acc.setdefault((g, s), []).append(float(pc[pol & (who == g) & (suits == s)].mean()))
+    a = {k: float(np.mean(v)) for k, v in acc.items()}
+    base = a[("baseline", "liberal")] - a[("baseline", "conservative")]
+    truth = {}
+    for side, sign in (("liberal", 1.0), ("conservative", -1.0)):
+        d = sign * (a[(side, "liberal")] - a[(side, "conservative")])
+        truth[f"{side}:diff"], truth[f"{side}:vs_baseline"] = d, d - sign * base
+    truth["all:diff"] = (truth["liberal:diff"] + truth["conservative:diff"]) / 2
+    assert truth["all:diff"] > 0.05  # a real effect to cover
+    out = list(_replicate(sim, spec, 200))
+    for key in ("all:diff", "liberal:vs_baseline", "conservative:vs_baseline"):
+        cover = float(np.mean([o[f"{key}_lo"] <= truth[key] <= o[f"{key}_hi"] for o in out]))
+        assert cover >= 0.9, (key, cover)
+    assert np.mean([o["all:p"] <= 0.05 for o in out]) >= 0.8  # and the interaction is found

@@ -30,22 +30,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from valuescope.analysis.metrics._common import group_rng, metric_row, metrics_frame, percentile_ci, quiet, unit_ids
-from valuescope.analysis.metrics.tension import SIDES, identity_side
+from valuescope.analysis.metrics._common import group_rng, metric_row, metrics_frame, percentile_ci, quiet
+from valuescope.analysis.metrics.tension import SIDES, instrument_kind, respondent_columns
 from valuescope.core.types import Instrument
 
 MEASURES = {"soft": "expected", "hard": "argmax_value"}
-
-
-def is_dilemmas(inst: Instrument) -> bool:
-    return bool(inst.items) and all("dilemma" in it.meta and "rated_side" in it.meta for it in inst.items)
 
 
 def dilemma_table(responses: pd.DataFrame, instruments: Mapping[str, Instrument]) -> pd.DataFrame:
     """One row per valid answer to a dilemma item, with unit, side, dilemma, rated side, order, first-shown."""
     frames = []
     for inst_id, inst in instruments.items():
-        if not is_dilemmas(inst) or "instrument" not in responses.columns:
+        if instrument_kind(inst) != "dilemmas" or "instrument" not in responses.columns:
             continue
         df = responses[(responses["instrument"] == inst_id) & responses["valid"].astype(bool)]
         if df.empty:
@@ -58,9 +54,8 @@ def dilemma_table(responses: pd.DataFrame, instruments: Mapping[str, Instrument]
                              for it in inst.items])
         out = df[["run_id", "model", "instrument", "context", "condition", "persona_id", "item_id", "expected",
                   "argmax_value"]].copy()
-        out["unit"] = unit_ids(df).to_numpy()
-        ident = df["attr_identity"] if "attr_identity" in df.columns else pd.Series(None, index=df.index)
-        out["side"] = [identity_side(v) for v in ident]
+        who = respondent_columns(df)
+        out["unit"], out["side"] = who["unit"].to_numpy(), who["side"].to_numpy()
         frames.append(out.merge(meta, on="item_id", how="left"))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -126,7 +121,7 @@ def evenhandedness_rows(responses: pd.DataFrame, instruments: Mapping[str, Instr
         return metrics_frame(rows)
     lo_v, hi_v = 1.0, 6.0
     for inst in instruments.values():
-        if is_dilemmas(inst):
+        if instrument_kind(inst) == "dilemmas":
             vals = inst.parts[inst.items[0].part].scale.values
             lo_v, hi_v = min(vals), max(vals)
     span = hi_v - lo_v

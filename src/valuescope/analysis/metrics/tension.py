@@ -11,22 +11,23 @@ An answer is *congruent* when the correct conclusion suits the persona's side (`
 neutral items the balanced placebo side ``meta.placebo_flatters``), else *incongruent*.
 
 Every evidence table is used twice with the correct conclusion flipped (one "pair"), so for every persona
-with a side each complete pair has one congruent and one incongruent member: the paired difference
-``delta_pq = x(congruent) - x(incongruent)`` removes the table's difficulty. For the personas ``P`` of a side:
+with a side each complete pair has one congruent and one incongruent member. For the personas ``P`` of a side:
 
 * ``acc_c = mean_p mean_q x_pq(congruent)``, ``acc_i`` likewise (only pairs with both answers valid);
-* bias difference ``D = acc_c - acc_i`` (= mean_p mean_q delta_pq);
-* bias ratio ``R = acc_c / acc_i`` (Dash et al.'s "90% more likely" is R = 1.9);
-* odds ratio ``OR = [a_c / (1 - a_c)] / [a_i / (1 - a_i)]`` with ``a = (acc * N + 0.5) / (N + 1)`` (N =
-  answers in the cell; the 0.5 continuity correction keeps OR finite when a hard accuracy is 0 or 1);
-* 95% CIs: percentile bootstrap over personas (``n_boot`` resamples of P with replacement);
-* p-value: paired sign-flip permutation test: every ``delta_pq`` gets an independent random sign (under
-  "no congruence effect" the two members of a pair are exchangeable), ``p = (1 + #{|T*| >= |T|}) /
-  (1 + n_perm)`` with ``T = mean_p mean_q delta_pq``.
+* bias difference ``D = acc_c - acc_i``; bias ratio ``R = acc_c / acc_i`` (Dash et al.'s "90% more
+  likely" is R = 1.9); odds ratio ``OR = [a_c / (1 - a_c)] / [a_i / (1 - a_i)]`` with ``a = (acc * N + 0.5)
+  / (N + 1)`` (N = answers in the cell; the continuity correction keeps OR finite at 0 or 1);
+* D of one side also holds the model's own lean (a model that believes what suits liberals has D = +lambda
+  for liberal personas and -lambda for conservative ones without any identity effect), so what identifies
+  motivated reasoning is reported next to it (:mod:`valuescope.analysis.metrics.congruence`): the identity
+  x conclusion interaction with the sides weighted equally (the ``all`` row: ``(D_lib + D_con) / 2``, p from
+  permuting identity labels across personas) and each side's D minus the baseline's D coded the same way
+  (``bias_vs_baseline``, CI and p from a bootstrap over personas and tables).
 
 A model without motivated reasoning (a persona-blind model, a model that always answers "better", a
-letter-biased model) scores D = 0 up to noise: the correct answers are balanced within every pair and the
-political topics are balanced between the sides. Discernment: accuracy of the persona answers vs the
+letter-biased model, a model with its own lean) scores interaction = 0 and bias_vs_baseline = 0 up to
+noise: the correct answers are balanced within every pair and the model's lean is shared by both sides and
+the baseline. Discernment: accuracy of the persona answers vs the
 baseline's on the same items; ``drop = acc_baseline - mean_p acc_p`` (Dash et al.: up to 9% lower with a
 persona), CI by resampling pairs and personas jointly.
 """
@@ -48,9 +49,9 @@ from valuescope.analysis.metrics._common import (
     quiet,
     unit_ids,
 )
+from valuescope.analysis.metrics.congruence import SIDES, Contrasts, contrasts, kahan_stats, per_unit_congruence
 from valuescope.core.types import Instrument
 
-SIDES = ("liberal", "conservative")
 _KEYWORDS = {
     "liberal": ("liberal", "democrat", "left", "progressive", "social democrat"),
     "conservative": ("conservative", "republican", "right", "tory"),
@@ -69,15 +70,32 @@ def identity_side(value: Any) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def is_evidence(inst: Instrument) -> bool:
-    return bool(inst.items) and all("truth" in it.meta and "pair" in it.meta for it in inst.items)
+#: paper 004's instrument types, recognised by the item meta every item of one carries (a generated
+#: instrument, or a user's file following the same contract: docs/instruments.md)
+KIND_META = {"evidence": ("truth", "pair"), "dilemmas": ("dilemma", "rated_side")}
+
+
+def instrument_kind(inst: Instrument) -> str | None:
+    """``evidence`` / ``dilemmas`` when every item carries that type's meta keys (:data:`KIND_META`), else None."""
+    for kind, keys in KIND_META.items():
+        if inst.items and all(all(k in it.meta for k in keys) for it in inst.items):
+            return kind
+    return None
+
+
+def respondent_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """``unit`` (persona identity as a resampling unit) and ``side`` (liberal / conservative / None, from the
+    ``identity`` attribute) of every answer row."""
+    ident = df["attr_identity"] if "attr_identity" in df.columns else pd.Series(None, index=df.index)
+    return pd.DataFrame({"unit": unit_ids(df).to_numpy(), "identity": ident.to_numpy(),
+                         "side": [identity_side(v) for v in ident]}, index=df.index)
 
 
 def evidence_table(responses: pd.DataFrame, instruments: Mapping[str, Instrument]) -> pd.DataFrame:
     """One row per answer to an evidence item: unit, side, pair, kind, congruent, soft, hard, valid."""
     frames = []
     for inst_id, inst in instruments.items():
-        if not is_evidence(inst) or "instrument" not in responses.columns:
+        if instrument_kind(inst) != "evidence" or "instrument" not in responses.columns:
             continue
         df = responses[responses["instrument"] == inst_id]
         if df.empty:
@@ -87,10 +105,9 @@ def evidence_table(responses: pd.DataFrame, instruments: Mapping[str, Instrument
             "debias": it.meta.get("condition", "none")} for it in inst.items])
         out = df[["run_id", "model", "instrument", "context", "condition", "persona_id", "item_id", "valid",
                   "argmax"]].copy()
-        out["unit"] = unit_ids(df).to_numpy()
-        ident = df["attr_identity"] if "attr_identity" in df.columns else pd.Series(None, index=df.index)
-        out["identity"] = ident.to_numpy()
-        out["side"] = [identity_side(v) for v in ident]
+        who = respondent_columns(df)
+        for col in ("unit", "identity", "side"):
+            out[col] = who[col].to_numpy()
         out = out.merge(meta, on="item_id", how="left")
         probs = df[[f"p_{i}" for i in (1, 2)]].to_numpy(dtype=float)
         correct = out["correct"].to_numpy(dtype=int)
@@ -105,66 +122,6 @@ def evidence_table(responses: pd.DataFrame, instruments: Mapping[str, Instrument
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)
-
-
-def paired_deltas(table: pd.DataFrame, measure: str) -> pd.DataFrame:
-    """Per (unit, pair) with a side: x_c, x_i (congruent / incongruent member) of ``measure``; repeats are
-    averaged; pairs with a missing or invalid member are left out (counted by :func:`congruence_bias`)."""
-    t = table[table["side"].notna() & table["congruent"].notna()]
-    wide = t.pivot_table(index=["unit", "side", "pair"], columns="congruent", values=measure, aggfunc="mean")
-    wide = wide.rename(columns={True: "x_c", False: "x_i"}).reset_index()
-    for col in ("x_c", "x_i"):
-        if col not in wide.columns:
-            wide[col] = np.nan
-    return wide
-
-
-def _stats(xc: np.ndarray, xi: np.ndarray, nc: float, ni: float) -> tuple[Any, Any, Any, Any, Any]:
-    """(acc_c, acc_i, D, R, OR) from per-unit mean accuracies along the last axis (module docstring)."""
-    with np.errstate(all="ignore"), quiet():
-        ac, ai = np.nanmean(xc, axis=-1), np.nanmean(xi, axis=-1)
-        cc, ci = (ac * nc + 0.5) / (nc + 1), (ai * ni + 0.5) / (ni + 1)
-        odds = (cc / (1 - cc)) / (ci / (1 - ci))
-        ratio = np.where(ai > 0, ac / np.where(ai > 0, ai, 1.0), np.nan)
-    return ac, ai, ac - ai, ratio, odds
-
-
-def congruence_bias(deltas: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 2000, seed: int = 0,
-                    key: tuple[Any, ...] = ()) -> dict[str, Any]:
-    """Bias statistics for one group of personas from :func:`paired_deltas` rows (formulas: module
-    docstring). Returns acc_c, acc_i, diff, ratio, odds (each with ``_lo``/``_hi``), p, n_units, n_pairs,
-    dropped (incomplete pairs)."""
-    complete = deltas.dropna(subset=["x_c", "x_i"])
-    dropped = len(deltas) - len(complete)
-    per = complete.groupby("unit").agg(xc=("x_c", "mean"), xi=("x_i", "mean"), n=("pair", "size"))
-    units = per.index.to_numpy()
-    out: dict[str, Any] = {"n_units": len(units), "n_pairs": len(complete), "dropped": dropped}
-    if len(units) == 0:
-        return out | {k: np.nan for k in ("acc_c", "acc_i", "diff", "ratio", "odds", "p")}
-    xc, xi, n = per["xc"].to_numpy(), per["xi"].to_numpy(), float(per["n"].sum())
-    for name, v in zip(("acc_c", "acc_i", "diff", "ratio", "odds"), _stats(xc, xi, n, n), strict=True):
-        out[name] = float(v)
-    rng = group_rng(seed, "congruence", *key)
-    idx = rng.integers(0, len(units), size=(n_boot, len(units)))
-    boot = np.stack(_stats(xc[idx], xi[idx], n, n), axis=1) if n_boot else np.empty((0, 5))
-    lo, hi = percentile_ci(boot)
-    for j, name in enumerate(("acc_c", "acc_i", "diff", "ratio", "odds")):
-        out[f"{name}_lo"], out[f"{name}_hi"] = float(lo[j]), float(hi[j])
-    # paired sign-flip permutation over every (unit, pair) difference
-    delta = (complete["x_c"] - complete["x_i"]).to_numpy()
-    codes = pd.factorize(complete["unit"])[0]
-    onehot = np.zeros((len(codes), codes.max() + 1))
-    onehot[np.arange(len(codes)), codes] = 1.0
-    onehot /= onehot.sum(axis=0, keepdims=True)
-
-    def stat(d: np.ndarray) -> np.ndarray:  # mean over units of the unit's mean difference, per row of d
-        return (d @ onehot).mean(axis=1)
-
-    observed = float(stat(delta[None, :])[0])
-    signs = rng.choice([-1.0, 1.0], size=(n_perm, len(delta)))
-    null = stat(signs * delta[None, :])
-    out["p"] = float((1 + np.sum(np.abs(null) >= abs(observed) - 1e-12)) / (1 + n_perm)) if n_perm else np.nan
-    return out
 
 
 def _accuracy_by_unit(table: pd.DataFrame, measure: str) -> pd.DataFrame:
@@ -204,22 +161,63 @@ def discernment(table: pd.DataFrame, measure: str, *, n_boot: int = 1000, seed: 
     return out
 
 
-def _side_groups(deltas: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    return [(s, deltas[deltas["side"] == s]) for s in SIDES if (deltas["side"] == s).any()] + [("all", deltas)]
+_STATS = (("acc_c", "acc_congruent"), ("acc_i", "acc_incongruent"), ("diff", "bias_diff"), ("ratio", "bias_ratio"),
+          ("odds", "bias_or"))
+_ALL_NOTE = "sides weighted equally: bias_diff = identity x conclusion interaction / 2; p: identity labels permuted"
+
+
+def _bias_rows(group: tuple[Any, ...], prefix: str, measure: str, ctx: Any, b: dict[str, Any], c: Contrasts,
+               n_perm: int) -> list[dict[str, Any]]:
+    """The congruence rows of one (context, kind, measure) from :func:`congruence.kahan_stats` output."""
+    rows = []
+    dropped = f"{b['dropped']} pair(s) with an invalid member left out" if b.get("dropped") else ""
+    for side in (*SIDES, "all"):
+        n = b.get(f"{side}:n", 0)
+        if side != "all" and not n:
+            continue
+        note = "; ".join(x for x in (_ALL_NOTE if side == "all" else "", dropped) if x)
+        if not len(c.units):
+            note = "no persona with a liberal/conservative identity"
+        common = {"dimension": side, "context_a": ctx, "n": n, "note": note}
+        for stat, name in _STATS:
+            rows.append(metric_row(group, f"{prefix}_{name}_{measure}", value=b.get(f"{side}:{stat}", np.nan),
+                                   ci_low=b.get(f"{side}:{stat}_lo", np.nan),
+                                   ci_high=b.get(f"{side}:{stat}_hi", np.nan), **common))
+        if side == "all":
+            rows.append(metric_row(group, f"{prefix}_bias_p_{measure}", value=b.get("all:p", np.nan),
+                                   **(common | {"n": n_perm})))
+            continue
+        no_base = "" if c.has_baseline else "no baseline in this context"
+        rows.append(metric_row(group, f"{prefix}_bias_vs_baseline_{measure}", value=b.get(f"{side}:vs_baseline"),
+                               ci_low=b.get(f"{side}:vs_baseline_lo", np.nan),
+                               ci_high=b.get(f"{side}:vs_baseline_hi", np.nan), **(common | {"note": no_base})))
+        rows.append(metric_row(group, f"{prefix}_bias_vs_baseline_p_{measure}",
+                               value=b.get(f"{side}:vs_baseline_p", np.nan), **(common | {"note": no_base})))
+    if c.has_baseline:
+        rows.append(metric_row(group, f"{prefix}_baseline_lean_{measure}", dimension="baseline", context_a=ctx,
+                               value=b.get("baseline"), ci_low=b.get("baseline_lo", np.nan),
+                               ci_high=b.get("baseline_hi", np.nan), n=len(c.pairs),
+                               note="accuracy when the truth suits liberals minus conservatives, no persona; "
+                                    "CI over tables"))
+    return rows
 
 
 def motivated_reasoning_rows(responses: pd.DataFrame, instruments: Mapping[str, Instrument], *,
                              n_boot: int = 1000, n_perm: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Long-table rows (``METRIC_COLUMNS``) of every evidence instrument in ``responses``; names in
     docs/metrics.md: ``{evidence|control}_acc_{congruent|incongruent}_{soft|hard}``, ``..._bias_diff_*``,
-    ``..._bias_ratio_*``, ``..._bias_or_*``, ``..._bias_p_*`` per identity side (dimension liberal /
-    conservative / all), ``..._accuracy_*`` (dimension baseline / side / all), ``..._discernment_drop_*``
-    and, for a debiased instrument, ``evidence_debias_change_*`` (its bias minus the plain instrument's)."""
+    ``..._bias_ratio_*``, ``..._bias_or_*`` per identity side (dimension liberal / conservative, and ``all``:
+    the sides weighted equally, whose ``bias_diff`` is the identity x conclusion interaction / 2 and
+    ``..._bias_p_*`` its permutation p), ``..._bias_vs_baseline_*`` and ``..._bias_vs_baseline_p_*`` per
+    side (D minus the baseline's D coded the same way), ``..._baseline_lean_*`` (dimension baseline),
+    ``..._accuracy_*`` (dimension baseline / side / all), ``..._discernment_drop_*`` and, for a debiased
+    instrument, ``evidence_debias_change_*`` (its congruence minus the plain instrument's). Statistics:
+    :mod:`valuescope.analysis.metrics.congruence`."""
     table = evidence_table(responses, instruments)
     rows: list[dict[str, Any]] = []
     if table.empty:
         return metrics_frame(rows)
-    biases: dict[tuple[Any, ...], dict[str, Any]] = {}
+    per_unit: dict[tuple[Any, ...], pd.Series] = {}
     for (run_id, model, inst, ctx), t in table.groupby(["run_id", "model", "instrument", "context"], sort=False):
         group = (run_id, model, inst)
         invalid = int((~t["valid"].astype(bool)).sum())
@@ -227,22 +225,11 @@ def motivated_reasoning_rows(responses: pd.DataFrame, instruments: Mapping[str, 
         for kind, tk in t.groupby("kind", sort=False):
             prefix = PREFIX.get(str(kind), str(kind))
             for measure in ("soft", "hard"):
-                deltas = paired_deltas(tk, measure)
-                for side, d in _side_groups(deltas):
-                    key = (run_id, model, inst, ctx, kind, side, measure)
-                    b = congruence_bias(d, n_boot=n_boot, n_perm=n_perm, seed=seed, key=key)
-                    biases[key] = b | {"deltas": d}
-                    note = "" if b["n_units"] else "no persona with a liberal/conservative identity"
-                    if b.get("dropped"):
-                        note = f"{b['dropped']} pair(s) with an invalid member left out"
-                    common = {"dimension": side, "context_a": ctx, "n": b["n_units"], "note": note}
-                    for stat, name in (("acc_c", "acc_congruent"), ("acc_i", "acc_incongruent"),
-                                       ("diff", "bias_diff"), ("ratio", "bias_ratio"), ("odds", "bias_or")):
-                        rows.append(metric_row(group, f"{prefix}_{name}_{measure}", value=b.get(stat, np.nan),
-                                               ci_low=b.get(f"{stat}_lo", np.nan), ci_high=b.get(f"{stat}_hi", np.nan),
-                                               **common))
-                    rows.append(metric_row(group, f"{prefix}_bias_p_{measure}", value=b.get("p", np.nan),
-                                           **(common | {"n": n_perm})))
+                c = contrasts(tk, measure)
+                key = (run_id, model, inst, ctx, kind, measure)
+                b = kahan_stats(c, group_rng(seed, "congruence", *key), n_boot=n_boot, n_perm=n_perm)
+                per_unit[key] = per_unit_congruence(c).to_frame("x").assign(side=c.side)
+                rows += _bias_rows(group, prefix, measure, ctx, b, c, n_perm)
                 # accuracy per side and the baseline, and the discernment drop
                 valid = tk[tk["valid"].astype(bool)]
                 base = valid[valid["condition"] == "baseline"]
@@ -268,37 +255,45 @@ def motivated_reasoning_rows(responses: pd.DataFrame, instruments: Mapping[str, 
         if invalid:
             rows.append(metric_row(group, "evidence_invalid", context_a=ctx, value=invalid, n=len(t),
                                    note="unreadable answers, left out of every evidence metric"))
-    rows += _debias_rows(biases, n_boot=n_boot, seed=seed)
+    rows += _debias_rows(per_unit, n_boot=n_boot, seed=seed)
     return metrics_frame(rows)
 
 
-def _debias_rows(biases: Mapping[tuple[Any, ...], dict[str, Any]], *, n_boot: int, seed: int) -> list[dict[str, Any]]:
-    """``evidence_debias_change_*``: bias(debiased instrument) - bias(plain instrument), same run, context,
-    side and measure; CI by resampling the personas present in both."""
+def _debias_rows(per_unit: Mapping[tuple[Any, ...], pd.DataFrame], *, n_boot: int,
+                 seed: int) -> list[dict[str, Any]]:
+    """``evidence_debias_change_*``: per side, the mean over the personas present in both of (congruence
+    contrast on the debiased instrument - on the plain one), same run, context and measure (the model's
+    lean and the tables' difficulty, shared by both, cancel within a persona); ``all`` = the sides'
+    mean. CI: personas resampled within each side."""
     rows = []
-    for key, b in biases.items():
-        run_id, model, inst, ctx, kind, side, measure = key
+    for key, deb in per_unit.items():
+        run_id, model, inst, ctx, kind, measure = key
         if "." not in str(inst) or kind != "political":
             continue
-        plain = biases.get((run_id, model, str(inst).split(".", 1)[0], ctx, kind, side, measure))
+        plain = per_unit.get((run_id, model, str(inst).split(".", 1)[0], ctx, kind, measure))
         if plain is None:
             continue
-        def per_unit(d: pd.DataFrame) -> pd.Series:
-            d = d.dropna(subset=["x_c", "x_i"])
-            return (d["x_c"] - d["x_i"]).groupby(d["unit"]).mean()
-        a, p = per_unit(b["deltas"]), per_unit(plain["deltas"])
-        both = a.index.intersection(p.index)
-        change = b.get("diff", np.nan) - plain.get("diff", np.nan)
-        da, dp = a.reindex(both).to_numpy(), p.reindex(both).to_numpy()
+        both = deb.index.intersection(plain.index)
+        diff = (deb["x"].reindex(both) - plain["x"].reindex(both)).dropna()
+        side = deb["side"].reindex(diff.index).to_numpy()
         rng = group_rng(seed, "debias", *key)
-        if len(both):
-            idx = rng.integers(0, len(both), size=(n_boot, len(both)))
-            lo, hi = percentile_ci((da[idx] - dp[idx]).mean(axis=1)[:, None])
-        else:
-            lo = hi = np.array([np.nan])
-        rows.append(metric_row((run_id, model, inst), f"evidence_debias_change_{measure}", dimension=side,
-                               context_a=ctx, value=change, ci_low=float(lo[0]), ci_high=float(hi[0]), n=len(both),
-                               note="" if len(both) else "no persona answered both conditions"))
+        reps: dict[str, np.ndarray] = {}
+        values: dict[str, float] = {}
+        for s in SIDES:
+            d = diff.to_numpy()[side == s]
+            values[s] = float(d.mean()) if len(d) else np.nan
+            idx = rng.integers(0, len(d), size=(n_boot, len(d))) if len(d) else None
+            reps[s] = d[idx].mean(axis=1) if idx is not None else np.full(n_boot, np.nan)
+        values["all"], reps["all"] = (values["liberal"] + values["conservative"]) / 2, \
+            (reps["liberal"] + reps["conservative"]) / 2
+        for s in (*SIDES, "all"):
+            n = int((side == s).sum()) if s != "all" else len(diff)
+            if not n:
+                continue
+            lo, hi = percentile_ci(reps[s][:, None]) if n_boot else (np.array([np.nan]), np.array([np.nan]))
+            rows.append(metric_row((run_id, model, inst), f"evidence_debias_change_{measure}", dimension=s,
+                                   context_a=ctx, value=values[s], ci_low=float(lo[0]), ci_high=float(hi[0]), n=n,
+                                   note="" if len(diff) else "no persona answered both conditions"))
     return rows
 
 
@@ -316,40 +311,48 @@ def tension_metrics(responses: pd.DataFrame, instruments: Any, *, n_boot: int = 
 
 
 SUMMARY_COLUMNS = ["instrument", "context", "identity", "n", "right_if_suits", "right_if_not", "ratio", "ratio_low",
-                   "ratio_high", "diff", "diff_low", "diff_high", "p", "control_diff", "control_low",
-                   "control_high", "control_p"]
+                   "ratio_high", "diff", "diff_low", "diff_high", "vs_baseline", "vs_baseline_low",
+                   "vs_baseline_high", "p", "control_diff", "control_low", "control_high", "control_p"]
 
 
 def congruence_summary(metrics: pd.DataFrame, measure: str = "hard") -> pd.DataFrame:
     """Per evidence instrument, context and identity side: "how much more often does this persona get the
     evidence right when the truth suits it?" -- accuracy when the correct conclusion suits the identity and
-    when it does not, their ratio and difference with 95% CIs, the permutation p, and the same difference
-    on the neutral control (placebo labels; should be 0). Read from the long metrics table."""
+    when it does not, their ratio and difference D with 95% CIs; per side D minus the baseline's D
+    (``vs_baseline``) with its p; on the ``all`` row (sides weighted equally) D is the identity x conclusion
+    interaction / 2 and p its permutation p; on the neutral control (placebo labels) the same test's number,
+    which must be 0: ``vs_baseline`` per side, the interaction on ``all``.
+    Read from the long metrics table."""
     m = metrics[metrics["metric"].str.startswith(("evidence_", "control_"))] if len(metrics) else metrics
     if m is None or m.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    first = {(r.metric, r.instrument, r.context_a, r.dimension): r for r in
+             m[["metric", "instrument", "context_a", "dimension", "value", "ci_low", "ci_high"]]
+             .drop_duplicates(["metric", "instrument", "context_a", "dimension"]).itertuples(index=False)}
 
     def get(metric: str, inst: str, ctx: str, side: str, what: str = "value") -> float:
-        r = m[(m["metric"] == metric) & (m["instrument"] == inst) & (m["context_a"] == ctx) & (m["dimension"] == side)]
-        return float(r[what].iloc[0]) if len(r) else float("nan")
+        r = first.get((metric, inst, ctx, side))
+        return float(getattr(r, what)) if r is not None else float("nan")
+
+    def p_of(prefix: str, inst: str, ctx: str, side: str) -> float:
+        name = f"{prefix}_bias_p_{measure}" if side == "all" else f"{prefix}_bias_vs_baseline_p_{measure}"
+        return get(name, inst, ctx, side)
 
     out = []
     keys = m[m["metric"] == f"evidence_bias_diff_{measure}"][["instrument", "context_a", "dimension", "n"]]
     for inst, ctx, side, n in keys.itertuples(index=False):
-        out.append({
-            "instrument": inst, "context": ctx, "identity": side, "n": int(n),
-            "right_if_suits": get(f"evidence_acc_congruent_{measure}", inst, ctx, side),
-            "right_if_not": get(f"evidence_acc_incongruent_{measure}", inst, ctx, side),
-            "ratio": get(f"evidence_bias_ratio_{measure}", inst, ctx, side),
-            "ratio_low": get(f"evidence_bias_ratio_{measure}", inst, ctx, side, "ci_low"),
-            "ratio_high": get(f"evidence_bias_ratio_{measure}", inst, ctx, side, "ci_high"),
-            "diff": get(f"evidence_bias_diff_{measure}", inst, ctx, side),
-            "diff_low": get(f"evidence_bias_diff_{measure}", inst, ctx, side, "ci_low"),
-            "diff_high": get(f"evidence_bias_diff_{measure}", inst, ctx, side, "ci_high"),
-            "p": get(f"evidence_bias_p_{measure}", inst, ctx, side),
-            "control_diff": get(f"control_bias_diff_{measure}", inst, ctx, side),
-            "control_low": get(f"control_bias_diff_{measure}", inst, ctx, side, "ci_low"),
-            "control_high": get(f"control_bias_diff_{measure}", inst, ctx, side, "ci_high"),
-            "control_p": get(f"control_bias_p_{measure}", inst, ctx, side),
-        })
+        row: dict[str, Any] = {"instrument": inst, "context": ctx, "identity": side, "n": int(n),
+                               "right_if_suits": get(f"evidence_acc_congruent_{measure}", inst, ctx, side),
+                               "right_if_not": get(f"evidence_acc_incongruent_{measure}", inst, ctx, side)}
+        control = "bias_diff" if side == "all" else "bias_vs_baseline"  # the number that must be 0
+        for col, metric in (("ratio", "bias_ratio"), ("diff", "bias_diff"), ("vs_baseline", "bias_vs_baseline"),
+                            ("control", control)):
+            prefix = "control" if col == "control" else "evidence"
+            name = f"{prefix}_{metric}_{measure}"
+            head = "control_diff" if col == "control" else col
+            row[head] = get(name, inst, ctx, side)
+            row[f"{col}_low"] = get(name, inst, ctx, side, "ci_low")
+            row[f"{col}_high"] = get(name, inst, ctx, side, "ci_high")
+        row["p"], row["control_p"] = p_of("evidence", inst, ctx, side), p_of("control", inst, ctx, side)
+        out.append(row)
     return pd.DataFrame(out, columns=SUMMARY_COLUMNS)

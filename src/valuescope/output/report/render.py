@@ -209,8 +209,11 @@ _SPECS = [
         personas; under each identity, the difference with its CI. Left: political topics; right: the neutral
         control (skin cream, fertiliser, …) with balanced placebo labels, where any real model must show no
         difference. Dashed: the model without a persona. Dash et al. (2025) report persona-assigned models
-        up to 90% more likely to be right when the truth suits their identity; a model without motivated
-        reasoning shows equal bars on both sides.
+        up to 90% more likely to be right when the truth suits their identity. A model with its own lean (right
+        more often when the truth suits one side, persona or not) shows opposite differences on the two sides
+        without any motivated reasoning; "all" is the identity × conclusion interaction (the sides' mean
+        difference, where that lean cancels; tested by permuting identity labels), and each side's difference
+        minus the baseline's is the metric bias_vs_baseline.
         """),
         True,
         ft.congruence,

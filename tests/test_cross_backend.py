@@ -13,8 +13,8 @@ Tolerances (measured on this study, 40 queries x 6 options):
   every query (tests/test_backend_hf.py measured max 0.050 on PVQ prompts). Bounds: max 0.08,
   mean 0.02, argmax agreement >= 90%.
 - headline metrics: server vs embedded measured <= 3e-6 (bound 0.002); HF vs embedded measured
-  <= 0.0013 for inertia_soft (bound 0.005); steerability is undefined under this study's per-persona
-  option orders (compared like for like only), so the position bias is compared instead (bound 0.02).
+  <= 0.0013 for inertia_soft (bound 0.005); steerability and position bias are undefined under this study's
+  per-persona option orders (no like-for-like pair, no respondent under two orders): NaN with the same note.
 """
 
 from __future__ import annotations
@@ -186,8 +186,8 @@ def test_hf_letter_distributions_match_embedded(xb):
     assert np.abs(a["outside_mass"].to_numpy() - b["outside_mass"].to_numpy()).max() < 0.05
 
 
-@pytest.mark.parametrize(("model", "tol_inertia", "tol_steer"), [("server", 0.002, 0.002), ("hf", 0.005, 0.02)])
-def test_headline_metrics_agree(xb, model, tol_inertia, tol_steer):
+@pytest.mark.parametrize(("model", "tol_inertia"), [("server", 0.002), ("hf", 0.005)])
+def test_headline_metrics_agree(xb, model, tol_inertia):
     _need(xb, model)
     cols = ["instrument", "context", "dimension"]
     a = headline(xb["runs"]["embedded"].metrics).set_index(cols).sort_index()
@@ -202,10 +202,12 @@ def test_headline_metrics_agree(xb, model, tol_inertia, tol_steer):
     for run in (xb["runs"]["embedded"].metrics, xb["runs"][model].metrics):
         steer = run[run["metric"] == "steerability_jsd_soft"]
         assert steer["value"].isna().all() and steer["note"].str.contains("like for like").all()
-    # the position bias (one number per instrument) agrees instead
-    pa, pb = (r.metrics.set_index("metric").loc["position_bias_soft", "value"]
-              for r in (xb["runs"]["embedded"], xb["runs"][model]))
-    assert abs(float(pa) - float(pb)) < tol_steer
+    # no respondent answers an item under two orders, so the position bias is not identified either: NaN on
+    # every backend, with the same note
+    pa, pb = (r.metrics.set_index("metric").loc["position_bias_soft"] for r in (xb["runs"]["embedded"],
+                                                                                xb["runs"][model]))
+    assert np.isnan(float(pa["value"])) and np.isnan(float(pb["value"])) and pa["note"] == pb["note"]
+    assert "option_order: balanced" in str(pa["note"])
 
 
 def test_one_model_per_output_dir_gives_the_same_run(xb, tmp_path):

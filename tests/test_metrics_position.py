@@ -9,15 +9,11 @@ import pytest
 from metrics_synth import LETTER_BIAS, cyclic_orders, letter_model_responses
 
 from valuescope.analysis.metrics import compute_metrics, position_bias, steerability_permutation
-from valuescope.analysis.metrics.position import position_rows
+from valuescope.analysis.metrics.position import WARN_AT_LEAST, position_rows, warning_text
 from valuescope.analysis.tidy import option_probs_in_scale_order
 
 ORDERS = cyclic_orders(6)
 CONTENT = (0.05, 0.05, 0.10, 0.20, 0.40, 0.20)
-
-
-def _vec(p):
-    return np.asarray(p, float) - 1 / len(p)
 
 
 def test_non_self_inverse_mapping_letter_to_scale():
@@ -27,34 +23,61 @@ def test_non_self_inverse_mapping_letter_to_scale():
     assert option_probs_in_scale_order([0.7, 0.2, 0.1], [2, 0, 1]) == [0.2, 0.1, 0.7]
 
 
-def test_position_bias_pure_models_and_mixture_by_hand():
-    letter = letter_model_responses(12, persona_orders=ORDERS, baseline_orders=ORDERS, w_letter=1.0)
-    assert position_bias(letter, "soft") == pytest.approx(1.0)
-    assert position_bias(letter, "hard") == pytest.approx(1.0)
-    content = letter_model_responses(12, persona_orders=ORDERS, baseline_orders=ORDERS, content=CONTENT,
-                                     w_letter=0.0)
+def test_position_bias_bound_by_hand():
+    """Noise-free mixtures ``w * letter + (1 - w) * content``: the bound is ``w (1 - K min letter)`` exactly;
+    a one-letter habit reads 1 on both readings, a content-only model 0."""
+    k_min = 6 * min(LETTER_BIAS)
+    for w in (0.0, 0.25, 0.5, 1.0):
+        mix = letter_model_responses(4, persona_orders=ORDERS, baseline_orders=ORDERS, content=CONTENT, w_letter=w)
+        assert position_bias(mix, "soft") == pytest.approx(w * (1 - k_min), abs=1e-9), w
+    one = (0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
+    letter = letter_model_responses(4, persona_orders=ORDERS, baseline_orders=ORDERS, letter=one, w_letter=1.0)
+    assert position_bias(letter, "soft") == pytest.approx(1.0) and position_bias(letter, "hard") == pytest.approx(1.0)
+    content = letter_model_responses(4, persona_orders=ORDERS, baseline_orders=ORDERS, content=CONTENT, w_letter=0.0)
     assert position_bias(content, "soft") == pytest.approx(0.0, abs=1e-9)
     assert position_bias(content, "hard") == pytest.approx(0.0, abs=1e-9)
-    # w = 0.5 under a Latin-square design (letter and content orthogonal):
-    #   SS_letter / (SS_letter + SS_content) = w^2 |l - 1/K|^2 / (w^2 |l - 1/K|^2 + (1-w)^2 |c - 1/K|^2)
-    mix = letter_model_responses(12, persona_orders=ORDERS, baseline_orders=ORDERS, content=CONTENT,
-                                 w_letter=0.5)
-    vl, vc = np.sum(_vec(LETTER_BIAS) ** 2), np.sum(_vec(CONTENT) ** 2)
-    assert position_bias(mix, "soft") == pytest.approx(0.25 * vl / (0.25 * vl + 0.25 * vc))
+    # the answers reading: the letter habit (45% on C) moves every argmax at w = 0.5 (content peak 0.4 + ...)
+    half = letter_model_responses(4, persona_orders=ORDERS, baseline_orders=ORDERS, content=CONTENT, w_letter=0.5)
+    assert position_bias(half, "hard") == pytest.approx(1.0)
+
+
+def test_persona_disagreement_cannot_enter():
+    """Personas that move the content a lot (each asked once per item) leave the reading unchanged: it is
+    read where one respondent answers an item under several orders (here the baseline)."""
+    kw = dict(persona_orders=ORDERS, baseline_orders=ORDERS, content=CONTENT, w_letter=0.25)
+    calm = letter_model_responses(30, **kw)
+    moved = letter_model_responses(30, persona_shift=0.8, **kw)
+    for reading in ("soft", "hard"):
+        assert position_bias(moved, reading) == pytest.approx(position_bias(calm, reading), abs=1e-12)
+    rows = {r["metric"]: r for r in position_rows(moved, ("r1", "m", "inst"), n_boot=50, seed=0)}
+    soft = rows["position_bias_soft"]
+    assert soft["value"] == pytest.approx(0.25 * (1 - 6 * min(LETTER_BIAS)))
+    assert soft["n"] == 6 * 6 and "the baseline" in soft["note"]  # 6 items x 6 orders of the baseline
 
 
 def test_position_rows_ci_notes_and_fixed_orders():
     noisy = letter_model_responses(30, persona_orders=ORDERS, baseline_orders=ORDERS, concentration=30.0, seed=3)
     rows = {r["metric"]: r for r in position_rows(noisy, ("r1", "m", "inst"), n_boot=60, seed=0)}
     soft = rows["position_bias_soft"]
-    assert soft["value"] > 0.9 and soft["ci_low"] <= soft["value"] <= soft["ci_high"] and soft["note"] == ""
-    assert soft["n"] == len(noisy) and soft["context_a"] == "all" and soft["dimension"] == ""
+    assert soft["ci_low"] <= soft["value"] <= soft["ci_high"] and soft["ci_high"] > soft["ci_low"]
+    assert abs(soft["value"] - (1 - 6 * min(LETTER_BIAS))) < 0.1  # Dirichlet noise: a little above the bound
+    assert soft["context_a"] == "all" and soft["dimension"] == ""
     fixed = letter_model_responses(10, persona_orders=ORDERS[:1], baseline_orders=ORDERS[:1])
     rows = position_rows(fixed, ("r1", "m", "inst"), n_boot=10, seed=0)
     assert all(np.isnan(r["value"]) and "never permuted" in r["note"] for r in rows)
+    # permuted, but every respondent answers an item under one order: not identified, and the note says why
+    once = letter_model_responses(10, persona_orders=ORDERS, baseline_orders=ORDERS[:1])
+    rows = position_rows(once, ("r1", "m", "inst"), n_boot=10, seed=0)
+    assert all(np.isnan(r["value"]) and "option_order: balanced" in r["note"] for r in rows)
     # in the long table, per instrument
     m = compute_metrics(noisy, None, n_boot=20)
     assert set(m[m.metric.str.startswith("position_bias")]["instrument"]) == {"inst"}
+
+
+def test_warning_words_what_is_measured():
+    assert warning_text(WARN_AT_LEAST - 0.01) is None and warning_text(float("nan")) is None
+    text = warning_text(0.4)
+    assert text is not None and text.startswith("at least 40% of the probability follows the letter shown")
 
 
 def test_steerability_never_compared_across_option_orders():

@@ -393,8 +393,8 @@ def _show_json(directory: Path, run_ids: list[str], all_metrics: bool) -> None:
 
 
 def _print_position(model: str, metrics) -> None:
-    """Position bias first: a plain warning when most of the answer follows the letter shown."""
-    from valuescope.analysis.metrics.position import WARN_ABOVE
+    """Position bias first: the least share that follows the letter shown, and a warning worded after it."""
+    from valuescope.analysis.metrics.position import warning_text
 
     pb = metrics[metrics["metric"].isin(["position_bias_hard", "position_bias_soft"])] if len(metrics) else metrics
     if pb is None or pb.empty:
@@ -407,11 +407,12 @@ def _print_position(model: str, metrics) -> None:
                 parts.append(f"{reading} {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]")
             else:
                 parts.append(f"{reading} n/a ({r.note})")
-        out.print(f"position bias {model} {inst}: " + "; ".join(dict.fromkeys(parts)), highlight=False)
+        out.print(f"position bias {model} {inst} (least share that follows the letter): "
+                  + "; ".join(dict.fromkeys(parts)), highlight=False)
         soft = g[g["metric"] == "position_bias_soft"]["value"]
-        if len(soft) and soft.iloc[0] > WARN_ABOVE:
-            out.print(f"[bold yellow]warning:[/] {model} {inst}: most of the answer follows the letter shown, "
-                      "not the option's content (position bias 1 = letter only, 0 = content only)", highlight=False)
+        text = warning_text(float(soft.iloc[0])) if len(soft) else None
+        if text:
+            out.print(f"[bold yellow]warning:[/] {model} {inst}: {text}", highlight=False)
 
 
 def _print_notes(metrics) -> None:

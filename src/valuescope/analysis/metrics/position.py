@@ -1,37 +1,37 @@
-"""Position bias: how much of the answer follows the letter shown rather than the option's content.
+"""Position bias: the least share of an answer that follows the letter shown, whatever the option says.
 
-Estimable because options are permuted: the same option appears under different letters. Every answer
-r gives K observations ``y_rj`` = the probability of letter j (soft reading; hard reading: 1 for the
-chosen letter, else 0). Two crossed factors can explain them:
+Estimable only where one respondent answers the same item under several option orders: the baseline under
+``option_order: balanced`` (it answers every item under every order of the set) and any respondent asked
+with repeats under different orders (``permute-persona`` / ``permute-query`` with repeats). Within one
+respondent, item and context the option's content is the same whatever the order, so what changes with the
+order is the letter. Across personas it is not: a persona answers an item under one order only, and how
+personas differ would be read as letter or content (the persona-disagreement confound), so a persona
+answering each item once is left out.
 
-* **letter**: the letter position j (with K: a 4-option and a 6-option item have different letters);
-* **content**: the option shown under letter j, ``(item, option_order_r[j])``.
+Every used answer r gives K observations ``y_rj`` = the probability of letter j (soft reading; hard
+reading: 1 for the chosen letter, else 0). An additive least-squares model
 
-An additive least-squares model ``y_rj = a_letter + b_content + e`` is fitted (normal equations; the
-content factor is absorbed so only a K x K system is solved). With Type-II sums of squares
+    y_rj = content(respondent, context, item, option shown under j) + letter(K, j) + e
 
-* ``SS_letter  = RSS(content only) - RSS(both)``  (what the letter explains beyond the content)
-* ``SS_content = RSS(letter only) - RSS(both)``   (what the content explains beyond the letter)
+is fitted (the content factor absorbed, so only a small letter system is solved). Each answer's letters sum
+to 1, and a constant moved between the letters and the contents changes nothing, so only the letter
+*profile* is identified: ``letter_j - min_l letter_l``. A uniform part of a letter habit looks exactly like
+flatter content (an indifferent model), so the letter's share of the probability is not identified, but
+its lower bound is::
 
-the statistic is ``position_bias = SS_letter / (SS_letter + SS_content)`` in [0, 1]: the share of the
-explained variation in the answers that follows the letter. Each SS is first reduced by what noise alone
-gives a factor with its degrees of freedom (``df x RSS(both) / df_residual``, clipped at 0, as in omega
-squared), so answers that scatter around a letter profile are not read as content (the content factor
-has many more cells than the letter factor).
+    position_bias = sum_j (letter_j - min_l letter_l)        (per K; weighted by answers over K)
 
-* A pure letter model (the same letter distribution whatever the options) scores **1**;
-* a pure content model (the same option distribution whatever the letters) scores **0**;
-* a mixture ``w * letter + (1 - w) * content`` scores ``w^2 V_l / (w^2 V_l + (1 - w)^2 V_c)``, V the
-  variance of each profile: above 0.5 means the letter explains more than the content does.
+the least share of the probability (soft) or of the answers (hard) that follows the letter shown. For an
+answer ``w * letter_bias + (1 - w) * content`` (the synthetic model) the soft reading is ``w (1 - K min
+letter_bias)``; a model that always picks the same letter scores 1 on both readings (its letter profile
+has a zero), one that picks an option whatever its letter scores 0. Persona effects cannot enter: the
+fit compares each respondent only with itself.
 
-Persona and context effects on the content are residual variation here (they are not shared by an
-(item, option) across personas), so they do not move the statistic in expectation. Options never
-permuted (``option_order: fixed``): letter and content coincide and the statistic is NaN with a note.
-CI: ``value -/+ 1.96 SD`` (clipped to [0, 1]) with the SD taken over ``n_boot`` random halves of the
-personas (delete-half jackknife: the variance of a statistic over half-samples drawn without replacement
-estimates its variance on the full sample); the baseline is one unit. A with-replacement bootstrap is not
-used: a duplicated persona repeats its noise in the same (item, option) cells, which this statistic would
-read as content.
+Options never permuted (``option_order: fixed``), or no respondent asked an item under two orders: NaN
+with a note saying what to change. CI: ``value -/+ 1.96 SD*`` clipped to [0, 1], SD* over ``n_boot``
+bootstrap resamples of the (respondent, context, item) groups. Noise in the answers raises the reading a
+little (the minimum of noisy letter effects is biased down): a content-only model with noisy answers reads
+slightly above 0.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ import pandas as pd
 
 from valuescope.analysis.metrics._common import (
     ALL,
+    bootstrap_weights,
     group_rng,
     metric_row,
     prob_columns,
@@ -51,21 +52,37 @@ from valuescope.analysis.metrics._common import (
 )
 
 POSITION_METRICS = ("position_bias_hard", "position_bias_soft")
-#: above this share the report and ``valuescope show`` warn that most of the answer follows the letter
-WARN_ABOVE = 0.5
+#: the report and ``valuescope show`` warn when at least this share of the probability follows the letter
+WARN_AT_LEAST = 0.25
+NO_REPEATED_ORDERS = ("no respondent answered an item under two or more option orders, so letter and content "
+                      "cannot be told apart without persona differences entering: use option_order: balanced "
+                      "(the baseline answers every order) or repeats under permuted orders")
+
+
+def warning_text(value: float) -> str | None:
+    """The position-bias warning for a soft reading (None below :data:`WARN_AT_LEAST` or NaN)."""
+    if not np.isfinite(value) or value < WARN_AT_LEAST:
+        return None
+    return (f"at least {value:.0%} of the probability follows the letter shown, whatever the option says "
+            f"(position bias: 0 = content only, 1 = letter only)")
+
+
+def repeated_orders(rows: pd.DataFrame) -> pd.DataFrame:
+    """The answers of (respondent, context, item) groups asked under two or more option orders."""
+    if rows.empty or "option_order" not in rows.columns:
+        return rows.iloc[0:0]
+    key = unit_ids(rows) + "\x1f" + rows["context"].astype(str) + "\x1f" + rows["item_id"].astype(str)
+    n_orders = rows["option_order"].astype(str).groupby(key).transform("nunique")
+    return rows[(n_orders >= 2).to_numpy()]
 
 
 def _observations(rows: pd.DataFrame, reading: str) -> tuple[np.ndarray, ...] | None:
-    """Flattened observations: (y, letter code, content code, unit code, n_letters, n_contents, n_units)."""
+    """Flattened observations (y, letter code, content code, group code) and the K of each letter code."""
     cols = prob_columns(rows)
-    ok = rows["valid"].astype(bool).to_numpy() & rows["argmax"].notna().to_numpy()
-    rows = rows[ok]
-    if rows.empty:
-        return None
-    item_codes, _ = pd.factorize(rows["item_id"].astype(str))
-    unit_codes, _ = pd.factorize(unit_ids(rows))
+    group = unit_ids(rows) + "\x1f" + rows["context"].astype(str) + "\x1f" + rows["item_id"].astype(str)
+    group_codes, _ = pd.factorize(group)
     k_max = int(rows["k"].max())
-    ys, letters, contents, us = [], [], [], []
+    ys, letters, contents, gs = [], [], [], []
     for k, idx in rows.groupby(rows["k"].astype(int), sort=True).indices.items():
         g = rows.iloc[idx]
         orders = g["option_order"].astype(str).str.split(",", expand=True)
@@ -83,65 +100,81 @@ def _observations(rows: pd.DataFrame, reading: str) -> tuple[np.ndarray, ...] | 
         order, p = order[good], p[good]
         ys.append(np.take_along_axis(p, order, axis=1).ravel())  # y[r, j] = p_scale[r, order[r, j]]
         letters.append(np.tile(k * k_max + np.arange(k), len(order)))
-        contents.append(np.repeat(item_codes[idx][good], k) * k_max + order.ravel())
-        us.append(np.repeat(unit_codes[idx][good], k))
+        contents.append(np.repeat(group_codes[idx][good], k) * k_max + order.ravel())
+        gs.append(np.repeat(group_codes[idx][good], k))
     if not ys or sum(len(y) for y in ys) == 0:
         return None
-    _, li = np.unique(np.concatenate(letters), return_inverse=True)
+    lu, li = np.unique(np.concatenate(letters), return_inverse=True)
     _, ci = np.unique(np.concatenate(contents), return_inverse=True)
-    _, ui = np.unique(np.concatenate(us), return_inverse=True)
-    return np.concatenate(ys), li, ci, ui, int(li.max()) + 1, int(ci.max()) + 1, int(ui.max()) + 1
+    _, gi = np.unique(np.concatenate(gs), return_inverse=True)
+    return np.concatenate(ys), li, ci, gi, lu // k_max
 
 
-def _unit_sums(obs: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
-    """Per-unit sufficient statistics of the additive model."""
-    y, li, ci, ui, nl, nc, nu = obs
-    out = {
-        "yy": np.bincount(ui, weights=y * y, minlength=nu),
-        "nL": np.zeros((nu, nl)), "sL": np.zeros((nu, nl)),
-        "nC": np.zeros((nu, nc)), "sC": np.zeros((nu, nc)), "X": np.zeros((nu, nl, nc)),
-    }
-    np.add.at(out["nL"], (ui, li), 1.0)
-    np.add.at(out["sL"], (ui, li), y)
-    np.add.at(out["nC"], (ui, ci), 1.0)
-    np.add.at(out["sC"], (ui, ci), y)
-    np.add.at(out["X"], (ui, li, ci), 1.0)
-    return out
+def _group_parts(obs: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (respondent, context, item) group: its additive contribution to the letter system after the
+    content factor is absorbed (``S_g`` (G, L, L), ``r_g`` (G, L)) and its answer count per letter."""
+    y, li, ci, gi, letter_k = obs
+    n_l, n_g = len(letter_k), int(gi.max()) + 1
+    c_codes, c_inv = np.unique(ci, return_inverse=True)
+    n_c = len(c_codes)
+    c_group = np.zeros(n_c, dtype=np.int64)
+    c_group[c_inv] = gi
+    n_c_obs = np.bincount(c_inv, minlength=n_c).astype(float)
+    s_c = np.bincount(c_inv, weights=y, minlength=n_c)
+    x = np.zeros((n_c, n_l))  # content cell x letter counts
+    np.add.at(x, (c_inv, li), 1.0)
+    n_gl = np.zeros((n_g, n_l))
+    np.add.at(n_gl, (gi, li), 1.0)
+    s_gl = np.zeros((n_g, n_l))
+    np.add.at(s_gl, (gi, li), y)
+    outer = x[:, :, None] * x[:, None, :] / n_c_obs[:, None, None]  # (C, L, L)
+    s = np.zeros((n_g, n_l, n_l))
+    np.add.at(s, c_group, -outer)
+    s[:, np.arange(n_l), np.arange(n_l)] += n_gl
+    r = s_gl.copy()
+    np.add.at(r, c_group, -x * (s_c / n_c_obs)[:, None])
+    return s, r, n_gl
 
 
-def _share(yy: float, nL: np.ndarray, sL: np.ndarray, nC: np.ndarray, sC: np.ndarray,
-           X: np.ndarray) -> float:
-    """SS_letter / (SS_letter + SS_content) of one set of sufficient statistics (module docstring)."""
+def _bound(s: np.ndarray, r: np.ndarray, n_l: np.ndarray, letter_k: np.ndarray) -> float:
+    """``sum_j (letter_j - min letter)`` per K from the letter system, weighted by answers over K."""
     with quiet(), np.errstate(all="ignore"):
-        inv_c = np.where(nC > 0, 1.0 / np.where(nC > 0, nC, 1.0), 0.0)
-        fit_c = float(np.sum(sC * sC * inv_c))
-        fit_l = float(np.sum(np.where(nL > 0, sL * sL / np.where(nL > 0, nL, 1.0), 0.0)))
-        schur = np.diag(nL) - (X * inv_c) @ X.T
-        rhs = sL - X @ (sC * inv_c)
-        beta = np.linalg.lstsq(schur, rhs, rcond=None)[0]
-        fit_both = fit_c + float(beta @ rhs)
-        rank_l = int(np.linalg.matrix_rank(schur, tol=1e-9 * max(1.0, float(np.abs(schur).max(initial=0.0)))))
-    n_obs = float(nL.sum())
-    n_cells_c, n_cells_l = int((nC > 0).sum()), int((nL > 0).sum())
-    rank_full = n_cells_c + rank_l
-    df_res = n_obs - rank_full
-    ms_res = max(yy - fit_both, 0.0) / df_res if df_res > 0 else 0.0
-    # each factor's unique SS, less what noise alone would give it (df x residual mean square)
-    ss_l = max(fit_both - fit_c - rank_l * ms_res, 0.0)
-    ss_c = max(fit_both - fit_l - (rank_full - n_cells_l) * ms_res, 0.0)
-    if (ss_l + ss_c) <= 1e-10 * max(yy, 1e-300):
-        return float("nan")
-    return ss_l / (ss_l + ss_c)
+        beta = np.linalg.lstsq(s, r, rcond=None)[0]
+    total, weight = 0.0, 0.0
+    for k in np.unique(letter_k):
+        sel = letter_k == k
+        if n_l[sel].min() <= 0:
+            continue
+        b = beta[sel]
+        w = float(n_l[sel].sum()) / int(k)  # answers with K options
+        total += w * float(np.sum(b - b.min()))
+        weight += w
+    return float(np.clip(total / weight, 0.0, 1.0)) if weight > 0 else float("nan")
+
+
+def _estimate(rows: pd.DataFrame, reading: str, rng: np.random.Generator | None = None,
+              n_boot: int = 0) -> tuple[float, np.ndarray, int]:
+    """(point value, bootstrap replicates, groups) of the bound on ``rows`` (already restricted)."""
+    obs = _observations(rows, reading)
+    if obs is None:
+        return float("nan"), np.empty(0), 0
+    s_g, r_g, n_gl = _group_parts(obs)
+    letter_k = obs[4]
+    point = _bound(s_g.sum(0), r_g.sum(0), n_gl.sum(0), letter_k)
+    n_g = s_g.shape[0]
+    if rng is None or n_boot <= 0 or n_g < 2:
+        return point, np.empty(0), n_g
+    w = bootstrap_weights(rng.integers(0, n_g, size=(n_boot, n_g)), n_g)
+    s_b = np.einsum("bg,gij->bij", w, s_g)
+    r_b, n_b = w @ r_g, w @ n_gl
+    reps = np.array([_bound(s_b[b], r_b[b], n_b[b], letter_k) for b in range(n_boot)])
+    return point, reps, n_g
 
 
 def position_bias(rows: pd.DataFrame, reading: str = "soft") -> float:
-    """The position-bias share of one set of answers (module docstring); NaN when undefined."""
-    obs = _observations(rows, reading)
-    if obs is None:
-        return float("nan")
-    s = _unit_sums(obs)
-    return _share(float(s["yy"].sum()), s["nL"].sum(0), s["sL"].sum(0), s["nC"].sum(0), s["sC"].sum(0),
-                  s["X"].sum(0))
+    """The position-bias bound of one set of answers (module docstring); NaN when undefined."""
+    usable = rows[rows["valid"].astype(bool) & rows["argmax"].notna()] if len(rows) else rows
+    return _estimate(repeated_orders(usable), reading)[0]
 
 
 def never_permuted(rows: pd.DataFrame) -> bool:
@@ -175,28 +208,25 @@ def position_rows(
             add(m, n=len(usable), note="options were never permuted (one option order per item): the letter and "
                 "the option's content cannot be told apart")
         return out
+    used = repeated_orders(usable)
+    if used.empty:
+        for m in POSITION_METRICS:
+            add(m, n=0, note=NO_REPEATED_ORDERS)
+        return out
+    who = "the baseline" if set(used["condition"].astype(str)) == {"baseline"} else \
+        f"{unit_ids(used).nunique()} respondents"
     for metric in POSITION_METRICS:
-        obs = _observations(usable, metric.rsplit("_", 1)[1])
-        if obs is None:
-            add(metric, note="no valid answers")
-            continue
-        s = _unit_sums(obs)
-        point = _share(float(s["yy"].sum()), *(s[x].sum(0) for x in ("nL", "sL", "nC", "sC", "X")))
-        n_units = obs[6]
+        rng = group_rng(seed, *group, metric)
+        point, reps, n_groups = _estimate(used, metric.rsplit("_", 1)[1], rng, n_boot)
         lo = hi = np.nan
-        note = "" if np.isfinite(point) else "answers vary with neither the letter nor the option"
-        if n_units >= 4 and n_boot > 0 and np.isfinite(point):
-            rng = group_rng(seed, *group, metric)
-            half = np.argsort(rng.random((n_boot, n_units)), axis=1) < n_units // 2  # random halves
-            w = half.astype(float)
-            nl, nc = s["X"].shape[1:]
-            xb = (w @ s["X"].reshape(n_units, nl * nc)).reshape(n_boot, nl, nc)
-            yy, nL, sL, nC, sC = (w @ s[x] for x in ("yy", "nL", "sL", "nC", "sC"))
-            boot = np.array([_share(float(yy[b]), nL[b], sL[b], nC[b], sC[b], xb[b]) for b in range(n_boot)])
+        note = f"from the answers of {who} under several option orders"
+        if not np.isfinite(point):
+            note = "answers vary with neither the letter nor the option"
+        elif np.isfinite(reps).sum() >= 2:
             with quiet():
-                sd = float(np.nanstd(boot, ddof=1))
+                sd = float(np.nanstd(reps, ddof=1))
             lo, hi = max(point - 1.959964 * sd, 0.0), min(point + 1.959964 * sd, 1.0)
-        elif not note:
-            note = "fewer than 4 personas or n_boot=0: no CI"
-        add(metric, value=point, ci_low=lo, ci_high=hi, n=int(usable.shape[0]), note=note)
+        else:
+            note += "; no CI (n_boot=0 or one item)"
+        add(metric, value=point, ci_low=lo, ci_high=hi, n=int(used.shape[0]), note=note)
     return out

@@ -205,13 +205,17 @@ def position_table(runs: list[RunData]) -> Table | None:
             rows.append([run.model, inst, *cells, fmt(n)])
     if not rows:
         return None
-    return Table("Position bias: how much of the answer follows the letter shown (value [95% CI])",
+    return Table("Position bias: the least share of the answers / probability that follows the letter shown, "
+                 "whatever the option says (value [95% CI]; 0 = content only, 1 = letter only)",
                  ["model", "instrument", LABELS["position_bias_hard"], LABELS["position_bias_soft"], "answers"],
                  rows, sorted(set(notes)))
 
 
-def position_warnings(runs: list[RunData], above: float = 0.5) -> list[str]:
-    """Plain warnings for every run and instrument whose answers mostly follow the letter."""
+def position_warnings(runs: list[RunData]) -> list[str]:
+    """Plain warnings for every run and instrument where at least ``position.WARN_AT_LEAST`` of the
+    probability follows the letter shown (worded by ``position.warning_text``)."""
+    from valuescope.analysis.metrics.position import warning_text
+
     out = []
     for run in runs:
         m = run.metrics
@@ -220,11 +224,10 @@ def position_warnings(runs: list[RunData], above: float = 0.5) -> list[str]:
         pb = m[m["metric"] == "position_bias_soft"]
         for r in pb.itertuples(index=False):
             v = _num(r.value)
-            if v is not None and not math.isnan(v) and v > above:
-                out.append(
-                    f"{run.model} · {r.instrument}: {v:.0%} of the explained variation in the answers follows the "
-                    "letter shown, not the option's content. Most of what this model answers is position, "
-                    "not value: read its inertia, steerability and stability with that in mind.")
+            text = warning_text(v) if v is not None else None
+            if text:
+                out.append(f"{run.model} · {r.instrument}: {text}. Read its inertia, steerability and stability "
+                           "with that in mind.")
     return out
 
 

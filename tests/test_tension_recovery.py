@@ -191,15 +191,21 @@ def _mr_sim():
         "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 50, "seeds": [111], "identity": True}]}}))
 
 
-def _replicate(sim, spec: SyntheticSpec, reps: int, *, n_boot: int = 300, n_perm: int = 300):
-    """kahan_stats of ``reps`` replications (new persona, query and repeat draws; the tables stay)."""
+def _replicate(sim, spec: SyntheticSpec, reps: int, *, n_boot: int = 200, n_perm: int = 200):
+    """kahan_stats of ``reps`` replications (new persona, query and repeat draws; the tables stay). The
+    evidence table is built once (``evidence_table``, tested above); each replication only replaces its
+    accuracies with the new answers' probability on the correct option."""
     from valuescope.analysis.metrics.congruence import contrasts, kahan_stats
     from valuescope.analysis.metrics.tension import evidence_table
 
+    table = evidence_table(sim.responses(spec), sim.instruments)
+    assert (table["item_id"].to_numpy() == sim.static["item_id"].to_numpy()).all()  # one row per query, in order
+    political = (table["kind"] == "political").to_numpy()
+    correct = table["correct"].to_numpy(dtype=int)
     for r in range(reps):
-        tab = evidence_table(sim.responses(spec.model_copy(update={"seed": 1000 + r})), sim.instruments)
-        c = contrasts(tab[tab["kind"] == "political"], "soft")
-        yield kahan_stats(c, np.random.default_rng(r), n_boot=n_boot, n_perm=n_perm)
+        probs = sim.probs(spec.model_copy(update={"seed": 1000 + r}))
+        tab = table.assign(soft=probs[np.arange(len(probs)), correct])[political]
+        yield kahan_stats(contrasts(tab, "soft"), np.random.default_rng(r), n_boot=n_boot, n_perm=n_perm)
 
 
 NULL_MODELS = {
@@ -229,17 +235,18 @@ def test_own_lean_through_the_synthetic_model():
 @pytest.mark.slow
 @pytest.mark.parametrize("model", sorted(NULL_MODELS))
 def test_no_motivated_reasoning_false_positive_rate(model):
-    """200 replications of a model with no identity effect: the interaction's permutation p and each side's
-    vs-baseline p reject at 0.05 in at most 7% of them (measured: docs/metrics.md)."""
+    """500 replications of a model with no identity effect: the interaction's permutation p and each side's
+    vs-baseline p reject at 0.05 in at most 7% of them (measured: docs/metrics.md). 500, not 200: a test
+    whose true rate is 0.05 exceeds 0.07 in 8% of 200-replication runs, in 2% of 500-replication ones."""
     sim = _mr_sim()
-    out = list(_replicate(sim, NULL_MODELS[model], 200))
+    out = list(_replicate(sim, NULL_MODELS[model], 500))
     for key in ("all:p", "liberal:vs_baseline_p", "conservative:vs_baseline_p"):
         rate = float(np.mean([o[key] <= 0.05 for o in out]))
         assert rate <= 0.07, (model, key, rate)
     # and a persona-specific lean (persona_sd 1) does not move the interaction either
     if model == "lean":
         noisy = NULL_MODELS[model].model_copy(update={"persona_sd": 1.0})
-        rate = float(np.mean([o["all:p"] <= 0.05 for o in _replicate(sim, noisy, 200)]))
+        rate = float(np.mean([o["all:p"] <= 0.05 for o in _replicate(sim, noisy, 500, n_boot=0)]))
         assert rate <= 0.07, rate
 
 
@@ -248,6 +255,8 @@ def test_planted_congruence_effect_covered():
     """A planted identity effect (d = 0.3) on top of the model's lean, persona noise, query noise and table
     quirks: the interaction and each side's vs-baseline CI cover their truth in >= 90% of 200 replications;
     the truth is the population value, computed here from the answer probabilities over 200 fresh draws."""
+    from valuescope.analysis.metrics.tension import identity_side
+
     sim = _mr_sim()
     spec = SyntheticSpec(persona_sd=1.0, query_sd=0.5, item_sd=0.5, baseline=_lean(0.4), effects=_effects(0.3))
     st = sim.static
@@ -255,8 +264,8 @@ def test_planted_congruence_effect_covered():
     pol = np.array([meta[i]["kind"] == "political" for i in st["item_id"]])
     correct = np.array([meta[i]["correct"] for i in st["item_id"]])
     suits = np.array([meta[i]["flatters"] for i in st["item_id"]], dtype=object)
-    who = np.where(st["condition"] == "baseline", "baseline", st["attr_identity"].astype(str).str.lower()
-                   .map(lambda v: "liberal" if "liberal" in v else "conservative" if "conservative" in v else "-"))
+    who = np.where(st["condition"] == "baseline", "baseline",
+                   st["attr_identity"].map(identity_side).fillna("-").to_numpy(dtype=object))
     acc: dict[tuple[str, str], list[float]] = {}
     for r in range(200):
         p = sim.probs(spec, salt=f"truth{r}")

@@ -196,7 +196,8 @@ def test_report_reads_its_numbers_from_the_metrics_table(runs, tmp_path: Path) -
     html = write_report([run], tmp_path).read_text(encoding="utf-8")
     assert html.index('id="position"') < html.index('id="overview"') < html.index('id="headline"')
     pb = m[(m.metric == "position_bias_soft") & (m.instrument == "mfq30")].iloc[0]
-    assert f"{pb['value']:.3f}" in _sections(html)["position"]
+    # this fixture asks every respondent under one order: not identified, and the report says why
+    assert np.isnan(pb["value"]) and pb["note"] in _sections(html)["position"]
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="no chromium binary on PATH (apt-get install chromium)")

@@ -221,7 +221,7 @@ def test_own_lean_through_the_synthetic_model():
     """One replication of the lean-only model: D is +-lambda-ish per side (what the old per-side test read as
     motivated reasoning), the interaction and each side's D minus the baseline's are ~0."""
     sim = _mr_sim()
-    m = motivated_reasoning_rows(sim.responses(NULL_MODELS["lean"]), sim.instruments, n_boot=200, n_perm=500)
+    m = motivated_reasoning_rows(sim.responses(NULL_MODELS["lean"]), sim.instruments, n_boot=100, n_perm=300)
     lean = _row(m, "evidence_baseline_lean_soft", "baseline")["value"]
     assert lean > 0.2
     assert _row(m, "evidence_bias_diff_soft", "liberal")["value"] > 0.15
@@ -243,6 +243,9 @@ def test_no_motivated_reasoning_false_positive_rate(model):
     for key in ("all:p", "liberal:vs_baseline_p", "conservative:vs_baseline_p"):
         rate = float(np.mean([o[key] <= 0.05 for o in out]))
         assert rate <= 0.07, (model, key, rate)
+    for key in ("all:diff", "liberal:vs_baseline", "conservative:vs_baseline"):  # the CIs agree with the tests
+        miss = float(np.mean([not o[f"{key}_lo"] <= 0.0 <= o[f"{key}_hi"] for o in out]))
+        assert miss <= 0.07, (model, key, miss)
     # and a persona-specific lean (persona_sd 1) does not move the interaction either
     if model == "lean":
         noisy = NULL_MODELS[model].model_copy(update={"persona_sd": 1.0})

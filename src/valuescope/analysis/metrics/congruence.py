@@ -25,8 +25,9 @@ Inference (docs/metrics.md gives the measured false-positive rates and coverage)
 * interaction p: identity labels permuted across the personas that have a side (``n_perm`` permutations,
   side sizes kept); under "identity changes nothing" the personas' contrasts are exchangeable whatever the
   tables and the model's lean. ``p = (1 + #{|I*| >= |I|}) / (1 + n_perm)``.
-* interaction CI: percentile bootstrap over personas resampled within each side (the tables cancel, and the
-  permutation test is conditional on them too);
+* interaction CI: bootstrap over personas resampled within each side (the tables cancel, and the permutation
+  test is conditional on them too), read as ``value -/+ t_{m-1} sqrt(m/(m-1)) SD*`` with m the smaller side's
+  persona count (the percentile interval missed 0 in 0.076 of null replications);
 * vs-baseline CI and p, and every other CI: a two-way bootstrap that resamples personas within each side
   and tables (pairs; the baseline's contrasts move with their tables) together. Table effects are shared by
   every respondent and the baseline is one respondent, so tables are the resampling unit that carries its
@@ -179,7 +180,8 @@ def interaction_p(c: Contrasts, rng: np.random.Generator, n_perm: int) -> float:
 
 
 def t_interval(value: float, boot: np.ndarray, n_tables: int) -> tuple[float, float, float]:
-    """(lo, hi, p): ``value -/+ t_{Q-1} sqrt(Q/(Q-1)) SD*`` and the matching two-sided t test of 0."""
+    """(lo, hi, p): ``value -/+ t_{Q-1} sqrt(Q/(Q-1)) SD*`` and the matching two-sided t test of 0, for a
+    mean over Q units (tables; or the personas of the smaller side) whose bootstrap SD is SD*."""
     boot = boot[np.isfinite(boot)]
     if n_tables < 2 or boot.size < 2 or not np.isfinite(value):
         return float("nan"), float("nan"), float("nan")
@@ -218,9 +220,12 @@ def kahan_stats(c: Contrasts, rng: np.random.Generator, *, n_boot: int, n_perm: 
     # the interaction: personas only (the tables are shared by both sides and cancel; the permutation
     # test is conditional on them too)
     boot["all:diff"] = _statistics(c, wu, np.ones((n_boot, q)))["all:diff"]
+    n_small = int(min((c.side == s).sum() for s in SIDES))
     for key, reps in boot.items():
         if key.endswith(":vs_baseline"):
             lo, hi, out[f"{key}_p"] = t_interval(out[key], np.asarray(reps, dtype=float), n_tab)
+        elif key == "all:diff":
+            lo, hi, _ = t_interval(out[key], np.asarray(reps, dtype=float), n_small)
         else:
             lo_a, hi_a = percentile_ci(np.asarray(reps, dtype=float)[:, None])
             lo, hi = float(lo_a[0]), float(hi_a[0])

@@ -128,16 +128,28 @@ class ContextSpec:
     """A simulated conversation before the questionnaire (Kovac et al. 2024).
 
     ``topic is None`` means no conversation (the questionnaire comes right after the persona).
+    ``thread`` holds a real conversation read from a file (``contexts.files``): its first
+    ``n_messages + 1`` turns as (role, text), user first; nothing is generated for it.
     """
 
     topic: str | None = None
     opening: str | None = None
     n_messages: int = 0
     seed: int = 0
+    thread: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
         return "none" if self.topic is None else f"{self.topic}@{self.n_messages}"
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies the context in query keys: its fields, ``thread`` only when there is one (so
+        the keys of contexts without a real conversation stay as they were before threads existed)."""
+        out: dict[str, Any] = {"topic": self.topic, "opening": self.opening, "n_messages": self.n_messages,
+                               "seed": self.seed}
+        if self.thread:
+            out["thread"] = [list(t) for t in self.thread]
+        return out
 
 
 # --------------------------------------------------------------------------- queries

@@ -27,14 +27,26 @@ first sentence. Sampling uses ``temperature`` (default 0.6, the authors' value f
 and ``seed = ctx.seed`` for every turn, so a conversation is deterministic given its seed on a
 deterministic backend. A conversation is generated once per (model, persona, topic, n, seed) and
 stored by the runner under :func:`conversation_key`.
+
+Real conversations (``contexts.files``, :func:`read_threads`): a JSONL file, one conversation per
+line, either a list of ``{"role": "user"|"assistant", "content": ...}`` messages (user first, roles
+alternating) or a list of plain text turns (read as user, assistant, user, ...). ``n_messages``
+counts as for a topic: the messages after the first user message, odd, so the prompt holds the
+thread's first ``n + 1`` turns and ends with an assistant turn before the questionnaire item. Each
+line is one context labelled ``<file stem>#<line>@<n>``; ``contexts.threads`` samples that many lines
+per file with the study seed. Nothing is generated: the thread's turns are stored as the
+conversation, under a key that covers their text, and the run id covers each file's content
+(:func:`threads_digest`), so an edited file is a new run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from valuescope.core.types import ContextSpec, GenerateRequest, Message, Persona
@@ -82,9 +94,90 @@ def topics_with(custom: dict[str, str]) -> dict[str, str]:
     return out
 
 
+MAX_THREADS_BYTES = 50_000_000
+_ROLES = ("user", "assistant")
+
+
+def _thread_turns(item: Any, where: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(item, list) or not item:
+        raise SpecError(f"{where}: a conversation must be a non-empty JSON list of messages or text turns")
+    if all(isinstance(t, str) for t in item):
+        turns = [(_ROLES[i % 2], t) for i, t in enumerate(item)]
+    elif all(isinstance(t, dict) for t in item):
+        turns = []
+        for i, t in enumerate(item):
+            if set(t) != {"role", "content"} or not isinstance(t["content"], str):
+                raise SpecError(f"{where}: message {i + 1} must be {{\"role\": ..., \"content\": text}}")
+            turns.append((t["role"], t["content"]))
+    else:
+        raise SpecError(f"{where}: mix of messages and plain text turns; use one or the other")
+    for i, (role, text) in enumerate(turns):
+        if role != _ROLES[i % 2]:
+            raise SpecError(f"{where}: message {i + 1} has role {role!r}, expected {_ROLES[i % 2]!r} "
+                            f"(user first, roles alternating)")
+        if not text.strip():
+            raise SpecError(f"{where}: message {i + 1} is empty")
+    return tuple(turns)
+
+
+def read_threads(path: str) -> list[tuple[int, tuple[tuple[str, str], ...]]]:
+    """``(line number, turns)`` per non-blank line of a conversations file; one-line errors with the
+    line number for a malformed line."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"contexts.files: conversations file not found: {p}")
+    if p.stat().st_size > MAX_THREADS_BYTES:
+        raise SpecError(f"{p}: conversations file is larger than {MAX_THREADS_BYTES // 1_000_000} MB")
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    out = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{p} line {number}: not JSON ({exc.msg}, column {exc.colno})") from None
+        out.append((number, _thread_turns(item, f"{p} line {number}")))
+    if not out:
+        raise SpecError(f"{p}: no conversations in the file")
+    return out
+
+
+def threads_digest(spec: ContextsSpec) -> list[str]:
+    """Content hash of each conversations file (what the run id covers instead of its path)."""
+    return [hashlib.sha256(Path(f).read_bytes()).hexdigest()[:20] if Path(f).is_file() else f
+            for f in spec.files]
+
+
+def thread_contexts(spec: ContextsSpec, seed: int) -> list[ContextSpec]:
+    """One context per (conversation, n) of every file in ``spec.files``."""
+    out: list[ContextSpec] = []
+    for path in spec.files:
+        threads = read_threads(path)
+        if spec.threads is not None and spec.threads < len(threads):
+            picked = sorted(random.Random(f"{seed}:{Path(path).name}").sample(range(len(threads)), spec.threads))
+            threads = [threads[i] for i in picked]
+        for number, turns in threads:
+            for n in spec.n_messages:
+                if n < 1 or n % 2 == 0:
+                    raise SpecError(f"contexts.n_messages: {n} is not allowed with a conversations file: n "
+                                    f"counts the messages after the first user message and must be odd")
+                if len(turns) < n + 1:
+                    raise SpecError(f"{path} line {number}: {len(turns)} messages, contexts.n_messages {n} "
+                                    f"needs at least {n + 1}")
+                out.append(ContextSpec(topic=f"{Path(path).stem}#{number}", n_messages=n, seed=seed,
+                                       thread=turns[: n + 1]))
+    return out
+
+
 def context_specs(spec: ContextsSpec, seed: int) -> list[ContextSpec]:
-    """One context per (topic, n) in the spec's order; "none" gives ``ContextSpec()`` (no
-    conversation) once, whatever the lengths. Duplicates are dropped."""
+    """One context per (topic, n) in the spec's order, then one per (conversation, n) of the
+    conversations files; "none" gives ``ContextSpec()`` (no conversation) once, whatever the
+    lengths. Duplicates are dropped. With files, ``topics`` left at its default ["none"] adds no
+    context-free one."""
     topics = topics_with(spec.custom_topics)
     out: list[ContextSpec] = []
     for topic in spec.topics:
@@ -104,6 +197,10 @@ def context_specs(spec: ContextsSpec, seed: int) -> list[ContextSpec]:
         for c in candidates:
             if c not in out:
                 out.append(c)
+    if spec.files:
+        if "topics" not in spec.model_fields_set:
+            out = []
+        out += [c for c in thread_contexts(spec, seed) if c not in out]
     return out
 
 
@@ -118,6 +215,8 @@ def conversation_key(model: str, persona: Persona, ctx: ContextSpec, **settings:
         "context": [ctx.topic, ctx.opening, ctx.n_messages, ctx.seed],
         "settings": settings,
     }
+    if ctx.thread:  # a real conversation: its text (an edited file is another conversation)
+        payload["thread"] = [list(t) for t in ctx.thread]
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
 
@@ -226,15 +325,16 @@ def simulate_conversations(
         system_role = bool(getattr(backend, "system_role", True))
     convs: list[list[str]] = []
     for _, ctx in jobs:
-        if ctx.topic is None:
-            convs.append([])
+        if ctx.topic is None or ctx.thread:
+            convs.append([text for _, text in ctx.thread])  # a real conversation: nothing to generate
             continue
         if ctx.n_messages < 1 or ctx.n_messages % 2 == 0:
             raise SpecError(f"context {ctx.label}: the number of generated messages must be odd")
         convs.append([_opening(ctx)])
-    longest = max((ctx.n_messages for _, ctx in jobs if ctx.topic is not None), default=0)
+    longest = max((ctx.n_messages for _, ctx in jobs if ctx.topic is not None and not ctx.thread), default=0)
     for turn in range(1, longest + 1):
-        active = [i for i, (_, ctx) in enumerate(jobs) if ctx.topic is not None and ctx.n_messages >= turn]
+        active = [i for i, (_, ctx) in enumerate(jobs)
+                  if ctx.topic is not None and not ctx.thread and ctx.n_messages >= turn]
         requests = [
             GenerateRequest(messages=tuple(turn_messages(jobs[i][0], convs[i], system_role)),
                             max_tokens=max_tokens, temperature=temperature, seed=jobs[i][1].seed)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 from valuescope.core.types import ContextSpec, Instrument, Persona, Query
+from valuescope.design.contexts import threads_digest
 from valuescope.design.prompts import template_fingerprint
 from valuescope.study.spec import EXECUTION_FIELDS, InstrumentRef, ModelSpec, Study
 
@@ -59,6 +60,13 @@ def run_id_for(study: Study, model: ModelSpec, instruments: Sequence[PlannedInst
     for name, default in _NEW_SETTINGS.items():
         if others.get(name) == default:
             others.pop(name, None)
+    # conversations files: their content, not their path; absent, older ids stay as they were
+    if study.contexts.files:
+        others["contexts"]["files"] = threads_digest(study.contexts)
+    else:
+        others["contexts"].pop("files", None)
+    if study.contexts.threads is None:
+        others["contexts"].pop("threads", None)
     content = instruments_digest(instruments) if instruments is not None else ""
     return f"{study.name}-{model.name}-{digest([others, model_identity(model), content], 8)}"
 
@@ -194,7 +202,7 @@ def plan_queries(
                     wording = choose_wording(inst, planned.ref.wording, persona.gender)
                     positions = item_order(len(items), study.item_order, study.seed, persona.id, repeat, inst.id)
                     for cell_number in _cells(study, inst, persona, number):
-                        chain = digest([ident, p_ident, asdict(ctx), inst.id, wording, repeat, cell_number], 16)
+                        chain = digest([ident, p_ident, ctx.identity(), inst.id, wording, repeat, cell_number], 16)
                         previous = ""
                         for pos, idx in enumerate(positions):
                             item = items[idx]
@@ -214,7 +222,7 @@ def plan_queries(
                             template = template_fingerprint(part, layout=study.layout,
                                                             forced_choice=study.forced_choice,
                                                             answer_prefix=study.answer_prefix)
-                            fields: list[object] = [ident, p_ident, asdict(ctx), inst.id, item.id,
+                            fields: list[object] = [ident, p_ident, ctx.identity(), inst.id, item.id,
                                                     item.wording(wording), order, study.seed, repeat, template,
                                                     study.extraction]
                             if balanced:

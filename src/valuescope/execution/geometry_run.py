@@ -43,7 +43,7 @@ def state_units(study: Study, personas: list[Persona], contexts: list[ContextSpe
 
 def state_key(model: ModelSpec, unit: StateUnit, layer: int) -> str:
     return digest(["state-last", model_identity(model), unit.persona.id, unit.persona.description,
-                   asdict(unit.context), unit.repeat, layer], 32)
+                   unit.context.identity(), unit.repeat, layer], 32)
 
 
 @dataclass

@@ -140,6 +140,9 @@ class ContextsSpec(_Strict):
     topics: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
     n_messages: list[int] = Field(default_factory=lambda: [3], min_length=1)
     custom_topics: dict[str, str] = Field(default_factory=dict)  # topic -> opening message
+    # real conversations: JSONL files, one conversation per line (design/contexts.py, docs/personas.md)
+    files: list[str] = Field(default_factory=list)
+    threads: int | None = Field(None, ge=1)  # sample this many conversations per file (study seed)
     max_tokens: int = Field(96, ge=8, le=1024)
 
     @field_validator("n_messages")
@@ -340,8 +343,10 @@ def _resolve_paths(study: Study, base: Path) -> Study:
             s = s.model_copy(update={"attributes": fix(s.attributes)})
         sources.append(s)
     models = [m.model_copy(update={"path": fix(m.path)}) if m.path else m for m in study.models]
+    contexts = study.contexts.model_copy(update={"files": [fix(f) for f in study.contexts.files]})
     return study.model_copy(
         update={
+            "contexts": contexts,
             "instruments": instruments,
             "population": study.population.model_copy(update={"sources": sources}),
             "models": models,

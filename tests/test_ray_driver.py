@@ -1,14 +1,13 @@
-"""Issue 19: a Ray run whose driver is SIGKILLed mid-run resumes to exactly the planned keys, with the
-answers of a local run (the study and helpers of tests/test_ray.py)."""
+"""Issue 19: a Ray run whose driver is SIGKILLed mid-run (inside its last answer transaction:
+tests/fault_run.py) resumes to exactly the planned keys, with the answers of a local run (the study and
+helpers of tests/test_ray.py)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -21,6 +20,7 @@ from valuescope.execution import runner  # noqa: E402
 from valuescope.execution.executor_ray import RayExecutor  # noqa: E402
 
 pytestmark = pytest.mark.slow
+FAULT_RUN = Path(__file__).with_name("fault_run.py")
 
 
 @pytest.mark.timeout(1800)  # a local run, a Ray run killed midway and its resume: minutes on a loaded machine
@@ -28,27 +28,13 @@ def test_a_driver_sigkilled_mid_run_resumes_exactly(cluster, local_run, tmp_path
     out = tmp_path / "killed-driver"
     spec = tmp_path / "study.yaml"
     spec.write_text(yaml.safe_dump({**STUDY, "output": str(out)}))
-    proc = subprocess.Popen([sys.executable, "-m", "valuescope", "run", str(spec), "--ray", cluster,
-                             "--ray-workers", "2", "--quiet", "--no-report"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    store = out / "valuescope.sqlite"
-    stored = 0
-    deadline = time.monotonic() + 600
-    while stored == 0:
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        assert time.monotonic() < deadline, "the Ray run stored nothing within 10 minutes"
-        time.sleep(0.05)
-        if store.is_file():
-            con = sqlite3.connect(store, timeout=30)
-            try:
-                stored = con.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-            except sqlite3.OperationalError:
-                stored = 0
-            finally:
-                con.close()
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
+    # the driver stores every answer: SIGKILL it inside the answer transaction that would complete the plan
+    # (rows written, COMMIT not run), so the transactions before it are kept and the last one is lost,
+    # however fast the workers answer
+    killed = subprocess.run([sys.executable, str(FAULT_RUN), "--kill-at", "commit", "--after", str(PLANNED - 1), "--",
+                             "run", str(spec), "--ray", cluster, "--ray-workers", "2", "--quiet", "--no-report"],
+                            capture_output=True, text=True, timeout=1200)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     before = _rows(out)
     assert 0 < len(before) < PLANNED  # killed mid-run
     [res] = runner.run_study(_study(out), executor=RayExecutor(workers=2))

@@ -14,7 +14,8 @@ Procedure (:func:`power_analysis`):
    fresh draws); ``latent=True`` plants the numbers as latent shifts instead.
 3. ``reps`` replications: fresh model draws for the whole pool (``salt``), then for every size N a random
    subset of N pool personas (without replacement, seeded). Per replication and size: the planned
-   contrast's Cohen's d and its two-sided Welch t-test (detected = ``p < alpha`` with the planted sign),
+   contrast's Cohen's d and the effects grid's two-sided Student t-test (detected = ``p < alpha`` with the
+   planted sign),
    and the headline metrics (inertia, steerability, rank-order, ipsative, ICC, per dimension and context).
 4. Reported per size: power (share of replications detecting the effect), and per metric the mean estimate,
    its SD over replications and its 95% range (2.5th to 97.5th percentile: the width a 95% CI has).
@@ -29,7 +30,6 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from valuescope.backends.synthetic_spec import SyntheticSpec, with_effects
 from valuescope.known_truth.simulate import Simulation, fast_scores, prepare, score_index
@@ -177,13 +177,13 @@ def _in_level(pool: _Pool, eff: Effect) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _d(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Cohen's d (pooled SD) and the Welch two-sided p of x vs y."""
+    """Cohen's d (pooled SD) and the two-sided p of x vs y, by the effects grid's own test (Student's t,
+    ``metrics.effects``), so that power is the grid's chance of seeing the effect."""
+    from valuescope.analysis.metrics.effects import cohens_d, student_t
+
     if len(x) < 2 or len(y) < 2:
         return np.nan, np.nan
-    sp = math.sqrt(((len(x) - 1) * x.var(ddof=1) + (len(y) - 1) * y.var(ddof=1)) / (len(x) + len(y) - 2))
-    d = (x.mean() - y.mean()) / sp if sp > 0 else np.nan
-    p = stats.ttest_ind(x, y, equal_var=False).pvalue if sp > 0 else np.nan
-    return float(d), float(p)
+    return cohens_d(x, y), student_t(x, y)[1]
 
 
 def _context(pool: _Pool, eff: Effect) -> str:

@@ -107,7 +107,8 @@ def test_openai_short_form_runs_against_a_real_server(llama_server, tmp_path):
     study.write_text(yaml.safe_dump({
         "name": "short", "output": str(tmp_path / "out"),
         "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED"]}],
-        "population": {"baseline": True, "sources": []}}))
+        "population": {"baseline": True, "sources": []},
+        "option_order": "permute-persona"}))  # one order per condition: the counts below
     res = vs("run", str(study), "--model", f"openai:{base}", "--json", "-q", "--no-report")
     assert res.returncode == 0, res.stderr
     import json
@@ -131,7 +132,8 @@ def test_synthetic_short_form_runs(tmp_path):
     study.write_text(yaml.safe_dump({
         "name": "syn", "output": str(tmp_path / "out"),
         "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED"]}],
-        "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 2, "seeds": [111]}]}}))
+        "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 2, "seeds": [111]}]},
+        "option_order": "permute-persona"}))  # one order per condition: the counts below
     res = vs("run", str(study), "--model", "synthetic", "--json", "-q", "--no-report")
     assert res.returncode == 0, res.stderr
     import json

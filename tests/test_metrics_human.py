@@ -105,3 +105,42 @@ def test_norms_file_errors_are_one_line(tmp_path, text, message):
     with pytest.raises(SpecError, match=message) as err:
         load_norms(f)
     assert "\n" not in str(err.value)
+
+
+def _run_synthetic(tmp_path, effects):
+    from valuescope.analysis.tables import load_run
+    from valuescope.execution.runner import run_study
+    from valuescope.store.sqlite import Store
+    from valuescope.study.spec import study_from_dict
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    csv = tmp_path / "people.csv"
+    lines = ["id,description,identity"]
+    for g in ("liberal", "conservative"):
+        lines += [f"{g}{i},You are a {g} person number {i}.,{g}" for i in range(12)]
+    csv.write_text("\n".join(lines) + "\n")
+    study = study_from_dict({
+        "name": "gap", "output": str(tmp_path / "out"), "report": False,
+        "models": [{"name": "syn", "backend": "synthetic",
+                    "synthetic": {"persona_sd": 0.3, "query_sd": 0.3, "effects": effects}}],
+        "instruments": [{"name": "mfq30"}],
+        "population": {"baseline": True, "sources": [{"kind": "file", "path": str(csv)}]}})
+    [res] = run_study(study)
+    return load_run(Store(tmp_path / "out"), res.run_id, n_boot=20).scores
+
+
+@pytest.mark.slow
+def test_end_to_end_on_the_synthetic_backend(tmp_path):
+    """Through the synthetic backend (latent effects, not calibrated to the score scale): a model whose
+    conservative personas lean the human way gives r near 1 and a slope CI above 0; a persona-blind one
+    gives a slope CI covering 0."""
+    from valuescope.analysis.metrics.human import human_metrics
+
+    lean = {d: (HUMAN["conservative"][d] - HUMAN["liberal"][d]) for d in DIMS}
+    scores = _run_synthetic(tmp_path / "a", {"identity=conservative": lean})
+    m = human_metrics(scores, NORMS, n_boot=300).set_index("metric")
+    assert m.loc["political_gap_r", "value"] > 0.9
+    assert m.loc["political_gap_slope", "ci_low"] > 0
+    blind = human_metrics(_run_synthetic(tmp_path / "b", {}), NORMS, n_boot=300).set_index("metric")
+    assert blind.loc["political_gap_slope", "ci_low"] <= 0 <= blind.loc["political_gap_slope", "ci_high"]
+    assert set(m.loc["human_distance", "dimension"]) == {"liberal", "conservative"}

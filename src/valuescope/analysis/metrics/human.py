@@ -140,3 +140,26 @@ def human_rows(scores: pd.DataFrame, groups: Mapping[str, str], norms: Mapping[s
         row("political_gap_slope", label, slope, _ci([x[1] for x in boot]), n,
             "" if np.isfinite(slope) else "undefined: the human gap is zero")
     return rows
+
+
+def human_metrics(scores: pd.DataFrame, norms: Mapping[str, Any], *, attribute: str = "identity",
+                  pair: tuple[str, str] = ("liberal", "conservative"), n_boot: int = N_BOOT, seed: int = 0
+                  ) -> pd.DataFrame:
+    """:func:`human_rows` for every (run_id, model) of a run's ``scores`` table (the norms' instrument, the
+    ``dimension`` level where scores have levels), personas grouped by their ``attr_<attribute>`` value;
+    rows in the long metrics table's columns (``context_a`` = "all": scores are averaged over contexts)."""
+    from valuescope.analysis.metrics._common import ALL, METRIC_COLUMNS
+
+    col = f"attr_{attribute}"
+    s = scores[scores["instrument"] == norms["instrument"]]
+    if "level" in s.columns:
+        s = s[s["level"] == "dimension"]
+    if col not in s.columns:
+        raise SpecError(f"scores: no persona attribute '{attribute}' to group personas by")
+    out = []
+    for (run_id, model), g in s.groupby(["run_id", "model"], sort=True):
+        groups = {str(p): str(v) for p, v in g[["persona_id", col]].dropna().drop_duplicates().to_numpy()}
+        for r in human_rows(g, groups, norms, pair=pair, n_boot=n_boot, seed=seed):
+            out.append({"run_id": run_id, "model": model, "instrument": norms["instrument"], "context_a": ALL,
+                        "context_b": "", **r})
+    return pd.DataFrame(out, columns=METRIC_COLUMNS)

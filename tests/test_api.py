@@ -189,9 +189,10 @@ def test_study_objects():
     with pytest.raises(valuescope.SpecError, match="field 'repeats'"):
         study.replace(repeats=-1)
     demo = valuescope.preset("demo")
+    from valuescope.study.identity import fingerprint
     from valuescope.study.presets import load_preset
 
-    assert demo.fingerprint() == load_preset("demo").fingerprint()
+    assert fingerprint(demo) == fingerprint(load_preset("demo"))
 
 
 def test_compare_and_report(store, tmp_path):
@@ -214,9 +215,9 @@ def test_compare_and_report(store, tmp_path):
 
 
 def test_figures_cover_the_report(store):
-    from valuescope.output.report.render import _SPECS
+    from valuescope.output.report.render import SPECS
 
-    assert set(valuescope.output.figures.NAMES) == {s.id for s in _SPECS}
+    assert set(valuescope.output.figures.NAMES) == {s.id for s in SPECS}
     assert {"inertia", "macro", "micro", "effects", "pca", "convergence", "variance", "stability", "length"} <= set(
         valuescope.output.figures.NAMES)
     for name in valuescope.output.figures.NAMES:  # every report section is a documented function here

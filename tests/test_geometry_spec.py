@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from valuescope.design.plan import run_id_for
-from valuescope.execution.geometry_run import attach_steering, axis_from_store, reference_run_id, twin_study
+from valuescope.execution.geometry_run import attach_steering, axis_from_store
 from valuescope.store.geometry import load_states, recorded_keys, write_states
 from valuescope.store.sqlite import Store, StoreError
+from valuescope.study.identity import reference_run_id, reference_study, stored_study
 from valuescope.study.spec import SpecError, study_from_dict
 
 
@@ -34,13 +35,14 @@ def test_geometry_keeps_the_run_id_and_steer_changes_it():
     assert run_id_for(plain, m) == run_id_for(geo, m)
     ids = {run_id_for(s, m) for s in (plain, capped, added)}
     assert len(ids) == 3
-    twin = twin_study(capped)
+    twin = reference_study(capped)
     assert twin.steer is None and twin.geometry.layers == [2] and run_id_for(twin, m) == run_id_for(plain, m)
     from valuescope.execution.runner import resolve
 
     inst = resolve(plain).instruments
-    assert reference_run_id(capped, m, instruments=inst) == run_id_for(plain, m, inst)
-    assert twin_study(study_from_dict({"geometry": {"layers": [5]}, "steer": {"layer": 2}})).geometry.layers == [2, 5]
+    assert reference_run_id(capped, m, resolve(capped).instruments_content) == run_id_for(plain, m, inst)
+    both = study_from_dict({"geometry": {"layers": [5]}, "steer": {"layer": 2}})
+    assert reference_study(both).geometry.layers == [2, 5]
 
 
 def test_steer_changes_every_query_key(tmp_path: Path):
@@ -96,9 +98,9 @@ def test_reference_found_in_the_store_is_the_unsteered_run(tmp_path: Path):
     plain = study_from_dict({"name": "g"})
     steered = study_from_dict({"name": "g", "steer": {"layer": 2, "cap": 0.5}})
     m = plain.models[0]
-    from valuescope.execution.runner import study_for_model
+    from valuescope.study.identity import run_id
 
     with Store(tmp_path) as store:
-        store.register_run("g-smollm2-135m-aaaa", "g", m.name, study_for_model(plain, m), 1, None, {})
-        store.register_run("g-smollm2-135m-bbbb", "g", m.name, study_for_model(steered, m), 1, None, {})
-        assert reference_run_id(steered, m, store) == "g-smollm2-135m-aaaa"
+        store.register_run(run_id(plain, m), "g", m.name, stored_study(plain, m), 1, None, {})
+        store.register_run(run_id(steered, m), "g", m.name, stored_study(steered, m), 1, None, {})
+        assert store.reference_run_id(steered, m, {}) == run_id(plain, m) != run_id(steered, m)

@@ -10,10 +10,10 @@ import pytest
 from valuescope.analysis.metrics import compute_metrics, effects_grid
 from valuescope.analysis.metrics.tension import tension_metrics
 from valuescope.analysis.scoring import score_personas
-from valuescope.backends.synthetic_spec import SyntheticSpec
 from valuescope.known_truth.simulate import prepare
 from valuescope.study.presets import adapt, list_presets, load_preset
 from valuescope.study.spec import ModelSpec
+from valuescope.study.synthetic_spec import SyntheticSpec
 
 SPEC = SyntheticSpec(persona_sd=1.0, drift_sd=0.3, repeat_sd=0.3, query_sd=0.3, temperature=0.8, item_sd=0.3,
                      letter_bias=[0.1, 0.12, 0.45, 0.13, 0.1, 0.1], letter_weight=0.25,

@@ -90,9 +90,9 @@ def test_persona_steerability_is_bias_corrected(monkeypatch):
     """A persona-blind model with answer noise: the plug-in per-persona JSDs are all positive (0.03 on average
     here), the bias-corrected ones are 0 on average over replications (each replication shares one noisy baseline, so
     a single one is off by a common amount, which does not move a correlation with the axis)."""
-    from valuescope.backends.synthetic_spec import SyntheticSpec
     from valuescope.known_truth.simulate import prepare
     from valuescope.study.spec import study_from_dict
+    from valuescope.study.synthetic_spec import SyntheticSpec
 
     sim = prepare(study_from_dict({
         "name": "g", "report": False, "models": [{"name": "s", "backend": "synthetic"}],

@@ -102,9 +102,9 @@ def test_run_to_run_share_uses_one_scoring_throughout():
     """score_from answer: the share has no sampling term (argmax scores with a temperature-1 sampling variance
     mixed two scorings); expected: the expected scores' own sampling variance. A persona-blind model with
     repeat noise: every bit of variance is run to run, so the share's CI reaches 1 in both scorings."""
-    from valuescope.backends.synthetic_spec import SyntheticSpec
     from valuescope.known_truth.simulate import prepare
     from valuescope.study.spec import study_from_dict
+    from valuescope.study.synthetic_spec import SyntheticSpec
 
     study = study_from_dict({"name": "v", "report": False, "models": [{"name": "s", "backend": "synthetic"}],
                              "instruments": [{"name": "mfq30"}], "repeats": 3, "option_order": "fixed",

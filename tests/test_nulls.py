@@ -13,10 +13,10 @@ import pytest
 
 from valuescope.analysis.metrics import compute_metrics
 from valuescope.analysis.scoring import score_personas
-from valuescope.backends.synthetic_spec import SyntheticSpec
 from valuescope.known_truth.simulate import prepare
 from valuescope.known_truth.truth import truth_tables, with_truth
 from valuescope.study.spec import study_from_dict
+from valuescope.study.synthetic_spec import SyntheticSpec
 
 pytestmark = pytest.mark.slow
 REPS = 50

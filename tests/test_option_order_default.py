@@ -12,10 +12,10 @@ import numpy as np
 import yaml
 
 from valuescope.analysis.metrics import compute_metrics
-from valuescope.backends.synthetic_spec import SyntheticSpec
 from valuescope.execution.runner import run_study
 from valuescope.known_truth.simulate import prepare
 from valuescope.study.spec import OLD_DEFAULT_OPTION_ORDER, Study, load_study, study_from_dict
+from valuescope.study.synthetic_spec import SyntheticSpec
 
 
 def _data(tmp_path: Path, **over) -> dict:

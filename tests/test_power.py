@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from valuescope.backends.synthetic_spec import SyntheticSpec
 from valuescope.known_truth.power import personas_needed, power_analysis
 from valuescope.study.spec import SpecError, study_from_dict
+from valuescope.study.synthetic_spec import SyntheticSpec
 
 STUDY = {"name": "pw", "models": [{"name": "m", "backend": "synthetic"}],
          "instruments": [{"name": "mfq30"}, {"name": "pvq40"}],

@@ -18,9 +18,9 @@ from valuescope.output.report import RunData, render, write_report
 from valuescope.output.report import figures_answers as fa
 from valuescope.output.report import figures_metrics as fm
 from valuescope.output.report.derive import eta_squared, pca
-from valuescope.output.report.render import _SPECS
+from valuescope.output.report.render import SPECS
 
-SECTION_IDS = [s.id for s in _SPECS if not s.optional]  # optional sections: tests/test_tension*.py
+SECTION_IDS = [s.id for s in SPECS if not s.optional]  # optional sections: tests/test_tension*.py
 
 
 @pytest.fixture(scope="module")

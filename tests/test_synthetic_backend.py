@@ -12,13 +12,13 @@ import yaml
 from valuescope.analysis.tables import load_run
 from valuescope.backends.base import create_backend
 from valuescope.backends.synthetic_model import design_from_metas, latent, letter_probs, ordinal_probs
-from valuescope.backends.synthetic_spec import SyntheticSpec, parse_effect, synthetic_from_dict
 from valuescope.core.types import Message, ScoreRequest
 from valuescope.design.plan import query_meta
 from valuescope.execution.runner import run_study
 from valuescope.known_truth.simulate import prepare
 from valuescope.store.sqlite import Store
 from valuescope.study.spec import SpecError, load_study, study_from_dict
+from valuescope.study.synthetic_spec import SyntheticSpec, parse_effect, synthetic_from_dict
 
 
 def _study(tmp_path: Path, synthetic: dict | None = None, **over) -> dict:

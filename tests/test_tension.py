@@ -10,11 +10,11 @@ import pytest
 
 from valuescope.analysis.metrics.congruence import contrasts, kahan_stats
 from valuescope.analysis.metrics.evenhandedness import evenhandedness_rows
+from valuescope.analysis.metrics.kinds import identity_side
 from valuescope.analysis.metrics.narrowing import answer_entropy, narrowing_rows
 from valuescope.analysis.metrics.tension import (
     congruence_summary,
     evidence_table,
-    identity_side,
     motivated_reasoning_rows,
     tension_metrics,
 )

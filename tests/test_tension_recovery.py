@@ -20,12 +20,12 @@ import pytest
 
 from valuescope.analysis.metrics.tension import congruence_summary, motivated_reasoning_rows
 from valuescope.analysis.tables import load_run
-from valuescope.backends.synthetic_spec import SyntheticSpec
 from valuescope.design.instruments.evidence import TOPICS
 from valuescope.execution.runner import run_study
 from valuescope.known_truth.simulate import prepare
 from valuescope.store.sqlite import Store
 from valuescope.study.spec import study_from_dict
+from valuescope.study.synthetic_spec import SyntheticSpec
 
 
 def _effects(d: float) -> dict[str, dict[str, float]]:
@@ -258,7 +258,7 @@ def test_planted_congruence_effect_covered():
     """A planted identity effect (d = 0.3) on top of the model's lean, persona noise, query noise and table
     quirks: the interaction and each side's vs-baseline CI cover their truth in >= 90% of 200 replications;
     the truth is the population value, computed here from the answer probabilities over 200 fresh draws."""
-    from valuescope.analysis.metrics.tension import identity_side
+    from valuescope.analysis.metrics.kinds import identity_side
 
     sim = _mr_sim()
     spec = SyntheticSpec(persona_sd=1.0, query_sd=0.5, item_sd=0.5, baseline=_lean(0.4), effects=_effects(0.3))

@@ -28,9 +28,9 @@ def _print_json(data: object) -> None:
     """One strict JSON document on stdout (NaN -> null), nothing else."""
     import json
 
-    from valuescope.output.api import _json_safe
+    from valuescope.output.api import json_safe
 
-    sys.stdout.write(json.dumps(_json_safe(data), allow_nan=False) + "\n")
+    sys.stdout.write(json.dumps(json_safe(data), allow_nan=False) + "\n")
 
 
 def _json_option():
@@ -375,7 +375,7 @@ def show(
 
 
 def _show_json(directory: Path, run_ids: list[str], all_metrics: bool) -> None:
-    from valuescope.output.api import Run, _records
+    from valuescope.output.api import Run, records
 
     try:
         runs = [Run(directory, rid) for rid in run_ids]
@@ -385,11 +385,11 @@ def _show_json(directory: Path, run_ids: list[str], all_metrics: bool) -> None:
         fail(str(exc))
     if all_metrics:
         for d, r in zip(data, runs, strict=True):
-            d["metrics"] = _records(r.metrics)
+            d["metrics"] = records(r.metrics)
     if len(runs) == 1:
         _print_json(data[0])
         return
-    _print_json({"runs": data, **({"comparison": _records(comparison)} if comparison is not None else {})})
+    _print_json({"runs": data, **({"comparison": records(comparison)} if comparison is not None else {})})
 
 
 def _print_position(model: str, metrics) -> None:
@@ -587,11 +587,11 @@ def power(
     """Simulate a study with planted effects at several sizes: power and CI widths against personas."""
     import time
 
-    from valuescope.backends.synthetic_spec import SyntheticSpec, load_synthetic, parse_effect
     from valuescope.known_truth.power import personas_needed, power_analysis
     from valuescope.output.power_report import width_summary, write_power
     from valuescope.study import presets as presetmod
     from valuescope.study.spec import SpecError, load_study
+    from valuescope.study.synthetic_spec import SyntheticSpec, load_synthetic, parse_effect
 
     t0 = time.perf_counter()
     try:

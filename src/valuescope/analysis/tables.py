@@ -11,9 +11,14 @@ from typing import Any
 
 import pandas as pd
 
+from valuescope.analysis import geometry_tables as gt
+from valuescope.analysis.metrics.effects import effects_grid
+from valuescope.analysis.metrics.summary import MetricInputs, metric_table
+from valuescope.analysis.scoring import SCORE_FROM, score_personas
 from valuescope.analysis.tidy import build_responses
 from valuescope.core.types import Instrument, Item, Part, Scale
-from valuescope.store.sqlite import Store
+from valuescope.store.geometry import load_states
+from valuescope.store.sqlite import Store, StoreError
 
 
 def instrument_from_dict(d: dict[str, Any]) -> Instrument:
@@ -69,6 +74,8 @@ class RunTables:
 
 
 def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: int = 200, seed: int = 0) -> RunTables:
+    """A stored run's tables; ``with_metrics``: the long metrics table (``metric_table``: every registered
+    family), the effects grid, and for recorded states / a steered run the persona positions and dose table."""
     info = store.run(run_id)
     run_id = info["run_id"]
     instruments = {k: instrument_from_dict(v) for k, v in info["instruments"].items()}
@@ -79,28 +86,39 @@ def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: in
                        responses=responses,
                        failures=store.failures(run_id), conversations=store.conversations(run_id, limit=50))
     if len(responses):
-        from valuescope.analysis.scoring import SCORE_FROM, score_personas
-
         scored, kept_apart = split_readings(responses)
         score_from = str(info.get("study", {}).get("score_from") or "expected")
         tables.scores = score_personas(scored, instruments, value=SCORE_FROM.get(score_from, "expected"))
         if with_metrics:
-            from valuescope.analysis import metrics
-
-            tables.metrics = metrics.compute_metrics(scored, tables.scores, n_boot=n_boot, seed=seed)
-            if len(kept_apart):
-                tables.metrics = pd.concat([tables.metrics, mixed_reading_rows(scored, kept_apart)],
-                                           ignore_index=True)
-            from valuescope.analysis.metrics.tension import tension_metrics  # paper 004's probes (issue 17)
-
-            extra = tension_metrics(scored, instruments, n_boot=n_boot, seed=seed)
-            if len(extra):
-                tables.metrics = pd.concat([tables.metrics, extra], ignore_index=True)
-            tables.effects = metrics.effects_grid(tables.scores)
-            from valuescope.analysis.geometry_tables import add_geometry
-
-            add_geometry(store, tables, n_boot=n_boot, seed=seed)  # recorded states, steering (docs/geometry.md)
+            _add_metrics(store, tables, scored, kept_apart, n_boot=n_boot, seed=seed)
     return tables
+
+
+def _add_metrics(store: Store, tables: RunTables, scored: pd.DataFrame, kept_apart: pd.DataFrame, *,
+                 n_boot: int, seed: int) -> None:
+    states = load_states(store, tables.run_id)
+    study = gt.stored_study(tables.info)
+    steered = study is not None and study.steer is not None and len(study.models) == 1
+    reference, ref_id, note = None, "", ""
+    if steered:
+        assert study is not None
+        try:
+            ref_id = store.reference_run_id(study, study.models[0], tables.info["instruments"])
+        except StoreError as exc:
+            note = str(exc)
+        else:
+            ref = load_run(store, ref_id, with_metrics=False)
+            reference = MetricInputs(ref.responses, ref.scores, ref.instruments, run_id=ref_id, model=ref.model)
+    inputs = MetricInputs(scored, tables.scores, tables.instruments, n_boot=n_boot, seed=seed, run_id=tables.run_id,
+                          model=tables.model, kept_apart=kept_apart, states=states, steered=steered,
+                          reference=reference, reference_id=ref_id, reference_note=note)
+    tables.metrics = metric_table(inputs)
+    tables.effects = effects_grid(tables.scores)
+    if len(states):
+        tables.geometry = gt.positions(states, tables.responses, tables.scores)
+    if reference is not None:
+        tables.dose = gt.dose_response(store, ref_id, reference.scores,
+                                       lambda rid: load_run(store, rid, with_metrics=False).scores)
 
 
 #: how each reading method reads an answer: a full next-token distribution, or one parsed option
@@ -120,20 +138,3 @@ def split_readings(responses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
     primary = "distribution" if "distribution" in valid_kinds else sorted(valid_kinds)[0]
     keep = (kind == primary) | ~responses["valid"]
     return responses[keep], responses[~keep]
-
-
-def mixed_reading_rows(scored: pd.DataFrame, apart: pd.DataFrame) -> pd.DataFrame:
-    """One ``mixed_readings`` metric row per (run, model, instrument): how many answers were read
-    another way and kept out of the metrics, with a note that says so."""
-    from valuescope.analysis.metrics import METRIC_COLUMNS
-
-    rows = []
-    for (run_id, model, instrument), g in apart.groupby(["run_id", "model", "instrument"], sort=True):
-        used = int(((scored["run_id"] == run_id) & (scored["instrument"] == instrument)).sum())
-        methods = ", ".join(f"{n} by {m}" for m, n in g["method"].value_counts().sort_index().items())
-        rows.append({"run_id": run_id, "model": model, "instrument": instrument, "metric": "mixed_readings",
-                     "dimension": "", "context_a": "", "context_b": "", "value": float(len(g)),
-                     "ci_low": float("nan"), "ci_high": float("nan"), "n": used + len(g),
-                     "note": f"{len(g)} answers read as one parsed option ({methods}) kept apart: the metrics "
-                             f"use the {used} answers read as full letter distributions (logprobs)"})
-    return pd.DataFrame(rows, columns=METRIC_COLUMNS)

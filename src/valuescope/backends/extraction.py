@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from valuescope.core.types import OPTION_LETTERS, LetterScores, Message, ScoreRequest
-from valuescope.study.spec import MAX_SPEC_BYTES, SpecError
+from valuescope.study.files import MAX_SPEC_BYTES, SpecError
 
 _DECLARE = re.compile(
     r"(?:\banswer(?:\s+is|\s+would\s+be|\s+will\s+be)?|\bchoice(?:\s+is|\s+would\s+be)?|\boption"

@@ -16,8 +16,8 @@ from typing import Any
 
 from valuescope.backends.base import BackendError
 from valuescope.backends.synthetic_model import design_from_metas, latent, letter_probs
-from valuescope.backends.synthetic_spec import SyntheticSpec, resolve_synthetic
 from valuescope.core.types import GenerateRequest, Instrument, LetterScores, ScoreRequest
+from valuescope.study.synthetic_spec import SyntheticSpec, check_spec_dimensions, resolve_synthetic, synthetic_from_dict
 
 _REPLIES = (
     "I would start with what matters most to me.",
@@ -40,16 +40,12 @@ class SyntheticBackend:
         self.name = name
         inline = synthetic
         if isinstance(inline, Mapping):
-            from valuescope.backends.synthetic_spec import synthetic_from_dict
-
             inline = synthetic_from_dict(dict(inline), source=f"model {name}: synthetic")
         self.spec: SyntheticSpec = resolve_synthetic(path, inline)
         self.stats: dict[str, Any] = {"scored": 0, "generated": 0}
 
     def check_instruments(self, instruments: Mapping[str, Instrument]) -> None:
         """Every dimension key of the spec must name a dimension or score group of the study's instruments."""
-        from valuescope.known_truth.truth import check_spec_dimensions
-
         check_spec_dimensions(self.spec, instruments)
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[LetterScores]:

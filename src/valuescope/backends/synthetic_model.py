@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, ndtr, ndtri
 
-from valuescope.backends.synthetic_spec import SyntheticSpec
+from valuescope.study.synthetic_spec import SyntheticSpec
 
 BASELINE_KIND = "baseline"
 

@@ -1,4 +1,4 @@
-"""Plain data passed between the stages of a study (see DESIGN.md: spec -> plan -> contexts ->
+"""Plain data passed between the stages of a study (docs/architecture.md: spec -> plan -> contexts ->
 backend -> store -> scoring -> metrics -> report).
 
 Everything here is an immutable dataclass with no behaviour beyond small helpers, so that each

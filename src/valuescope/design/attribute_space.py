@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from valuescope.study.spec import SpecError, read_yaml_file
+from valuescope.study.files import SpecError, read_yaml_file
 
 DATA_DIR = Path(__file__).resolve().parent / "personas_data"
 DEFAULT_SPACE = DATA_DIR / "lee2024_wvs.yaml"

@@ -36,7 +36,7 @@ thread's first ``n + 1`` turns and ends with an assistant turn before the questi
 line is one context labelled ``<file stem>#<line>@<n>``; ``contexts.threads`` samples that many lines
 per file with the study seed. Nothing is generated: the thread's turns are stored as the
 conversation, under a key that covers their text, and the run id covers each file's content
-(:func:`threads_digest`), so an edited file is a new run.
+(:func:`valuescope.study.identity.threads_digest`), so an edited file is a new run.
 """
 
 from __future__ import annotations
@@ -144,12 +144,6 @@ def read_threads(path: str) -> list[tuple[int, tuple[tuple[str, str], ...]]]:
     if not out:
         raise SpecError(f"{p}: no conversations in the file")
     return out
-
-
-def threads_digest(spec: ContextsSpec) -> list[str]:
-    """Content hash of each conversations file (what the run id covers instead of its path)."""
-    return [hashlib.sha256(Path(f).read_bytes()).hexdigest()[:20] if Path(f).is_file() else f
-            for f in spec.files]
 
 
 def thread_contexts(spec: ContextsSpec, seed: int) -> list[ContextSpec]:

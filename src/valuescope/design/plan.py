@@ -12,11 +12,13 @@ import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from valuescope.core.types import ContextSpec, Instrument, Persona, Query
-from valuescope.design.contexts import threads_digest
 from valuescope.design.prompts import template_fingerprint
-from valuescope.study.spec import EXECUTION_FIELDS, InstrumentRef, ModelSpec, Study
+from valuescope.study import identity
+from valuescope.study.identity import digest, model_identity
+from valuescope.study.spec import InstrumentRef, ModelSpec, Study
 
 
 def stable_int(*parts: object) -> int:
@@ -24,56 +26,15 @@ def stable_int(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big")
 
 
-def digest(obj: object, n: int = 20) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
-
-
-def model_identity(model: ModelSpec) -> dict[str, object]:
-    """What identifies the model's answers (not how it is served: concurrency, timeouts...). A synthetic
-    model is identified by its spec's content, so an edited spec file is a new run."""
-    ident: dict[str, object] = {"name": model.name, "backend": model.backend, "path": model.path,
-                                "model": model.model, "logprobs": model.logprobs}
-    if model.backend == "synthetic":
-        from valuescope.backends.synthetic_spec import resolve_synthetic
-
-        ident["synthetic"] = resolve_synthetic(model.path, model.synthetic).model_dump(mode="json")
-    # a chosen scheduler or dtype moves answers (by up to a few hundredths): another run; unset, the
-    # identity (and every stored key) stays as it was before these settings existed
-    ident.update({k: v for k, v in (("scheduler", model.scheduler), ("dtype", model.dtype)) if v is not None})
-    return ident
-
-
-_NEW_SETTINGS = {"option_orders": None, "administration": "independent"}
+def instruments_content(instruments: Sequence[PlannedInstrument]) -> dict[str, dict[str, Any]]:
+    """``{id: asdict(instrument)}`` of the instruments a run uses (what ``runs.instruments_json`` holds and
+    what the run id hashes)."""
+    return {p.instrument.id: asdict(p.instrument) for p in instruments}
 
 
 def run_id_for(study: Study, model: ModelSpec, instruments: Sequence[PlannedInstrument] | None = None) -> str:
-    """``<study>-<model>-<hash>``: the hash covers the study's query-defining settings, the model and
-    the content of every instrument the run uses (item texts, options, scale values, dimension map,
-    reverse flags, scoring), so a changed study or an edited instrument is a new run and an
-    unchanged one resumes. (Answers to queries that did not change are reused, not asked again.)
-    Settings added later (``option_orders``, ``administration``) are left out of the hash while they
-    hold their default, so that existing runs keep their ids."""
-    # recording states changes no answer (not in the id); an unset steer leaves older ids as they were
-    skip = {"output", "report", "name", "models", "score_from", "geometry", *EXECUTION_FIELDS} | (
-        {"steer"} if study.steer is None else set())
-    others = study.model_dump(mode="json", exclude=skip)
-    for name, default in _NEW_SETTINGS.items():
-        if others.get(name) == default:
-            others.pop(name, None)
-    # conversations files: their content, not their path; absent, older ids stay as they were
-    if study.contexts.files:
-        others["contexts"]["files"] = threads_digest(study.contexts)
-    else:
-        others["contexts"].pop("files", None)
-    if study.contexts.threads is None:
-        others["contexts"].pop("threads", None)
-    content = instruments_digest(instruments) if instruments is not None else ""
-    return f"{study.name}-{model.name}-{digest([others, model_identity(model), content], 8)}"
-
-
-def instruments_digest(instruments: Sequence[PlannedInstrument]) -> str:
-    """Hash of the full content of the instruments a run uses (what ``runs.instruments_json`` holds)."""
-    return digest(sorted((p.instrument.id, asdict(p.instrument)) for p in instruments), 20)
+    """:func:`valuescope.study.identity.run_id` of planned instruments."""
+    return identity.run_id(study, model, instruments_content(instruments) if instruments is not None else None)
 
 
 def option_order(k: int, policy: str, seed: int, persona_id: str, repeat: int, item_id: str) -> tuple[int, ...]:
@@ -169,6 +130,7 @@ def plan_queries(
     contexts: Sequence[ContextSpec],
     instruments: Sequence[PlannedInstrument],
     choose_wording: WordingFn,
+    run_id: str | None = None,
 ) -> list[Query]:
     """Expand one model's share of a study. Order: persona, context, repeat, instrument, option-order
     cell, item (in the persona's item order) — so consecutive queries share persona, conversation and
@@ -177,7 +139,7 @@ def plan_queries(
     Keys: a SHA-256 of everything that defines the prompt. The balanced design adds the cell; the
     sequential administration adds the administration and the previous item's key (which covers the
     whole chain before it), so an item's key changes with everything its prompt depends on."""
-    run_id = run_id_for(study, model, instruments)
+    run_id = run_id or run_id_for(study, model, instruments)
     ident = model_identity(model)
     sequential = study.administration == "sequential"
     balanced = study.option_order == "balanced"

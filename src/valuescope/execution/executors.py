@@ -29,7 +29,7 @@ from valuescope.design.plan import batch_label, canonical_batches
 from valuescope.execution.sequential import chain_width, run_chains
 from valuescope.execution.session import Resolved, Session, example_prompt, make_backend
 from valuescope.store.sqlite import Store
-from valuescope.study.spec import ModelSpec, Study
+from valuescope.study.spec import ModelSpec
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -195,7 +195,7 @@ class LocalExecutor:
             if study.steer is not None:
                 job.res.geometry["steer"] = geometry_run.attach_steering(
                     study, job.model, backend, job.store, session, [q for q in job.queries if q.persona.is_baseline],
-                    job.resolved.instruments)
+                    job.resolved.instruments_content)
             # registered with the first result written: a model that cannot answer at all (a server
             # that is down) leaves the store exactly as it was
             example = example_prompt(job.resolved, job.queries, backend)
@@ -272,13 +272,3 @@ def run_sequential(session: Session, job: Job) -> None:
     run_chains(job.queries, pending_keys, stored, session.request, session.answer_requests, write, fail,
                width=chain_width(session.model.backend, session.model.concurrency), budget=job.max_queries,
                progress=step)
-
-
-def executor_for(study: Study, backend_factory: Callable[[ModelSpec], Backend] = make_backend) -> Executor:
-    """The executor a study asks for (``executor: local | ray``)."""
-    if study.executor == "ray":
-        from valuescope.execution.executor_ray import RayExecutor
-
-        return RayExecutor(address=study.ray.address, workers=study.ray.workers,
-                           cpus_per_worker=study.ray.cpus_per_worker, gpus_per_worker=study.ray.gpus_per_worker)
-    return LocalExecutor(backend_factory)

@@ -2,7 +2,7 @@
 
 * :class:`StateRecorder`: which (persona, context, repeat, layer) states a run still lacks, and
   recording them through the ``hf`` backend (resumable: recorded keys are skipped);
-* :func:`twin_study`: a steered study's reference, the same study without ``steer`` (run first);
+* the steered study's reference (:func:`valuescope.study.identity.reference_study`) is run first by the runner;
 * :func:`axis_from_store` / :func:`attach_steering`: the assistant axis of a recorded run and the
   forward hook that caps or shifts the residual stream along it while the steered run is scored.
 """
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from valuescope.core.types import ContextSpec, Persona
-from valuescope.design.plan import digest, model_identity, run_id_for
-from valuescope.store.geometry import load_states, recorded_keys, write_states
+from valuescope.store.geometry import load_states, persona_units, recorded_keys, write_states
 from valuescope.store.sqlite import Store, StoreError
+from valuescope.study.identity import digest, model_identity
 from valuescope.study.spec import GeometrySpec, ModelSpec, SpecError, Study
 
 
@@ -128,49 +128,6 @@ class _Probe:
 # --------------------------------------------------------------------------- steering
 
 
-def twin_study(study: Study) -> Study:
-    """The unsteered reference of a steered study: same settings, no ``steer``, recording the states at
-    the steered layer (plus any layers the study already records)."""
-    assert study.steer is not None
-    layers: Any = [study.steer.layer]
-    if study.geometry is not None:
-        layers = study.geometry.layers if study.geometry.layers == "auto" else sorted(
-            set(study.geometry.layers) | {study.steer.layer})
-    return study.model_copy(update={"steer": None, "geometry": GeometrySpec(layers=layers)})
-
-
-def reference_run_id(study: Study, model: ModelSpec, store: Store | None = None,
-                     instruments: list[Any] | None = None) -> str:
-    """The run a steered study takes its axis from, and is compared with: ``steer.source``, else the same
-    study without ``steer`` (its run id from the study and the instruments' content when they are given;
-    when reading a store, the run of the same model whose stored settings equal the steered run's but
-    for ``steer`` and ``geometry``, the latest if several)."""
-    assert study.steer is not None
-    if study.steer.source is not None:
-        return store.run(study.steer.source)["run_id"] if store is not None else study.steer.source
-    twin = twin_study(study)
-    if instruments is not None:
-        return run_id_for(twin, model, instruments)
-    if store is None:
-        raise StoreError("steer: the reference run can only be found in a store")
-    from valuescope.execution.runner import study_for_model
-
-    def comparable(d: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in d.items() if k not in ("steer", "geometry", "output", "report")}
-
-    want = comparable(study_for_model(twin, model))
-    found = []
-    for r in store.runs():
-        if r["model"] != model.name or not r["run_id"].startswith(f"{study.name}-{model.name}-"):
-            continue
-        stored = store.run(r["run_id"])["study"]
-        if stored.get("steer") is None and comparable(stored) == want:  # unsteered: never the run itself
-            found.append(r["run_id"])
-    if not found:
-        raise StoreError(f"steer: no unsteered run of study {study.name!r} and model {model.name!r} in the store")
-    return found[-1]
-
-
 @dataclass(frozen=True)
 class Axis:
     run_id: str
@@ -186,8 +143,6 @@ class Axis:
 def axis_from_store(store: Store, run_id: str, layer: int) -> Axis:
     """The assistant axis at ``layer`` of a recorded run: contrast = baseline state minus the mean of the
     persona states (each persona averaged over its contexts and repeats)."""
-    from valuescope.analysis.metrics.geometry import _units
-
     st = load_states(store, run_id)
     st = st[st["layer"] == layer] if len(st) else st
     if st.empty:
@@ -197,7 +152,7 @@ def axis_from_store(store: Store, run_id: str, layer: int) -> Axis:
     pers = st[st["condition"] == "persona"]
     if base.empty or pers.empty:
         raise StoreError(f"steer: run {run_id} needs recorded states of the baseline and of personas at layer {layer}")
-    units = _units(pers)
+    units = persona_units(pers)
     P = np.stack([np.mean(np.stack(pers.loc[units == u, "vector"].to_list()), axis=0) for u in sorted(units.unique())])
     B = np.stack(base["vector"].to_list()).astype(np.float64)
     c = B.mean(axis=0) - P.astype(np.float64).mean(axis=0)
@@ -206,7 +161,8 @@ def axis_from_store(store: Store, run_id: str, layer: int) -> Axis:
 
 
 def attach_steering(study: Study, model: ModelSpec, backend: Any, store: Store, session: Any = None,
-                    baseline_queries: list[Any] | None = None, instruments: list[Any] | None = None) -> dict[str, Any]:
+                    baseline_queries: list[Any] | None = None,
+                    instruments: dict[str, Any] | None = None) -> dict[str, Any]:
     """Attach the study's steering hook to an HFBackend; returns what was applied (for the run result).
 
     ``cap: q`` floors the projection at the q-quantile of the projections of every token (but the first)
@@ -218,7 +174,7 @@ def attach_steering(study: Study, model: ModelSpec, backend: Any, store: Store, 
     assert steer is not None
     if model.backend != "hf" or not hasattr(backend, "score_hooks"):
         raise SpecError(f"steer: model {model.name!r} uses backend {model.backend!r}; steering needs backend 'hf'")
-    ref = reference_run_id(study, model, store, instruments)
+    ref = store.reference_run_id(study, model, instruments)
     axis = axis_from_store(store, ref, steer.layer)
     cap = steer.cap_value
     n_proj = 0

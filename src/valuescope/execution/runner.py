@@ -11,47 +11,40 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from valuescope.backends.base import Backend
 from valuescope.core.types import LetterScores, Query
-from valuescope.design.plan import run_id_for
+from valuescope.execution.executor_ray import RayExecutor
 from valuescope.execution.executors import (
     OUTSIDE_MARK,
     Executor,
     Job,
+    LocalExecutor,
     Progress,
     RunResult,
-    executor_for,
     limit_outside_mass,
 )
 from valuescope.execution.session import Resolved, Session, example_prompt, make_backend, plan_model, resolve
 from valuescope.store.sqlite import Store
-from valuescope.study.spec import (
-    DEFAULT_OPTION_ORDER,
-    EXECUTION_FIELDS,
-    OLD_DEFAULT_OPTION_ORDER,
-    ModelSpec,
-    SpecError,
-    Study,
-)
+from valuescope.study import identity
+from valuescope.study.spec import DEFAULT_OPTION_ORDER, OLD_DEFAULT_OPTION_ORDER, ModelSpec, SpecError, Study
 
 __all__ = ["OUTSIDE_MARK", "Progress", "Resolved", "RunResult", "Session", "example_prompt", "limit_outside_mass",
-           "make_backend", "plan_model", "resolve", "run_study", "study_for_model", "instruments_json"]
-
-
-def study_for_model(study: Study, model: ModelSpec) -> dict[str, Any]:
-    """The study settings stored with a run: everything but other models, and no secrets (the
-    spec only ever holds the *name* of an API-key variable)."""
-    data = study.model_dump(mode="json", exclude=set(EXECUTION_FIELDS))  # the same for a local and a Ray run
-    data["models"] = [model.model_dump(mode="json")]
-    return data
+           "make_backend", "plan_model", "resolve", "run_study", "instruments_json"]
 
 
 def instruments_json(resolved: Resolved) -> dict[str, Any]:
-    return {i.instrument.id: asdict(i.instrument) for i in resolved.instruments}
+    return resolved.instruments_content
+
+
+def executor_for(study: Study, backend_factory: Callable[[ModelSpec], Backend] = make_backend) -> Executor:
+    """The executor a study asks for (``executor: local | ray``)."""
+    if study.executor == "ray":
+        return RayExecutor(address=study.ray.address, workers=study.ray.workers,
+                           cpus_per_worker=study.ray.cpus_per_worker, gpus_per_worker=study.ray.gpus_per_worker)
+    return LocalExecutor(backend_factory)
 
 
 def run_study(
@@ -68,14 +61,14 @@ def run_study(
     Queries whose very same key another run in the store already answered are copied into this
     run (``reused_from``) instead of being asked again. ``max_queries`` stops after that many new
     answers (used by tests to simulate interruption). The pending queries are answered by
-    ``executor`` (default: the study's ``executor`` setting, :func:`valuescope.execution.executors.executor_for`);
+    ``executor`` (default: the study's ``executor`` setting, :func:`executor_for`);
     this process alone writes the store.
     """
     from valuescope.execution import geometry_run
 
     results = []
     if study.steer is not None and study.steer.source is None:  # the unsteered reference runs first
-        results = run_study(geometry_run.twin_study(study), progress=progress, backend_factory=backend_factory,
+        results = run_study(identity.reference_study(study), progress=progress, backend_factory=backend_factory,
                             chunk_size=chunk_size, max_queries=max_queries)
     resolved = resolve(study)
     out_dir = Path(study.output)
@@ -84,13 +77,13 @@ def run_study(
         for model in study.models:
             t0 = time.perf_counter()
             queries = plan_model(resolved, model)
-            run_id = run_id_for(study, model, resolved.instruments)
+            run_id = resolved.run_id(model)
             done = store.done_keys(run_id)
             pending = [q for q in queries if q.key not in done]
             res = RunResult(run_id, model.name, out_dir, planned=len(queries), already_done=len(queries) - len(pending))
             res.notes.extend(old_default_notes(study, model, resolved, store, run_id))
             register = functools.partial(
-                store.register_run, run_id, study.name, model.name, study_for_model(study, model), len(queries))
+                store.register_run, run_id, study.name, model.name, identity.stored_study(study, model), len(queries))
             pending = _reuse_stored(store, pending, res, study.max_outside_mass,
                                     functools.partial(register, None, instruments_json(resolved)))
             states = geometry_run.StateRecorder.create(study, model, run_id, resolved.personas, resolved.contexts,
@@ -119,7 +112,7 @@ def old_default_notes(study: Study, model: ModelSpec, resolved: Resolved, store:
     if study.option_orders is not None:  # not a valid study under the old default
         return []
     old = study.model_copy(update={"option_order": OLD_DEFAULT_OPTION_ORDER})
-    old_id = run_id_for(old, model, resolved.instruments)
+    old_id = identity.run_id(old, model, resolved.instruments_content)
     if old_id == run_id or not store.has_run(old_id):
         return []
     return [f"this store holds run {old_id} of this study under the old default option_order: "

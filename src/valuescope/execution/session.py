@@ -11,6 +11,7 @@ handed the stored ones in ``known`` and returns the ones it simulates in ``fresh
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -29,9 +30,10 @@ from valuescope.core.types import (
 from valuescope.design import contexts as ctxmod
 from valuescope.design import personas as persmod
 from valuescope.design.instruments import choose_wording, instrument_for_ref
-from valuescope.design.plan import PlannedInstrument, plan_queries, prefix_group, query_meta
+from valuescope.design.plan import PlannedInstrument, instruments_content, plan_queries, prefix_group, query_meta
 from valuescope.design.prompts import score_request, sequential_request
 from valuescope.store.sqlite import Store
+from valuescope.study import identity
 from valuescope.study.spec import ModelSpec, SpecError, Study
 
 
@@ -47,6 +49,15 @@ class Resolved:
     @property
     def instrument_map(self) -> dict[str, Instrument]:
         return {p.instrument.id: p.instrument for p in self.instruments}
+
+    @functools.cached_property
+    def instruments_content(self) -> dict[str, Any]:
+        """What ``runs.instruments_json`` stores and the run id hashes."""
+        return instruments_content(self.instruments)
+
+    def run_id(self, model: ModelSpec) -> str:
+        """The model's run id (:func:`valuescope.study.identity.run_id`): computed here, once."""
+        return identity.run_id(self.study, model, self.instruments_content)
 
 
 def resolve(study: Study) -> Resolved:
@@ -66,7 +77,7 @@ def resolve(study: Study) -> Resolved:
 
 def plan_model(resolved: Resolved, model: ModelSpec) -> list[Query]:
     return plan_queries(resolved.study, model, resolved.personas, resolved.contexts, resolved.instruments,
-                        choose_wording)
+                        choose_wording, run_id=resolved.run_id(model))
 
 
 def make_backend(model: ModelSpec) -> Backend:

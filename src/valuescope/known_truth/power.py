@@ -31,10 +31,10 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from valuescope.backends.synthetic_spec import SyntheticSpec, with_effects
 from valuescope.known_truth.simulate import Simulation, fast_scores, prepare, score_index
-from valuescope.known_truth.truth import _entropy, _jsd, _spearman, check_spec_dimensions
+from valuescope.known_truth.truth import check_spec_dimensions, entropy, jsd, spearman
 from valuescope.study.spec import SpecError, Study, WVSSource
+from valuescope.study.synthetic_spec import SyntheticSpec, with_effects
 
 POWER_COLUMNS = ["n_personas", "kind", "metric", "instrument", "context", "dimension", "target", "latent", "power",
                  "mean", "sd", "ci_width", "reps"]
@@ -97,7 +97,7 @@ class _Pool:
         self.units = sorted(resp.loc[persona, "unit"].unique())
         self.resp_unit = np.where(persona, pd.Index(self.units).get_indexer(resp["unit"]), -1)
         st = sim.static
-        from valuescope.analysis.metrics._common import unit_ids
+        from valuescope.core.units import unit_ids
 
         self.q_unit = np.where(st["condition"] == "persona", pd.Index(self.units).get_indexer(unit_ids(st)), -1)
         scored = st["dimension"].notna().to_numpy()
@@ -285,11 +285,11 @@ def _metric_estimates(pool: _Pool, sums: tuple, score: np.ndarray, pick: np.ndar
             continue
         key = (inst, f"{ctx}|{dim}")
         records.setdefault((n, "metric", "inertia_soft", *key), []).append(
-            float(1 - _entropy(ps[c, :k]) / np.log2(k)))
+            float(1 - entropy(ps[c, :k]) / np.log2(k)))
         records.setdefault((n, "metric", "inertia_hard", *key), []).append(
-            float(1 - _entropy(ph[c, :k]) / np.log2(k)))
+            float(1 - entropy(ph[c, :k]) / np.log2(k)))
         if bs[c, :k].sum() > 0:
-            records.setdefault((n, "metric", "steerability_jsd_soft", *key), []).append(_jsd(bs[c, :k], ps[c, :k]))
+            records.setdefault((n, "metric", "steerability_jsd_soft", *key), []).append(jsd(bs[c, :k], ps[c, :k]))
     resp = pool.index.respondents
     g = pool.index.groups
     for inst in sorted(resp["instrument"].unique()):
@@ -305,8 +305,8 @@ def _metric_estimates(pool: _Pool, sums: tuple, score: np.ndarray, pick: np.ndar
           np.searchsorted(units, pool.resp_unit[rsel])] = score[np.ix_(np.where(rsel)[0], gsel)]
         if len(ctxs) >= 2:
             pairs = list(combinations(range(len(ctxs)), 2))
-            ro = np.nanmean([[_spearman(S[t, a].T, S[t, b].T) for t in range(len(reps_))] for a, b in pairs])
-            ip = np.nanmean([np.nanmean(_spearman(S[:, a], S[:, b]), axis=0) for a, b in pairs])
+            ro = np.nanmean([[spearman(S[t, a].T, S[t, b].T) for t in range(len(reps_))] for a, b in pairs])
+            ip = np.nanmean([np.nanmean(spearman(S[:, a], S[:, b]), axis=0) for a, b in pairs])
             records.setdefault((n, "metric", "rank_order", inst, "all|"), []).append(float(ro))
             records.setdefault((n, "metric", "ipsative", inst, "all|"), []).append(float(ip))
         if len(reps_) >= 2:

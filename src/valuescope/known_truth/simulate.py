@@ -16,10 +16,10 @@ import pandas as pd
 
 from valuescope.analysis.tidy import BASE_COLUMNS, TAIL_COLUMNS
 from valuescope.backends.synthetic_model import Design, design_from_metas, latent, letter_probs, scale_probs
-from valuescope.backends.synthetic_spec import SyntheticSpec
 from valuescope.core.types import Instrument, Query
 from valuescope.design.plan import query_meta
 from valuescope.study.spec import ModelSpec, Study
+from valuescope.study.synthetic_spec import SyntheticSpec
 
 
 @dataclass
@@ -135,7 +135,7 @@ class ScoreIndex:
 
 
 def score_index(sim: Simulation) -> ScoreIndex:
-    from valuescope.analysis.metrics._common import unit_ids
+    from valuescope.core.units import unit_ids
 
     st = sim.static
     scored = np.array([sim.instruments[q.instrument].item(q.item_id).dimension is not None

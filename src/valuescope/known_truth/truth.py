@@ -35,30 +35,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from valuescope.backends.synthetic_spec import SyntheticSpec
 from valuescope.core.types import Instrument
 from valuescope.known_truth.simulate import Simulation, fast_scores, score_index
-from valuescope.study.spec import SpecError
+from valuescope.study.synthetic_spec import SyntheticSpec
 
 TRUTH_COLUMNS = ["instrument", "metric", "dimension", "context_a", "context_b", "truth"]
 EFFECT_TRUTH_COLUMNS = ["instrument", "context", "attribute", "level", "reference", "dimension", "d_true", "n_level",
                         "n_rest"]
-
-
-def check_spec_dimensions(spec: SyntheticSpec, instruments: dict[str, Instrument]) -> None:
-    """A dimension key of the spec that names no dimension or score group of the instruments is an error."""
-    for where, key in spec.dimension_keys():
-        inst_id, sep, name = key.rpartition("/")
-        found = False
-        for iid, inst in instruments.items():
-            if sep and iid != inst_id:
-                continue
-            groups = {g for lv in (inst.scoring.get("levels", {}) or {}).values() for g in lv}
-            if name in inst.dimensions or name in groups:
-                found = True
-        if not found:
-            raise SpecError(f"synthetic spec: {where}: {key!r} names no dimension or score group of the study's "
-                            f"instruments ({', '.join(sorted(instruments))})")
 
 
 @dataclass
@@ -69,15 +52,15 @@ class Truth:
     n_personas: int
 
 
-def _entropy(p: np.ndarray) -> np.ndarray:
+def entropy(p: np.ndarray) -> np.ndarray:
     p = p / p.sum(axis=-1, keepdims=True)
     with np.errstate(all="ignore"):
         return -np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
 
 
-def _jsd(p: np.ndarray, q: np.ndarray) -> float:
+def jsd(p: np.ndarray, q: np.ndarray) -> float:
     p, q = p / p.sum(), q / q.sum()
-    return float(_entropy((p + q) / 2) - (_entropy(p) + _entropy(q)) / 2)
+    return float(entropy((p + q) / 2) - (entropy(p) + entropy(q)) / 2)
 
 
 def _row_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -88,7 +71,7 @@ def _row_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (da * db).sum(-1) / np.sqrt((da * da).sum(-1) * (db * db).sum(-1))
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _row_corr(rankdata(a, axis=-1), rankdata(b, axis=-1))
 
 
@@ -135,15 +118,15 @@ def _distribution_rows(keys: list[str], soft: np.ndarray, hard: np.ndarray, sim:
             continue
         k = int(k_of[(inst, dim)])
         ps, ph = soft[j, :k] / soft[j, :k].sum(), hard[j, :k] / hard[j, :k].sum()
-        rows += [(inst, "inertia_soft", dim, ctx, "", float(1 - _entropy(ps) / np.log2(k))),
-                 (inst, "inertia_hard", dim, ctx, "", float(1 - _entropy(ph) / np.log2(k))),
+        rows += [(inst, "inertia_soft", dim, ctx, "", float(1 - entropy(ps) / np.log2(k))),
+                 (inst, "inertia_hard", dim, ctx, "", float(1 - entropy(ph) / np.log2(k))),
                  (inst, "top1_share_hard", dim, ctx, "", float(ph.max())),
                  (inst, "top2_adjacent_hard", dim, ctx, "", float((ph[1:] + ph[:-1]).max()))]
         bctx = ctx if (inst, ctx, dim) in base else ("none" if (inst, "none", dim) in base else None)
         if bctx is not None:
             b = base[(inst, bctx, dim)]
-            rows += [(inst, "steerability_jsd_soft", dim, ctx, bctx, _jsd(soft[b, :k], ps)),
-                     (inst, "steerability_jsd_hard", dim, ctx, bctx, _jsd(hard[b, :k], ph))]
+            rows += [(inst, "steerability_jsd_soft", dim, ctx, bctx, jsd(soft[b, :k], ps)),
+                     (inst, "steerability_jsd_hard", dim, ctx, bctx, jsd(hard[b, :k], ph))]
     return rows
 
 
@@ -179,9 +162,9 @@ def _score_rows(inst_id: str, inst: Instrument, index: Any, raws: np.ndarray, sc
     rows: list[tuple] = []
     if len(ctxs) >= 2:
         pairs = list(combinations(range(len(ctxs)), 2))
-        ro = np.array([[np.nanmean([_spearman(S[t, a, :, v], S[t, b, :, v]) for t in range(len(repeats))])
+        ro = np.array([[np.nanmean([spearman(S[t, a, :, v], S[t, b, :, v]) for t in range(len(repeats))])
                         for v in range(len(values))] for a, b in pairs])  # (P, V)
-        ips = np.array([np.nanmean(_spearman(S[:, a], S[:, b]), axis=0) for a, b in pairs])  # (P, U)
+        ips = np.array([np.nanmean(spearman(S[:, a], S[:, b]), axis=0) for a, b in pairs])  # (P, U)
         for i, (a, b) in enumerate(pairs):
             for v, name in enumerate(values):
                 rows.append((inst_id, "rank_order", name, ctxs[a], ctxs[b], float(ro[i, v])))
@@ -252,7 +235,7 @@ def run_truth(tables: Any, *, n_target: int = 4000) -> tuple[pd.DataFrame, pd.Da
     model = study.models[0]
     if model.backend != "synthetic":
         return None
-    from valuescope.backends.synthetic_spec import resolve_synthetic
+    from valuescope.study.synthetic_spec import resolve_synthetic
 
     truth = truth_tables(prepare(study, model), resolve_synthetic(model.path, model.synthetic), n_target=n_target)
     return with_truth(tables.metrics, truth), truth.effects

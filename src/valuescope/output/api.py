@@ -21,7 +21,7 @@ from valuescope.analysis.tables import RunTables, load_run
 from valuescope.execution.runner import RunResult
 from valuescope.store.sqlite import Store, StoreError, iter_stores
 from valuescope.study import spec as specmod
-from valuescope.study.spec import SpecError
+from valuescope.study.files import SpecError, format_error
 
 DEFAULT_DIR = "valuescope-results"
 
@@ -46,7 +46,7 @@ class Study(specmod.Study):
         try:
             super().__init__(**data)
         except ValidationError as err:
-            raise SpecError(specmod._format_error(err, "study")) from None
+            raise SpecError(format_error(err, "study")) from None
 
     def replace(self, **changes: Any) -> Study:
         """A validated copy with some fields changed: ``study.replace(name="quick", repeats=2)``."""
@@ -62,7 +62,7 @@ class ModelSpec(specmod.ModelSpec):
         try:
             super().__init__(**data)
         except ValidationError as err:
-            raise SpecError(specmod._format_error(err, "model")) from None
+            raise SpecError(format_error(err, "model")) from None
 
 
 StudyLike = specmod.Study | str | Path | dict[str, Any]
@@ -98,12 +98,12 @@ def _as_model(model: ModelLike) -> specmod.ModelSpec:
     return parse_model(str(model), "model")
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN -> None, numpy scalars -> Python numbers (strict JSON)."""
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, str | bytes):
         value = value.item()
     if isinstance(value, float) and value != value:
@@ -111,7 +111,7 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(df.to_json(orient="records")) if len(df) else []
 
 
@@ -212,10 +212,10 @@ class Run:
             out["session"] = {"planned": r.planned, "already_stored": r.already_done, "new": r.new,
                               "reused": r.reused, "reused_from": dict(r.reused_from), "unreadable": r.invalid,
                               "failed": r.failed, "elapsed_s": round(r.elapsed_s, 3)}
-        out["headline"] = _records(self.headline)
+        out["headline"] = records(self.headline)
         report = report or self.report_path
         out["report"] = str(report) if report else None
-        return _json_safe(out)
+        return json_safe(out)
 
 
 def _runs(runs: Run | Iterable[Run]) -> list[Run]:

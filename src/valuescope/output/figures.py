@@ -25,12 +25,12 @@ from valuescope.core.errors import FigureError
 from valuescope.output.api import Run, report_data
 from valuescope.output.report.derive import Skip
 from valuescope.output.report.plotting import style
-from valuescope.output.report.render import _SPECS
+from valuescope.output.report.render import SPECS
 
 __all__ = ["NAMES", "FigureError", "congruence", "convergence", "effects", "evenhandedness", "figure", "inertia",
            "length", "macro", "micro", "narrowing", "pca", "stability", "variance"]
 
-_BY_ID = {s.id: s for s in _SPECS}
+_BY_ID = {s.id: s for s in SPECS}
 #: the report's section ids, in the report's order; each is a function here (``figures.inertia``, ...)
 NAMES: tuple[str, ...] = tuple(_BY_ID)
 

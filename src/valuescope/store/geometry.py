@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from valuescope.core.units import unit_ids
 from valuescope.store.sqlite import Store
 
 SCHEMA = """
@@ -70,6 +71,12 @@ def write_states(store: Store, rows: Sequence[dict[str, Any]]) -> int:
         raise
     cur.execute("COMMIT")
     return new
+
+
+def persona_units(states: pd.DataFrame) -> pd.Series:
+    """The resampling unit (:func:`valuescope.core.units.unit_ids`) of each recorded state."""
+    seeds = states["persona"].map(lambda p: p.get("set_seed"))
+    return unit_ids(pd.DataFrame({"persona_id": states["persona_id"], "set_seed": seeds}))
 
 
 def load_states(store: Store, run_id: str) -> pd.DataFrame:

@@ -24,13 +24,15 @@ import json
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from valuescope.core.errors import ValuescopeError
 from valuescope.core.types import LetterScores, Message, Query
+from valuescope.study import identity
+from valuescope.study.spec import ModelSpec, Study
 
 STORE_NAME = "valuescope.sqlite"
 SCHEMA_VERSION = 1
@@ -209,6 +211,18 @@ class Store:
         out["study"] = json.loads(out.pop("study_json"))
         out["instruments"] = json.loads(out.pop("instruments_json"))
         return out
+
+    def reference_run_id(self, study: Study, model: ModelSpec, instruments: Mapping[str, Any] | None) -> str:
+        """The stored unsteered reference of a steered study (:func:`valuescope.study.identity.reference_run_id`:
+        ``steer.source`` or the reference study's id with these instruments); a StoreError when not stored."""
+        ref = identity.reference_run_id(study, model, instruments)
+        try:
+            return str(self.run(ref)["run_id"])
+        except StoreError:
+            if study.steer is not None and study.steer.source is not None:
+                raise
+            raise StoreError(f"steer: no unsteered run of study {study.name!r} and model {model.name!r} in the "
+                             f"store (expected {ref}: run the study without steer first)") from None
 
     # ------------------------------------------------------------------ responses
     def done_keys(self, run_id: str) -> set[str]:

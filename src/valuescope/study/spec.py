@@ -6,26 +6,18 @@ silently ignored), and every error names the field it is about.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from valuescope.backends.synthetic_spec import SyntheticSpec
-from valuescope.core.errors import ValuescopeError
+from valuescope.study.files import SpecError, format_error, read_yaml_file
+from valuescope.study.synthetic_spec import SyntheticSpec
 
-EXECUTION_FIELDS = ("executor", "ray")  # how a study is run, not what it asks: outside every run's identity
 #: the option order of a study that does not set one; before it, ``permute-persona`` (studies stored under that
 #: default resume when they set it explicitly: ``execution.runner`` says so when it finds one)
 DEFAULT_OPTION_ORDER: Final = "balanced"
 OLD_DEFAULT_OPTION_ORDER: Final = "permute-persona"
-
-
-class SpecError(ValuescopeError, ValueError):
-    """A study, instrument or persona file that cannot be used. The message is one line for the user."""
 
 
 class _Strict(BaseModel):
@@ -263,24 +255,6 @@ class Study(_Strict):
             raise ValueError(f"model names must be unique, got {names}")
         return self
 
-    def fingerprint(self) -> str:
-        """Hash of everything that defines the study's queries (not where results go)."""
-        data = self.model_dump(mode="json", exclude={"output", "report", "name", "score_from", *EXECUTION_FIELDS})
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def _format_error(err: ValidationError, source: str) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
-    # drop pydantic's discriminator tags such as "wvs" in population.sources.0.wvs.n
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key"
-    value = first.get("input")
-    shown = "" if first["type"] in ("missing", "extra_forbidden") else f" (got {value!r:.60})"
-    more = len(err.errors()) - 1
-    tail = f"; and {more} more problem(s)" if more else ""
-    return f"{source}: field '{loc or '<root>'}': {msg}{shown}{tail}"
 
 
 def study_from_dict(data: Any, source: str = "study") -> Study:
@@ -289,31 +263,7 @@ def study_from_dict(data: Any, source: str = "study") -> Study:
     try:
         return Study.model_validate(data)
     except ValidationError as err:
-        raise SpecError(_format_error(err, source)) from None
-
-
-MAX_SPEC_BYTES = 5_000_000
-
-
-def read_yaml_file(path: str | Path, what: str) -> Any:
-    """Read a small YAML file with one-line errors for missing, huge, non-UTF-8 or malformed files."""
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(f"{what} file not found: {p}")
-    if p.stat().st_size > MAX_SPEC_BYTES:
-        raise SpecError(f"{p}: {what} file is larger than {MAX_SPEC_BYTES // 1_000_000} MB")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{p}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"{p}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    except RecursionError:
-        raise SpecError(f"{p}: invalid YAML: nested too deeply") from None
+        raise SpecError(format_error(err, source)) from None
 
 
 def load_study(path: str | Path) -> Study:

@@ -7,7 +7,15 @@ the position-bias diagnostic. Every distribution metric names its reading: ``_ha
 (chosen options), ``_soft`` = the probabilities. See docs/metrics.md.
 """
 
-from valuescope.analysis.metrics._common import METRIC_COLUMNS, average_ranks, pearson_last, spearman_last
+from valuescope.analysis.metrics._common import (
+    METRIC_COLUMNS,
+    average_ranks,
+    choose_level,
+    metrics_frame,
+    pearson_last,
+    spearman_last,
+    unit_ids,
+)
 from valuescope.analysis.metrics.ablation import COMPARE_COLUMNS, ablation_kind, compare_runs
 from valuescope.analysis.metrics.effects import (
     EFFECT_COLUMNS,
@@ -37,7 +45,7 @@ from valuescope.analysis.metrics.robustness import (
 )
 from valuescope.analysis.metrics.stability import ipsative_by_persona, neutral_profile, profile_array
 from valuescope.analysis.metrics.steerability import steerability_permutation
-from valuescope.analysis.metrics.summary import HEADLINE_COLUMNS, compute_metrics, headline
+from valuescope.analysis.metrics.summary import HEADLINE_COLUMNS, MetricInputs, compute_metrics, headline, metric_table
 from valuescope.analysis.metrics.variance import (
     convergence_curve,
     persona_dimension_means,
@@ -46,12 +54,12 @@ from valuescope.analysis.metrics.variance import (
 )
 
 __all__ = [
-    "COMPARE_COLUMNS", "EFFECT_COLUMNS", "HEADLINE_COLUMNS", "METRIC_COLUMNS", "REFERENCE_LEVELS", "ablation_kind",
-    "answer_distribution", "average_ranks", "bh_qvalues", "cohens_d", "cohens_d_ci", "compare_runs", "hedges_g",
-    "student_t",
-    "compute_metrics", "convergence_curve", "effects_grid", "entropy_bits", "forced_free_correlation", "headline",
-    "inertia_index", "ipsative_by_persona", "item_order_correlation", "jsd", "neutral_profile",
-    "paired_correlation", "pearson_last", "persona_dimension_means", "position_bias", "profile_array",
-    "repeat_design", "seed_correlation", "spearman_last", "steerability_permutation", "top1_share",
-    "top2_adjacent", "variance_components", "welch_t",
+    "COMPARE_COLUMNS", "EFFECT_COLUMNS", "HEADLINE_COLUMNS", "METRIC_COLUMNS", "MetricInputs", "REFERENCE_LEVELS",
+    "ablation_kind", "answer_distribution", "average_ranks", "bh_qvalues", "choose_level", "cohens_d",
+    "cohens_d_ci", "compare_runs", "compute_metrics", "convergence_curve", "effects_grid", "entropy_bits",
+    "forced_free_correlation", "headline", "hedges_g", "inertia_index", "ipsative_by_persona",
+    "item_order_correlation", "jsd", "metric_table", "metrics_frame", "neutral_profile", "paired_correlation",
+    "pearson_last", "persona_dimension_means", "position_bias", "profile_array", "repeat_design",
+    "seed_correlation", "spearman_last", "steerability_permutation", "student_t", "top1_share", "top2_adjacent",
+    "unit_ids", "variance_components", "welch_t",
 ]

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from valuescope.core.units import unit_ids as unit_ids  # (defined in core: the metrics read it from here)
+
 #: Columns of the long "metrics" table, in order (the contract read by the CLI, export and report).
 METRIC_COLUMNS = [
     "run_id", "model", "instrument", "metric", "dimension", "context_a", "context_b",
@@ -31,20 +33,6 @@ def prob_columns(df: pd.DataFrame) -> list[str]:
     """The ``p_1 .. p_K`` columns of a responses table, in scale order."""
     cols = [c for c in df.columns if _P_COL.match(str(c))]
     return sorted(cols, key=lambda c: int(_P_COL.match(c).group(1)))  # type: ignore[union-attr]
-
-
-def unit_ids(df: pd.DataFrame) -> pd.Series:
-    """A persona's identity as a resampling unit: ``persona_id``, as ``persona_id|set_seed`` when the
-    persona comes from a seeded persona set (the same id drawn under two seeds is two personas)."""
-    pid = df["persona_id"].astype(str)
-    if "set_seed" in df.columns:
-        raw = df["set_seed"]
-        num = pd.to_numeric(raw, errors="coerce")
-        if num.notna().sum() == raw.notna().sum():  # 111, 111.0 and "111" are the same seed
-            raw = num.round().astype("Int64")
-        seed = raw.astype("string")
-        return pid.where(seed.isna(), pid + "|" + seed.fillna("")).astype(str)
-    return pid
 
 
 def group_rng(seed: int, *keys: Any) -> np.random.Generator:

@@ -28,11 +28,10 @@ import numpy as np
 import pandas as pd
 
 from valuescope.analysis.metrics._common import pearson_last, spearman_last
+from valuescope.study.identity import ABLATION_FREE
 
 COMPARE_COLUMNS = ["run_a", "run_b", "comparison", "model", "instrument", "condition", "context", "metric",
                    "dimension", "value", "n", "note"]
-#: study settings that may differ inside an ablation pair (they do not change what an item means)
-_FREE = {"name", "output", "report", "reduced", "score_from", "instruments", "population"}
 _KINDS = {
     "item_order": {"item_order", "administration"},
     "forced_free": {"forced_choice"},
@@ -62,7 +61,7 @@ def ablation_kind(study_a: dict[str, Any], study_b: dict[str, Any], same_model: 
     """``(kind, reason)``: kind in item_order / forced_free / seed, or None with the reason."""
     if not same_model:
         return None, "the runs are of different models: a model comparison, not an ablation pair"
-    diff = study_differences(study_a, study_b) - _FREE
+    diff = study_differences(study_a, study_b) - ABLATION_FREE
     if _seeds(study_a) != _seeds(study_b):
         diff.add("seed")
     if not diff:

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from valuescope.analysis.metrics._common import group_rng, metric_row, metrics_frame, percentile_ci, quiet
-from valuescope.analysis.metrics.tension import SIDES, instrument_kind, respondent_columns
+from valuescope.analysis.metrics.kinds import SIDES, instrument_kind, respondent_columns
+from valuescope.analysis.metrics.registry import MetricInputs, register
 from valuescope.core.types import Instrument
 
 MEASURES = {"soft": "expected", "hard": "argmax_value"}
@@ -173,3 +174,8 @@ def evenhandedness_rows(responses: pd.DataFrame, instruments: Mapping[str, Instr
                 rows.append(metric_row(group, "dilemma_gap", dimension=str(pair), context_a=ctx, context_b=str(cond),
                                        value=float(per_unit.mean()), ci_low=lo, ci_high=hi, n=len(per_unit)))
     return metrics_frame(rows)
+
+
+@register("evenhandedness", 40)
+def rows(inputs: MetricInputs) -> pd.DataFrame:
+    return evenhandedness_rows(inputs.responses, inputs.instruments, n_boot=inputs.n_boot, seed=inputs.seed)

@@ -43,9 +43,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from valuescope.analysis.metrics._common import group_rng, metric_row, pearson_last, percentile_ci, quiet, unit_ids
+from valuescope.analysis.metrics._common import (
+    group_rng,
+    metric_row,
+    metrics_frame,
+    pearson_last,
+    percentile_ci,
+    quiet,
+    unit_ids,
+)
 from valuescope.analysis.metrics.intervals import jackknife_scalar, jackknife_weights
+from valuescope.analysis.metrics.registry import MetricInputs, register
 from valuescope.analysis.metrics.steerability import bootstrap_matched_jsd, match_strata, matched_jsd
+from valuescope.store.geometry import persona_units
 
 N_PCS = 3
 MIN_PERSONAS = 3
@@ -121,18 +131,12 @@ def correlation_ci(x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
 # --------------------------------------------------------------------------- tables
 
 
-def _units(states: pd.DataFrame) -> pd.Series:
-    seeds = states["persona"].map(lambda p: p.get("set_seed"))
-    frame = pd.DataFrame({"persona_id": states["persona_id"], "set_seed": seeds})
-    return unit_ids(frame)
-
-
 def state_matrices(states: pd.DataFrame) -> dict[tuple[str, int], tuple[list[str], np.ndarray, np.ndarray | None]]:
     """``(context, layer) -> (persona units, P, b)``: persona states averaged over repeats (rows sorted
     by unit) and the baseline state (mean over its repeats; None when the baseline was not recorded)."""
     if states.empty:
         return {}
-    df = states.assign(_unit=_units(states))
+    df = states.assign(_unit=persona_units(states))
     out = {}
     for (ctx, layer), g in df.groupby(["context", "layer"], sort=True):
         pers = g[g["condition"] == "persona"]
@@ -308,3 +312,12 @@ def _corr_rows(name: str, table: pd.DataFrame, col: str, pos: pd.Series, run_id:
         out.append(metric_row((run_id, model, str(inst)), name, dimension=dim, context_a=ctx, value=r,
                               ci_low=lo, ci_high=hi, n=n, note=note))
     return out
+
+
+@register("geometry", 60)
+def rows(inputs: MetricInputs) -> pd.DataFrame:
+    """The persona-space rows of a run with recorded states (docs/geometry.md)."""
+    if inputs.states.empty:
+        return metrics_frame([])
+    return metrics_frame(geometry_rows(inputs.states, inputs.responses, inputs.scores, run_id=inputs.run_id,
+                                       model=inputs.model, n_boot=inputs.n_boot, seed=inputs.seed))

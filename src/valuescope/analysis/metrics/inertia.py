@@ -31,7 +31,7 @@ from valuescope.analysis.metrics._common import prob_columns, quiet, unit_ids
 _LN2 = np.log(2.0)
 
 
-def _normalise(p: np.ndarray) -> np.ndarray:
+def normalise(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=float)
     with np.errstate(all="ignore"):
         tot = p.sum(axis=-1, keepdims=True)
@@ -41,7 +41,7 @@ def _normalise(p: np.ndarray) -> np.ndarray:
 def entropy_bits(p: np.ndarray) -> np.ndarray:
     """Shannon entropy in bits along the last axis, ``H(p) = -sum_i p_i log2 p_i``; ``p`` is normalised
     first (a zero vector gives NaN)."""
-    q = _normalise(p)
+    q = normalise(p)
     return -xlogy(q, q).sum(axis=-1) / _LN2
 
 
@@ -62,21 +62,21 @@ def jsd(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
     Symmetric, 0 for identical distributions, 1 for disjoint supports (Lee et al.'s Steerability).
     """
-    p = _normalise(p)
-    q = _normalise(q)
+    p = normalise(p)
+    q = normalise(q)
     val = entropy_bits((p + q) / 2.0) - (entropy_bits(p) + entropy_bits(q)) / 2.0
     return np.clip(val, 0.0, 1.0)
 
 
 def top1_share(p: np.ndarray) -> np.ndarray:
     """Share of the most frequent option, ``max_i p_i`` (Lee et al.: single-option concentration)."""
-    return np.max(_normalise(p), axis=-1)
+    return np.max(normalise(p), axis=-1)
 
 
 def top2_adjacent(p: np.ndarray) -> np.ndarray:
     """Top-2 adjacent concentration ``max_i (p_i + p_{i+1})``: the largest mass on two neighbouring
     options of the scale (Lee et al. 2024, main table)."""
-    q = _normalise(p)
+    q = normalise(p)
     if q.shape[-1] < 2:
         return np.full(q.shape[:-1], np.nan)
     return np.max(q[..., 1:] + q[..., :-1], axis=-1)
@@ -89,7 +89,7 @@ def row_distributions(rows: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarra
     """
     cols = prob_columns(rows)[:k]
     probs = rows[cols].to_numpy(dtype=float, na_value=np.nan) if cols else np.zeros((len(rows), 0))
-    soft = _normalise(probs) if k else probs
+    soft = normalise(probs) if k else probs
     arg = pd.to_numeric(rows["argmax"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     valid = rows["valid"].astype(bool).to_numpy() if "valid" in rows.columns else np.ones(len(rows), bool)
     ok = valid & np.isfinite(soft).all(axis=1) & np.isfinite(arg) & (arg >= 1) & (arg <= k)
@@ -147,4 +147,4 @@ def bootstrap_distributions(sums: np.ndarray, weights: np.ndarray) -> np.ndarray
     """Pooled distributions of bootstrap samples: ``weights (B, U) @ sums (U, K)``, normalised; a
     replicate with no answers is NaN."""
     with quiet():
-        return _normalise(weights @ sums)
+        return normalise(weights @ sums)

@@ -35,6 +35,7 @@ from valuescope.analysis.metrics._common import (
     quiet,
     unit_ids,
 )
+from valuescope.analysis.metrics.registry import MetricInputs, register
 
 
 def answer_entropy(responses: pd.DataFrame) -> np.ndarray:
@@ -145,3 +146,7 @@ def narrowing_rows(responses: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0
                                    ci_low=slo[0], ci_high=shi[0], n=cells.shape[1]))
     return metrics_frame(rows)
 
+
+@register("narrowing", 50)
+def rows(inputs: MetricInputs) -> pd.DataFrame:
+    return narrowing_rows(inputs.responses, n_boot=inputs.n_boot, seed=inputs.seed)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from valuescope.analysis.metrics._common import quiet, unit_ids
-from valuescope.analysis.metrics.inertia import _normalise, jsd, row_distributions
+from valuescope.analysis.metrics.inertia import jsd, normalise, row_distributions
 
 
 @dataclass
@@ -121,7 +121,7 @@ def bootstrap_matched_jsd(m: Matched, weights: np.ndarray, reading: str) -> np.n
     with quiet(), np.errstate(all="ignore"):
         sc = weights @ counts  # (B, S)
         p_base = (sc / sc.sum(axis=1, keepdims=True)) @ base_means
-        p_pers = _normalise(weights @ sums)
+        p_pers = normalise(weights @ sums)
         return jsd(p_base, p_pers)
 
 

@@ -40,11 +40,13 @@ from valuescope.analysis.metrics._common import (
     choose_level,
     group_rng,
     metric_row,
+    metrics_frame,
     percentile_ci,
     quiet,
     unit_ids,
 )
 from valuescope.analysis.metrics.inertia import bootstrap_distributions, inertia_index, jsd, unit_sums
+from valuescope.analysis.metrics.registry import MetricInputs, register
 
 
 def _pooled(s: np.ndarray) -> np.ndarray:
@@ -171,3 +173,19 @@ def _score_rows(group: tuple, ref_run_id: str, ref_scores: pd.DataFrame | None, 
                               context_b=ref_run_id, value=float(vals.mean()) if n else np.nan, ci_low=lo,
                               ci_high=hi, n=n, note="" if n >= 2 else "fewer than 2 personas: no bootstrap CI"))
     return out
+
+
+@register("steering", 70)
+def rows(inputs: MetricInputs) -> pd.DataFrame:
+    """A steered run against its unsteered reference; one row with a note when the reference is not stored."""
+    if not inputs.steered:
+        return metrics_frame([])
+    ref = inputs.reference
+    if ref is None:
+        return metrics_frame([{"run_id": inputs.run_id, "model": inputs.model, "instrument": "",
+                               "metric": "steer_delta_steerability", "dimension": "", "context_a": "all",
+                               "context_b": "", "value": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n": 0,
+                               "note": f"no reference run: {inputs.reference_note}"}])
+    return metrics_frame(steering_rows(ref.responses, inputs.responses, ref.scores, inputs.scores,
+                                       run_id=inputs.run_id, ref_run_id=inputs.reference_id, model=inputs.model,
+                                       n_boot=inputs.n_boot, seed=inputs.seed))

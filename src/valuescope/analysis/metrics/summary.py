@@ -1,4 +1,5 @@
-"""The one long metrics table (``compute_metrics``) and its compact per-dimension view (``headline``).
+"""The one long metrics table (``metric_table``: every registered family, ``registry.py``; ``compute_metrics``: the
+per-group family of both papers) and its compact per-dimension view (``headline``).
 
 Long table columns (``METRIC_COLUMNS``; the contract read by ``valuescope show``, the export and the
 HTML report):
@@ -24,9 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from valuescope.analysis.metrics import evenhandedness, geometry, narrowing, steering, tension  # noqa: F401 (register)
 from valuescope.analysis.metrics._common import ALL, GROUP_KEYS, METRIC_COLUMNS, metric_row, metrics_frame
 from valuescope.analysis.metrics.dimension_metrics import dimension_metric_rows
 from valuescope.analysis.metrics.position import position_rows
+from valuescope.analysis.metrics.registry import MetricInputs, families, register
 from valuescope.analysis.metrics.robustness import seed_rows
 from valuescope.analysis.metrics.stability import stability_rows
 from valuescope.analysis.metrics.variance import DEFAULT_SIZES, convergence_curve, repeat_design, variance_rows
@@ -85,6 +88,41 @@ def compute_metrics(
         design = repeat_design(g) if g is not None else None
         rows.extend(variance_rows(s, group, level=level, n_boot=n_boot, seed=seed, design=design))
     return metrics_frame(rows)
+
+
+@register("per_group", 10)
+def per_group_rows(inputs: MetricInputs) -> pd.DataFrame:
+    """Both papers' metrics per (run, model, instrument): :func:`compute_metrics`."""
+    return compute_metrics(inputs.responses, inputs.scores, n_boot=inputs.n_boot, seed=inputs.seed)
+
+
+def mixed_reading_rows(scored: pd.DataFrame, apart: pd.DataFrame) -> pd.DataFrame:
+    """One ``mixed_readings`` metric row per (run, model, instrument): how many answers were read
+    another way and kept out of the metrics, with a note that says so."""
+    rows = []
+    for (run_id, model, instrument), g in apart.groupby(["run_id", "model", "instrument"], sort=True):
+        used = int(((scored["run_id"] == run_id) & (scored["instrument"] == instrument)).sum())
+        methods = ", ".join(f"{n} by {m}" for m, n in g["method"].value_counts().sort_index().items())
+        rows.append({"run_id": run_id, "model": model, "instrument": instrument, "metric": "mixed_readings",
+                     "dimension": "", "context_a": "", "context_b": "", "value": float(len(g)),
+                     "ci_low": float("nan"), "ci_high": float("nan"), "n": used + len(g),
+                     "note": f"{len(g)} answers read as one parsed option ({methods}) kept apart: the metrics "
+                             f"use the {used} answers read as full letter distributions (logprobs)"})
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
+
+
+@register("mixed_readings", 20)
+def mixed_readings(inputs: MetricInputs) -> pd.DataFrame:
+    if inputs.kept_apart.empty:
+        return metrics_frame([])
+    return mixed_reading_rows(inputs.responses, inputs.kept_apart)
+
+
+def metric_table(inputs: MetricInputs) -> pd.DataFrame:
+    """A run's one long metrics table: the rows of every registered family (``registry.families()``), in
+    rank order. The only producer of the table that ``show``, the export, the API and the report read."""
+    frames = [f for _, rows in families() if len(f := rows(inputs))]
+    return pd.concat(frames, ignore_index=True) if frames else metrics_frame([])
 
 
 def _convergence_rows(g: pd.DataFrame, group: tuple, n_boot: int, seed: int,
@@ -149,4 +187,5 @@ def headline(metrics: pd.DataFrame) -> pd.DataFrame:
                                              ignore_index=True)
 
 
-__all__ = ["METRIC_COLUMNS", "HEADLINE_COLUMNS", "compute_metrics", "headline"]
+__all__ = ["METRIC_COLUMNS", "HEADLINE_COLUMNS", "MetricInputs", "compute_metrics", "headline", "metric_table",
+           "mixed_reading_rows"]

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from valuescope.analysis.metrics import evenhandedness, narrowing  # noqa: F401 (their families register)
 from valuescope.analysis.metrics._common import (
     bootstrap_weights,
     group_rng,
@@ -47,48 +48,13 @@ from valuescope.analysis.metrics._common import (
     metrics_frame,
     percentile_ci,
     quiet,
-    unit_ids,
 )
 from valuescope.analysis.metrics.congruence import SIDES, Contrasts, contrasts, kahan_stats, per_unit_congruence
+from valuescope.analysis.metrics.kinds import instrument_kind, respondent_columns
+from valuescope.analysis.metrics.registry import MetricInputs, families, register
 from valuescope.core.types import Instrument
 
-_KEYWORDS = {
-    "liberal": ("liberal", "democrat", "left", "progressive", "social democrat"),
-    "conservative": ("conservative", "republican", "right", "tory"),
-}
 PREFIX = {"political": "evidence", "neutral": "control"}
-
-
-def identity_side(value: Any) -> str | None:
-    """``liberal`` / ``conservative`` for an identity text (WVS ``identity`` attribute, or a free-text
-    ``identity`` column of a persona file: "Democrat", "left-wing", "a Republican voter" ...), None when it
-    names neither or both."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    text = str(value).strip().lower()
-    hits = [side for side, words in _KEYWORDS.items() if any(w in text for w in words)]
-    return hits[0] if len(hits) == 1 else None
-
-
-#: paper 004's instrument types, recognised by the item meta every item of one carries (a generated
-#: instrument, or a user's file following the same contract: docs/instruments.md)
-KIND_META = {"evidence": ("truth", "pair"), "dilemmas": ("dilemma", "rated_side")}
-
-
-def instrument_kind(inst: Instrument) -> str | None:
-    """``evidence`` / ``dilemmas`` when every item carries that type's meta keys (:data:`KIND_META`), else None."""
-    for kind, keys in KIND_META.items():
-        if inst.items and all(all(k in it.meta for k in keys) for it in inst.items):
-            return kind
-    return None
-
-
-def respondent_columns(df: pd.DataFrame) -> pd.DataFrame:
-    """``unit`` (persona identity as a resampling unit) and ``side`` (liberal / conservative / None, from the
-    ``identity`` attribute) of every answer row."""
-    ident = df["attr_identity"] if "attr_identity" in df.columns else pd.Series(None, index=df.index)
-    return pd.DataFrame({"unit": unit_ids(df).to_numpy(), "identity": ident.to_numpy(),
-                         "side": [identity_side(v) for v in ident]}, index=df.index)
 
 
 def evidence_table(responses: pd.DataFrame, instruments: Mapping[str, Instrument]) -> pd.DataFrame:
@@ -297,16 +263,21 @@ def _debias_rows(per_unit: Mapping[tuple[Any, ...], pd.DataFrame], *, n_boot: in
     return rows
 
 
-def tension_metrics(responses: pd.DataFrame, instruments: Any, *, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
-    """All of paper 004's probes as one long table: motivated reasoning (evidence instruments),
-    evenhandedness (dilemma instruments) and narrowing (any length sweep). Empty when none applies."""
-    from valuescope.analysis.metrics.evenhandedness import evenhandedness_rows
-    from valuescope.analysis.metrics.narrowing import narrowing_rows
+@register("motivated_reasoning", 30)
+def rows(inputs: MetricInputs) -> pd.DataFrame:
+    """Motivated reasoning on the evidence instruments, with ``max(n_boot, 1000)`` permutations."""
+    return motivated_reasoning_rows(inputs.responses, inputs.instruments, n_boot=inputs.n_boot,
+                                    n_perm=max(inputs.n_boot, 1000), seed=inputs.seed)
 
-    frames = [motivated_reasoning_rows(responses, instruments, n_boot=n_boot, n_perm=max(n_boot, 1000), seed=seed),
-              evenhandedness_rows(responses, instruments, n_boot=n_boot, seed=seed),
-              narrowing_rows(responses, n_boot=n_boot, seed=seed)]
-    frames = [f for f in frames if len(f)]
+
+PAPER_004 = ("motivated_reasoning", "evenhandedness", "narrowing")
+
+
+def tension_metrics(responses: pd.DataFrame, instruments: Any, *, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """All of paper 004's probes as one long table: the rows of the motivated reasoning (evidence instruments),
+    evenhandedness (dilemma instruments) and narrowing (any length sweep) families. Empty when none applies."""
+    inputs = MetricInputs(responses, instruments=instruments, n_boot=n_boot, seed=seed)
+    frames = [f for name, family in families() if name in PAPER_004 and len(f := family(inputs))]
     return pd.concat(frames, ignore_index=True) if frames else metrics_frame([])
 
 

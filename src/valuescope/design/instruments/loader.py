@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from valuescope.core.types import OPTION_LETTERS, Instrument, Item, Part, Scale
-from valuescope.study.spec import SpecError, read_yaml_file
+from valuescope.study.files import SpecError, read_yaml_file
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 #: columns of the long metrics frame and of the Cohen's d grid: the metrics package's own contracts
-from valuescope.analysis.metrics._common import METRIC_COLUMNS as METRIC_COLUMNS
+from valuescope.analysis.metrics import METRIC_COLUMNS as METRIC_COLUMNS
 from valuescope.analysis.metrics.effects import EFFECT_COLUMNS as EFFECT_COLUMNS
 from valuescope.core.types import Message
 

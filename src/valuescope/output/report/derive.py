@@ -54,26 +54,16 @@ def persona_scores(
     run_scores: pd.DataFrame, responses: pd.DataFrame, instrument: str, condition: str = "persona"
 ) -> pd.DataFrame:
     """Long persona-condition (or baseline) scores (persona_id, context, repeat, dimension, score) of
-    one instrument, from the scores table, else from the tidy responses (mean expected value per
-    dimension)."""
-    if not run_scores.empty and "instrument" in run_scores:
-        s = run_scores[(run_scores["instrument"] == instrument) & (run_scores["condition"] == condition)]
-        level = finest_level(s)
-        if level is not None:
-            s = s[s["level"] == level]
-        s = s.dropna(subset=["score", "dimension"])
-        if not s.empty:
-            return s
-    if responses.empty or "instrument" not in responses:
+    one instrument, from the run's scores table (``analysis.scoring``: reverse keys, centring and the
+    study's ``score_from`` applied there); empty when the run has none. The report never scores answers
+    itself."""
+    if run_scores.empty or "instrument" not in run_scores:
         return pd.DataFrame()
-    r = responses[(responses["instrument"] == instrument) & (responses["condition"] == condition)]
-    r = r[r["valid"].astype(bool)].dropna(subset=["dimension", "expected"])
-    if r.empty:
-        return pd.DataFrame()
-    keys = ["persona_id", "context", "repeat", "dimension"]
-    extra = [c for c in ["gender", "population", *attribute_columns(r)] if c in r]
-    out = r.groupby(keys, dropna=False).agg(score=("expected", "mean"), **{c: (c, "first") for c in extra})
-    return out.reset_index()
+    s = run_scores[(run_scores["instrument"] == instrument) & (run_scores["condition"] == condition)]
+    level = finest_level(s)
+    if level is not None:
+        s = s[s["level"] == level]
+    return s.dropna(subset=["score", "dimension"])
 
 
 def persona_profiles(

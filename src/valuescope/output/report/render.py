@@ -72,7 +72,7 @@ def _text(s: str) -> str:
     return " ".join(s.split())
 
 
-_SPECS = [
+SPECS = [
     _Spec(
         "inertia",
         "Inertia and steerability",
@@ -250,7 +250,7 @@ _SPECS = [
 ]
 
 # inside the model (hf backend, docs/geometry.md): shown only when a run has recorded states / steering
-_GEOMETRY_SPECS = [
+GEOMETRY_SPECS = [
     _Spec(
         "geometry",
         "Persona space inside the model",
@@ -288,8 +288,8 @@ def _build_sections(runs: list[RunData], out_dir: Path, color_by: str | None) ->
     fig_dir.mkdir(parents=True, exist_ok=True)
     sections = []
     several = len(runs) > 1
-    geometry = [s for s in _GEOMETRY_SPECS if any(not getattr(r, s.id).empty for r in runs)]
-    for spec in _SPECS + geometry:
+    geometry = [s for s in GEOMETRY_SPECS if any(not getattr(r, s.id).empty for r in runs)]
+    for spec in SPECS + geometry:
         sec = Section(spec.id, spec.title, spec.caption)
         errored = False
         targets: list[tuple[str, Any]] = [(r.model, r) for r in runs] if spec.per_run else [("", runs)]

@@ -34,6 +34,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from valuescope.core.types import Instrument
+from valuescope.study.files import SpecError, format_error, read_yaml_file
+
 DimShifts = dict[str, float]
 
 
@@ -85,7 +88,6 @@ class SyntheticSpec(BaseModel):
 
 
 def synthetic_from_dict(data: Any, source: str = "synthetic spec") -> SyntheticSpec:
-    from valuescope.study.spec import SpecError, _format_error
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -93,12 +95,10 @@ def synthetic_from_dict(data: Any, source: str = "synthetic spec") -> SyntheticS
     try:
         return SyntheticSpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(_format_error(err, source)) from None
+        raise SpecError(format_error(err, source)) from None
 
 
 def load_synthetic(path: str | Path) -> SyntheticSpec:
-    from valuescope.study.spec import read_yaml_file
-
     return synthetic_from_dict(read_yaml_file(path, "synthetic spec"), source=str(path))
 
 
@@ -106,8 +106,6 @@ def parse_effect(text: str) -> tuple[str, str, float]:
     """``"religious_denomination=Orthodox:Tradition=0.5"`` -> ("religious_denomination=Orthodox", "Tradition", 0.5).
 
     The dimension part may carry an instrument prefix (``pvq_rr/Tradition``)."""
-    from valuescope.study.spec import SpecError
-
     where = f"--effect {text!r}"
     level, sep, rest = text.rpartition(":")
     if not sep or "=" not in level:
@@ -128,8 +126,6 @@ def parse_effect(text: str) -> tuple[str, str, float]:
 
 def resolve_synthetic(path: str | None, inline: SyntheticSpec | None) -> SyntheticSpec:
     """The spec of a model block: the YAML file at ``path``, or the inline ``synthetic:`` block (not both)."""
-    from valuescope.study.spec import SpecError
-
     if path is not None and inline is not None:
         raise SpecError("synthetic model: give its spec as 'path' (a YAML file) or inline 'synthetic:', not both")
     if path is not None:
@@ -144,3 +140,19 @@ def with_effects(spec: SyntheticSpec, effects: list[tuple[str, str, float]]) -> 
         cell = merged.setdefault(level, {})
         cell[dim] = cell.get(dim, 0.0) + shift
     return spec.model_copy(update={"effects": merged})
+
+
+def check_spec_dimensions(spec: SyntheticSpec, instruments: dict[str, Instrument]) -> None:
+    """A dimension key of the spec that names no dimension or score group of the instruments is an error."""
+    for where, key in spec.dimension_keys():
+        inst_id, sep, name = key.rpartition("/")
+        found = False
+        for iid, inst in instruments.items():
+            if sep and iid != inst_id:
+                continue
+            groups = {g for lv in (inst.scoring.get("levels", {}) or {}).values() for g in lv}
+            if name in inst.dimensions or name in groups:
+                found = True
+        if not found:
+            raise SpecError(f"synthetic spec: {where}: {key!r} names no dimension or score group of the study's "
+                            f"instruments ({', '.join(sorted(instruments))})")

@@ -22,6 +22,7 @@ STUDY = {
     "instruments": [{"name": "mfq30", "items": ITEMS}],
     "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 2, "seeds": [111]}]},
     "report": False,
+    "option_order": "permute-persona",  # one order per condition: the counts below
 }
 
 

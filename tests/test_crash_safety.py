@@ -34,6 +34,7 @@ STUDY = {
     "instruments": [{"name": "mfq30", "items": ITEMS}],
     "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 9, "seeds": [333]}]},
     "report": False,
+    "option_order": "permute-persona",  # one order per condition: the counts below
 }
 PLANNED = 10 * 8  # (9 personas + the baseline) x 8 items
 

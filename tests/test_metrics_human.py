@@ -144,3 +144,24 @@ def test_end_to_end_on_the_synthetic_backend(tmp_path):
     blind = human_metrics(_run_synthetic(tmp_path / "b", {}), NORMS, n_boot=300).set_index("metric")
     assert blind.loc["political_gap_slope", "ci_low"] <= 0 <= blind.loc["political_gap_slope", "ci_high"]
     assert set(m.loc["human_distance", "dimension"]) == {"liberal", "conservative"}
+
+
+@pytest.mark.slow
+def test_fidelity_political_preset_finds_a_planted_gap(tmp_path):
+    """The preset at reduced scale on a synthetic model whose conservative WVS personas lean the human way."""
+    from valuescope.analysis.metrics.human import human_metrics
+    from valuescope.analysis.tables import load_run
+    from valuescope.execution.runner import run_study
+    from valuescope.store.sqlite import Store
+    from valuescope.study.presets import adapt, load_preset
+    from valuescope.study.spec import ModelSpec
+
+    lean = {d: (HUMAN["conservative"][d] - HUMAN["liberal"][d]) for d in DIMS}
+    model = ModelSpec(name="gap", backend="synthetic",
+                      synthetic={"persona_sd": 0.3, "query_sd": 0.3, "effects": {"identity=conservative": lean}})
+    study = adapt(load_preset("fidelity-political"), model=model, scale=0.3, output=str(tmp_path))
+    [res] = run_study(study)
+    scores = load_run(Store(tmp_path), res.run_id, n_boot=20).scores
+    m = human_metrics(scores, NORMS, n_boot=300).set_index("metric")
+    assert m.loc["political_gap_r", "value"] > 0.9 and m.loc["political_gap_slope", "ci_low"] > 0
+    assert m.loc["political_gap_r", "n"] == 30  # 100 x 0.3 personas, 15 per side

@@ -48,7 +48,8 @@ def test_geometry_keeps_the_run_id_and_steer_changes_it():
 def test_steer_changes_every_query_key(tmp_path: Path):
     from valuescope.execution.runner import plan_model, resolve
 
-    plain = study_from_dict({"instruments": [{"name": "mfq30", "items": ["HISTORY", "CRUEL"]}]})
+    plain = study_from_dict({"instruments": [{"name": "mfq30", "items": ["HISTORY", "CRUEL"]}],
+                             "option_order": "permute-persona"})  # one order for the baseline: 2 queries
     steered = plain.model_copy(update={"steer": study_from_dict({"steer": {"layer": 2, "add": 1.0}}).steer})
     a = {q.key for q in plan_model(resolve(plain), plain.models[0])}
     b = {q.key for q in plan_model(resolve(steered), steered.models[0])}

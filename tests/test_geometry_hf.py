@@ -182,9 +182,30 @@ def test_steered_study_reports_its_effect_with_intervals(steered):
         g = load_run(store, twin.run_id, n_boot=100).metrics
     rows = m[m["metric"].str.startswith("steer_") & (m["dimension"] == "")].set_index("metric")
     toward = rows.loc["steer_delta_to_reference"]
-    # measured (docs/geometry.md): about -0.000003 bits, 2% of this model's tiny steerability; the sign is
-    # a property of the model, so the test holds the pipeline to a finite estimate inside its interval
+    # measured (docs/geometry.md): about -0.000003 bits, 2% of this model's tiny steerability; its sign is a
+    # property of the model, so the test recomputes it from the two runs' answers, independently of
+    # metrics.steering: JSD(q^r, p^s) - JSD(q^r, p^r) per dimension (q: baseline, p: pooled personas, soft;
+    # r: the unsteered twin, s: steered), averaged over dimensions
     assert toward["context_b"] == twin.run_id, toward
+    with Store(steered["root"] / "out") as store:
+        r_resp = load_run(store, twin.run_id, with_metrics=False).responses
+        s_resp = load_run(store, main.run_id, with_metrics=False).responses
+
+    def pooled(resp, condition, dim):
+        rows = resp[(resp["condition"] == condition) & (resp["dimension"] == dim) & resp["valid"]]
+        p = rows[["p_1", "p_2", "p_3", "p_4", "p_5", "p_6"]].to_numpy(float)
+        p = p / p.sum(axis=1, keepdims=True)
+        return p.mean(axis=0)
+
+    def js(p, q):
+        m = (p + q) / 2
+        h = lambda x: -np.sum(np.where(x > 0, x * np.log2(np.where(x > 0, x, 1)), 0))  # noqa: E731
+        return h(m) - (h(p) + h(q)) / 2
+
+    dims = sorted(r_resp["dimension"].dropna().unique())
+    expected = np.mean([js(pooled(r_resp, "baseline", d), pooled(s_resp, "persona", d))
+                        - js(pooled(r_resp, "baseline", d), pooled(r_resp, "persona", d)) for d in dims])
+    assert toward["value"] == pytest.approx(expected, abs=1e-9)
     assert np.isfinite(toward["ci_low"]) and toward["ci_low"] <= toward["value"] <= toward["ci_high"]
     assert np.isfinite(rows.loc["steer_delta_steerability", ["value", "ci_low", "ci_high"]].astype(float)).all()
     # capability check: answers still readable, letters still take the mass

@@ -90,11 +90,16 @@ def _distribution_runs(query_sd: float, n: int) -> pd.DataFrame:
 
 
 def test_inertia_and_steerability_recovered():
-    """Soft inertia and steerability at 150 personas. (Hard inertia's percentile interval falls just short here,
-    pooled coverage 0.90 with one dimension at 0.78, and clearly at 40 personas, 0.82: the plug-in entropy's
-    small-sample bias carried twice; docs/known_truth.md.)"""
+    """Both inertia readings and steerability at 150 personas (the jackknife, metrics.intervals)."""
     cov = _distribution_runs(0.0, 150)
-    _check(cov[cov["metric"] != "inertia_hard"], ["inertia_soft", "steerability_jsd"])
+    _check(cov, ["inertia_soft", "inertia_hard", "steerability_jsd"])
+
+
+def test_inertia_recovered_at_40_personas():
+    """The percentile interval covered hard inertia in 0.82 of replications at 40 personas (the plug-in entropy's
+    small-sample bias carried twice); the jackknife: 0.95 in both readings (200 replications, docs/metrics.md)."""
+    cov = _distribution_runs(0.0, 40)
+    _check(cov[cov["metric"].isin(["inertia_soft", "inertia_hard"])], ["inertia_soft", "inertia_hard"])
 
 
 @pytest.mark.xfail(strict=True, reason="known (found with this model): steerability's CI holds the baseline fixed, "

@@ -190,7 +190,8 @@ def existing_store(tmp_path, embedded_backend):
     """An output directory holding a store from a tiny valid run (baseline x 2 items, embedded model)."""
     out = tmp_path / "out"
     tiny = study_from_dict({"name": "tiny", "output": str(out), "report": False,
-                            "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED"]}]})
+                            "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED"]}],
+                            "option_order": "permute-persona"})  # one order for the baseline: 2 queries
     [res] = runner.run_study(tiny, backend_factory=lambda _model: SharedBackend(embedded_backend))
     assert res.new == 2
     assert not (out / "valuescope.sqlite-wal").exists()  # closed and checkpointed

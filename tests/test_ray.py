@@ -29,6 +29,7 @@ STUDY = {
     "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 3, "seeds": [111]}]},
     "contexts": {"topics": ["none", "joke"], "n_messages": [1], "max_tokens": 12},
     "report": False,
+    "option_order": "permute-persona",  # one order per condition: the counts below
 }
 PLANNED = 2 * 4 * 3  # contexts x (baseline + 3 personas) x items
 

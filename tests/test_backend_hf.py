@@ -121,6 +121,6 @@ def test_hf_prefix_cache_matches_naive(hf_backend):
     assert evaluated < 0.6 * prompt  # 4 prefixes for 9 prompts
     # the split is at a token boundary both the shared text and the whole prompt agree on
     for r in reqs:
-        ids = hf_backend.ids(hf_backend.render(r))
-        cut = hf_backend.split_point(r, ids)
+        ids = hf_backend.tokens(hf_backend.render(r))
+        cut = hf_backend.item_start(r, ids)
         assert 0 < cut < len(ids) and hf_backend.tokenizer.decode(ids[cut:]).lstrip().startswith("Description")

@@ -15,13 +15,13 @@ from rich.console import Console
 from rich.table import Table
 
 from valuescope import __version__
+from valuescope.study import DEFAULT_DIR
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__, pretty_exceptions_enable=False)
 # piped output (scripts, CI logs) gets wide lines instead of wrapped table cells
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
-DEFAULT_DIR = "valuescope-results"
 
 
 def _print_json(data: object) -> None:
@@ -173,21 +173,18 @@ def _run_json(store_dir: Path, results, report: bool) -> None:
 
 
 def _open_store(directory: Path):
-    from valuescope.store.sqlite import Store
+    from valuescope.output.api import open_store
 
-    return Store(directory, create=False, migrate=False)
+    return open_store(directory)
 
 
 def _migrate_if_old(directory: Path) -> None:
     """Migrate a store written by an older valuescope in place (after a backup copy), saying so."""
-    from valuescope.store.sqlite import STORE_NAME, Store
+    from valuescope.output.api import migrate_store
 
-    if not (directory / STORE_NAME).is_file():
-        return
-    with Store(directory, create=False, migrate=True) as store:
-        if store.migrated_from is not None:
-            err.print(f"migrated {store.path} from store schema {store.migrated_from} (run-scoped answers); "
-                      f"backup: {store.backup}", highlight=False, soft_wrap=True)
+    note = migrate_store(directory)
+    if note is not None:
+        err.print(note, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -306,32 +303,21 @@ def _print_frame(df, title: str, max_rows: int = 80) -> None:
 def ls(directory: Annotated[Path, typer.Argument(help="Results directory.")] = Path(DEFAULT_DIR),
        as_json: Annotated[bool, _json_option()] = False) -> None:
     """List the runs in a store (and in stores directly below the directory)."""
-    from valuescope.store.sqlite import iter_stores
+    from valuescope.output.api import Results
 
-    stores = list(iter_stores(directory))
-    if not stores:
-        fail(f"no valuescope store in {directory}")
+    try:
+        runs = Results(directory).table()
+    except _user_errors() as exc:
+        fail(str(exc))
     if as_json:
-        from valuescope.output.api import Results
-
-        try:
-            _print_json(Results(directory).table().to_dict(orient="records"))
-        except _user_errors() as exc:
-            fail(str(exc))
+        _print_json(runs.to_dict(orient="records"))
         return
     table = Table(title="runs")
     for col in ("store", "run", "model", "planned", "answered", "reused", "unreadable", "failed", "complete"):
         table.add_column(col, no_wrap=col == "run")
-    for d in stores:
-        try:
-            with _open_store(d) as store:
-                rows = store.runs()
-        except _user_errors() as exc:
-            fail(str(exc))
-        for r in rows:
-            complete = "yes" if r["done"] == r["planned"] and not r["failed"] else "no"
-            table.add_row(str(d), r["run_id"], r["model"], str(r["planned"]), str(r["done"]), str(r["reused"]),
-                          str(r["invalid"]), str(r["failed"]), complete)
+    for r in runs.itertuples(index=False):
+        table.add_row(str(r.store), str(r.run_id), str(r.model), str(r.planned), str(r.answered), str(r.reused),
+                      str(r.unreadable), str(r.failed), "yes" if r.complete else "no")
     out.print(table)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any, Protocol, runtime_checkable
 
 from valuescope.core.errors import ValuescopeError
@@ -32,6 +33,47 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend declares about itself, as class (or instance) attributes of the same names; a backend
+    that declares nothing gets these defaults. Read them with :func:`capabilities`, never probe for them."""
+
+    batch_sensitive: bool = False  # an answer depends on the other requests of its call: send canonical batches
+    system_role: bool = True  # its chat template has a system turn (else the persona opens the user turn)
+    wants_meta: bool = False  # it reads ``ScoreRequest.meta`` (the synthetic model) rather than the prompt
+    renders_locally: bool = False  # it evaluates its own rendering of each prompt: one sequential chain at a time
+    hooks: bool = False  # it takes forward hooks (``score_hooks``: steering) and records hidden states
+
+
+def capabilities(backend: Any) -> Capabilities:
+    """The capabilities ``backend`` declares (:class:`Capabilities`; the defaults where it declares none)."""
+    return Capabilities(**{f.name: bool(getattr(backend, f.name, f.default)) for f in fields(Capabilities)})
+
+
+def render(backend: Any, request: ScoreRequest) -> str | None:
+    """The exact prompt text a backend scores for ``request`` (its ``render``), or None when it has none."""
+    fn = getattr(backend, "render", None)
+    return fn(request) if callable(fn) else None
+
+
+def check_instruments(backend: Any, instruments: Any) -> None:
+    """Let a backend reject the study's instruments before it answers (the synthetic model checks that its
+    spec names their dimensions); a backend without ``check_instruments`` accepts any."""
+    fn = getattr(backend, "check_instruments", None)
+    if callable(fn):
+        fn(instruments)
+
+
+def stats(backend: Any) -> dict[str, Any]:
+    """The backend's counters (``stats``: tokens evaluated, queries ...), empty when it keeps none."""
+    return dict(getattr(backend, "stats", {}) or {})
+
+
+def score_hooks(backend: Any) -> list[Any]:
+    """The backend's forward hooks (steering), empty for a backend that takes none."""
+    return list(getattr(backend, "score_hooks", []) or []) if capabilities(backend).hooks else []
 
 
 # backend kind -> "module:Class"; each class takes the model block (a dict) as keyword arguments

@@ -41,7 +41,8 @@ import numpy as np
 
 from valuescope.backends.base import BackendError
 from valuescope.backends.chat_template import ChatTemplate
-from valuescope.backends.llamacpp import embedded_model_path, letter_distribution
+from valuescope.backends.letters import TokenLevel
+from valuescope.backends.llamacpp import embedded_model_path
 from valuescope.backends.threads import ThreadChooser
 from valuescope.core.types import GenerateRequest, LetterScores, Message, ScoreRequest
 
@@ -49,7 +50,9 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # a Hugging Face model id, O
 INSTALL_HINT = 'pip install torch==2.13.0 "transformers>=4.45" "gguf>=0.10" accelerate'
 
 
-class HFBackend:
+class HFBackend(TokenLevel):
+    hooks = True  # Capabilities (backends.base): forward hooks (steering) and hidden states
+
     def __init__(
         self,
         *,
@@ -125,27 +128,16 @@ class HFBackend:
 
     # ------------------------------------------------------------------ helpers
 
-    def _render(self, messages: Sequence[Message], answer_prefix: str = "") -> str:
-        text = self.tokenizer.apply_chat_template(
-            [m.as_dict() for m in messages], tokenize=False, add_generation_prompt=True
-        )
-        return text + answer_prefix
+    def render_messages(self, messages: Sequence[Message]) -> str:
+        return self.tokenizer.apply_chat_template([m.as_dict() for m in messages], tokenize=False,
+                                                  add_generation_prompt=True)
 
-    def render(self, req: ScoreRequest) -> str:
-        """The exact prompt text scored for a request (shown in the report)."""
-        return self._render(req.messages, req.answer_prefix)
+    def token_text(self, tid: int) -> str:
+        return self.tokenizer.decode([tid])
 
-    def letter_ids(self, letters: tuple[str, ...]) -> dict[str, list[int]]:
-        """Every token id whose decoded text, stripped of whitespace, is one of the letters."""
-        if letters not in self._letter_ids:
-            wanted = set(letters)
-            out: dict[str, list[int]] = {c: [] for c in letters}
-            for tid in range(len(self.tokenizer)):
-                text = self.tokenizer.decode([tid]).strip()
-                if text in wanted:
-                    out[text].append(tid)
-            self._letter_ids[letters] = out
-        return self._letter_ids[letters]
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
 
     def _encode(self, texts: list[str]) -> dict[str, Any]:
         # the chat template writes any special tokens itself (HF's own advice after apply_chat_template)
@@ -155,30 +147,11 @@ class HFBackend:
 
     # ------------------------------------------------------------------ scoring
 
-    def ids(self, text: str) -> list[int]:
+    def tokens(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False).input_ids)
 
-    def split_point(self, req: ScoreRequest, ids: list[int]) -> int:
-        """Token position where the request's item starts (everything before is shared by its group):
-        the common prefix of the whole prompt's tokens and the shared text's, at most len - 1."""
-        last = len(ids) - 1
-        if req.shared_chars < 0 or not req.messages:
-            return last
-        full = self.render(req)
-        start = full.rfind(req.messages[-1].content)
-        if start < 0:
-            return last
-        shared = self.ids(full[: start + req.shared_chars])
-        n = 0
-        while n < min(len(shared), last) and shared[n] == ids[n]:
-            n += 1
-        return n
-
-    def _letters(self, req: ScoreRequest, logits: np.ndarray) -> LetterScores:
-        return letter_distribution(np.asarray(logits), self.letter_ids(req.letters), req.letters)
-
     def score(self, requests: Sequence[ScoreRequest]) -> list[LetterScores]:
-        ids = [self.ids(self.render(r)) for r in requests]
+        ids = [self.tokens(self.render(r)) for r in requests]
         self.stats["prompt_tokens"] += sum(len(x) for x in ids)
         self.stats["queries"] += len(requests)
         if self.score_hooks:  # steering hooks (hf_geometry): every forward pass one whole prompt, as they expect
@@ -191,7 +164,7 @@ class HFBackend:
         results: list[LetterScores | None] = [None] * len(requests)
         groups: dict[tuple[tuple[int, ...], str], list[int]] = {}
         for i, r in enumerate(requests):
-            cut = self.split_point(r, ids[i])
+            cut = self.item_start(r, ids[i])
             groups.setdefault((tuple(ids[i][:cut]), r.batch), []).append(i)
         for (prefix, _), idxs in groups.items():
             for start in range(0, len(idxs), self.batch_size):
@@ -203,7 +176,7 @@ class HFBackend:
                 if chooser:
                     chooser.end(self.stats["evaluated_tokens"] - before)
                 for row, i in enumerate(chunk):
-                    results[i] = self._letters(requests[i], logits[row])
+                    results[i] = self.letter_scores(requests[i], logits[row])
         return [r for r in results if r is not None]
 
     def _prefix_cache(self, prefix: tuple[int, ...]) -> Any:
@@ -265,7 +238,7 @@ class HFBackend:
             idx = order[start:start + self.batch_size]
             logits = self._forward_padded([ids[i] for i in idx])
             for row, i in enumerate(idx):
-                results[i] = self._letters(requests[i], logits[row])
+                results[i] = self.letter_scores(requests[i], logits[row])
         return [r for r in results if r is not None]
 
     # ------------------------------------------------------------------ generation
@@ -284,7 +257,7 @@ class HFBackend:
 
     def _generate_one(self, req: GenerateRequest) -> str:
         torch = self._torch
-        enc = self._encode([self._render(req.messages)])
+        enc = self._encode([self.render_messages(req.messages)])
         torch.manual_seed(req.seed)
         sample = req.temperature > 0
         with torch.inference_mode():

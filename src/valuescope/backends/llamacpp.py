@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,8 +50,9 @@ import numpy as np
 
 from valuescope.backends.base import BackendError
 from valuescope.backends.chat_template import ChatTemplate
+from valuescope.backends.letters import TokenLevel, common_prefix_len
 from valuescope.backends.llama_fresh import forget
-from valuescope.core.types import GenerateRequest, LetterScores, ScoreRequest
+from valuescope.core.types import GenerateRequest, LetterScores, Message, ScoreRequest
 
 DEFAULT_SCHEDULER = "prefix"
 
@@ -68,40 +68,7 @@ def embedded_model_path() -> Path:
     return found[0]
 
 
-def letter_token_ids(detokenize: Any, n_vocab: int, letters: Sequence[str]) -> dict[str, list[int]]:
-    """Every token id whose text, stripped of whitespace, is exactly one of the letters."""
-    wanted = set(letters)
-    out: dict[str, list[int]] = {letter: [] for letter in letters}
-    for tid in range(n_vocab):
-        text = detokenize(tid)
-        stripped = text.strip()
-        if stripped in wanted and len(stripped) == 1:
-            out[stripped].append(tid)
-    return out
-
-
-def letter_distribution(logits: np.ndarray, ids: dict[str, list[int]], letters: Sequence[str]) -> LetterScores:
-    """Softmax over the whole vocabulary, summed per letter and renormalised over the letters."""
-    z = logits.astype(np.float64)
-    z = np.exp(z - z.max())
-    probs = z / z.sum()
-    mass = np.array([probs[ids[letter]].sum() for letter in letters])
-    total = float(mass.sum())
-    if not math.isfinite(total) or total <= 0.0:
-        return LetterScores(probs=tuple(0.0 for _ in letters), outside_mass=1.0, valid=False,
-                            error="no probability on any option letter")
-    return LetterScores(probs=tuple(float(m / total) for m in mass), outside_mass=max(0.0, 1.0 - total))
-
-
-def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-class LlamaCppBackend:
+class LlamaCppBackend(TokenLevel):
     """llama.cpp backend. ``path``: a GGUF file (None = the embedded SmolLM2)."""
 
     def __init__(
@@ -185,18 +152,15 @@ class LlamaCppBackend:
     def system_role(self) -> bool:
         return self.template.system_role
 
-    def _detok(self, tid: int) -> str:
+    def token_text(self, tid: int) -> str:
         return self.llama.detokenize([tid]).decode("utf-8", errors="replace")
 
-    def letter_ids(self, letters: tuple[str, ...]) -> dict[str, list[int]]:
-        if letters not in self._letter_ids:
-            self._letter_ids[letters] = letter_token_ids(self._detok, self.n_vocab, letters)
-        return self._letter_ids[letters]
+    @property
+    def vocab_size(self) -> int:
+        return self.n_vocab
 
-    def render(self, req: ScoreRequest) -> str:
-        return self.template.render([m.as_dict() for m in req.messages], add_generation_prompt=True) + (
-            req.answer_prefix
-        )
+    def render_messages(self, messages: Sequence[Message]) -> str:
+        return self.template.render([m.as_dict() for m in messages], add_generation_prompt=True)
 
     def tokens(self, text: str) -> list[int]:
         return self.llama.tokenize(text.encode("utf-8"), add_bos=self.template.add_bos, special=True)
@@ -246,7 +210,7 @@ class LlamaCppBackend:
             self._cached_cuts = cuts if prefix else []
             return
         self._cached_cuts = []
-        keep = _common_prefix_len(self._cached, prefix)
+        keep = common_prefix_len(self._cached, prefix)
         self._ctx.kv_cache_seq_rm(-1, keep, -1)
         self._cached = self._cached[:keep]
         if len(prefix) > keep:
@@ -270,7 +234,7 @@ class LlamaCppBackend:
                 self._ctx.kv_cache_clear()
                 self._cached = []
                 logits = self._decode_seq0(t, 0, want_last=True)
-                results[i] = letter_distribution(logits, self.letter_ids(requests[i].letters), requests[i].letters)
+                results[i] = self.letter_scores(requests[i], logits)
             self._ctx.kv_cache_clear()
             return [r for r in results if r is not None]
         if self.scheduler == "sequential":
@@ -278,7 +242,7 @@ class LlamaCppBackend:
                 self._set_prefix(t[:-1])
                 logits = self._decode_seq0(t[-1:], len(t) - 1, want_last=True)
                 self._cached = list(t)
-                results[i] = letter_distribution(logits, self.letter_ids(requests[i].letters), requests[i].letters)
+                results[i] = self.letter_scores(requests[i], logits)
             return [r for r in results if r is not None]
         # Group by the canonical prefix itself: each answer then depends only on its own prompt,
         # never on which other queries share its batch (resumed runs give identical numbers).
@@ -307,25 +271,11 @@ class LlamaCppBackend:
                 chooser.end(self.stats["evaluated_tokens"] - before)
         return [r for r in results if r is not None]
 
-    def split_points(self, req: ScoreRequest, toks: list[int]) -> tuple[int, int]:
-        """Canonical token positions of a prompt: where its last message's content starts (the
-        persona and conversation come before) and where its item starts (at most len - 1)."""
-        last = len(toks) - 1
-        if req.shared_chars < 0 or not req.messages:
-            return 0, last
-        full = self.render(req)
-        start = full.rfind(req.messages[-1].content)
-        if start < 0:
-            return 0, last
-        head = min(_common_prefix_len(self.tokens(full[:start]), toks), last)
-        cut = min(_common_prefix_len(self.tokens(full[: start + req.shared_chars]), toks), last)
-        return min(head, cut), max(head, cut)
-
     def answer_start(self, req: ScoreRequest, toks: list[int]) -> int:
         """Token position where the answer prefix starts (at most len - 1)."""
         full = self.render(req)
         text = full[: len(full) - len(req.answer_prefix)] if req.answer_prefix else full
-        return min(_common_prefix_len(self.tokens(text), toks), len(toks) - 1)
+        return min(common_prefix_len(self.tokens(text), toks), len(toks) - 1)
 
     def turn_points(self, req: ScoreRequest, toks: list[int]) -> list[int]:
         """Token positions of ``req.boundaries`` ((message, character offset in its content) pairs)."""
@@ -342,7 +292,7 @@ class LlamaCppBackend:
             if start < 0:
                 continue
             for off in wanted.get(m, []):
-                out.append(_common_prefix_len(self.tokens(full[:start + off]), toks))
+                out.append(common_prefix_len(self.tokens(full[:start + off]), toks))
             pos = start + len(msg.content)
         return out
 
@@ -386,7 +336,7 @@ class LlamaCppBackend:
             self.stats["evaluated_tokens"] += n_tok
             for i, pos in zip(chunk, last_pos, strict=True):
                 logits = self._logits_row(pos)
-                results[i] = letter_distribution(logits, self.letter_ids(requests[i].letters), requests[i].letters)
+                results[i] = self.letter_scores(requests[i], logits)
             for s in range(1, len(chunk) + 1):
                 self._ctx.kv_cache_seq_rm(s, -1, -1)
 
@@ -395,7 +345,7 @@ class LlamaCppBackend:
         """One item suffix on top of the prefix held in sequence 0, dropped again afterwards."""
         logits = self._decode_seq0(toks[i][prefix_len:], prefix_len, want_last=True)
         self._ctx.kv_cache_seq_rm(0, prefix_len, -1)
-        results[i] = letter_distribution(logits, self.letter_ids(requests[i].letters), requests[i].letters)
+        results[i] = self.letter_scores(requests[i], logits)
 
     # ------------------------------------------------------------------ generation
     def generate(self, requests: Sequence[GenerateRequest]) -> list[str]:

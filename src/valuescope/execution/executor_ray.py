@@ -27,7 +27,7 @@ import collections
 from collections.abc import Sequence
 from typing import Any
 
-from valuescope.backends.base import BackendError
+from valuescope.backends.base import BackendError, check_instruments, stats
 from valuescope.core.types import Message, Query
 from valuescope.design.plan import prefix_group
 from valuescope.execution.executors import Job, Unit, commit, once, work_units
@@ -54,9 +54,7 @@ class _Worker:
         self.backend = None
         try:
             self.backend = make_backend(model)
-            check = getattr(self.backend, "check_instruments", None)
-            if callable(check):
-                check(resolved.instrument_map)
+            check_instruments(self.backend, resolved.instrument_map)
             self.session = Session(resolved, model, self.backend, store=None)
             if model.judge is not None and resolved.study.extraction == "generate":
                 self.session.judge = make_backend(model.judge)
@@ -71,7 +69,7 @@ class _Worker:
         if self.error is not None:
             return {"error": self.error}
         return {"system_role": self.session.system_role,
-                "batch_sensitive": bool(getattr(self.backend, "batch_sensitive", False)),
+                "batch_sensitive": self.session.caps.batch_sensitive,
                 "example": example_prompt(self.resolved, list(queries), self.backend)}
 
     def answer(self, chunk: list[Query], labels: list[str], known: dict[str, tuple[Message, ...]]
@@ -88,7 +86,7 @@ class _Worker:
         return "ok", scores, self.session.fresh
 
     def stats(self) -> dict[str, Any]:
-        return dict(getattr(self.backend, "stats", {}))
+        return stats(self.backend)
 
     def close(self) -> None:
         if self.backend is not None:

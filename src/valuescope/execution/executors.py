@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from valuescope.backends.base import Backend, BackendError
+from valuescope.backends.base import Backend, BackendError, check_instruments, stats
 from valuescope.core.types import LetterScores, Query
 from valuescope.design.plan import batch_label, canonical_batches
 from valuescope.execution.sequential import chain_width, run_chains
@@ -156,22 +156,59 @@ def limit_outside_mass(s: LetterScores, limit: float) -> LetterScores:
     return s
 
 
+@dataclass
+class AnswerWriter:
+    """The one path an answer takes into the store, for every executor and the runner's reuse: the run is
+    registered before the first write, ``max_outside_mass`` is applied, and the run's counts follow."""
+
+    store: Store
+    res: RunResult
+    limit: float  # the study's max_outside_mass
+    register: Callable[[], None]
+
+    def answers(self, pairs: Sequence[tuple[Query, LetterScores]]) -> None:
+        """New answers of this run."""
+        self.register()
+        pairs = [(q, limit_outside_mass(s, self.limit)) for q, s in pairs]
+        self.res.new += self.store.write_responses(pairs)
+        self.res.invalid += sum(1 for _, s in pairs if not s.valid)
+
+    def copies(self, triples: Sequence[tuple[Query, LetterScores, str]]) -> None:
+        """Answers another run holds for the very same queries, copied in (``reused_from`` = that run)."""
+        self.register()
+        triples = [(q, limit_outside_mass(s, self.limit), source) for q, s, source in triples]
+        for i in range(0, len(triples), 5000):
+            self.res.reused += self.store.reuse_responses(triples[i:i + 5000])
+        for _, s, source in triples:
+            self.res.reused_from[source] = self.res.reused_from.get(source, 0) + 1
+            self.res.invalid += 0 if s.valid else 1
+
+    def failures(self, pairs: Sequence[tuple[Query, str]]) -> None:
+        """Queries the backend failed on (retried by the next run)."""
+        self.register()
+        self.store.record_failures(pairs)
+        self.res.failed += len(pairs)
+
+    def chunk(self, chunk: Sequence[Query], scores: Sequence[LetterScores] | str) -> None:
+        """One chunk's answers (or, given an error text, the whole chunk as failed)."""
+        if isinstance(scores, str):
+            self.failures([(q, scores) for q in chunk])
+            return
+        pairs = list(zip(chunk, scores, strict=True))
+        self.answers([(q, s) for q, s in pairs if s.method != "failed"])
+        failed = [(q, s.error or "failed") for q, s in pairs if s.method == "failed"]
+        if failed:
+            self.failures(failed)
+
+
+def writer(session: Session, res: RunResult) -> AnswerWriter:
+    assert session.store is not None
+    return AnswerWriter(session.store, res, session.study.max_outside_mass, lambda: session.register())
+
+
 def commit(session: Session, chunk: Sequence[Query], scores: Sequence[LetterScores] | str, res: RunResult) -> None:
     """Store one chunk's answers (or, given an error text, record the whole chunk as failed)."""
-    session.register()
-    assert session.store is not None
-    if isinstance(scores, str):
-        session.store.record_failures((q, scores) for q in chunk)
-        res.failed += len(chunk)
-        return
-    limit = session.study.max_outside_mass
-    answered = [(q, limit_outside_mass(s, limit)) for q, s in zip(chunk, scores, strict=True) if s.method != "failed"]
-    failed = [(q, s.error or "failed") for q, s in zip(chunk, scores, strict=True) if s.method == "failed"]
-    res.new += session.store.write_responses(answered)
-    res.invalid += sum(1 for _, s in answered if not s.valid)
-    if failed:
-        session.store.record_failures(failed)
-        res.failed += len(failed)
+    writer(session, res).chunk(chunk, scores)
 
 
 class LocalExecutor:
@@ -188,9 +225,7 @@ class LocalExecutor:
         study = job.resolved.study
         backend = self.backend_factory(job.model)
         try:
-            check = getattr(backend, "check_instruments", None)
-            if callable(check):  # e.g. a synthetic spec naming a dimension no instrument has
-                check(job.resolved.instrument_map)
+            check_instruments(backend, job.resolved.instrument_map)  # e.g. a synthetic spec's unknown dimension
             session = Session(job.resolved, job.model, backend, job.store)
             if study.steer is not None:
                 job.res.geometry["steer"] = geometry_run.attach_steering(
@@ -212,7 +247,7 @@ class LocalExecutor:
                 job.res.geometry.update(states=states.recorded, layers=states.layers, seconds=states.seconds,
                                         bytes=states.bytes, note=states.note)
             job.res.conversations = session.new_conversations
-            job.res.backend_stats = dict(getattr(backend, "stats", {}))
+            job.res.backend_stats = stats(backend)
         finally:
             geometry_run.detach_steering(backend, job.res.geometry.get("steer"))
             backend.close()
@@ -221,8 +256,7 @@ class LocalExecutor:
 def run_units(session: Session, job: Job) -> None:
     """Independent administration in this process: the work units in plan order, each unit's pending
     answers committed as it comes back."""
-    units = work_units(job.queries, job.pending, job.chunk_size, bool(getattr(session.backend, "batch_sensitive",
-                                                                              False)))
+    units = work_units(job.queries, job.pending, job.chunk_size, session.caps.batch_sensitive)
     done = 0
     for unit in units:
         if job.max_queries is not None and job.res.new >= job.max_queries:
@@ -252,16 +286,7 @@ def run_sequential(session: Session, job: Job) -> None:
     stored = store.answers(pending[0].run_id, [q.key for q in job.queries if q.key not in pending_keys])
     done = 0
 
-    def write(pairs: list[tuple[Query, LetterScores]]) -> None:
-        session.register()
-        pairs = [(q, limit_outside_mass(s, session.study.max_outside_mass)) for q, s in pairs]
-        res.new += store.write_responses(pairs)
-        res.invalid += sum(1 for _, s in pairs if not s.valid)
-
-    def fail(pairs: list[tuple[Query, str]]) -> None:
-        session.register()
-        store.record_failures(pairs)
-        res.failed += len(pairs)
+    out = writer(session, res)
 
     def step(n: int) -> None:
         nonlocal done
@@ -269,6 +294,6 @@ def run_sequential(session: Session, job: Job) -> None:
         if job.progress:
             job.progress("queries", done, len(pending))
 
-    run_chains(job.queries, pending_keys, stored, session.request, session.answer_requests, write, fail,
-               width=chain_width(session.model.backend, session.model.concurrency), budget=job.max_queries,
+    run_chains(job.queries, pending_keys, stored, session.request, session.answer_requests, out.answers, out.failures,
+               width=chain_width(session.caps.renders_locally, session.model.concurrency), budget=job.max_queries,
                progress=step)

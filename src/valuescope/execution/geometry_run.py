@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from valuescope.backends.base import capabilities, score_hooks
 from valuescope.core.types import ContextSpec, Persona
 from valuescope.store.geometry import load_states, persona_units, recorded_keys, write_states
 from valuescope.store.sqlite import Store, StoreError
@@ -95,7 +96,7 @@ class StateRecorder:
         todo = [u for u in self.units if any(state_key(self.model, u, L) not in self.done for L in self.layers)]
         t0 = time.perf_counter()
         with contextlib.ExitStack() as stack:  # a steered run's states are recorded under its steering
-            for hook in getattr(backend, "score_hooks", []):
+            for hook in score_hooks(backend):
                 stack.enter_context(hook())
             self._record(session, todo, progress)
         self.seconds = time.perf_counter() - t0
@@ -172,7 +173,7 @@ def attach_steering(study: Study, model: ModelSpec, backend: Any, store: Store, 
 
     steer = study.steer
     assert steer is not None
-    if model.backend != "hf" or not hasattr(backend, "score_hooks"):
+    if model.backend != "hf" or not capabilities(backend).hooks:
         raise SpecError(f"steer: model {model.name!r} uses backend {model.backend!r}; steering needs backend 'hf'")
     ref = store.reference_run_id(study, model, instruments)
     axis = axis_from_store(store, ref, steer.layer)
@@ -194,6 +195,5 @@ def attach_steering(study: Study, model: ModelSpec, backend: Any, store: Store, 
 
 def detach_steering(backend: Any, applied: dict[str, Any] | None) -> None:
     """Remove the hook :func:`attach_steering` added (the backend may outlive the run)."""
-    hooks = getattr(backend, "score_hooks", None)
-    if applied and hooks is not None and applied.get("hook") in hooks:
-        hooks.remove(applied["hook"])
+    if applied and capabilities(backend).hooks and applied.get("hook") in backend.score_hooks:
+        backend.score_hooks.remove(applied["hook"])

@@ -8,17 +8,17 @@ stored, copies the answers other runs hold for the same keys, and hands the rest
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from valuescope.backends.base import Backend
-from valuescope.core.types import LetterScores, Query
+from valuescope.core.types import Query
 from valuescope.execution.executor_ray import RayExecutor
 from valuescope.execution.executors import (
     OUTSIDE_MARK,
+    AnswerWriter,
     Executor,
     Job,
     LocalExecutor,
@@ -84,8 +84,9 @@ def run_study(
             res.notes.extend(old_default_notes(study, model, resolved, store, run_id))
             register = functools.partial(
                 store.register_run, run_id, study.name, model.name, identity.stored_study(study, model), len(queries))
-            pending = _reuse_stored(store, pending, res, study.max_outside_mass,
-                                    functools.partial(register, None, instruments_json(resolved)))
+            pending = _reuse_stored(AnswerWriter(store, res, study.max_outside_mass,
+                                                 functools.partial(register, None, instruments_json(resolved))),
+                                    pending)
             states = geometry_run.StateRecorder.create(study, model, run_id, resolved.personas, resolved.contexts,
                                                        store)
             if not pending:
@@ -120,25 +121,9 @@ def old_default_notes(study: Study, model: ModelSpec, resolved: Resolved, store:
             f"{run_id}: set option_order: {OLD_DEFAULT_OPTION_ORDER} in the study to resume {old_id}"]
 
 
-def _reuse_stored(store: Store, pending: list[Query], res: RunResult, limit: float,
-                  register: Callable[[], None]) -> list[Query]:
+def _reuse_stored(out: AnswerWriter, pending: list[Query]) -> list[Query]:
     """Copy into this run the answers other runs hold for the same keys; return what is left to ask."""
-    stored = store.stored_answers((q.key for q in pending), exclude_run=res.run_id)
-    if not stored:
-        return pending
-    register()
-    copies = []
-    for q in pending:
-        row = stored.get(q.key)
-        if row is None:
-            continue
-        om = row["outside_mass"]
-        s = LetterScores(probs=tuple(json.loads(row["probs"])), outside_mass=float("nan") if om is None else om,
-                         valid=bool(row["valid"]), raw=row["raw"], error=row["error"], method=row["method"])
-        copies.append((q, limit_outside_mass(s, limit), row["run_id"]))
-    for i in range(0, len(copies), 5000):
-        res.reused += store.reuse_responses(copies[i:i + 5000])
-    for _, s, source in copies:
-        res.reused_from[source] = res.reused_from.get(source, 0) + 1
-        res.invalid += 0 if s.valid else 1
+    stored = out.store.stored_answers((q.key for q in pending), exclude_run=out.res.run_id)
+    if stored:
+        out.copies([(q, *stored[q.key]) for q in pending if q.key in stored])
     return [q for q in pending if q.key not in stored]

@@ -25,8 +25,6 @@ from valuescope.backends.base import BackendError
 from valuescope.core.types import LetterScores, Query, ScoreRequest
 from valuescope.design.prompts import ChainError
 
-LOCAL_BACKENDS = ("llamacpp", "hf")
-
 
 def chains_of(queries: Sequence[Query]) -> list[list[Query]]:
     """The plan's chains in plan order, each in the order its items are asked."""
@@ -41,8 +39,10 @@ def chains_of(queries: Sequence[Query]) -> list[list[Query]]:
     return list(out.values())
 
 
-def chain_width(backend_kind: str, concurrency: int) -> int:
-    return 1 if backend_kind in LOCAL_BACKENDS else max(1, concurrency)
+def chain_width(renders_locally: bool, concurrency: int) -> int:
+    """Chains advanced together: one for a backend that evaluates prompts itself (its prefix cache keeps the
+    chain), ``concurrency`` for a server or the synthetic model."""
+    return 1 if renders_locally else max(1, concurrency)
 
 
 def run_chains(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from valuescope.backends.base import Backend, create_backend
+from valuescope.backends.base import Backend, capabilities, create_backend, render
 from valuescope.core.types import (
     ContextSpec,
     GenerateRequest,
@@ -96,7 +96,8 @@ class Session:
         self.model = model
         self.backend = backend
         self.store = store  # None on a Ray worker: conversations come in ``known`` and go out in ``fresh``
-        self.system_role = bool(getattr(backend, "system_role", True))
+        self.caps = capabilities(backend)
+        self.system_role = self.caps.system_role
         self.conversations: dict[tuple[str, str, int], tuple[Message, ...]] = {}
         self.new_conversations = 0
         self.known: dict[str, tuple[Message, ...]] = {}  # stored conversations handed to a storeless session
@@ -139,7 +140,7 @@ class Session:
         """The prompt of ``q``; a sequential item also needs the stored answers asked before it."""
         inst = self.r.instrument_map[q.instrument]
         meta = None
-        if getattr(self.backend, "wants_meta", False):
+        if self.caps.wants_meta:
             meta = query_meta(q, inst, q.administration)
         if q.administration == "sequential":
             return sequential_request(
@@ -182,11 +183,11 @@ def example_prompt(resolved: Resolved, queries: Sequence[Query], backend: Backen
         return None
     q = next((x for x in queries if not x.persona.is_baseline), queries[0])
     inst = resolved.instrument_map[q.instrument]
-    req = score_request(persmod.persona_messages(q.persona, bool(getattr(backend, "system_role", True))), (),
+    req = score_request(persmod.persona_messages(q.persona, capabilities(backend).system_role), (),
                         inst.parts[q.part], inst.item(q.item_id), q.wording, q.option_order,
                         layout=resolved.study.layout, forced_choice=resolved.study.forced_choice,
                         answer_prefix=resolved.study.answer_prefix)
-    render = getattr(backend, "render", None)
-    if callable(render):
-        return render(req)
+    text = render(backend, req)
+    if text is not None:
+        return text
     return "\n\n".join(f"[{m.role}]\n{m.content}" for m in req.messages) + f"\n\n[assistant]\n{req.answer_prefix}"

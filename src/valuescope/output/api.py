@@ -19,14 +19,13 @@ from pydantic import ValidationError
 
 from valuescope.analysis.tables import RunTables, load_run
 from valuescope.execution.runner import RunResult
-from valuescope.store.sqlite import Store, StoreError, iter_stores
+from valuescope.store.sqlite import Store, StoreError, is_complete, iter_stores
+from valuescope.study import DEFAULT_DIR
 from valuescope.study import spec as specmod
 from valuescope.study.files import SpecError, format_error
 
-DEFAULT_DIR = "valuescope-results"
 
-
-def _read(directory: str | Path) -> Store:
+def open_store(directory: str | Path) -> Store:
     """A store opened for reading, as the CLI's ls/show/export/report do: a store of an older valuescope is a
     one-line :class:`StoreError` saying how to migrate it, never migrated silently."""
     return Store(directory, create=False, migrate=False)
@@ -125,7 +124,7 @@ class Run:
 
     def __init__(self, store_dir: str | Path, run_id: str, *, result: RunResult | None = None) -> None:
         self.store_dir = Path(store_dir)
-        with _read(self.store_dir) as store:
+        with open_store(self.store_dir) as store:
             info = store.run(run_id)  # StoreError (the CLI's message) for an unknown run; a prefix is enough
         self.run_id: str = info["run_id"]
         self.model: str = info["model"]
@@ -140,7 +139,7 @@ class Run:
     @cached_property
     def tables(self) -> RunTables:
         """Every table of the run at once (:class:`valuescope.analysis.tables.RunTables`)."""
-        with _read(self.store_dir) as store:
+        with open_store(self.store_dir) as store:
             return load_run(store, self.run_id)
 
     @property
@@ -299,12 +298,12 @@ class Results:
         reused (answers copied from runs that asked the very same queries), unreadable, failed, complete."""
         rows = []
         for d in self.stores:
-            with _read(d) as store:
+            with open_store(d) as store:
                 for r in store.runs():
                     rows.append({"store": str(d), "run_id": r["run_id"], "study": r["study_name"],
                                  "model": r["model"], "created_at": r["created_at"], "planned": r["planned"],
                                  "answered": r["done"], "reused": r["reused"], "unreadable": r["invalid"],
-                                 "failed": r["failed"], "complete": r["done"] == r["planned"] and not r["failed"]})
+                                 "failed": r["failed"], "complete": is_complete(r)})
         cols = ["store", "run_id", "study", "model", "created_at", "planned", "answered", "reused", "unreadable",
                 "failed", "complete"]
         return pd.DataFrame(rows, columns=cols)
@@ -352,16 +351,25 @@ def load(run_id: str, dir: str | Path = DEFAULT_DIR) -> Run:
     return Run(dir, run_id)
 
 
-def _migrate_if_old(directory: Path) -> None:
-    """As ``valuescope run``: a store of an older valuescope is migrated in place (after a backup copy), with a
-    warning that says so."""
+def migrate_store(directory: str | Path) -> str | None:
+    """Migrate a store written by an older valuescope in place (after a backup copy); returns what was done (one
+    line) or None when the store was up to date or there is none."""
     from valuescope.store.sqlite import STORE_NAME
 
-    if (directory / STORE_NAME).is_file():
-        with Store(directory, create=False, migrate=True) as store:
-            if store.migrated_from is not None:
-                warnings.warn(f"migrated {store.path} from store schema {store.migrated_from}; backup: {store.backup}",
-                              RuntimeWarning, stacklevel=3)
+    if not (Path(directory) / STORE_NAME).is_file():
+        return None
+    with Store(directory, create=False, migrate=True) as store:
+        if store.migrated_from is None:
+            return None
+        return (f"migrated {store.path} from store schema {store.migrated_from} (run-scoped answers); "
+                f"backup: {store.backup}")
+
+
+def _migrate_if_old(directory: Path) -> None:
+    """As ``valuescope run``: a store of an older valuescope is migrated in place, with a warning that says so."""
+    note = migrate_store(directory)
+    if note is not None:
+        warnings.warn(note, RuntimeWarning, stacklevel=3)
 
 
 def run(study: StudyLike = "demo", *, model: ModelLike | None = None, scale: float = 1.0,

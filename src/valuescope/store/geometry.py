@@ -60,17 +60,10 @@ def write_states(store: Store, rows: Sequence[dict[str, Any]]) -> int:
         data.append((r["run_id"], r["key"], r["persona"]["id"], json.dumps(r["persona"], sort_keys=True),
                      r["context"], int(r["repeat"]), int(r["layer"]), int(r["n_tokens"]), int(vec.size),
                      vec.tobytes(), now))
-    cur = store.db.cursor()
-    cur.execute("BEGIN IMMEDIATE")
-    try:
+    with store.transaction() as cur:
         before = store.db.total_changes
         cur.executemany("INSERT OR IGNORE INTO activations VALUES (?,?,?,?,?,?,?,?,?,?,?)", data)
-        new = store.db.total_changes - before
-    except BaseException:
-        cur.execute("ROLLBACK")
-        raise
-    cur.execute("COMMIT")
-    return new
+        return store.db.total_changes - before
 
 
 def persona_units(states: pd.DataFrame) -> pd.Series:

@@ -73,6 +73,19 @@ CREATE TABLE IF NOT EXISTS run_conversations (
 """
 
 
+def _row_scores(row: sqlite3.Row) -> LetterScores:
+    """A stored answer as the backend gave it (letter order): the one way a row becomes ``LetterScores``."""
+    om = row["outside_mass"]
+    return LetterScores(tuple(json.loads(row["probs"])), float("nan") if om is None else om, bool(row["valid"]),
+                        row["raw"], row["error"], row["method"])
+
+
+def is_complete(run: dict[str, Any]) -> bool:
+    """A run is complete when every planned query has a stored answer and none is left failed (``Store.runs()``
+    rows: ``done``, ``planned``, ``failed``). The one rule for ``valuescope ls`` and ``Results.table``."""
+    return bool(run["done"] == run["planned"] and not run["failed"])
+
+
 class StoreError(ValuescopeError, RuntimeError):
     """No store, an unknown run, or a database that cannot be used. The message is one line for the user."""
 
@@ -232,9 +245,9 @@ class Store:
         """Write answers in one transaction; returns how many were new."""
         return self._insert_responses([(q, s, None) for q, s in pairs])
 
-    def stored_answers(self, keys: Iterable[str], exclude_run: str) -> dict[str, dict[str, Any]]:
-        """For each key, the earliest answer another run holds (the answer fields and its run), if any."""
-        found: dict[str, dict[str, Any]] = {}
+    def stored_answers(self, keys: Iterable[str], exclude_run: str) -> dict[str, tuple[LetterScores, str]]:
+        """For each key, the earliest answer another run holds and that run, if any."""
+        found: dict[str, tuple[LetterScores, str]] = {}
         wanted = list(dict.fromkeys(keys))
         for i in range(0, len(wanted), 500):
             chunk = wanted[i:i + 500]
@@ -243,7 +256,8 @@ class Store:
                 f"WHERE key IN ({','.join('?' * len(chunk))}) AND run_id != ? ORDER BY created_at, rowid",
                 (*chunk, exclude_run))
             for r in rows:
-                found.setdefault(r["key"], dict(r))
+                if r["key"] not in found:
+                    found[r["key"]] = (_row_scores(r), r["run_id"])
         return found
 
     def reuse_responses(self, pairs: Sequence[tuple[Query, LetterScores, str]]) -> int:
@@ -293,9 +307,7 @@ class Store:
                 "SELECT key, probs, outside_mass, valid, raw, error, method FROM responses "
                 "WHERE run_id = ? AND key IN (" + ",".join("?" * len(part)) + ")", (run_id, *part))
             for r in rows:
-                om = r["outside_mass"]
-                out[r["key"]] = LetterScores(tuple(json.loads(r["probs"])), float("nan") if om is None else om,
-                                             bool(r["valid"]), r["raw"], r["error"], r["method"])
+                out[r["key"]] = _row_scores(r)
         return out
 
     def record_failures(self, failures: Iterable[tuple[Query, str]]) -> None:
@@ -366,6 +378,11 @@ class Store:
 
     def _tx(self) -> Store._Tx:
         return Store._Tx(self.db)
+
+    def transaction(self) -> Store._Tx:
+        """``with store.transaction() as cur:`` one write transaction (``BEGIN IMMEDIATE``), rolled back on an
+        error: for the store's other tables (``store.geometry``), so that every write goes through here."""
+        return self._tx()
 
 
 def iter_stores(root: str | Path) -> Iterator[Path]:

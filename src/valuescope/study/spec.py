@@ -11,6 +11,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from valuescope.study import DEFAULT_DIR
 from valuescope.study.files import SpecError, format_error, read_yaml_file
 from valuescope.study.synthetic_spec import SyntheticSpec
 
@@ -199,7 +200,7 @@ class RaySpec(_Strict):
 
 class Study(_Strict):
     name: str = "study"
-    output: str = "valuescope-results"
+    output: str = DEFAULT_DIR
     models: list[ModelSpec] = Field(default_factory=lambda: [ModelSpec()], min_length=1)
     instruments: list[InstrumentRef] = Field(
         default_factory=lambda: [InstrumentRef(name="mfq30")], min_length=1

@@ -128,16 +128,23 @@ def test_ray_run_is_bit_identical_to_a_local_run(cluster, local_run, tmp_path):
 
 def test_a_worker_killed_mid_run_loses_nothing(cluster, local_run, tmp_path):
     out = tmp_path / "killed-worker"
-    executor = RayExecutor(workers=2)
+    # one chunk in flight per worker: the driver sends a worker its next chunk only after it has stored an
+    # answer, so at the first progress callback worker 0 has been sent one chunk at most and still holds the
+    # rest of its share in the driver's queue, however fast the workers are (the share: asserted below)
+    executor = RayExecutor(workers=2, depth=1)
     killed = []
 
     def progress(phase, done, total):
-        if not killed:  # after the first answers are stored: worker 0 still holds chunks
+        if not killed:  # after the first answers are stored
             killed.append(executor.actors[0])
             ray.kill(executor.actors[0], no_restart=True)
 
-    [res] = runner.run_study(_study(out), executor=executor, progress=progress, chunk_size=4)
-    assert killed and executor.reassigned >= 1  # its unfinished chunks went to the other worker
+    study = _study(out)
+    queries = runner.plan_model(runner.resolve(study), study.models[0])
+    share = deal([u.queries for u in work_units(queries, queries, 4, batch_sensitive=False)], 2)[0]
+    assert len(share) >= 2  # worker 0's share: more than the one chunk it can hold in flight
+    [res] = runner.run_study(study, executor=executor, progress=progress, chunk_size=4)
+    assert killed and executor.reassigned >= len(share) - 1  # its unfinished chunks went to the other worker
     assert res.new == PLANNED and res.failed == 0
     assert _rows(out) == _rows(local_run)  # every planned key once, the same answers
     assert _conversations(out) == _conversations(local_run)

@@ -81,6 +81,22 @@ def persona_unit(meta: Mapping[str, Any]) -> str:
     return str(meta["persona_id"]) if seed is None else f"{meta['persona_id']}|{int(seed)}"
 
 
+def drift_key(unit: str, meta: Mapping[str, Any], instrument: str, dimension: Any) -> str:
+    """What one drift draw ``v`` belongs to (``drift_by: conversation``, the default): a conversation
+    (respondent, context, conversation seed), so two conversations of one respondent in one context drift apart
+    as a real model's do. Seed 0's key is the key drift had when it was keyed by (respondent, context) alone
+    (its draws, and every number measured with them, stay); ``drift_by: context`` uses that key whatever the
+    seed (:func:`context_key`)."""
+    key = context_key(unit, meta, instrument, dimension)
+    seed = int(meta.get("context_seed", 0) or 0)
+    return key if seed == 0 else f"{key}\x1fseed={seed}"
+
+
+def context_key(unit: str, meta: Mapping[str, Any], instrument: str, dimension: Any) -> str:
+    """(respondent, context label, instrument, dimension): drift's key under ``drift_by: context``."""
+    return f"{unit}\x1f{meta['context']}\x1f{instrument}\x1f{dimension}"
+
+
 class Cell(NamedTuple):
     unit: str
     baseline: bool
@@ -110,6 +126,8 @@ class Design:
     cells: list[Cell]
     ctx: np.ndarray  # (persona, context, instrument, dimension) codes
     ctx_keys: list[str]
+    conv: np.ndarray  # (persona, context, conversation seed, instrument, dimension) codes: drift's default key
+    conv_keys: list[str]
     rep: np.ndarray  # (persona, context, context seed, repeat, instrument, dimension) codes
     rep_keys: list[str]
     query: np.ndarray  # (persona, context, context seed, repeat, instrument, item) codes
@@ -118,10 +136,10 @@ class Design:
     _fixed: dict[str, np.ndarray] = field(default_factory=dict)
 
     def hashes(self, kind: str) -> np.ndarray:
-        """Key hashes of ``kind`` (cells, ctx, rep, query, items), computed once."""
+        """Key hashes of ``kind`` (cells, ctx, conv, rep, query, items), computed once."""
         if kind not in self._hashes:
             keys = {"cells": [f"{c.unit}\x1f{c.instrument}\x1f{c.dimension}" for c in self.cells],
-                    "ctx": self.ctx_keys, "rep": self.rep_keys, "query": self.query_keys,
+                    "ctx": self.ctx_keys, "conv": self.conv_keys, "rep": self.rep_keys, "query": self.query_keys,
                     "items": self.items}[kind]
             self._hashes[kind] = key_hashes(keys)
         return self._hashes[kind]
@@ -144,6 +162,7 @@ def design_from_metas(metas: Sequence[Mapping[str, Any]]) -> Design:
     rank = np.full((n, kmax), -1, dtype=np.int64)
     rank_cache: dict[tuple[float, ...], np.ndarray] = {}
     cell_keys, cell_rows, ctx_keys, rep_keys, item_keys, query_keys = [], {}, [], [], [], []
+    conv_keys: list[str] = []
     for i, m in enumerate(metas):
         k = ks[i]
         order[i, :k] = m["option_order"]
@@ -163,7 +182,8 @@ def design_from_metas(metas: Sequence[Mapping[str, Any]]) -> Design:
                 cell_rows[ck] = Cell(unit, m.get("persona_kind") == BASELINE_KIND, inst, str(dim),
                                      tuple(m.get("groups") or ()), dict(m.get("attributes") or {}),
                                      m.get("persona_name"), str(m["persona_id"]))
-        ctx_keys.append(f"{unit}\x1f{m['context']}\x1f{inst}\x1f{dim}")
+        ctx_keys.append(context_key(unit, m, inst, dim))
+        conv_keys.append(drift_key(unit, m, inst, dim))
         where = f"{unit}\x1f{m['context']}\x1f{m.get('context_seed', 0)}\x1f{m.get('repeat', 0)}\x1f{inst}"
         rep_keys.append(f"{where}\x1f{dim}")
         query_keys.append(f"{where}\x1f{m['item_id']}")
@@ -172,6 +192,7 @@ def design_from_metas(metas: Sequence[Mapping[str, Any]]) -> Design:
     cell = np.array([index.get(ck, -1) for ck in cell_keys], dtype=np.int64)
     item, items = _codes(item_keys)
     ctx, ctx_u = _codes(ctx_keys)
+    conv, conv_u = _codes(conv_keys)
     rep, rep_u = _codes(rep_keys)
     query, query_u = _codes(query_keys)
     return Design(
@@ -179,7 +200,8 @@ def design_from_metas(metas: Sequence[Mapping[str, Any]]) -> Design:
         reverse=np.array([bool(m.get("reverse")) for m in metas], dtype=bool),
         position=np.array([int(m.get("position", 0)) for m in metas], dtype=np.float64),
         sequential=np.array([m.get("administration") == "sequential" for m in metas], dtype=bool),
-        item=item, items=items, cell=cell, cells=cells, ctx=ctx, ctx_keys=ctx_u, rep=rep, rep_keys=rep_u,
+        item=item, items=items, cell=cell, cells=cells, ctx=ctx, ctx_keys=ctx_u, conv=conv, conv_keys=conv_u,
+        rep=rep, rep_keys=rep_u,
         query=query, query_keys=query_u,
     )
 
@@ -218,8 +240,9 @@ def latent(spec: SyntheticSpec, design: Design, *, salt: str = "", fixed: np.nda
         u[design.baseline_cells] = 0.0
         dim_part[scored] += u[design.cell[scored]]
     if spec.drift_sd > 0:
-        v = spec.drift_sd * stable_normals(design.hashes("ctx"), s, "v", salt)
-        dim_part[scored] += v[design.ctx[scored]]
+        kind, codes = ("conv", design.conv) if spec.drift_by == "conversation" else ("ctx", design.ctx)
+        v = spec.drift_sd * stable_normals(design.hashes(kind), s, "v", salt)
+        dim_part[scored] += v[codes[scored]]
     if spec.repeat_sd > 0:
         w = spec.repeat_sd * stable_normals(design.hashes("rep"), s, "w", salt)
         dim_part[scored] += w[design.rep[scored]]

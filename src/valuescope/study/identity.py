@@ -52,7 +52,10 @@ def model_identity(model: ModelSpec) -> dict[str, object]:
     ident: dict[str, object] = {"name": model.name, "backend": model.backend, "path": model.path,
                                 "model": model.model, "logprobs": model.logprobs}
     if model.backend == "synthetic":
-        ident["synthetic"] = resolve_synthetic(model.path, model.synthetic).model_dump(mode="json")
+        synthetic = resolve_synthetic(model.path, model.synthetic).model_dump(mode="json")
+        if synthetic.get("drift_by") == "conversation":  # the default: ids from before the setting stay
+            synthetic.pop("drift_by")
+        ident["synthetic"] = synthetic
     # a chosen scheduler or dtype moves answers (by up to a few hundredths): another run; unset, the
     # identity (and every stored key) stays as it was before these settings existed
     ident.update({k: v for k, v in (("scheduler", model.scheduler), ("dtype", model.dtype)) if v is not None})

@@ -3,13 +3,14 @@
 A synthetic model answers every query from a latent value ``eta`` (higher = a higher scale value)::
 
     eta = s * (mean[instrument, dimension] + effects by attribute level + effects by named persona
-               + u[persona, dimension] + v[persona, context, dimension] + w[persona, context, repeat, dimension])
+               + u[persona, dimension] + v[conversation, dimension] + w[persona, context, repeat, dimension])
           + e[query] + item_offset[item] + position_slope * position      (position: sequential administration only)
 
 with ``s = -1`` for a reverse-keyed item, ``u ~ N(0, persona_sd)`` (per persona), ``v ~ N(0, drift_sd)`` (per
-persona and context), ``w ~ N(0, repeat_sd)`` (per repeat / conversation), ``e ~ N(0, query_sd)`` (per query:
-persona, context, repeat and item) and ``item_offset ~ N(0, item_sd)`` (fixed for the model: drawn from
-``item_seed``). The baseline (no persona) gets no persona effects and no ``u``; it does get ``v``, ``w``, ``e``.
+conversation: persona, context and conversation seed; ``drift_by: context``: per persona and context, whatever the
+seed), ``w ~ N(0, repeat_sd)`` (per repeat), ``e ~ N(0, query_sd)`` (per query: persona, context, repeat and
+item) and ``item_offset ~ N(0, item_sd)`` (fixed for the model: drawn from ``item_seed``). The baseline (no
+persona) gets no persona effects and no ``u``; it does get ``v``, ``w``, ``e``.
 
 The answer distribution over the K options in ascending value order is an ordered logit (or probit):
 ``P(y <= j) = F((c_j - eta) / temperature)`` with cut points ``c_j = step * (j - (K - 2) / 2)``, j = 0..K-2,
@@ -53,6 +54,8 @@ class SyntheticSpec(BaseModel):
     item_sd: float = Field(0.0, ge=0, le=50)
     persona_sd: float = Field(1.0, ge=0, le=50)
     drift_sd: float = Field(0.0, ge=0, le=50)
+    # one drift draw per conversation (respondent, context, conversation seed), or per (respondent, context)
+    drift_by: Literal["conversation", "context"] = "conversation"
     repeat_sd: float = Field(0.0, ge=0, le=50)
     query_sd: float = Field(0.0, ge=0, le=50)
     effects: dict[str, DimShifts] = Field(default_factory=dict)  # "attribute=level" -> {dimension key: shift}

@@ -12,7 +12,7 @@ from valuescope.analysis.metrics import (
     entropy_bits,
     inertia_index,
     jsd,
-    steerability_permutation,
+    steerability_test,
     top1_share,
     top2_adjacent,
 )
@@ -148,14 +148,14 @@ def test_permutation_test_separates_shifted_from_identical():
             specs.append(("persona", f"p{j}", "none", item, "D", [0, 0, 0, 0, 0, 1.0]))
     shifted = hand_rows(specs)
     n_perm = 99
-    obs, p, n = steerability_permutation(shifted[shifted.condition == "baseline"],
+    obs, p, n = steerability_test(shifted[shifted.condition == "baseline"],
                                          shifted[shifted.condition == "persona"], 6, rng, n_perm)
     assert obs == pytest.approx(1.0)
     # each permutation puts the single baseline slot of an item on a persona row with prob 9/10, so a
     # permuted JSD reaches 1 only when all three items keep the baseline row: (1/10)^3 per draw
     assert n == n_perm and p <= 3 / (n_perm + 1)
     same = hand_rows([(c, pid, "none", it, "D", [0.2, 0.8, 0, 0, 0, 0]) for c, pid, _, it, _, _ in specs])
-    obs0, p0, _ = steerability_permutation(same[same.condition == "baseline"],
+    obs0, p0, _ = steerability_test(same[same.condition == "baseline"],
                                            same[same.condition == "persona"], 6, rng, n_perm)
     assert obs0 == pytest.approx(0.0, abs=1e-12)
     assert p0 == 1.0  # every permuted JSD (0) >= observed (0)

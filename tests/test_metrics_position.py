@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from metrics_synth import LETTER_BIAS, cyclic_orders, letter_model_responses
 
-from valuescope.analysis.metrics import compute_metrics, position_bias, steerability_permutation
+from valuescope.analysis.metrics import compute_metrics, position_bias, steerability_test
 from valuescope.analysis.metrics.position import WARN_AT_LEAST, position_rows, warning_text
 from valuescope.analysis.tidy import option_probs_in_scale_order
 
@@ -90,7 +90,7 @@ def test_steerability_never_compared_across_option_orders():
         assert np.isnan(row["value"]) and "like for like" in row["note"]
     # what comparing across orders would have said (the artefact): labels exchanged per item only
     blind = df.drop(columns=["option_order"])
-    obs, p, _ = steerability_permutation(blind[blind.condition == "baseline"], blind[blind.condition == "persona"],
+    obs, p, _ = steerability_test(blind[blind.condition == "baseline"], blind[blind.condition == "persona"],
                                          6, np.random.default_rng(0), 199)
     assert obs > 0.05 and p <= 0.01
 
@@ -116,7 +116,7 @@ def test_like_for_like_persona_blind_gives_zero_and_uniform_p():
     for seed in range(200):
         d = letter_model_responses(18, n_items=4, persona_orders=ORDERS, baseline_orders=ORDERS,
                                    concentration=20.0, seed=seed)
-        _, p, _ = steerability_permutation(d[d.condition == "baseline"], d[d.condition == "persona"], 6,
+        _, p, _ = steerability_test(d[d.condition == "baseline"], d[d.condition == "persona"], 6,
                                            np.random.default_rng(seed), 99)
         pvals.append(p)
     pvals = np.array(pvals)
@@ -128,6 +128,6 @@ def test_like_for_like_persona_blind_gives_zero_and_uniform_p():
 def test_like_for_like_detects_a_planted_persona_effect():
     d = letter_model_responses(18, n_items=4, persona_orders=ORDERS, baseline_orders=ORDERS, content=CONTENT,
                                w_letter=0.5, concentration=20.0, persona_shift=0.3, seed=1)
-    obs, p, _ = steerability_permutation(d[d.condition == "baseline"], d[d.condition == "persona"], 6,
+    obs, p, _ = steerability_test(d[d.condition == "baseline"], d[d.condition == "persona"], 6,
                                          np.random.default_rng(0), 199)
     assert obs > 0.01 and p <= 0.01

@@ -44,7 +44,7 @@ from valuescope.analysis.metrics.robustness import (
     seed_correlation,
 )
 from valuescope.analysis.metrics.stability import ipsative_by_persona, neutral_profile, profile_array
-from valuescope.analysis.metrics.steerability import steerability_permutation
+from valuescope.analysis.metrics.steerability import steerability_test
 from valuescope.analysis.metrics.summary import HEADLINE_COLUMNS, MetricInputs, compute_metrics, headline, metric_table
 from valuescope.analysis.metrics.variance import (
     convergence_curve,
@@ -60,6 +60,6 @@ __all__ = [
     "forced_free_correlation", "headline", "hedges_g", "inertia_index", "ipsative_by_persona",
     "item_order_correlation", "jsd", "metric_table", "metrics_frame", "neutral_profile", "paired_correlation",
     "pearson_last", "persona_dimension_means", "position_bias", "profile_array", "repeat_design",
-    "seed_correlation", "spearman_last", "steerability_permutation", "student_t", "top1_share", "top2_adjacent",
+    "seed_correlation", "spearman_last", "steerability_test", "student_t", "top1_share", "top2_adjacent",
     "unit_ids", "variance_components", "welch_t",
 ]

@@ -18,14 +18,16 @@ top1_share_hard / _soft    ``max_i p_i``                                       u
 top2_adjacent_hard / _soft ``max_i (p_i + p_{i+1})``                           usable persona answers
 steerability_jsd_hard /    ``JSD(p_d^base, p_d^persona)`` on answers matched   compared persona answers
 steerability_jsd_soft      on (item, option order) (metrics.steerability)
-steerability_p_hard /      within-stratum permutation p-value of the JSD       permutations
+steerability_p_hard /      respondent-level test (metrics.steerability)         replicates
 steerability_p_soft
 =========================  ==================================================  =====================
 
 Values and CIs: every one of these is a biased plug-in, so the value is the jackknife bias-corrected
 estimate and the CI its jackknife t interval over *personas* (all of a persona's answers move together;
-``metrics.intervals``); the baseline is held fixed. ``n_boot = 0`` asks for no CIs; fewer than two
-personas: no CI (noted). The permutation p-values test the plug-in JSD.
+``metrics.intervals``). Steerability's baseline is one respondent: the variance of its borrowed spread
+(``metrics.steerability.baseline_spread``) is added to the jackknife's; after a conversation the answers
+reading has no CI (noted). ``n_boot = 0`` asks for no CIs; fewer than two personas: no CI (noted). The
+p-values test the plug-in JSD's null with whole respondents as units.
 """
 
 from __future__ import annotations
@@ -51,10 +53,12 @@ from valuescope.analysis.metrics.inertia import (
 )
 from valuescope.analysis.metrics.intervals import jackknife_scalar, jackknife_weights
 from valuescope.analysis.metrics.steerability import (
+    baseline_spread,
     bootstrap_matched_jsd,
     match_strata,
     matched_jsd,
-    permutation_test,
+    respondent_replicates,
+    respondent_test,
 )
 
 #: the distribution metrics of a dimension, per reading: (name, function)
@@ -96,15 +100,17 @@ def dimension_metric_rows(
         bctx = _baseline_context(baseline, context) if not baseline.empty else None
         for dim in sorted(pc["dimension"].astype(str).unique()):
             sub = pc[pc["dimension"].astype(str) == dim]
-            rows.extend(_one_dimension(group, context, dim, sub, units, ci, baseline, bctx,
-                                       n_perm, group_rng(seed, *group, context, dim, "perm")))
+            others = [g for c, g in persona[persona["dimension"].astype(str) == dim].groupby(
+                persona["context"].astype(str)) if c != context]
+            rows.extend(_one_dimension(group, context, dim, sub, units, ci, baseline, bctx, n_perm,
+                                       group_rng(seed, *group, context, dim, "perm"), others))
     return rows
 
 
 def _one_dimension(
     group: tuple[Any, Any, Any], context: str, dim: str, sub: pd.DataFrame, units: list[str],
     ci: bool, baseline: pd.DataFrame, bctx: str | None, n_perm: int,
-    perm_rng: np.random.Generator,
+    perm_rng: np.random.Generator, others: list[pd.DataFrame],
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
@@ -140,13 +146,14 @@ def _one_dimension(
             if k < 2 and name != "top1_share":
                 note = "fewer than 2 options: undefined"
             add(f"{name}_{reading}", value=value, ci_low=lo, ci_high=hi, n=n, note=note)
-    out.extend(_steerability(group, context, dim, sub, k, ci, baseline, bctx, n_perm, perm_rng))
+    out.extend(_steerability(group, context, dim, sub, k, ci, baseline, bctx, n_perm, perm_rng, others))
     return out
 
 
 def _steerability(
     group: tuple[Any, Any, Any], context: str, dim: str, sub: pd.DataFrame, k: int, ci: bool,
     baseline: pd.DataFrame, bctx: str | None, n_perm: int, perm_rng: np.random.Generator,
+    others: list[pd.DataFrame],
 ) -> list[dict[str, Any]]:
     def row(metric: str, **kw: Any) -> dict[str, Any]:
         return metric_row(group, metric, dimension=dim, context_a=context, context_b=bctx or "", **kw)
@@ -173,16 +180,42 @@ def _steerability(
                      "personas wholly) left out: no baseline answer under the same item and option order")
     ci = ci and len(m.units) >= 2
     loo_w = jackknife_weights(len(m.units)) if len(m.units) >= 2 else None
+    # the baseline is one respondent: its spread over draws of it is borrowed from the personas
+    # (metrics.steerability.baseline_spread) and added to the jackknife's variance over personas
+    conversation = bctx != NO_CONTEXT
+    spreads = {r: baseline_spread(m, r, others, k, conversation) for r in ("hard", "soft")}
+    if spreads["soft"].source == "personas":
+        notes.append(SPREAD_NOTE)
+    draw_rng = group_rng(0, *group, context, dim, "baseline")
     out = []
     n_cmp = len(m.pers_soft)
     for reading in ("hard", "soft"):
+        hard_open = reading == "hard" and conversation
         # the JSD is biased upward: jackknife bias-corrected estimate and interval (metrics.intervals)
         loo = bootstrap_matched_jsd(m, loo_w, reading) if loo_w is not None else None
-        value, lo, hi = jackknife_scalar(matched_jsd(m, reading), loo, lower=0.0, upper=1.0, interval=ci)
-        note = "; ".join(notes + ([] if ci else ["fewer than 2 personas or n_boot=0: no CI"]))
-        out.append(row(f"steerability_jsd_{reading}", value=value, ci_low=lo, ci_high=hi, n=n_cmp, note=note))
-    p_soft, p_hard, n_done = permutation_test(m, perm_rng, n_perm)
-    note = "; ".join(notes + ([] if n_done else ["n_perm=0: no permutation test"]))
-    out.append(row("steerability_p_hard", value=p_hard, n=n_done, note=note))
-    out.append(row("steerability_p_soft", value=p_soft, n=n_done, note=note))
+        extra = 0.0
+        if ci and not hard_open:
+            d = spreads[reading].draw(draw_rng, BASE_DRAWS, k)
+            extra = float(np.var(respondent_replicates(m, np.ones((BASE_DRAWS, len(m.units))), d, reading)))
+        value, lo, hi = jackknife_scalar(matched_jsd(m, reading), loo, lower=0.0, upper=1.0,
+                                         interval=ci and not hard_open, extra_var=extra)
+        why = [HARD_NOTE] if hard_open else ([] if ci else ["fewer than 2 personas or n_boot=0: no CI"])
+        out.append(row(f"steerability_jsd_{reading}", value=value, ci_low=lo, ci_high=hi, n=n_cmp,
+                       note="; ".join(notes + why)))
+    test = respondent_test(m, perm_rng, n_perm, spreads) if len(m.units) >= 2 and n_perm > 0 else None
+    n_done = n_perm if test is not None else 0
+    note = "; ".join(notes + ([] if n_done else ["fewer than 2 personas or n_perm=0: no test"]))
+    for reading in ("hard", "soft"):
+        out.append(row(f"steerability_p_{reading}", value=test[reading] if test is not None else np.nan,
+                       n=n_done, note=note))
     return out
+
+
+#: draws of the baseline's borrowed spread behind the variance added to steerability's interval
+BASE_DRAWS = 200
+#: why the answers reading has no interval after a conversation (measured coverage: docs/metrics.md)
+HARD_NOTE = ("no CI: the baseline is one conversation, and its chosen answers follow that conversation's drift "
+             "all at once, so their distribution is not the baseline population's (read the probabilities)")
+#: said when the baseline's conversation spread could only be borrowed from whole persona deviations
+SPREAD_NOTE = ("the baseline's spread over conversations is borrowed from whole persona deviations (personas "
+               "answered in this context only): conservative where personas differ")

@@ -52,12 +52,15 @@ def jackknife_index(n_units: int) -> np.ndarray:
 def jackknife(
     value: np.ndarray | float, loo: np.ndarray | None, groups: np.ndarray | None = None, *,
     lower: float = -np.inf, upper: float = np.inf, alpha: float = 0.05, interval: bool = True,
+    extra_var: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(estimate, ci_low, ci_high)``, elementwise over the trailing axes (module docstring).
 
     ``value`` is the plug-in estimate (shape S), ``loo`` the leave-one-out values ``(U, *S)`` (None or fewer
     than 2 defined per group: the plug-in estimate, no interval), ``groups`` a label per unit for independent
     samples (None: one sample). ``interval=False`` gives the corrected estimate with a NaN interval.
+    ``extra_var``: the variance of an independent part the units do not resample (e.g. a baseline asked in one
+    conversation, whose spread is borrowed: ``metrics.steerability``), added to the jackknife's.
     """
     value = np.asarray(value, dtype=float)
     nan = np.full(value.shape, np.nan)
@@ -82,7 +85,7 @@ def jackknife(
         est = np.where(np.isfinite(value), est, np.nan)
         if not interval:
             return est, nan, nan
-        half = stats.t.ppf(1 - alpha / 2, np.maximum(df, 1)) * np.sqrt(var)
+        half = stats.t.ppf(1 - alpha / 2, np.maximum(df, 1)) * np.sqrt(var + extra_var)
         lo = np.where(ok, np.clip(est - half, lower, upper), np.nan)
         hi = np.where(ok, np.clip(est + half, lower, upper), np.nan)
     return est, lo, hi
@@ -90,8 +93,8 @@ def jackknife(
 
 def jackknife_scalar(value: float, loo: np.ndarray | None, groups: np.ndarray | None = None, *,
                      lower: float = -np.inf, upper: float = np.inf, alpha: float = 0.05,
-                     interval: bool = True) -> tuple[float, float, float]:
+                     interval: bool = True, extra_var: float = 0.0) -> tuple[float, float, float]:
     """:func:`jackknife` of one statistic, as floats (``loo``: one value per unit)."""
     est, lo, hi = jackknife(value, None if loo is None else np.asarray(loo, float).reshape(-1), groups,
-                            lower=lower, upper=upper, alpha=alpha, interval=interval)
+                            lower=lower, upper=upper, alpha=alpha, interval=interval, extra_var=extra_var)
     return float(est), float(lo), float(hi)

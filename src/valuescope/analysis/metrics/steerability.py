@@ -13,10 +13,13 @@ not change the answer"):
   ``p_base = sum_s w_s * mean_base_s`` with ``w_s = n_persona_s / N_persona``, and
   ``p_persona = mean of the compared persona answers``; ``JSD(p_base, p_persona)`` in bits, in [0, 1].
   Under a persona-blind model ``E[p_persona] = p_base`` exactly, whatever the letter bias;
-* the permutation test shuffles baseline/persona labels *within each stratum* (keeping each stratum's
-  number of baseline answers) and recomputes both JSDs; ``p = (1 + #{JSD_perm >= JSD_obs}) / (1 + n_perm)``;
+* the unit of the test and of the interval is the *respondent*, not the answer: one baseline conversation is
+  one respondent, whose answers share its drift. The baseline is asked once per context, so its spread over
+  conversations is borrowed from the personas under an exchangeability assumption (:func:`baseline_spread`);
+  the test (:func:`respondent_test`) resamples whole personas and redraws the baseline, all deviations centred
+  within (item, order) strata, so the balanced design's strata are kept (docs/metrics.md, "Steerability's unit");
 * both readings: *soft* (each answer's option distribution) and *hard* (one-hot on the chosen option,
-  the paper's parsed answers); the same permutations serve both.
+  the paper's parsed answers); the same resamples serve both.
 
 A table without an ``option_order`` column is treated as one order per item (noted by the caller).
 """
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from valuescope.analysis.metrics._common import quiet, unit_ids
+from valuescope.analysis.metrics._common import bootstrap_index, bootstrap_weights, quiet, unit_ids
 from valuescope.analysis.metrics.inertia import jsd, normalise, row_distributions
 
 
@@ -125,47 +128,172 @@ def bootstrap_matched_jsd(m: Matched, weights: np.ndarray, reading: str) -> np.n
         return jsd(p_base, p_pers)
 
 
-def permutation_test(m: Matched, rng: np.random.Generator, n_perm: int) -> tuple[float, float, int]:
-    """Within-stratum label permutation test of the soft and the hard JSD: ``(p_soft, p_hard, n_perm)``.
+def _deviations(x: np.ndarray, stratum: np.ndarray, unit: np.ndarray, n_units: int,
+                n_strata: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Each respondent's deviation from the (item, order) stratum means of its group: ``(G (U, K), n_r (U,),
+    S (K, K), df)``. ``G[r]`` is the mean over r's answers of ``(x - mean of its stratum) * sqrt(n_s / (n_s -
+    1))``: the scaling gives the deviations the variance of a respondent's own (centring on a mean that holds
+    the answer shrinks it by ``(n_s - 1) / n_s``; leave-one-out means would inflate it by ``n_s / (n_s - 1)``);
+    strata with one answer carry no information and count 0. ``S`` is the answer-level covariance within a
+    respondent (around its own ``G``), ``df`` its degrees of freedom."""
+    k = x.shape[1]
+    mu = _stratum_means(x, stratum, n_strata)
+    n_s = np.bincount(stratum, minlength=n_strata)
+    scale = np.sqrt(np.where(n_s > 1, n_s / np.maximum(n_s - 1, 1), 0.0))[stratum]
+    use = n_s[stratum] > 1
+    resid = np.where(use[:, None], (x - mu[stratum]) * scale[:, None], 0.0)
+    n_r = np.bincount(unit, weights=use.astype(float), minlength=n_units)
+    sums = np.zeros((n_units, k))
+    np.add.at(sums, unit, resid)
+    with np.errstate(all="ignore"):
+        g = np.where(n_r[:, None] > 0, sums / np.maximum(n_r, 1)[:, None], np.nan)
+    e = np.where(use[:, None], resid - np.nan_to_num(g)[unit], 0.0)
+    df = float(np.sum(np.maximum(n_r - 1, 0)))
+    s = (e.T @ e) / df if df > 0 else np.zeros((k, k))
+    return g, n_r, s, df
 
-    Each stratum keeps its number of baseline answers; the standardising weights depend only on the
-    persona counts per stratum, which permutations keep, so every permuted statistic is the same
-    function of the relabelled answers as the observed one.
-    """
-    n_b, n_p = len(m.base_soft), len(m.pers_soft)
-    if n_b == 0 or n_p == 0 or n_perm <= 0:
-        return float("nan"), float("nan"), 0
-    strata = np.concatenate([m.base_stratum, m.pers_stratum])
-    n_s = m.n_strata
-    size = np.bincount(strata, minlength=n_s)
-    n_base = np.bincount(m.base_stratum, minlength=n_s)
-    w = (size - n_base) / n_p
-    start = np.concatenate([[0], np.cumsum(size)[:-1]])
-    slot_stratum = np.repeat(np.arange(n_s), n_base)
-    slots = start[slot_stratum] + np.concatenate([np.arange(c) for c in n_base])
-    slot_weight = (w / np.maximum(n_base, 1))[slot_stratum]
-    keys = strata[None, :] + rng.random((n_perm, len(strata)))
-    chosen = np.argsort(keys, axis=1)[:, slots]  # (n_perm, n_base): rows relabelled "baseline"
-    out = []
+
+def _group_deviations(rows: pd.DataFrame, k: int, reading: str) -> dict[str, tuple[np.ndarray, float]]:
+    """Per persona unit of one context's rows: its deviation ``G`` and number of answers (:func:`_deviations`)."""
+    soft, hard, ok = row_distributions(rows, k)
+    x = (soft if reading == "soft" else hard)[ok]
+    if not len(x):
+        return {}
+    s_codes, _ = pd.factorize(pd.Series(_strata(rows)[ok]), sort=False)
+    u_codes, u_names = pd.factorize(pd.Series(unit_ids(rows).to_numpy()[ok]), sort=False)
+    g, n_r, _, _ = _deviations(x, s_codes, u_codes, len(u_names), int(s_codes.max()) + 1)
+    return {str(u): (g[i], float(n_r[i])) for i, u in enumerate(u_names) if n_r[i] > 0}
+
+
+@dataclass
+class BaselineSpread:
+    """How the baseline's standardised distribution moves between draws of it, borrowed from the personas
+    (:func:`baseline_spread`): deviations ``dev (n, K)`` to draw from (``contexts``: half-differences of one
+    persona's deviations in two contexts, either sign; ``personas``: whole persona deviations), or a covariance
+    ``cov (K, K)`` for normal draws (``answers``: no conversation, only the answers' own noise)."""
+
+    source: str  # "contexts" | "personas" | "answers"
+    dev: np.ndarray | None = None
+    cov: np.ndarray | None = None
+
+    def draw(self, rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+        """``n`` draws of the baseline's deviation, ``(n, K)``."""
+        if self.dev is not None and len(self.dev):
+            d = self.dev[rng.integers(0, len(self.dev), size=n)]
+            return d * rng.choice([-1.0, 1.0], size=(n, 1)) if self.source == "contexts" else d
+        if self.cov is not None:
+            val, vec = np.linalg.eigh(self.cov)
+            return rng.standard_normal((n, k)) @ (vec * np.sqrt(np.clip(val, 0.0, None))).T
+        return np.zeros((n, k))
+
+
+def baseline_spread(m: Matched, reading: str, others: list[pd.DataFrame], k: int,
+                    conversation: bool) -> BaselineSpread:
+    """The exchangeability assumption (docs/metrics.md, "Steerability's unit"): the baseline is one respondent.
+    With a conversation (``conversation``), the conversation moves the baseline's answers as much as it moves a
+    persona's: the deviations are the personas' half-differences between two contexts (``(G_c - G_c') / sqrt 2``
+    per persona and context pair: persona effects cancel), or, when the personas answered in this context only,
+    their whole deviations (persona effects included: conservative). Without one (context ``none``) nothing
+    drifts: the baseline varies only by its answers' own noise, the personas' within-respondent answer covariance
+    scaled to the baseline's answers per (item, order) stratum."""
+    x = m.pers_soft if reading == "soft" else m.pers_hard
+    n_u = len(m.units)
+    g, n_r, s_ans, _ = _deviations(x, m.pers_stratum, m.pers_unit, n_u, m.n_strata)
+    ok = n_r > 0
+    if not conversation:
+        w = np.bincount(m.pers_stratum, minlength=m.n_strata) / max(len(x), 1)
+        n_b = np.bincount(m.base_stratum, minlength=m.n_strata)
+        own = float(np.sum(np.where(n_b > 0, w * w / np.maximum(n_b, 1), 0.0)))
+        return BaselineSpread("answers", cov=own * s_ans)
+    diffs = []
+    here = dict(zip(m.units, range(n_u), strict=True))
+    for rows in others:
+        for u, (g_other, _) in _group_deviations(rows, k, reading).items():
+            i = here.get(u)
+            if i is not None and ok[i]:
+                diffs.append(g[i] - g_other)
+    if len(diffs) >= 2:
+        return BaselineSpread("contexts", dev=np.asarray(diffs) / np.sqrt(2.0))
+    return BaselineSpread("personas", dev=g[ok])
+
+
+def _clip_normalise(p: np.ndarray) -> np.ndarray:
+    return normalise(np.clip(p, 0.0, None))
+
+
+def respondent_replicates(m: Matched, weights: np.ndarray, d: np.ndarray, reading: str) -> np.ndarray:
+    """Respondent-level bootstrap of the matched JSD for persona resamples ``weights (B, U)`` (whole personas)
+    and baseline deviations ``d (B, K)`` (:meth:`BaselineSpread.draw`): ``JSD(q_b + d_b, p_b)``, where ``p_b``
+    is the resample's pooled distribution and ``q_b`` the baseline re-standardised to its mix of (item, order)
+    strata (negative entries clipped, renormalised)."""
+    b = m.base_soft if reading == "soft" else m.base_hard
+    x = m.pers_soft if reading == "soft" else m.pers_hard
+    n_u = len(m.units)
+    sums = np.zeros((n_u, x.shape[1]))
+    np.add.at(sums, m.pers_unit, x)
+    counts = np.zeros((n_u, m.n_strata))
+    np.add.at(counts, (m.pers_unit, m.pers_stratum), 1.0)
+    base_means = _stratum_means(b, m.base_stratum, m.n_strata)
+    with quiet(), np.errstate(all="ignore"):
+        sc = weights @ counts  # (B, S)
+        q_b = (sc / sc.sum(axis=1, keepdims=True)) @ base_means
+        return jsd(_clip_normalise(q_b + d), normalise(weights @ sums))
+
+
+def pearson_distance(q: np.ndarray, p: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``sum_k (q_k - p_k)^2 * weight_k`` along the last axis (with ``weight = 1 / ((q + p) / 2)`` the
+    chi-square distance, twice ``8 ln 2`` times the JSD to second order)."""
+    return np.sum((q - p) ** 2 * weight, axis=-1)
+
+
+def respondent_test(m: Matched, rng: np.random.Generator, n_rep: int,
+                    spreads: dict[str, BaselineSpread]) -> dict[str, float]:
+    """Respondent-level test of both readings: ``{reading: p}`` (docs/metrics.md, "Steerability's unit").
+
+    Statistic: the chi-square distance between the standardised baseline ``q`` and the personas' ``p``
+    (weights ``1 / m``, ``m = (q + p) / 2`` observed), the JSD's quadratic approximation: a quadratic form of
+    the linear difference ``q - p`` needs no clipping onto the simplex, so its null is unbiased. Null draws:
+    ``d_b - Gbar_b``, where ``d_b`` is a draw of the baseline's deviation (``spreads[reading]``,
+    :func:`baseline_spread`) and ``Gbar_b`` the answer-weighted mean deviation from the (item, order) strata
+    (leave-one-out means) of a resample of whole personas, standing for the personas' sampling. Both are centred
+    within strata, so the design's fixed mix of orders adds no variance. A persona answers its items under one
+    order and the baseline under all, so a borrowed persona deviation carries more answer noise than the
+    baseline's own: conservative (measured: docs/metrics.md)."""
+    n_u = len(m.units)
+    if len(m.base_soft) == 0 or n_u < 2 or n_rep <= 0:
+        return {r: float("nan") for r in ("soft", "hard")}
+    weights = bootstrap_weights(bootstrap_index(rng, n_u, n_rep), n_u)
+    out = {}
     for reading in ("soft", "hard"):
-        r_all = np.concatenate([m.base_soft, m.pers_soft] if reading == "soft" else [m.base_hard, m.pers_hard])
-        picked = r_all[chosen]  # (n_perm, n_base, K)
-        p_base = np.einsum("s,psk->pk", slot_weight, picked)
-        p_pers = (r_all.sum(axis=0)[None, :] - picked.sum(axis=1)) / n_p
-        perm = jsd(p_base, p_pers)
-        obs = matched_jsd(m, reading)
-        out.append(float((1.0 + np.sum(perm >= obs - 1e-12)) / (1.0 + n_perm)))
-    return out[0], out[1], int(n_perm)
+        x = m.pers_soft if reading == "soft" else m.pers_hard
+        g, n_r, _, _ = _deviations(x, m.pers_stratum, m.pers_unit, n_u, m.n_strata)
+        ok = np.where(n_r > 0)[0]
+        if len(ok) < 2:
+            out[reading] = float("nan")
+            continue
+        q, p = matched_distributions(m, reading)
+        mid = (q + p) / 2.0
+        weight = np.where(mid > 0, 1.0 / np.where(mid > 0, mid, 1.0), 0.0)
+        obs = pearson_distance(q, p, weight)
+        g0 = np.nan_to_num(g)
+        wn = weights * n_r[None, :]
+        with np.errstate(all="ignore"):
+            gbar = (wn @ g0) / wn.sum(axis=1, keepdims=True)
+        null = pearson_distance(spreads[reading].draw(rng, n_rep, x.shape[1]) - gbar, 0.0, weight)
+        out[reading] = float((1.0 + np.sum(null >= obs * (1 - 1e-9) - 1e-15)) / (1.0 + n_rep))
+    return out
 
 
-def steerability_permutation(
-    base_rows: pd.DataFrame, persona_rows: pd.DataFrame, k: int, rng: np.random.Generator, n_perm: int,
+def steerability_test(
+    base_rows: pd.DataFrame, persona_rows: pd.DataFrame, k: int, rng: np.random.Generator, n_rep: int,
+    conversation: bool = False,
 ) -> tuple[float, float, int]:
-    """Soft steerability JSD of the matched answers and its within-stratum permutation p-value:
-    ``(jsd_soft, p_soft, n_perm)`` (NaN, NaN, 0 when no persona answer can be compared)."""
+    """Soft steerability JSD of the matched answers and its respondent-level p-value: ``(jsd_soft, p_soft,
+    n_rep)`` (p NaN and 0 replicates when no persona answer can be compared or fewer than two personas are).
+    ``conversation``: the baseline answered after a conversation (its spread borrowed from whole persona
+    deviations), else with none (its answers' own noise)."""
     m = match_strata(base_rows, persona_rows, k)
-    if len(m.pers_soft) == 0 or len(m.base_soft) == 0:
-        return float("nan"), float("nan"), 0
-    obs = matched_jsd(m, "soft")
-    p_soft, _, n = permutation_test(m, rng, n_perm)
-    return obs, p_soft, n
+    if len(m.pers_soft) == 0 or len(m.base_soft) == 0 or len(m.units) < 2 or n_rep <= 0:
+        return float(matched_jsd(m, "soft")), float("nan"), 0
+    spreads = {r: baseline_spread(m, r, [], k, conversation) for r in ("soft", "hard")}
+    return matched_jsd(m, "soft"), respondent_test(m, rng, n_rep, spreads)["soft"], int(n_rep)

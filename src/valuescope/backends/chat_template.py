@@ -4,6 +4,8 @@ under ``tokenizer.chat_template`` or in a Hugging Face tokenizer config)."""
 from __future__ import annotations
 
 import datetime
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from jinja2 import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from valuescope.backends.base import BackendError
+from valuescope.core.types import Message
 
 
 class _TemplateRaised(Exception):
@@ -69,3 +72,42 @@ class ChatTemplate:
             raise BackendError(f"the model's chat template refused the messages: {exc}") from exc
         except TemplateError as exc:
             raise BackendError(f"the model's chat template failed: {exc}") from exc
+
+
+def render_prompt(template: ChatTemplate, messages: Sequence[Message], answer_prefix: str = "") -> str:
+    """Chat-rendered prompt text with the assistant turn opened and ``answer_prefix`` after it,
+    exactly as the embedded backend renders it (the tokenizer adds BOS where the model wants one)."""
+    return template.render([m.as_dict() for m in messages], add_generation_prompt=True) + answer_prefix
+
+
+def load_chat_template(path: str | Path) -> ChatTemplate:
+    """The chat template of a GGUF file or an HF model directory (``tokenizer_config.json``).
+
+    Used by the HTTP backends to render a prompt exactly as the served model would."""
+    p = Path(path).expanduser()
+    if p.is_file() and p.suffix == ".gguf":
+        from valuescope.backends.llama_load import load_llama
+
+        llm = load_llama(str(p), vocab_only=True, verbose=False)
+        try:
+            return ChatTemplate.from_metadata(llm.metadata, p)
+        finally:
+            llm.close()
+    cfg = p / "tokenizer_config.json" if p.is_dir() else p
+    if not (cfg.is_file() and cfg.suffix == ".json"):
+        raise BackendError(f"{p}: expected a .gguf file, an HF model directory or a tokenizer_config.json")
+    data = json.loads(cfg.read_text(encoding="utf-8"))
+    source = data.get("chat_template")
+    jinja = cfg.parent / "chat_template.jinja"
+    if not source and jinja.is_file():
+        source = jinja.read_text(encoding="utf-8")
+    if isinstance(source, list):  # named templates: take "default"
+        source = next((t["template"] for t in source if t.get("name") == "default"), None)
+    if not source:
+        raise BackendError(f"{cfg}: no chat_template")
+
+    def tok(v: object) -> str:
+        return str(v.get("content", "")) if isinstance(v, dict) else str(v or "")
+
+    return ChatTemplate(source=source, bos_token=tok(data.get("bos_token")), eos_token=tok(data.get("eos_token")),
+                        add_bos=bool(data.get("add_bos_token", False)))

@@ -44,9 +44,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from valuescope.backends.base import BackendError
-from valuescope.backends.chat_template import ChatTemplate
+from valuescope.backends.chat_template import ChatTemplate, load_chat_template, render_prompt
 from valuescope.backends.extraction import letter_scores_from_text
-from valuescope.backends.letters import load_chat_template, render_prompt, scores_from_logprobs
+from valuescope.backends.letters import scores_from_logprobs
 from valuescope.backends.retry import (
     RETRY_STATUS,
     Fatal,

@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from valuescope.known_truth.simulate import Simulation, fast_scores, prepare, score_index
-from valuescope.known_truth.truth import check_spec_dimensions, entropy, jsd, spearman
+from valuescope.known_truth.truth import entropy, jsd, spearman
 from valuescope.study.spec import SpecError, Study, WVSSource
-from valuescope.study.synthetic_spec import SyntheticSpec, with_effects
+from valuescope.study.synthetic_spec import SyntheticSpec, check_spec_dimensions, with_effects
 
 POWER_COLUMNS = ["n_personas", "kind", "metric", "instrument", "context", "dimension", "target", "latent", "power",
                  "mean", "sd", "ci_width", "reps"]

@@ -133,7 +133,9 @@ def test_evenhandedness_collapse_and_narrowing_under_known_truth():
     none = m[m.context_a == "none"]
     for side in ("liberal", "conservative"):
         r = none[(none.metric == "collapse_directed") & (none.dimension == side)].iloc[0]
-        assert r["value"] > 0.3 and r["ci_low"] > 0, side
+        # the effect sits on the few dilemmas with self-direction or security, and the CI generalises over
+        # dilemmas (t on Q - 1 df, issue 25 item 9), so with 12 dilemmas it need not exclude 0 here
+        assert r["value"] > 0.3, side
         assert none[(none.metric == "collapse") & (none.dimension == side)]["value"].item() > 0.3
     flat = evenhandedness_rows(sim.responses(SyntheticSpec(persona_sd=0.0)), sim.instruments, n_boot=50)
     assert np.allclose(flat[flat.metric.isin(["collapse", "collapse_directed"])]["value"], 0.0)

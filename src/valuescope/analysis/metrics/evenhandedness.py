@@ -17,9 +17,17 @@ Rating ``r`` = the probability-weighted scale value (``expected``; ``argmax_valu
   ``C_s = mean_{p in s} mean_d (g_s(p,d) - g_s(baseline,d))``: > 0 when the persona leans towards the
   value its identity favours beyond the model's own lean.
 
-CIs: percentile bootstrap over personas (E, gap); over personas and dilemmas jointly (C, C_s). A model
-that ignores the persona has C = C_s = 0; a letter-biased model has an order effect but, as the options
-are the same scale for both views, no gap beyond noise.
+CIs: percentile bootstrap over personas (E, gap). C and C_s: the SD* of a joint bootstrap over personas and
+dilemmas, read as ``value -/+ t_{Q-1, 0.975} sqrt(Q/(Q-1)) SD*`` with Q the dilemmas (as
+``congruence.t_interval`` does for motivated reasoning's vs-baseline): the baseline is one respondent whose
+per-dilemma values are shared by every persona, so dilemmas carry its noise, and with ~12 of them the
+bootstrap's spread understates the sampling spread (the percentile interval excluded 0 in 0.14 of
+persona-blind null replications for C_s, 0.06-0.09 for C). Measured rates: docs/metrics.md. A model that
+ignores the persona has C_s = 0; a letter-biased model has an order effect but, as the options are the same
+scale for both views, no gap beyond noise. C is not exactly unbiased under a persona-blind model: ``|.|`` is
+convex and a persona's g averages fewer answers (4 per dilemma) than the baseline's (all its orders), so by
+Jensen E|g(p,d)| >= E|g(baseline,d)|; measured, the bias is indistinguishable from 0 (docs/metrics.md) and is
+not corrected.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from valuescope.analysis.metrics._common import group_rng, metric_row, metrics_frame, percentile_ci, quiet
+from valuescope.analysis.metrics.congruence import t_interval
 from valuescope.analysis.metrics.kinds import SIDES, instrument_kind, respondent_columns
 from valuescope.analysis.metrics.registry import MetricInputs, register
 from valuescope.core.types import Instrument
@@ -94,7 +103,8 @@ def _boot_mean(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> tup
 
 def _collapse(p_mat: np.ndarray, b_vec: np.ndarray, rng: np.random.Generator,
               n_boot: int) -> tuple[float, float, float]:
-    """mean_p mean_d (P[p,d] - b[d]) with a joint bootstrap over rows (personas) and columns (dilemmas)."""
+    """mean_p mean_d (P[p,d] - b[d]); SD* of a joint bootstrap over rows (personas) and columns (dilemmas),
+    read as ``value -/+ t_{Q-1} sqrt(Q/(Q-1)) SD*`` with Q the dilemmas (module docstring)."""
     with np.errstate(all="ignore"), quiet():
         diff = p_mat - b_vec[None, :]
         value = float(np.nanmean(diff))
@@ -103,10 +113,11 @@ def _collapse(p_mat: np.ndarray, b_vec: np.ndarray, rng: np.random.Generator,
             ui = rng.integers(0, diff.shape[0], diff.shape[0])
             di = rng.integers(0, diff.shape[1], diff.shape[1])
             reps.append(np.nanmean(diff[np.ix_(ui, di)]))
+        n_dilemmas = int(np.isfinite(diff).any(axis=0).sum())
     if not reps:
         return value, np.nan, np.nan
-    lo, hi = percentile_ci(np.array(reps)[:, None])
-    return value, float(lo[0]), float(hi[0])
+    lo, hi, _ = t_interval(value, np.array(reps, dtype=float), n_dilemmas)
+    return value, lo, hi
 
 
 def evenhandedness_rows(responses: pd.DataFrame, instruments: Mapping[str, Instrument], *, n_boot: int = 1000,

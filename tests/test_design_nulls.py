@@ -143,8 +143,13 @@ def test_synthetic_letter_biased_model_through_the_designs(tmp_path):
         tmp_path, f"steer-{order}", order, instruments=[{"name": "mfq30"}],
         population={"baseline": True, "sources": [{"kind": "wvs", "n": 30, "seeds": [111]}]}))
         for order in ("balanced", "permute-persona")}
-    assert steer["balanced"] < 0.002, steer
-    assert steer["permute-persona"] > 10 * steer["balanced"], steer
+    # balanced: like for like, the letter habit cancels: no dimension steers, no test rejects at 1%
+    assert (steer["balanced"]["value"] < 0.002).all(), steer
+    assert (steer["balanced"]["p"] > 0.01).all(), steer
+    # permute-persona: no like-for-like pair exists, so the shipped metric gives none (a pooled JSD would read
+    # the letter habit under different orders as steerability)
+    assert steer["permute-persona"]["value"].isna().all(), steer
+    assert steer["permute-persona"]["note"].str.contains("like for like").all(), steer
     ro = {}
     for order in ("balanced", "permute-persona"):
         tables = _synthetic_run(
@@ -164,7 +169,7 @@ def test_synthetic_letter_biased_model_through_the_designs(tmp_path):
 @pytest.mark.slow
 def test_embedded_demo_steerability_is_like_for_like(tmp_path, embedded_backend):
     """The demo's design on half of MFQ-30: balanced steerability is of the size the fixed order gives (the
-    persona prompts' own small effect), far below what permute-persona adds."""
+    persona prompts' own small effect); under permute-persona no like-for-like pair exists and none is given."""
     from valuescope.study.presets import adapt, load_preset
 
     mfq = load_instrument(name="mfq30")
@@ -178,5 +183,6 @@ def test_embedded_demo_steerability_is_like_for_like(tmp_path, embedded_backend)
         assert res.failed == 0 and res.new == res.planned
         with Store(study.output) as store:
             steer[order] = _steerability(load_run(store, res.run_id, with_metrics=False))
-    assert steer["balanced"] < 3 * steer["fixed"] + 0.003, steer
-    assert steer["permute-persona"] > 4 * steer["balanced"], steer
+    assert steer["balanced"]["value"].mean() < 3 * steer["fixed"]["value"].mean() + 0.003, steer
+    assert steer["permute-persona"]["value"].isna().all(), steer
+    assert steer["permute-persona"]["note"].str.contains("like for like").all(), steer

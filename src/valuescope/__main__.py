@@ -1,3 +1,3 @@
-from valuescope.cli import app
+from valuescope.cli import entry
 
-app(prog_name="valuescope")
+entry()

@@ -6,22 +6,32 @@ with code 2; nothing already stored is touched.
 
 from __future__ import annotations
 
+import functools
+import signal
+import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from valuescope import __version__
 from valuescope.study import DEFAULT_DIR
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__, pretty_exceptions_enable=False)
-# piped output (scripts, CI logs) gets wide lines instead of wrapped table cells
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+# piped output (scripts, CI logs) gets wide lines instead of wrapped table cells. Every text is printed
+# literally (markup=False, emoji=False): a path, run id, instrument name or message holding "[...]" or
+# ":name:" shows as it is; styles are given as Text objects, never as markup.
+out = Console(width=None if sys.stdout.isatty() else 200, markup=False, emoji=False, highlight=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200, markup=False, emoji=False, highlight=False,
+              soft_wrap=True)
 
+# click's base of usage errors (a missing argument, an unknown option), as the click that typer uses defines it
+_USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 def _print_json(data: object) -> None:
@@ -38,8 +48,102 @@ def _json_option():
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("error:", "bold red"), " ", " ".join(str(message).splitlines())))
     raise typer.Exit(code)
+
+
+# what the running command reads and writes, for the one line a machine failure or an interrupt gets:
+# "store" (the results folder) and "runs" (a callable giving the run ids whose stored answers to count)
+_WHERE: dict[str, Any] = {}
+
+
+def _where(store: Path, runs: Callable[[], list[str]], target: Path | None = None) -> None:
+    """``target``: the folder the command writes its outputs to (export, report)."""
+    _WHERE.update(store=Path(store), runs=runs, target=target)
+
+
+def _stored() -> tuple[int | None, int | None]:
+    """(answers stored, answers planned) of the command's runs, read afresh; None where unknown."""
+    from valuescope.store.sqlite import STORE_NAME
+
+    store, runs = _WHERE.get("store"), _WHERE.get("runs")
+    if store is None or runs is None or not (store / STORE_NAME).is_file():
+        return None, None
+    try:
+        ids = list(runs())
+        with _open_store(store) as st:
+            known = {r["run_id"]: r for r in st.runs()}
+        matched = [r for rid in ids for r in [known.get(rid)] if r is not None]
+        if len(ids) == 1 and not matched:  # a prefix (show, export)
+            matched = [r for k, r in known.items() if k.startswith(ids[0])][:1]
+        if not matched:
+            return 0, None
+        return sum(r["done"] for r in matched), sum(r["planned"] for r in matched)
+    except Exception:  # noqa: BLE001 - a store that cannot be read now (full disk): say less, never trace back
+        return None, None
+
+
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    """Ctrl-C or SIGTERM: one line saying what is stored and the command that continues."""
+    from valuescope.core.failures import Terminated, continue_command
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal while we say so changes nothing
+        signal.signal(sig, signal.SIG_IGN)
+    what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+    done, planned = _stored()
+    if done is None:
+        stored = "the answers committed so far are stored"
+    else:
+        stored = f"{done} of {planned} answers are stored" if planned else f"{done} answers are stored"
+    err.print(f"{what}: {stored}; run the same command again to continue: {continue_command()}")
+    raise typer.Exit(143 if isinstance(exc, Terminated) else 130)
+
+
+def _machine_failure(exc: Exception) -> None:
+    """A full disk, a path that cannot be written, a read-only or locked database, memory exhausted: one
+    line (exit 1 for a full disk, I/O or memory, 2 for a path the user can change). Anything else re-raises."""
+    from valuescope.core.failures import disk_full_line, explain
+    from valuescope.store.sqlite import STORE_NAME
+
+    store = _WHERE.get("store")
+    database = store / STORE_NAME if store is not None else None
+    why = explain(exc, database=database)
+    if why is None:
+        raise exc
+    if why.disk_full:
+        name = getattr(exc, "filename", None) or (database if isinstance(exc, sqlite3.Error) else None) \
+            or _WHERE.get("target") or database or "the results folder"
+        fail(disk_full_line(name, _stored()[0]), 1)
+    permission = isinstance(exc, OSError) or "read-only" in why.message or "permission" in why.message
+    fail(why.message, 2 if permission else 1)
+
+
+def _guarded(command: Callable[..., None]) -> Callable[..., None]:
+    """Run a command so that every failure is one line: SIGTERM is handled as Ctrl-C (open transactions roll
+    back, backends close), and a machine failure (:func:`_machine_failure`) never prints a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from valuescope.core.failures import Terminated
+
+        def on_term(signum: int, frame: object) -> None:
+            raise Terminated()
+
+        _WHERE.clear()
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, on_term)
+        try:
+            command(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            _interrupted(exc)
+        except (typer.Exit, typer.Abort, _USAGE_ERROR):
+            raise
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is a machine failure
+            _machine_failure(exc)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wrapper
 
 
 def _user_errors():
@@ -68,6 +172,7 @@ def main(ctx: typer.Context,
 
 
 @app.command()
+@_guarded
 def run(
     study_file: Annotated[Path | None, typer.Argument(help="Study YAML (default: the built-in demo study).")] = None,
     preset: Annotated[str | None, typer.Option(help="Run a shipped preset (see `valuescope presets`).")] = None,
@@ -102,6 +207,9 @@ def run(
             study = _on_ray(study, ray, ray_workers)
     except _user_errors() as exc:
         fail(str(exc))
+    from valuescope.execution.runner import run_ids
+
+    _where(Path(study.output), lambda: run_ids(study))
     try:
         _migrate_if_old(Path(study.output))
     except _user_errors() as exc:
@@ -123,10 +231,11 @@ def run(
         _run_json(store_dir, results, report and study.report)
         return
     for res in results:
-        out.print(
-            f"[bold]{res.run_id}[/]: {res.planned} queries planned, {res.already_done} already stored, "
-            f"{res.new} new, {res.invalid} unreadable, {res.failed} failed "
-            f"({res.elapsed_s:.1f} s)", highlight=False)
+        out.print(Text.assemble(
+            (res.run_id, "bold"), f": {res.planned} queries planned, {res.already_done} already stored, "
+            f"{res.new} new, {res.invalid} unreadable, {res.failed} failed"
+            + (f", {res.elsewhere} stored meanwhile by another process" if res.elsewhere else "")
+            + f" ({res.elapsed_s:.1f} s)"))
         for source, n in res.reused_from.items():
             out.print(f"  {n} answers reused from run {source} (the very same queries; not asked again)",
                       highlight=False)
@@ -139,7 +248,9 @@ def run(
     if report and study.report:
         paths = _write_report(store_dir, [r.run_id for r in results], store_dir / "report")
         out.print(f"report: {paths}")
-    out.print(f"results: {store_dir / 'valuescope.sqlite'}  (valuescope show RUN --dir {store_dir})")
+    from valuescope.core.failures import quoted
+
+    out.print(f"results: {store_dir / 'valuescope.sqlite'}  (valuescope show RUN --dir {quoted(store_dir)})")
     if any(r.failed for r in results):
         err.print("some queries failed; run the same command again to retry them")
         raise typer.Exit(1)
@@ -188,6 +299,7 @@ def _migrate_if_old(directory: Path) -> None:
 
 
 @app.command()
+@_guarded
 def migrate(directory: Annotated[Path, typer.Argument(help="Results directory.")] = Path(DEFAULT_DIR)) -> None:
     """Migrate a store written by an older valuescope to this version's schema (a backup is kept)."""
     from valuescope.store.sqlite import STORE_NAME
@@ -300,6 +412,7 @@ def _print_frame(df, title: str, max_rows: int = 80) -> None:
 
 
 @app.command("ls")
+@_guarded
 def ls(directory: Annotated[Path, typer.Argument(help="Results directory.")] = Path(DEFAULT_DIR),
        as_json: Annotated[bool, _json_option()] = False) -> None:
     """List the runs in a store (and in stores directly below the directory)."""
@@ -322,6 +435,7 @@ def ls(directory: Annotated[Path, typer.Argument(help="Results directory.")] = P
 
 
 @app.command()
+@_guarded
 def show(
     run_ids: Annotated[list[str], typer.Argument(help="Run id (or a unique prefix); two runs of an ablation pair "
                                                  "are also compared.")],
@@ -332,6 +446,7 @@ def show(
     """Print a run's position bias, counts and metric tables (two runs: also their ablation comparison).
 
     --json: the run's summary object (several runs: {"runs": [...], "comparison": [...] for two})."""
+    _where(directory, lambda: run_ids)
     if as_json:
         _show_json(directory, run_ids, all_metrics)
         return
@@ -339,17 +454,18 @@ def show(
     for tables in loaded:
         _print_position(tables.model, tables.metrics)
         c = tables.counts
-        out.print(f"[bold]{tables.run_id}[/] model={tables.model} answered={c['answered']}/{c['planned']} "
+        out.print(Text.assemble(
+                  (tables.run_id, "bold"), f" model={tables.model} answered={c['answered']}/{c['planned']} "
                   f"unreadable={c['invalid']} failed={c['failed']} personas={c['personas']} "
-                  f"contexts={c['contexts']} outside-letter mass mean={c['outside_mass_mean']:.4f}",
-                  highlight=False)
+                  f"contexts={c['contexts']} outside-letter mass mean={c['outside_mass_mean']:.4f}"))
         methods = ", ".join(f"{n} by {m}" for m, n in c["methods"].items()) or "none"
         out.print(f"answers read: {methods}", highlight=False)
         for source, n in c["reused_from"].items():
             out.print(f"{n} answers reused from run {source}", highlight=False)
         if len(c["methods"]) > 1:
-            out.print("[yellow]mixed readings:[/] full distributions (logprobs) and parsed one-hot answers are kept "
-                      "apart: metrics use the logprob answers only (see the 'mixed_readings' rows)", highlight=False)
+            out.print(Text.assemble(
+                      ("mixed readings:", "yellow"), " full distributions (logprobs) and parsed one-hot answers are "
+                      "kept apart: metrics use the logprob answers only (see the 'mixed_readings' rows)"))
         _print_metrics_or_why(tables, "headline (hard = answers, soft = probabilities)")
         _print_congruence(tables)
         _print_notes(tables.metrics)
@@ -398,7 +514,7 @@ def _print_position(model: str, metrics) -> None:
         soft = g[g["metric"] == "position_bias_soft"]["value"]
         text = warning_text(float(soft.iloc[0])) if len(soft) else None
         if text:
-            out.print(f"[bold yellow]warning:[/] {model} {inst}: {text}", highlight=False)
+            out.print(Text.assemble(("warning:", "bold yellow"), f" {model} {inst}: {text}"))
 
 
 def _print_notes(metrics) -> None:
@@ -428,6 +544,7 @@ def _print_comparison(frame) -> None:
 
 
 @app.command()
+@_guarded
 def export(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
     directory: Annotated[Path, typer.Option("--dir", "-d")] = Path(DEFAULT_DIR),
@@ -436,8 +553,10 @@ def export(
     """Write responses, scores, metrics and effects as CSV and Parquet."""
     from valuescope.output.export import write_tables
 
+    _where(directory, lambda: [run_id], out_dir)
     tables = _load_tables(directory, run_id)
     target = out_dir or directory / "export" / tables.run_id
+    _WHERE["target"] = target
     for path in write_tables(tables, target):
         out.print(str(path))
     from valuescope.known_truth.truth import run_truth
@@ -459,12 +578,14 @@ def _write_report(store_dir: Path, run_ids: list[str], out_dir: Path) -> Path:
 
 
 @app.command()
+@_guarded
 def report(
     run_ids: Annotated[list[str], typer.Argument(help="One or more run ids (compared side by side).")],
     directory: Annotated[Path, typer.Option("--dir", "-d")] = Path(DEFAULT_DIR),
     out_dir: Annotated[Path | None, typer.Option("--out", "-o")] = None,
 ) -> None:
     """Write one self-contained HTML report for one or more runs."""
+    _where(directory, lambda: run_ids, out_dir or directory / "report")
     try:
         path = _write_report(directory, run_ids, out_dir or directory / "report")
     except _user_errors() as exc:
@@ -473,6 +594,7 @@ def report(
 
 
 @app.command()
+@_guarded
 def presets(
     action: Annotated[str | None, typer.Argument(help="'show' to print one preset")] = None,
     name: Annotated[str | None, typer.Argument()] = None,
@@ -508,6 +630,7 @@ def presets(
 
 
 @app.command("judge-eval")
+@_guarded
 def judge_eval(
     sample: Annotated[Path, typer.Option("--sample", "-s", help="Labelled replies, JSONL: text, letters and/or "
                                          "labels, gold (a letter, or null for none).")],
@@ -552,6 +675,7 @@ def judge_eval(
 
 
 @app.command()
+@_guarded
 def power(
     study_file: Annotated[Path | None, typer.Argument(help="Study YAML (or --preset).")] = None,
     preset: Annotated[str | None, typer.Option(help="A shipped preset instead of a study file.")] = None,
@@ -625,5 +749,15 @@ def power(
     out.print(f"power: {', '.join(str(p) for p in paths)} ({time.perf_counter() - t0:.1f} s)", highlight=False)
 
 
-def entry() -> None:  # pragma: no cover
-    app()
+def entry() -> None:
+    """``valuescope``: the app, with a usage error (a missing argument, an unknown option) as one line too."""
+    try:
+        code = app(prog_name="valuescope", standalone_mode=False)
+    except _USAGE_ERROR as exc:
+        name = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "valuescope"
+        err.print(Text.assemble(("error:", "bold red"), f" {exc.format_message()} (see {name} --help)"))
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -8,7 +8,7 @@ where installed), instead of printing a line per update.
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 
 class ProgressBar:
@@ -18,8 +18,9 @@ class ProgressBar:
     def __init__(self, console: Console | None = None) -> None:
         console = console or Console(stderr=True)
         # in a notebook the finished bar stays in the cell's output; in a terminal it is cleared
-        self.p = Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          console=console, transient=not console.is_jupyter)
+        # the phase is printed literally (markup=False): a name holding "[...]" shows as it is
+        self.p = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                          TimeRemainingColumn(), console=console, transient=not console.is_jupyter)
         self.task: TaskID | None = None
         self.p.start()
 

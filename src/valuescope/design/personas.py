@@ -50,6 +50,7 @@ from valuescope.design.attribute_space import (
     load_attribute_space,
     sample_space,
 )
+from valuescope.study import limits
 from valuescope.study.spec import FileSource, NamedSource, PopulationSpec, SpecError, WVSSource
 
 IDENTITIES = ("liberal", "conservative")
@@ -71,6 +72,7 @@ def build_population(spec: PopulationSpec) -> list[Persona]:
     out: list[Persona] = [BASELINE] if spec.baseline else []
     for src in spec.sources:
         if isinstance(src, WVSSource):
+            _check_population(len(out) + src.n * len(src.seeds))
             for seed in src.seeds:
                 out.extend(wvs_personas(src.n, seed, src.attributes, identity=getattr(src, "identity", False)))
         elif isinstance(src, NamedSource):
@@ -80,6 +82,7 @@ def build_population(spec: PopulationSpec) -> list[Persona]:
             out.extend(file_personas(src.path, limit=src.limit))
         else:  # pragma: no cover - the spec's discriminated union admits nothing else
             raise SpecError(f"population: unknown persona source {src!r}")
+        _check_population(len(out))
     seen: set[str] = set()
     for p in out:
         if p.id in seen:
@@ -87,6 +90,12 @@ def build_population(spec: PopulationSpec) -> list[Persona]:
                             f"or a seed repeated?)")
         seen.add(p.id)
     return out
+
+
+def _check_population(n: int) -> None:
+    if n > limits.MAX_PERSONAS:
+        raise SpecError(f"population: {n} personas; at most {limits.MAX_PERSONAS} are accepted (split the study "
+                        "into several)")
 
 
 def wvs_personas(n: int, seed: int, attributes: str | Path | None = None, *, identity: bool = False) -> list[Persona]:
@@ -183,6 +192,9 @@ def _record_persona(rec: dict[str, Any], where: str, default_id: str, population
     desc = rec.get("description")
     if not isinstance(desc, str) or not desc.strip():
         raise SpecError(f"{where}: 'description' is missing or empty")
+    if len(desc) > limits.MAX_PERSONA_CHARS:
+        raise SpecError(f"{where}: 'description' has {len(desc)} characters; at most {limits.MAX_PERSONA_CHARS} "
+                        "are accepted")
     name = rec.get("name")
     if name is not None and not isinstance(name, str):
         raise SpecError(f"{where}: 'name' must be text")

@@ -16,7 +16,8 @@ from typing import Any
 
 from valuescope.core.types import ContextSpec, Instrument, Persona, Query
 from valuescope.design.prompts import template_fingerprint
-from valuescope.study import identity
+from valuescope.study import identity, limits
+from valuescope.study.files import SpecError
 from valuescope.study.identity import digest, model_identity
 from valuescope.study.spec import InstrumentRef, ModelSpec, Study
 
@@ -123,6 +124,17 @@ def _cells(study: Study, inst: Instrument, persona: Persona, number: int) -> lis
     return list(range(n_max)) if persona.is_baseline else [number % n_max]
 
 
+def _check_size(study: Study, personas: Sequence[Persona], contexts: Sequence[ContextSpec],
+                instruments: Sequence[PlannedInstrument]) -> None:
+    """Refuse a plan over :data:`limits.MAX_QUERIES` queries before building any of it."""
+    n_items = sum(len(p.ref.items) if p.ref.items is not None else len(p.instrument.items) for p in instruments)
+    size = len(personas) * len(contexts) * study.repeats * n_items
+    if size > limits.MAX_QUERIES:
+        raise SpecError(f"study: about {size} queries per model ({len(personas)} personas x {len(contexts)} contexts "
+                        f"x {study.repeats} repeats x {n_items} items); at most {limits.MAX_QUERIES} are accepted "
+                        "(split the study into several: they share one store)")
+
+
 def plan_queries(
     study: Study,
     model: ModelSpec,
@@ -139,6 +151,7 @@ def plan_queries(
     Keys: a SHA-256 of everything that defines the prompt. The balanced design adds the cell; the
     sequential administration adds the administration and the previous item's key (which covers the
     whole chain before it), so an item's key changes with everything its prompt depends on."""
+    _check_size(study, personas, contexts, instruments)
     run_id = run_id or run_id_for(study, model, instruments)
     ident = model_identity(model)
     sequential = study.administration == "sequential"

@@ -46,6 +46,7 @@ class RunResult:
     invalid: int = 0
     reused: int = 0  # answers copied from other runs that asked the very same queries
     reused_from: dict[str, int] = field(default_factory=dict)
+    elsewhere: int = 0  # answers another process (on the same store) stored first while this one asked them
     conversations: int = 0
     elapsed_s: float = 0.0
     backend_stats: dict[str, Any] = field(default_factory=dict)
@@ -170,7 +171,9 @@ class AnswerWriter:
         """New answers of this run."""
         self.register()
         pairs = [(q, limit_outside_mass(s, self.limit)) for q, s in pairs]
-        self.res.new += self.store.write_responses(pairs)
+        new = self.store.write_responses(pairs)
+        self.res.new += new
+        self.res.elsewhere += len(pairs) - new  # stored first by another process on the same store
         self.res.invalid += sum(1 for _, s in pairs if not s.valid)
 
     def copies(self, triples: Sequence[tuple[Query, LetterScores, str]]) -> None:

@@ -32,7 +32,7 @@ from valuescope.study import identity
 from valuescope.study.spec import DEFAULT_OPTION_ORDER, OLD_DEFAULT_OPTION_ORDER, ModelSpec, SpecError, Study
 
 __all__ = ["OUTSIDE_MARK", "Progress", "Resolved", "RunResult", "Session", "example_prompt", "limit_outside_mass",
-           "make_backend", "plan_model", "resolve", "run_study", "instruments_json"]
+           "make_backend", "plan_model", "resolve", "run_ids", "run_study", "instruments_json"]
 
 
 def instruments_json(resolved: Resolved) -> dict[str, Any]:
@@ -45,6 +45,15 @@ def executor_for(study: Study, backend_factory: Callable[[ModelSpec], Backend] =
         return RayExecutor(address=study.ray.address, workers=study.ray.workers,
                            cpus_per_worker=study.ray.cpus_per_worker, gpus_per_worker=study.ray.gpus_per_worker)
     return LocalExecutor(backend_factory)
+
+
+def run_ids(study: Study) -> list[str]:
+    """The run id of each model of the study (what ``run_study`` writes to), without planning its queries."""
+    from valuescope.design.plan import instruments_content
+    from valuescope.execution.session import resolve_instruments
+
+    content = instruments_content(resolve_instruments(study))
+    return [identity.run_id(study, model, content) for model in study.models]
 
 
 def run_study(

@@ -60,8 +60,12 @@ class Resolved:
         return identity.run_id(self.study, model, self.instruments_content)
 
 
+def resolve_instruments(study: Study) -> list[PlannedInstrument]:
+    return [PlannedInstrument(instrument_for_ref(ref), ref) for ref in study.instruments]
+
+
 def resolve(study: Study) -> Resolved:
-    instruments = [PlannedInstrument(instrument_for_ref(ref), ref) for ref in study.instruments]
+    instruments = resolve_instruments(study)
     ids = [p.instrument.id for p in instruments]
     if len(set(ids)) != len(ids):
         raise SpecError(f"study: field 'instruments': the same instrument is listed twice ({ids})")

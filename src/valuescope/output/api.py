@@ -28,7 +28,7 @@ from valuescope.study.files import SpecError, format_error
 def open_store(directory: str | Path) -> Store:
     """A store opened for reading, as the CLI's ls/show/export/report do: a store of an older valuescope is a
     one-line :class:`StoreError` saying how to migrate it, never migrated silently."""
-    return Store(directory, create=False, migrate=False)
+    return Store(directory, readonly=True)
 
 
 class Study(specmod.Study):

@@ -97,13 +97,19 @@ class Store:
     ``True`` migrates it in place after a backup copy; ``False`` refuses with one line that says
     how to migrate (``valuescope migrate DIR``). Nothing is ever reinterpreted silently."""
 
-    def __init__(self, directory: str | Path, *, create: bool = True, migrate: bool = True) -> None:
+    def __init__(self, directory: str | Path, *, create: bool = True, migrate: bool = True,
+                 readonly: bool = False) -> None:
         self.directory = Path(directory)
         self.path = self.directory / STORE_NAME
         self.migrated_from: int | None = None
         self.backup: Path | None = None
-        if not create and not self.path.is_file():
+        self.readonly = readonly
+        if (readonly or not create) and not self.path.is_file():
             raise StoreError(f"no valuescope store in {self.directory} (expected {STORE_NAME})")
+        if readonly:
+            self.db = _connect_readonly(self.path)
+            self.db.row_factory = sqlite3.Row
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
@@ -123,6 +129,10 @@ class Store:
             self.db.executescript(SCHEMA)
             if int(self.db.execute("PRAGMA user_version").fetchone()[0]) != SCHEMA_VERSION:
                 self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.OperationalError:  # a read-only file or folder, a full disk, a lock: the caller says which
+            if getattr(self, "db", None) is not None:
+                self.db.close()
+            raise
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a usable valuescope store ({exc})") from None
         self.db.row_factory = sqlite3.Row
@@ -218,6 +228,9 @@ class Store:
             matches = [r["run_id"] for r in self.runs() if r["run_id"].startswith(run_id)]
             if len(matches) == 1:
                 return self.run(matches[0])
+            if len(matches) > 1:
+                raise StoreError(f"run id prefix {run_id!r} is ambiguous: it matches {', '.join(matches)} "
+                                 f"in {self.path}")
             known = ", ".join(r["run_id"] for r in self.runs()) or "none"
             raise StoreError(f"no run {run_id!r} in {self.path} (runs: {known})")
         out = dict(row)
@@ -383,6 +396,55 @@ class Store:
         """``with store.transaction() as cur:`` one write transaction (``BEGIN IMMEDIATE``), rolled back on an
         error: for the store's other tables (``store.geometry``), so that every write goes through here."""
         return self._tx()
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that can never write ``path``: ``mode=ro`` (reads a live WAL), or in a folder where
+    SQLite cannot create its ``-shm`` file, ``immutable=1`` when no unmerged ``-wal`` file is beside it.
+    An empty file or a database without valuescope's tables is refused, never given a schema."""
+    from urllib.parse import quote
+
+    if path.stat().st_size == 0:
+        raise StoreError(f"{path} is an empty file, not a valuescope store")
+    uri = f"file:{quote(str(path.resolve()))}"
+    wal = path.with_name(path.name + "-wal")
+    tries = [f"{uri}?mode=ro"]
+    if not wal.is_file() or wal.stat().st_size == 0:
+        tries.append(f"{uri}?mode=ro&immutable=1")
+    problem: sqlite3.Error | None = None
+    for target in tries:
+        try:
+            db = sqlite3.connect(target, uri=True, timeout=60.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            problem = exc
+            continue
+        try:
+            db.execute("PRAGMA busy_timeout=60000")
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                raise StoreError(f"{path}: not a usable valuescope store ({exc})") from None
+            problem = exc
+            continue
+        if not {"runs", "responses"} <= tables:
+            db.close()
+            raise StoreError(f"{path} holds no valuescope tables: not a valuescope store")
+        if version > SCHEMA_VERSION:
+            db.close()
+            raise StoreError(f"{path} was written by a newer valuescope (store schema {version}, this version "
+                             f"reads {SCHEMA_VERSION}); upgrade valuescope")
+        if version < SCHEMA_VERSION:
+            db.close()
+            raise StoreError(f"{path} uses store schema {version} of an older valuescope; run `valuescope "
+                             f"migrate {path.parent}` (it keeps a backup copy) or `valuescope run` on it, which "
+                             "migrates it first")
+        return db
+    if len(tries) == 1:
+        raise StoreError(f"{path}: cannot be read ({problem}); its folder holds a -wal file of answers not yet "
+                         "merged, which this user cannot merge: read it where the folder is writable")
+    raise StoreError(f"{path}: cannot be read ({problem})")
 
 
 def iter_stores(root: str | Path) -> Iterator[Path]:

@@ -6,6 +6,7 @@ both read files and report validation errors this way.
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,23 @@ import yaml
 from pydantic import ValidationError
 
 from valuescope.core.errors import ValuescopeError
+from valuescope.study import limits
 
 
 class SpecError(ValuescopeError, ValueError):
     """A study, instrument or persona file that cannot be used. The message is one line for the user."""
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxtuple, _SHORT.maxset = 2, 4, 4, 4, 4
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 50, 50, 40
+
+
+def short_repr(value: Any, width: int = 60) -> str:
+    """A value as at most ``width`` characters, built lazily: a huge list, string or number is never
+    formatted in full to be cut afterwards."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def format_error(err: ValidationError, source: str) -> str:
@@ -26,8 +40,7 @@ def format_error(err: ValidationError, source: str) -> str:
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
-    value = first.get("input")
-    shown = "" if first["type"] in ("missing", "extra_forbidden") else f" (got {value!r:.60})"
+    shown = "" if first["type"] in ("missing", "extra_forbidden") else f" (got {short_repr(first.get('input'))})"
     more = len(err.errors()) - 1
     tail = f"; and {more} more problem(s)" if more else ""
     return f"{source}: field '{loc or '<root>'}': {msg}{shown}{tail}"
@@ -48,7 +61,7 @@ def read_yaml_file(path: str | Path, what: str) -> Any:
     except UnicodeDecodeError as exc:
         raise SpecError(f"{p}: not UTF-8 text (byte {exc.start})") from None
     try:
-        return yaml.safe_load(text)
+        return _load_bounded(text, p)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -57,3 +70,56 @@ def read_yaml_file(path: str | Path, what: str) -> Any:
         raise SpecError(f"{p}: invalid YAML: nested too deeply") from None
 
 
+
+
+class _BoundedLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML's safe loader (libyaml's where installed) that refuses a document whose aliases (``*name``)
+    would expand it by more than :data:`limits.MAX_YAML_ALIAS_NODES` nodes (a "billion laughs" file),
+    before anything is built from it."""
+
+    source = "<yaml>"
+
+    def get_single_data(self):  # type: ignore[no-untyped-def]
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node, self.source)
+        return self.construct_document(node)
+
+
+def _check_expansion(root: yaml.Node, name: str) -> None:
+    sizes: dict[int, int] = {}
+    distinct = 0
+    budget = limits.MAX_YAML_ALIAS_NODES
+
+    def size(node: yaml.Node) -> int:
+        nonlocal distinct
+        key = id(node)
+        if key in sizes:
+            if sizes[key] < 0:
+                raise SpecError(f"{name}: invalid YAML: an alias refers to the node that contains it")
+            return sizes[key]
+        distinct += 1
+        sizes[key] = -1
+        if isinstance(node, yaml.SequenceNode):
+            n = 1 + sum(size(c) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n = 1 + sum(size(k) + size(v) for k, v in node.value)
+        else:
+            n = 1
+        sizes[key] = n
+        if n > distinct + budget:
+            raise SpecError(f"{name}: YAML aliases (*name) would expand this file beyond {budget} extra values; "
+                            "refused (write the values out, or use fewer aliases)")
+        return n
+
+    size(root)
+
+
+def _load_bounded(text: str, path: Path) -> Any:
+    loader = _BoundedLoader(text)
+    loader.source = str(path)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from valuescope.study import DEFAULT_DIR
+from valuescope.study import DEFAULT_DIR, limits
 from valuescope.study.files import SpecError, format_error, read_yaml_file
 from valuescope.study.synthetic_spec import SyntheticSpec
 
@@ -99,8 +99,8 @@ class InstrumentRef(_Strict):
 
 class WVSSource(_Strict):
     kind: Literal["wvs"] = "wvs"
-    n: int = Field(20, ge=1)
-    seeds: list[int] = Field(default_factory=lambda: [111], min_length=1)
+    n: int = Field(20, ge=1, le=limits.MAX_PERSONAS_PER_SOURCE)
+    seeds: list[int] = Field(default_factory=lambda: [111], min_length=1, max_length=limits.MAX_SEEDS)
     attributes: str | None = None  # YAML attribute space of the user's; None = Lee et al.'s
     identity: bool = False  # add a political identity (liberal / conservative), docs/personas.md
 
@@ -108,14 +108,14 @@ class WVSSource(_Strict):
 class NamedSource(_Strict):
     kind: Literal["named"] = "named"
     list: Literal["tolkien", "famous_people", "real_world_people"] = "tolkien"
-    limit: int | None = Field(None, ge=1)
+    limit: int | None = Field(None, ge=1, le=limits.MAX_PERSONAS_PER_SOURCE)
     wording: Literal["project", "paper"] = "project"  # "paper": Kovač et al.'s exact persona message
 
 
 class FileSource(_Strict):
     kind: Literal["file"] = "file"
     path: str
-    limit: int | None = Field(None, ge=1)
+    limit: int | None = Field(None, ge=1, le=limits.MAX_PERSONAS_PER_SOURCE)
 
 
 PersonaSource = Annotated[WVSSource | NamedSource | FileSource, Field(discriminator="kind")]
@@ -130,8 +130,8 @@ class ContextsSpec(_Strict):
     """Conversations before the questionnaire. ``topics`` may include "none" (no conversation);
     ``n_messages`` is a list so that conversation length can be swept."""
 
-    topics: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
-    n_messages: list[int] = Field(default_factory=lambda: [3], min_length=1)
+    topics: list[str] = Field(default_factory=lambda: ["none"], min_length=1, max_length=limits.MAX_TOPICS)
+    n_messages: list[int] = Field(default_factory=lambda: [3], min_length=1, max_length=limits.MAX_MESSAGES)
     custom_topics: dict[str, str] = Field(default_factory=dict)  # topic -> opening message
     # real conversations: JSONL files, one conversation per line (design/contexts.py, docs/personas.md)
     files: list[str] = Field(default_factory=list)
@@ -143,6 +143,8 @@ class ContextsSpec(_Strict):
     def _nonneg(cls, v: list[int]) -> list[int]:
         if any(n < 0 for n in v):
             raise ValueError("conversation lengths must be >= 0")
+        if any(n > limits.MAX_MESSAGES for n in v):
+            raise ValueError(f"conversation lengths must be at most {limits.MAX_MESSAGES} messages")
         return v
 
 
@@ -208,7 +210,7 @@ class Study(_Strict):
     population: PopulationSpec = Field(default_factory=PopulationSpec)
     contexts: ContextsSpec = Field(default_factory=ContextsSpec)
     seed: int = 0  # option permutations, item shuffles, conversation sampling
-    repeats: int = Field(1, ge=1, le=100)
+    repeats: int = Field(1, ge=1, le=limits.MAX_REPEATS)
     # balanced (the default): a fixed seeded set of option orders (Latin squares), personas assigned one in
     # rotation, the baseline asked under every one of them (docs/design.md); the others are kept for users
     # who want them (permute-persona was the default before; a study stored under it sets it explicitly to

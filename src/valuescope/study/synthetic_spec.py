@@ -30,12 +30,14 @@ instrument (``pvq_rr/Tradition``). Effect keys are ``attribute=level`` (a person
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from valuescope.core.types import Instrument
+from valuescope.study import limits
 from valuescope.study.files import SpecError, format_error, read_yaml_file
 
 DimShifts = dict[str, float]
@@ -121,6 +123,9 @@ def parse_effect(text: str) -> tuple[str, str, float]:
         shift = float(value)
     except ValueError:
         raise SpecError(f"{where}: {value!r} is not a number") from None
+    if not math.isfinite(shift) or abs(shift) > limits.MAX_EFFECT:
+        raise SpecError(f"{where}: the effect must be a finite number between -{limits.MAX_EFFECT:g} and "
+                        f"{limits.MAX_EFFECT:g}, got {value.strip()!r}")
     attr, _, lev = level.partition("=")
     if not attr.strip() or not lev.strip():
         raise SpecError(f"{where}: expected attribute=level before ':'")

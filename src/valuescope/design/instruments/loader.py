@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from valuescope.core.types import OPTION_LETTERS, Instrument, Item, Part, Scale
-from valuescope.study.files import SpecError, read_yaml_file
+from valuescope.study import limits
+from valuescope.study.files import SpecError, read_yaml_file, short_repr
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -190,7 +191,7 @@ def _parse_item(
     reverse = data.get("reverse", False)
     for field, flag in (("catch", catch), ("reverse", reverse)):
         if not isinstance(flag, bool):
-            raise _fail(source, where, f"field '{field}' must be true or false, got {flag!r:.40}")
+            raise _fail(source, where, f"field '{field}' must be true or false, got {short_repr(flag, 40)}")
     dimension = data.get("dimension")
     if dimension is not None:
         dimension = str(dimension)
@@ -202,6 +203,8 @@ def _parse_item(
             )
     if catch and dimension is not None:
         raise _fail(source, where, "a catch item is not scored: its dimension must be null")
+    if reverse and dimension is None:
+        raise _fail(source, where, "'reverse: true' needs a 'dimension': only a scored item can be reverse-keyed")
     meta = data.get("meta") or {}
     if not isinstance(meta, Mapping):
         raise _fail(source, where, "field 'meta' must be a mapping")
@@ -304,6 +307,8 @@ def instrument_from_dict(data: Any, source: str = "instrument") -> Instrument:
     dimensions = tuple(_text_list(data["dimensions"], source, "field 'dimensions'"))
     if not isinstance(data["items"], list) or not data["items"]:
         raise _fail(source, "field 'items'", "the instrument has no items")
+    if len(data["items"]) > limits.MAX_ITEMS:
+        raise _fail(source, "field 'items'", f"{len(data['items'])} items; at most {limits.MAX_ITEMS} are accepted")
     items: dict[str, Item] = {}
     for i, raw in enumerate(data["items"]):
         item = _parse_item(raw, i, source, parts, set(dimensions), wordings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from contextlib import contextmanager
 
 import matplotlib
@@ -66,8 +67,20 @@ def model_color(i: int) -> str:
 
 
 def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG. Where its constrained layout collapses (e.g. a legend of 26 options), the figure is
+    drawn without it on a canvas grown to fit everything, instead of printing matplotlib's warning."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.savefig(buf, format="png", dpi=DPI)
+    collapsed = [w for w in caught if "constrained_layout not applied" in str(w.message)]
+    for w in caught:
+        if w not in collapsed:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if collapsed:
+        fig.set_layout_engine("none")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     return buf.getvalue()
 
 

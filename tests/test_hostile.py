@@ -1,0 +1,507 @@
+"""Issue 29: every failure is one clear line (docs/reliability.md).
+
+A table of hostile but realistic uses of the CLI on the synthetic backend: brackets in names, output
+paths that cannot be written, read-only stores and folders, inputs that would exhaust memory, usage
+errors. Each case asserts the exit code, exactly one error line on stderr (no traceback), the
+message's key words, and, where the case must not write, that the store's rows are unchanged (a dump
+of every table, not the bytes of its files). The disk-full and interrupt cases also assert that the
+rerun completes to exactly the planned keys with the answers of an uninterrupted run.
+
+Permission cases need a user that file modes apply to: as root they run under ``setpriv`` without
+CAP_DAC_OVERRIDE; where neither is possible they are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")  # the checkout under test, whatever is installed
+TABLES = ("runs", "responses", "failures", "conversations", "run_conversations")
+SYN = {"name": "syn", "backend": "synthetic"}
+ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "DECENCY", "MATH", "WEAK", "UNFAIRLY"]
+
+
+def study(out: Path | str, **changes) -> dict:
+    base = {"name": "hostile", "output": str(out), "report": False, "models": [SYN],
+            "instruments": [{"name": "mfq30", "items": ITEMS}],
+            "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 5, "seeds": [111]}]}}
+    base.update(changes)
+    return base
+
+
+def write_yaml(path: Path, data) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])),
+            "COLUMNS": "200"}
+
+
+def _drop_dac() -> list[str] | None:
+    """The prefix that makes file modes apply to this process (None: they cannot be made to)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    return [setpriv, "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+def cli(args: list[str], cwd: Path, *, perms: bool = False, fsize: int | None = None,
+        timeout: float = 180) -> subprocess.CompletedProcess:
+    prefix: list[str] = []
+    if perms:
+        found = _drop_dac()
+        if found is None:
+            pytest.skip("running as root without setpriv: file modes cannot be tested")
+        prefix = found
+
+    def limit() -> None:
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    return subprocess.run([*prefix, sys.executable, "-m", "valuescope", *args], capture_output=True, text=True,
+                          cwd=cwd, env=_env(), timeout=timeout, preexec_fn=limit if fsize else None)
+
+
+def dump(directory: Path) -> dict[str, list] | None:
+    """Every row of every table of the store (read-only, never through its WAL bytes); None: no store."""
+    path = directory / "valuescope.sqlite"
+    if not path.is_file():
+        return None
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {t: sorted(map(tuple, con.execute(f"SELECT * FROM {t}"))) for t in TABLES}
+    finally:
+        con.close()
+
+
+def answers(directory: Path) -> dict[str, tuple]:
+    con = sqlite3.connect(f"file:{directory / 'valuescope.sqlite'}?mode=ro", uri=True)
+    try:
+        return {k: (p, v, m) for k, p, v, m in con.execute("SELECT key, probs, valid, method FROM responses")}
+    finally:
+        con.close()
+
+
+def error_lines(res: subprocess.CompletedProcess) -> list[str]:
+    return [ln for ln in res.stderr.splitlines() if ln.strip()]
+
+
+def assert_one_line(res: subprocess.CompletedProcess, code: int, words: tuple[str, ...], prefix: str = "error: "):
+    lines = error_lines(res)
+    detail = f"exit {res.returncode}\nstderr: {res.stderr[-1500:]}\nstdout: {res.stdout[-500:]}"
+    assert "Traceback" not in res.stderr + res.stdout, detail
+    assert res.returncode == code, detail
+    assert len(lines) == 1, detail
+    assert lines[0].startswith(prefix), detail
+    for w in words:
+        assert w.lower() in lines[0].lower(), f"{w!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- the shared store
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """A folder with a complete synthetic store of two runs (models syn and syn2: ids share the prefix
+    'hostile-syn'), a study file for it, and a plain file."""
+    root = tmp_path_factory.mktemp("hostile")
+    write_yaml(root / "study.yaml", study(root / "store", models=[SYN, {"name": "syn2", "backend": "synthetic"}]))
+    res = cli(["run", "study.yaml", "-q"], root)
+    assert res.returncode == 0, res.stderr
+    (root / "afile.txt").write_text("not a folder\n")
+    return root
+
+
+def _runs(store: Path) -> list[str]:
+    return [r[0] for r in dump(store)["runs"]]
+
+
+@dataclass
+class Case:
+    name: str
+    args: Callable[[Path, Path], list[str]]  # (case folder, base folder) -> CLI arguments
+    code: int
+    words: tuple[str, ...]
+    files: dict[str, object] = field(default_factory=dict)  # name -> YAML data, bytes or text, in the case folder
+    perms: bool = False  # run with file modes applying (see _drop_dac)
+    setup: Callable[[Path, Path], None] | None = None
+    store: str = "store"  # the store (under the case folder, copied from base) that must stay unchanged
+
+
+def _ro_dir(name: str, empty: bool = True) -> Callable[[Path, Path], None]:
+    def setup(case: Path, base: Path) -> None:
+        d = case / name
+        if empty:
+            d.mkdir()
+        else:
+            shutil.copytree(base / "store", d)
+        d.chmod(0o555)
+    return setup
+
+
+def _ro_file(case: Path, base: Path) -> None:
+    (case / "store" / "valuescope.sqlite").chmod(0o444)
+
+
+def _zero(case: Path, base: Path) -> None:
+    (case / "zero").mkdir()
+    (case / "zero" / "valuescope.sqlite").write_bytes(b"")
+
+
+LAUGHS = "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['lol'] * 9)}]\n"
+                 for p, c in zip(["", *"abcdefgh"], "abcdefghi", strict=True))
+
+
+def _instrument(**changes) -> dict:
+    inst = {"id": "tiny", "name": "Tiny", "citation": "test", "licence": "CC0",
+            "parts": [{"id": "p", "instructions": "How much is each like you?", "stem": "{item}",
+                       "scale": {"labels": ["no", "yes"], "values": [0, 1]}}],
+            "dimensions": ["Warmth"], "items": [{"id": "w1", "part": "p", "dimension": "Warmth", "text": "Kind."}]}
+    inst.update(changes)
+    return inst
+
+
+def cases() -> list[Case]:
+    o = lambda c, b: str(c / "store")  # noqa: E731 - the case's copy of the base store
+    rid = lambda b: _runs(b / "store")[0]  # noqa: E731
+    return [
+        # 1. brackets and markup in names are printed literally
+        Case("markup: missing study file with [/]", lambda c, b: ["run", "a[/]b.yaml", "-q"], 2, ("a[/]b.yaml",)),
+        Case("markup: missing study file with [draft]", lambda c, b: ["run", "study [draft].yaml", "-q"], 2,
+             ("study [draft].yaml",)),
+        Case("markup: run id with [/x]", lambda c, b: ["show", "run[/x]", "--dir", o(c, b)], 2, ("run[/x]",)),
+        Case("markup: instrument mfq[/]30", lambda c, b: ["run", "s.yaml", "-q"], 2, ("mfq[/]30",),
+             files={"s.yaml": study("store", instruments=[{"name": "mfq[/]30"}])}),
+        Case("markup: store folder res[/]", lambda c, b: ["ls", "res[/]"], 2, ("res[/]",)),
+        Case("markup: emoji code in a path", lambda c, b: ["ls", "a:smile:b"], 2, ("a:smile:b",)),
+        Case("markup: [bold] in a persona file name", lambda c, b: ["run", "s.yaml", "-q"], 2, ("[bold]x.jsonl",),
+             files={"s.yaml": study("store", population={"sources": [{"kind": "file", "path": "[bold]x.jsonl"}]})}),
+        # 2. output paths
+        Case("run -o at a file", lambda c, b: ["run", "s.yaml", "-q", "-o", str(b / "afile.txt")], 2,
+             ("afile.txt", "not a folder"), files={"s.yaml": study("store")}),
+        Case("run -o under a file", lambda c, b: ["run", "s.yaml", "-q", "-o", str(b / "afile.txt" / "x")], 2,
+             ("afile.txt", "not a folder"), files={"s.yaml": study("store")}),
+        Case("run -o under a read-only folder", lambda c, b: ["run", "s.yaml", "-q", "-o", "ro/x"], 2,
+             ("permission", "ro/x"), files={"s.yaml": study("store")}, perms=True, setup=_ro_dir("ro")),
+        Case("run -o an empty read-only folder", lambda c, b: ["run", "s.yaml", "-q", "-o", "ro"], 2,
+             ("permission", "ro"), files={"s.yaml": study("store")}, perms=True, setup=_ro_dir("ro")),
+        Case("run on a read-only .sqlite", lambda c, b: ["run", "s.yaml", "-q", "-o", "store"], 2,
+             ("read-only", "valuescope.sqlite"), files={"s.yaml": study("store", seed=5)}, perms=True,
+             setup=_ro_file),
+        Case("export --out /dev/null/x", lambda c, b: ["export", rid(b), "--dir", o(c, b), "--out", "/dev/null/x"],
+             2, ("/dev/null", "not a folder")),
+        Case("export --out a file", lambda c, b: ["export", rid(b), "--dir", o(c, b), "--out", str(b / "afile.txt")],
+             2, ("afile.txt", "not a folder")),
+        Case("export --out a read-only folder", lambda c, b: ["export", rid(b), "--dir", o(c, b), "--out", "ro/exp"],
+             2, ("permission", "ro/exp"), perms=True, setup=_ro_dir("ro")),
+        Case("report --out under a file", lambda c, b: ["report", rid(b), "--dir", o(c, b), "--out",
+                                                        str(b / "afile.txt" / "r")], 2, ("afile.txt",)),
+        # 5. bounded sizes
+        Case("wvs n: 1000000000", lambda c, b: ["run", "s.yaml", "-q"], 2, ("population.sources.0", "n"),
+             files={"s.yaml": study("store", population={"sources": [{"kind": "wvs", "n": 1_000_000_000}]})}),
+        Case("population over the limit", lambda c, b: ["run", "s.yaml", "-q"], 2, ("personas", "at most"),
+             files={"s.yaml": study("store", population={"sources": [{"kind": "wvs", "n": 100_000,
+                                                                     "seeds": [1, 2, 3]}]})}),
+        Case("queries over the limit", lambda c, b: ["run", "s.yaml", "-q"], 2, ("queries", "at most"),
+             files={"s.yaml": study("store", instruments=[{"name": "mfq30"}], repeats=100,
+                                    population={"sources": [{"kind": "wvs", "n": 1000}]})}),
+        Case("seeds over the limit", lambda c, b: ["run", "s.yaml", "-q"], 2, ("seeds",),
+             files={"s.yaml": study("store", population={"sources": [{"kind": "wvs", "n": 1,
+                                                                     "seeds": list(range(1001))}]})}),
+        Case("repeats over the limit", lambda c, b: ["run", "s.yaml", "-q"], 2, ("repeats",),
+             files={"s.yaml": study("store", repeats=101)}),
+        Case("conversation of 10^6 messages", lambda c, b: ["run", "s.yaml", "-q"], 2, ("n_messages",),
+             files={"s.yaml": study("store", contexts={"topics": ["chess"], "n_messages": [1_000_000]})}),
+        Case("a billion laughs", lambda c, b: ["run", "s.yaml", "-q"], 2, ("alias",), files={"s.yaml": LAUGHS}),
+        Case("an alias that contains itself", lambda c, b: ["run", "s.yaml", "-q"], 2, ("alias",),
+             files={"s.yaml": "name: &a [x, *a]\n"}),
+        Case("a 200,000-element value in an error", lambda c, b: ["run", "s.yaml", "-q"], 2, ("seed", "..."),
+             files={"s.yaml": "name: big\nseed: [" + "1," * 200_000 + "1]\n"}),
+        Case("a 10 MB persona line", lambda c, b: ["run", "s.yaml", "-q"], 2, ("description", "at most"),
+             files={"s.yaml": study("store", population={"sources": [{"kind": "file", "path": "p.jsonl"}]}),
+                    "p.jsonl": json.dumps({"description": "x" * 10_000_000}) + "\n"}),
+        Case("an instrument of 10001 items", lambda c, b: ["run", "s.yaml", "-q"], 2, ("items", "at most"),
+             files={"s.yaml": study("store", instruments=[{"path": "i.yaml"}]),
+                    "i.yaml": "".join(["id: tiny\nname: Tiny\ncitation: t\nlicence: CC0\ndimensions: [W]\n"
+                                       "parts: [{id: p, instructions: '?', stem: '{item}', "
+                                       "scale: {labels: [a, b], values: [0, 1]}}]\n"
+                                       "items:\n", *(f"- {{id: w{i}, part: p, dimension: W, text: K}}\n"
+                                                     for i in range(10_001))])}),
+        Case("an instrument of 27 options", lambda c, b: ["run", "s.yaml", "-q"], 2, ("options",),
+             files={"s.yaml": study("store", instruments=[{"path": "i.yaml"}]),
+                    "i.yaml": _instrument(parts=[{"id": "p", "instructions": "?", "stem": "{item}",
+                                                  "scale": {"labels": [f"o{i}" for i in range(27)],
+                                                            "values": list(range(27))}}])}),
+        # 6. the smaller ones
+        Case("ambiguous run-id prefix", lambda c, b: ["show", "hostile-syn", "--dir", o(c, b)], 2,
+             ("ambiguous", "hostile-syn-", "hostile-syn2-")),
+        Case("power --effect inf", lambda c, b: ["power", "--preset", "demo", "-e", "a=b:Care=inf", "-o", "pw"], 2,
+             ("finite",)),
+        Case("power --effect 1e308", lambda c, b: ["power", "--preset", "demo", "-e", "a=b:Care=1e308", "-o", "pw"],
+             2, ("finite",)),
+        Case("report without run ids", lambda c, b: ["report", "--dir", o(c, b)], 2, ("missing argument",)),
+        Case("an unknown option", lambda c, b: ["ls", "--colour"], 2, ("no such option",)),
+        Case("reverse: true without a dimension", lambda c, b: ["run", "s.yaml", "-q"], 2, ("reverse", "dimension"),
+             files={"s.yaml": study("store", instruments=[{"path": "i.yaml"}]),
+                    "i.yaml": _instrument(items=[{"id": "w1", "part": "p", "dimension": "Warmth", "text": "Kind."},
+                                                 {"id": "x", "part": "p", "text": "Odd.", "reverse": True}])}),
+        Case("ls on a 0-byte store", lambda c, b: ["ls", "zero"], 2, ("empty",), setup=_zero),
+        # already good: unknown run, missing store, a study that is not a mapping
+        Case("unknown run", lambda c, b: ["show", "nope", "--dir", o(c, b)], 2, ("no run", "nope")),
+        Case("no store", lambda c, b: ["ls", "nowhere"], 2, ("no valuescope store",)),
+        Case("export of an unknown run", lambda c, b: ["export", "nope", "--dir", o(c, b)], 2, ("no run",)),
+        Case("a study that is a list", lambda c, b: ["run", "s.yaml", "-q"], 2, ("mapping",), files={"s.yaml": [1]}),
+        Case("study and --preset", lambda c, b: ["run", "s.yaml", "--preset", "demo", "-q"], 2, ("not both",),
+             files={"s.yaml": study("store")}),
+        Case("presets show of an unknown preset", lambda c, b: ["presets", "show", "nope"], 2, ("nope",)),
+        Case("migrate without a store", lambda c, b: ["migrate", "nowhere"], 2, ("no valuescope store",)),
+        Case("--ray-workers 0", lambda c, b: ["run", "s.yaml", "-q", "--ray-workers", "0"], 2, ("ray-workers",),
+             files={"s.yaml": study("store")}),
+    ]
+
+
+def _materialise(case: Case, folder: Path, base: Path) -> None:
+    folder.mkdir()
+    shutil.copytree(base / "store", folder / "store")
+    for name, data in case.files.items():
+        if isinstance(data, bytes):
+            (folder / name).write_bytes(data)
+        elif isinstance(data, str):
+            (folder / name).write_text(data)
+        else:
+            write_yaml(folder / name, data)
+    if case.setup is not None:
+        case.setup(folder, base)
+
+
+CASES = cases()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_case_is_one_line(case: Case, base: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "case"
+    _materialise(case, folder, base)
+    before = dump(folder / case.store)
+    res = cli(case.args(folder, base), folder, perms=case.perms)
+    assert_one_line(res, case.code, case.words)
+    assert dump(folder / case.store) == before  # no case writes an answer, a run or a schema
+    if case.name == "ls on a 0-byte store":
+        assert (folder / "zero" / "valuescope.sqlite").stat().st_size == 0
+
+
+# --------------------------------------------------------------------------- things that must work
+
+
+def test_readonly_folder_is_read(base: Path, tmp_path: Path) -> None:
+    """ls, show, export and report read a store in a folder this user cannot write (immutable mode)."""
+    ro = tmp_path / "ro"
+    shutil.copytree(base / "store", ro)
+    con = sqlite3.connect(ro / "valuescope.sqlite")  # merge and remove the WAL: the folder holds the store alone
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    assert sorted(os.listdir(ro)) == ["valuescope.sqlite"]
+    before = dump(ro)
+    ro.chmod(0o555)
+    try:
+        rid = _runs(ro)[0]
+        for args in (["ls", "ro"], ["show", rid, "--dir", "ro"], ["export", rid, "--dir", "ro", "--out", "exp"],
+                     ["report", rid, "--dir", "ro", "--out", "rep"]):
+            res = cli(args, tmp_path, perms=True)
+            assert res.returncode == 0, (args, res.stderr)
+            assert "Traceback" not in res.stderr
+        assert (tmp_path / "exp" / "responses.csv").is_file()
+        assert sorted(os.listdir(ro)) == ["valuescope.sqlite"]  # no -wal, -shm or journal created
+    finally:
+        ro.chmod(0o755)
+    assert dump(ro) == before
+
+
+def test_brackets_in_names_work_and_print_literally(tmp_path: Path) -> None:
+    """A study file, a store folder and a study name with brackets and spaces run, and every line shows them
+    as they are; the hint is shell-quoted."""
+    write_yaml(tmp_path / "study [draft].yaml", study("res [x] out", name="s[x]y"))
+    res = cli(["run", "study [draft].yaml"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "s[x]y-syn-" in res.stdout
+    assert "--dir 'res [x] out'" in res.stdout
+    assert "Traceback" not in res.stderr
+    ls = cli(["ls", "res [x] out"], tmp_path)
+    assert ls.returncode == 0 and "s[x]y-syn-" in ls.stdout
+
+
+def test_api_key_placeholder_survives(capsys) -> None:
+    """The redaction placeholder of a backend error is printed as it is (it looked like markup)."""
+    import typer
+
+    from valuescope.cli import fail
+
+    with pytest.raises(typer.Exit) as exc:
+        fail("openai: HTTP 401: {'error': 'bad key Bearer [api key] (key [api key])'}")
+    assert exc.value.exit_code == 2
+    err = capsys.readouterr().err
+    assert err.count("[api key]") == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_twenty_six_options_report_without_warnings(tmp_path: Path) -> None:
+    """A 26-option instrument runs and reports with no warning printed (matplotlib's included)."""
+    labels = [f"option {chr(65 + i)}" for i in range(26)]
+    write_yaml(tmp_path / "i.yaml", _instrument(parts=[{"id": "p", "instructions": "Pick one.", "stem": "{item}",
+                                                        "scale": {"labels": labels, "values": list(range(26))}}]))
+    write_yaml(tmp_path / "s.yaml", study("out", instruments=[{"path": "i.yaml"}], report=True))
+    res = cli(["run", "s.yaml", "-q"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.strip() == "", res.stderr
+    assert (tmp_path / "out" / "report").is_dir()
+
+
+# --------------------------------------------------------------------------- full disk
+
+
+def _clean_run(tmp_path: Path, name: str = "clean") -> dict[str, tuple]:
+    write_yaml(tmp_path / f"{name}.yaml", study(name))
+    res = cli(["run", f"{name}.yaml", "-q", "--no-report"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    return answers(tmp_path / name)
+
+
+def _planned(store: Path) -> int:
+    con = sqlite3.connect(f"file:{store / 'valuescope.sqlite'}?mode=ro", uri=True)
+    try:
+        return int(con.execute("SELECT planned FROM runs").fetchone()[0])
+    finally:
+        con.close()
+
+
+def test_disk_full_during_run_then_rerun_completes(tmp_path: Path) -> None:
+    """A file-size limit (``ulimit -f``) hit while answers are written: one line, exit 1, the stored count;
+    the same command without the limit completes to exactly the planned keys with the uninterrupted answers."""
+    clean = _clean_run(tmp_path)
+    write_yaml(tmp_path / "full.yaml", study("full"))
+    res = cli(["run", "full.yaml", "-q", "--no-report"], tmp_path, fsize=160_000)
+    line = assert_one_line(res, 1, ("disk full (or file size limit) while writing", "valuescope.sqlite",
+                                    "answers are stored", "run the same command again"))
+    stored = int(line.split(": ")[-1].split(" answers")[0]) if "answers are stored" in line else -1
+    got = answers(tmp_path / "full")
+    assert 0 < len(got) < len(clean) and stored == len(got)
+    again = cli(["run", "full.yaml", "-q", "--no-report"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert answers(tmp_path / "full") == clean
+    assert _planned(tmp_path / "full") == len(clean)
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_disk_full_while_writing_outputs(tmp_path: Path, command: str) -> None:
+    _clean_run(tmp_path)
+    before = dump(tmp_path / "clean")
+    rid = _runs(tmp_path / "clean")[0]
+    res = cli([command, rid, "--dir", "clean", "--out", "outs"], tmp_path, fsize=2_000)
+    assert_one_line(res, 1, ("disk full (or file size limit) while writing", "outs", "answers are stored"))
+    assert dump(tmp_path / "clean") == before
+
+
+# --------------------------------------------------------------------------- interrupts
+
+HARNESS = '''
+import os, sys, time
+from pathlib import Path
+from valuescope.backends.synthetic import SyntheticBackend
+from valuescope.store.sqlite import Store
+
+AFTER, MARK = int(sys.argv[1]), Path(sys.argv[2])
+GO = MARK.with_name(MARK.name + ".go")
+stored = 0
+write = Store.write_responses
+score = SyntheticBackend.score
+
+def counting(self, pairs):
+    global stored
+    n = write(self, pairs)
+    stored += n
+    return n
+
+def slow(self, requests):
+    if stored >= AFTER:  # the injected delay: the interrupt lands here, with exactly `stored` answers stored
+        if not MARK.exists():
+            MARK.write_text(str(stored))
+        deadline = time.monotonic() + 120
+        while not GO.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    return score(self, requests)
+
+Store.write_responses = counting
+SyntheticBackend.score = slow
+sys.argv = ["valuescope", *sys.argv[3:]]
+from valuescope.cli import entry
+entry()
+'''
+
+
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGINT, 130, "interrupted"),
+                                           (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_interrupt_says_what_is_stored_and_rerun_completes(tmp_path: Path, sig, code, word) -> None:
+    clean = _clean_run(tmp_path)
+    harness = tmp_path / "harness.py"
+    harness.write_text(HARNESS)
+    write_yaml(tmp_path / "cut.yaml", study("cut"))
+    mark = tmp_path / "mark"
+    proc = subprocess.Popen([sys.executable, str(harness), "20", str(mark), "run", "cut.yaml", "-q", "--no-report"],
+                            cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert mark.exists(), proc.communicate()[1]
+    stored = int(mark.read_text())
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    res = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    assert_one_line(res, code, (f"{stored} of {len(clean)} answers are stored", "run the same command again",
+                                "valuescope run cut.yaml -q --no-report"), prefix=word)
+    assert len(answers(tmp_path / "cut")) == stored
+    again = cli(["run", "cut.yaml", "-q", "--no-report"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert answers(tmp_path / "cut") == clean
+
+
+def test_two_processes_count_what_the_other_stored(tmp_path: Path) -> None:
+    """Process A pauses after 20 answers; process B runs the same study to the end; A then finds every
+    remaining answer stored and says so instead of "0 new"."""
+    clean = _clean_run(tmp_path)
+    harness = tmp_path / "harness.py"
+    harness.write_text(HARNESS)
+    write_yaml(tmp_path / "two.yaml", study("two"))
+    mark = tmp_path / "mark"
+    a = subprocess.Popen([sys.executable, str(harness), "20", str(mark), "run", "two.yaml", "-q", "--no-report"],
+                         cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not mark.exists() and a.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert mark.exists(), a.communicate()[1]
+    first = int(mark.read_text())
+    b = cli(["run", "two.yaml", "-q", "--no-report"], tmp_path)
+    assert b.returncode == 0, b.stderr
+    mark.with_name("mark.go").write_text("go")
+    out, err = a.communicate(timeout=120)
+    assert a.returncode == 0, err
+    others = len(clean) - first
+    assert f"{len(clean)} queries planned, 0 already stored, {first} new" in out, out
+    assert f"{others} stored meanwhile by another process" in out, out
+    assert answers(tmp_path / "two") == clean

@@ -254,10 +254,6 @@ def cases() -> list[Case]:
         # 6. the smaller ones
         Case("ambiguous run-id prefix", lambda c, b: ["show", "hostile-syn", "--dir", o(c, b)], 2,
              ("ambiguous", "hostile-syn-", "hostile-syn2-")),
-        Case("power --effect inf", lambda c, b: ["power", "--preset", "demo", "-e", "a=b:Care=inf", "-o", "pw"], 2,
-             ("finite",)),
-        Case("power --effect 1e308", lambda c, b: ["power", "--preset", "demo", "-e", "a=b:Care=1e308", "-o", "pw"],
-             2, ("finite",)),
         Case("report without run ids", lambda c, b: ["report", "--dir", o(c, b)], 2, ("missing argument",)),
         Case("an unknown option", lambda c, b: ["ls", "--colour"], 2, ("no such option",)),
         Case("reverse: true without a dimension", lambda c, b: ["run", "s.yaml", "-q"], 2, ("reverse", "dimension"),
@@ -346,6 +342,17 @@ def test_brackets_in_names_work_and_print_literally(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
     ls = cli(["ls", "res [x] out"], tmp_path)
     assert ls.returncode == 0 and "s[x]y-syn-" in ls.stdout
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e308", "21"])
+def test_power_effect_must_be_finite_and_bounded(value: str) -> None:
+    """``power --effect`` parses through parse_effect: a non-finite or absurd effect is one SpecError line."""
+    from valuescope.study.files import SpecError
+    from valuescope.study.synthetic_spec import parse_effect
+
+    with pytest.raises(SpecError, match="finite number between -20 and 20"):
+        parse_effect(f"a=b:Care={value}")
+    assert parse_effect("a=b:Care=0.5") == ("a=b", "Care", 0.5)
 
 
 def test_api_key_placeholder_survives(capsys) -> None:

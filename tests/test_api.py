@@ -207,7 +207,7 @@ def test_compare_and_report(store, tmp_path):
     pd.testing.assert_series_equal(got, head_a, check_names=False)
     assert valuescope.compare([a, b]).equals(table)
     html = a.report(tmp_path / "rep", compare=[b])
-    assert html.name == "report.html" and html.is_file()
+    assert html.name == f"{a.run_id}_vs_{b.run_id}.html" and html.is_file()
     text = html.read_text()
     assert a.run_id in text and b.run_id in text
     with pytest.raises(TypeError):
@@ -324,5 +324,5 @@ def test_docs_python_md_runs(tmp_path):
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert (tmp_path / "inertia.png").stat().st_size > 1000
-    assert (tmp_path / "report" / "report.html").is_file()
+    assert len(list((tmp_path / "report").glob("*_vs_*.html"))) == 1
     assert "StoreError: no run 'no-such-run'" in res.stdout and "SpecError: study: field 'repeats'" in res.stdout

@@ -234,6 +234,6 @@ def test_cli_show_prints_and_report_draws_geometry(steered):
     assert "geometry_var_pc1" in res.output and "geometry_axis_st" in res.output
     res = CliRunner().invoke(app, ["report", twin.run_id, main.run_id, "--dir", str(out), "-o", str(out / "rep")])
     assert res.exit_code == 0, res.output
-    html = (out / "rep" / "report.html").read_text(encoding="utf-8")
+    html = next((out / "rep").glob("*.html")).read_text(encoding="utf-8")
     section = re.search(r'<section id="geometry".*?</section>', html, flags=re.S)
     assert section and "<img" in section.group(0)

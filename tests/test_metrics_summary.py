@@ -138,3 +138,14 @@ def test_speed_of_a_200_persona_60_item_run():
     m = compute_metrics(r, None, n_boot=200)
     print(f"\n200 personas x 60 items, n_boot=200: {time.perf_counter() - t:.2f} s, {len(m)} rows")
     assert len(m[m.metric == "inertia_soft"]) == 10
+
+
+def test_headline_gives_each_instrument_only_its_own_dimensions():
+    """Two instruments with disjoint dimensions: no row pairs an instrument with another's dimension."""
+    a = synth_responses(n_personas=8, dims=("Harm", "Fairness"), instrument="mfq30")
+    b = synth_responses(n_personas=8, dims=("Tradition", "Power", "Benevolence"), instrument="pvq40", seed=3)
+    h = headline(compute_metrics(pd.concat([a, b], ignore_index=True), None, n_boot=10))
+    got = {(r.instrument, r.dimension) for r in h.itertuples()}
+    assert got == {("mfq30", "Harm"), ("mfq30", "Fairness"), ("pvq40", "Tradition"), ("pvq40", "Power"),
+                   ("pvq40", "Benevolence")}
+    assert len(h) == 5

@@ -70,6 +70,7 @@ def test_power_cli_writes_table_plot_and_page(tmp_path: Path):
              cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "religious_denomination=Orthodox:Tradition" in res.stdout and "power" in res.stdout
+    assert "with not reached" not in res.stdout and ".000 " not in res.stdout and "Monte-Carlo" in res.stdout
     table = pd.read_csv(tmp_path / "pw" / "power.csv")
     assert set(table["n_personas"]) == {20, 40} and (table.loc[table["kind"] == "effect", "latent"] == 1.0).all()
     assert (tmp_path / "pw" / "power.png").read_bytes()[:4] == b"\x89PNG"

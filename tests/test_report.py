@@ -14,6 +14,7 @@ from browser import distinct_colours, find_chromium, open_page
 from matplotlib.container import BarContainer
 from report_fixtures import SCRIPT, make_run
 
+from valuescope.output.numbers import fmt_num
 from valuescope.output.report import RunData, render, write_report
 from valuescope.output.report import figures_answers as fa
 from valuescope.output.report import figures_metrics as fm
@@ -69,7 +70,9 @@ def test_every_section_drawn_from_full_data(runs, tmp_path: Path) -> None:
         imgs = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', body)
         assert imgs, f"section {sid} has no figure: {re.findall(r'Skipped[^<]*', body)}"
         assert "skip-reason" not in body, f"section {sid}: {re.findall(r'Skipped[^<]*', body)}"
-        for href in re.findall(r'<a href="(figures/[^"]+\.png)"', body):
+        hrefs = re.findall(r'<a href="([^"/]+-figures/[^"]+\.png)"', body)
+        assert len(hrefs) == len(imgs)
+        for href in hrefs:
             assert (tmp_path / href).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # one figure per instrument for per-instrument sections
     assert len(re.findall(r"<img ", sections["micro"])) == 2
@@ -127,6 +130,30 @@ def test_minimal_metrics_columns_still_draw(runs, tmp_path: Path) -> None:
     ax = fig.axes[0]
     assert label == "mfq30" and [t.get_text() for t in ax.get_legend().get_texts()] == ["harm"]
     assert list(ax.lines[0].get_ydata()) == [0.4, 0.2, 0.1]
+
+
+def test_reports_are_named_by_runs_and_do_not_go_stale(runs, tmp_path: Path) -> None:
+    """-o x.html names a file; a directory gets <run ids>.html; a rewrite leaves no figure of the earlier
+    write behind, and another run's report in the same directory is not overwritten."""
+    from valuescope.output.report.render import report_path
+
+    assert report_path(tmp_path / "x.html", ["a"]) == tmp_path / "x.html"
+    assert report_path(tmp_path, ["r 1", "r2"]) == tmp_path / "r-1_vs_r2.html"
+    assert len(report_path(tmp_path, [f"run-{i:03d}-" + "x" * 40 for i in range(9)]).name) <= 125
+    a, b = runs[0], runs[1]
+    named = write_report([a], tmp_path / "seedpair.html")
+    assert named == tmp_path / "seedpair.html" and named.is_file()
+    assert (tmp_path / "seedpair-figures").is_dir()
+    pa = write_report([a], tmp_path / "rep")
+    pb = write_report([b], tmp_path / "rep")
+    assert pa != pb and pa.is_file() and pb.is_file() and pa.name == f"{a.run_id}.html"
+    stale = tmp_path / "rep" / f"{a.run_id}-figures" / "gone-section.png"
+    stale.write_bytes(b"old")
+    write_report([a], tmp_path / "rep")
+    assert not stale.exists()
+    linked = set(re.findall(r'<a href="([^"]+\.png)"', pa.read_text(encoding="utf-8")))
+    on_disk = {f"{a.run_id}-figures/{p.name}" for p in (tmp_path / "rep" / f"{a.run_id}-figures").glob("*.png")}
+    assert linked == on_disk
 
 
 def test_model_text_is_escaped(runs, tmp_path: Path) -> None:

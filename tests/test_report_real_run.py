@@ -39,7 +39,7 @@ def two_model_report(tmp_path_factory):
     res = subprocess.run([sys.executable, "-m", "valuescope", "run", str(path), "-q"], capture_output=True, text=True,
                          timeout=600)
     assert res.returncode == 0, res.stderr
-    html = tmp / "out" / "report" / "report.html"
+    html = next((tmp / "out" / "report").glob("*.html"))
     assert f"report: {html}" in res.stdout.replace("\n", "")
     return html
 
@@ -50,7 +50,7 @@ def test_report_of_a_real_run_compares_both_models(two_model_report):
     assert "<script" not in text.lower()
     assert "&lt;script&gt;" in text  # the persona's markup is shown as text
     assert re.search(r"Answer: \(", text)  # the exact example prompt is there
-    figures = list((two_model_report.parent / "figures").glob("*.png"))
+    figures = list((two_model_report.parent / f"{two_model_report.stem}-figures").glob("*.png"))
     assert len(figures) >= 6
 
 

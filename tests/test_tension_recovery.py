@@ -172,7 +172,7 @@ def test_preset_at_scale_through_the_cli_on_the_synthetic_backend(tmp_path):
     assert len(summary) == 9  # 3 instruments x (liberal, conservative, all)
     assert np.allclose(summary["diff"], truth) and np.allclose(summary["control_diff"], 0.0)
     assert (summary["diff_low"] <= summary["diff"]).all() and (summary["diff"] <= summary["diff_high"]).all()
-    html = (out / "report" / "report.html").read_text(encoding="utf-8")
+    html = next((out / "report").glob("*.html")).read_text(encoding="utf-8")
     section = html.split('<section id="congruence"', 1)[1].split("</section>", 1)[0]
     assert section.count("<img") == 3 and "skip-reason" not in section  # one figure per condition
 

@@ -56,7 +56,7 @@ def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
     assert len(m[m.metric == "evidence_debias_change_soft"]) == 3
     summary = congruence_summary(m)
     assert set(summary["identity"]) == {"liberal", "conservative", "all"}
-    html = (tmp_path / "out" / "report" / "report.html").read_text(encoding="utf-8")
+    html = next((tmp_path / "out" / "report").glob("*.html")).read_text(encoding="utf-8")
     section = re.search(r'<section id="congruence"[^>]*>(.*?)</section>', html, flags=re.S).group(1)
     assert section.count("<img") == 2 and "skip-reason" not in section  # plain and debiased instrument
     assert '<section id="evenhandedness"' not in html  # sections that apply to no run are left out

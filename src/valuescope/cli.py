@@ -22,7 +22,14 @@ from rich.text import Text
 from valuescope import __version__
 from valuescope.study import DEFAULT_DIR
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__, pretty_exceptions_enable=False)
+HELP = """valuescope: how a language model's expressed values move, or refuse to move, when it plays personas.
+
+Commands: run, plan, ls, show, export, report, presets, migrate, judge-eval, power.
+
+User errors (a bad study file, an unknown run, a model that cannot load) print one line and exit with code 2;
+nothing already stored is touched."""
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, help=HELP, pretty_exceptions_enable=False)
 # piped output (scripts, CI logs) gets wide lines instead of wrapped table cells. Every text is printed
 # literally (markup=False, emoji=False): a path, run id, instrument name or message holding "[...]" or
 # ":name:" shows as it is; styles are given as Text objects, never as markup.
@@ -175,18 +182,22 @@ def main(ctx: typer.Context,
 @_guarded
 def run(
     study_file: Annotated[Path | None, typer.Argument(help="Study YAML (default: the built-in demo study).")] = None,
-    preset: Annotated[str | None, typer.Option(help="Run a shipped preset (see `valuescope presets`).")] = None,
-    model: Annotated[str | None, typer.Option(help="Replace the study's models: a .gguf path, hf:ORG/NAME, hf:DIR, "
+    preset: Annotated[str | None, typer.Option(help="Run a shipped preset (see: valuescope presets).")] = None,
+    model: Annotated[str | None, typer.Option(help="Replace the study's models: synthetic (the known-truth model, "
+                                              "no download), a .gguf path, hf:ORG/NAME, hf:DIR, "
                                               "openai:URL[@MODEL] or key=value,...")] = None,
     scale: Annotated[float, typer.Option(help="Scale personas and seeds by this factor (presets).")] = 1.0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output directory (store + report).")] = None,
     report: Annotated[bool, typer.Option(help="Write the HTML report at the end.")] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables: one summary line "
+                                        "per run and the paths written.")] = False,
     as_json: Annotated[bool, _json_option()] = False,
     ray: Annotated[str | None, typer.Option(
         "--ray", help="Run on Ray: 'auto' (the running cluster), 'local' (start Ray here) or an address.")] = None,
     ray_workers: Annotated[int | None, typer.Option(
         help="Ray workers, one backend each (default: one per CPU).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Ask nothing: print the plan (as valuescope plan).")]
+    = False,
 ) -> None:
     """Run (or resume) a study and print its headline metrics (--json: a list of run summaries)."""
     from valuescope.execution.runner import run_study
@@ -207,6 +218,9 @@ def run(
             study = _on_ray(study, ray, ray_workers)
     except _user_errors() as exc:
         fail(str(exc))
+    if dry_run:
+        _print_plan(study, calibrate=8)
+        return
     from valuescope.execution.runner import run_ids
 
     _where(Path(study.output), lambda: run_ids(study))
@@ -244,7 +258,8 @@ def run(
             out.print(f"states: {g.get('states', 0)} recorded at layers {g.get('layers', [])} in "
                       f"{g.get('seconds', 0.0):.1f} s ({g.get('bytes', 0) / 1e6:.2f} MB float32) {g.get('note', '')}",
                       highlight=False)
-        _print_headline(store_dir, res.run_id)
+        if not quiet:
+            _print_headline(store_dir, res.run_id)
     if report and study.report:
         paths = _write_report(store_dir, [r.run_id for r in results], store_dir / "report")
         out.print(f"report: {paths}")
@@ -254,6 +269,82 @@ def run(
     if any(r.failed for r in results):
         err.print("some queries failed; run the same command again to retry them")
         raise typer.Exit(1)
+
+
+@app.command("plan")
+def plan_cmd(
+    study_file: Annotated[Path | None, typer.Argument(help="Study YAML (default: the built-in demo study).")] = None,
+    preset: Annotated[str | None, typer.Option(help="A shipped preset instead of a study file.")] = None,
+    model: Annotated[str | None, typer.Option(help="Replace the study's models (as run --model; synthetic too).")]
+    = None,
+    scale: Annotated[float, typer.Option(help="Scale personas and seeds by this factor (presets).")] = 1.0,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output directory (to count stored "
+                                                "answers).")] = None,
+    calibrate: Annotated[int, typer.Option(help="Real queries answered per model to time it (0: no model "
+                                                "is loaded, no time or disk estimate).")] = 8,
+) -> None:
+    """Before anything is asked: queries per model, prompt tokens, the estimated time on this machine (from
+    a quick calibration) and the disk the answers will take."""
+    from valuescope.study import presets as presetmod
+
+    try:
+        if study_file is not None and preset is not None:
+            fail("give a study file or --preset, not both")
+        if study_file is not None:
+            from valuescope.study.spec import load_study
+
+            study = load_study(study_file)
+        else:
+            study = presetmod.load_preset(preset or "demo")
+        study = presetmod.adapt(study, model=_parse_model(model) if model else None, scale=scale,
+                                output=str(output) if output else None)
+    except _user_errors() as exc:
+        fail(str(exc))
+    if calibrate < 0:
+        fail("--calibrate must be 0 or more")
+    _print_plan(study, calibrate)
+
+
+def _print_plan(study, calibrate: int) -> None:
+    from valuescope.execution.dry_run import CHARS_PER_TOKEN, plan_study
+    from valuescope.output.numbers import fmt_num
+
+    try:
+        plans = plan_study(study, calibrate=calibrate)
+    except _user_errors() as exc:
+        fail(str(exc))
+    header = ["model", "queries", "stored", "to ask", "prompt tokens", "time (est.)", "disk (est.)"]
+    rows = []
+    for p in plans:
+        tokens = fmt_num(p.prompt_tokens) + ("" if p.tokens_counted else " *")
+        est = "–" if p.estimated_s != p.estimated_s else _duration(p.estimated_s)
+        disk = "–" if p.disk_bytes != p.disk_bytes else _size(p.disk_bytes)
+        rows.append([p.model, fmt_num(p.queries), fmt_num(p.stored), fmt_num(p.pending), tokens, est, disk])
+    _print_rows(header, rows, f"plan: {study.name} (nothing asked yet) -> {study.output}")
+    for p in plans:
+        if p.calibration_queries:
+            out.print(f"{p.model}: {p.calibration_queries} calibration queries at {fmt_num(p.per_query_s)} s each "
+                      f"on this machine (model load {fmt_num(p.load_s)} s, not counted); "
+                      f"{fmt_num(p.bytes_per_answer)} bytes per stored answer", highlight=False)
+        if p.note:
+            out.print(f"{p.model}: {p.note}", highlight=False)
+    if any(not p.tokens_counted for p in plans):
+        out.print(f"* tokens estimated as characters / {CHARS_PER_TOKEN} (no tokenizer loaded)", highlight=False)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _size(n: float) -> str:
+    for unit, f in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= f:
+            return f"{n / f:.1f} {unit}"
+    return f"{n:.0f} B"
 
 
 def _on_ray(study, address: str | None, workers: int | None):
@@ -331,8 +422,9 @@ def _print_headline(store_dir: Path, run_id: str) -> None:
         tables = load_run(store, run_id)
     _print_position(tables.model, tables.metrics)
     _print_metrics_or_why(tables, f"{tables.model}: headline metrics (hard = answers, soft = probabilities)")
-    _print_geometry(tables)
     _print_congruence(tables)
+    _print_notes(tables.metrics)
+    _print_geometry(tables)
 
 
 def _print_congruence(tables) -> None:
@@ -441,6 +533,8 @@ def show(
                                                  "are also compared.")],
     directory: Annotated[Path, typer.Option("--dir", "-d")] = Path(DEFAULT_DIR),
     all_metrics: Annotated[bool, typer.Option("--all", help="Every metric row, not just the headline.")] = False,
+    effects: Annotated[bool, typer.Option("--effects", help="The Hedges' g grid: g [95% CI], q and group sizes "
+                                          "per attribute level and dimension.")] = False,
     as_json: Annotated[bool, _json_option()] = False,
 ) -> None:
     """Print a run's position bias, counts and metric tables (two runs: also their ablation comparison).
@@ -470,10 +564,46 @@ def show(
         _print_congruence(tables)
         _print_notes(tables.metrics)
         _print_geometry(tables)
+        if effects or all_metrics:
+            _print_effects(tables)
         if all_metrics and not tables.metrics.empty:
             _print_frame(tables.metrics, title="all metrics", max_rows=10_000)
     if len(loaded) == 2:
         _print_comparison(_compare(*loaded))
+
+
+def _print_effects(tables) -> None:
+    """The d grid as the report's table (one per instrument), or why there is none."""
+    from valuescope.output.report.data import RunData
+    from valuescope.output.report.tables import effects_tables
+
+    shown = effects_tables(RunData(run_id=tables.run_id, model=tables.model, effects=tables.effects))
+    if not shown:
+        out.print(f"{tables.run_id}: no Hedges' g grid (no persona attributes or no persona scores)", highlight=False)
+    for t in shown:
+        _print_report_table(t)
+
+
+def _print_rows(header: list[str], rows: list[list[str]], title: str) -> None:
+    """Rows of formatted cells as a table; numbers right-aligned."""
+    table = Table(title=title, show_lines=False)
+    for j, h in enumerate(header):
+        table.add_column(h, justify="left" if j == 0 and not rows[0][0][:1].isdigit() else "right")
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+
+
+def _print_report_table(t) -> None:
+    """A report table (output.report.tables.Table) in the terminal, its notes below."""
+    table = Table(title=t.title, show_lines=False)
+    for h, numeric in zip(t.header, t.numeric, strict=True):
+        table.add_column(h, justify="right" if numeric else "left")
+    for row in t.rows:
+        table.add_row(*row)
+    out.print(table)
+    for n in t.notes:
+        out.print(f"note: {n}", highlight=False, soft_wrap=True)
 
 
 def _show_json(directory: Path, run_ids: list[str], all_metrics: bool) -> None:
@@ -582,9 +712,10 @@ def _write_report(store_dir: Path, run_ids: list[str], out_dir: Path) -> Path:
 def report(
     run_ids: Annotated[list[str], typer.Argument(help="One or more run ids (compared side by side).")],
     directory: Annotated[Path, typer.Option("--dir", "-d")] = Path(DEFAULT_DIR),
-    out_dir: Annotated[Path | None, typer.Option("--out", "-o")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="A file ending in .html, or a directory "
+                                                 "(default <dir>/report; the file is named by the run ids).")] = None,
 ) -> None:
-    """Write one self-contained HTML report for one or more runs."""
+    """Write one self-contained HTML report for one or more runs (its figures in NAME-figures/ beside it)."""
     _where(directory, lambda: run_ids, out_dir or directory / "report")
     try:
         path = _write_report(directory, run_ids, out_dir or directory / "report")
@@ -600,7 +731,7 @@ def presets(
     name: Annotated[str | None, typer.Argument()] = None,
     as_json: Annotated[bool, _json_option()] = False,
 ) -> None:
-    """List the shipped presets, or print one (`valuescope presets show NAME`) to copy and edit."""
+    """List the shipped presets, or print one (valuescope presets show NAME) to copy and edit."""
     from valuescope.study import presets as presetmod
 
     if action is None and as_json:
@@ -697,8 +828,9 @@ def power(
     """Simulate a study with planted effects at several sizes: power and CI widths against personas."""
     import time
 
-    from valuescope.known_truth.power import personas_needed, power_analysis
-    from valuescope.output.power_report import width_summary, write_power
+    from valuescope.known_truth.power import power_analysis
+    from valuescope.output.numbers import fmt_num
+    from valuescope.output.power_report import needed_lines, power_rows, width_summary, write_power
     from valuescope.study import presets as presetmod
     from valuescope.study.spec import SpecError, load_study
     from valuescope.study.synthetic_spec import SyntheticSpec, load_synthetic, parse_effect
@@ -731,17 +863,19 @@ def power(
             progress.close()
     except _user_errors() as exc:
         fail(str(exc))
-    eff = table[table["kind"] == "effect"]
-    if len(eff):
-        wide = eff.pivot_table(index="n_personas", columns="metric", values="power").reset_index()
-        _print_frame(wide, title=f"power (Welch p < {alpha:g}, planted sign), {reps} replications per size")
-        for label, n in personas_needed(table, target).items():
-            shown = "not reached at these sizes" if n != n else f"about {n:.0f} personas"
-            out.print(f"{label.removeprefix('d ')}: {target:.0%} power with {shown}", highlight=False)
+    header, rows = power_rows(table)
+    if rows:
+        _print_rows(header, rows, "power [Monte-Carlo 95% interval]")
+        out.print(f"power = share of {reps} replications per size with Welch p < {alpha:g} and the planted sign",
+                  highlight=False)
+        for line in needed_lines(table, target):
+            out.print(line, highlight=False)
     widths = width_summary(table)
     if len(widths):
-        _print_frame(widths.pivot_table(index="n_personas", columns="metric", values="ci_width").reset_index(),
-                     title="95% CI width (median over dimensions)")
+        w = widths.pivot_table(index="n_personas", columns="metric", values="ci_width")
+        _print_rows(["personas", *map(str, w.columns)],
+                    [[f"{int(n)}", *(fmt_num(v) for v in r)] for n, r in zip(w.index, w.to_numpy(), strict=True)],
+                    "95% CI width (median over dimensions)")
     settings = (f"{study.name}: sizes {size_list}, {reps} replications, alpha {alpha:g}, seed {seed}, "
                 f"{'latent shifts' if latent else 'effects as Cohen d on the measured score'}; "
                 f"synthetic model {synthetic or 'default (persona_sd 1)'}")

@@ -182,8 +182,8 @@ class Run:
         return write_tables(self.tables, Path(path) if path else self.store_dir / "export" / self.run_id)
 
     def report(self, path: str | Path | None = None, *, compare: Run | Iterable[Run] = ()) -> Path:
-        """Write the self-contained HTML report (default ``<store>/report``), with ``compare`` runs side by side;
-        returns the path of ``report.html``."""
+        """Write the self-contained HTML report (default ``<store>/report/<run ids>.html``; a path ending in .html
+        names the file, any other path a directory), with ``compare`` runs side by side; returns its path."""
         self.report_path = write_report([self, *_runs(compare)], path or self.store_dir / "report")
         return self.report_path
 
@@ -271,7 +271,8 @@ def compare(runs: Sequence[Run]) -> pd.DataFrame:
 
 
 def write_report(runs: Sequence[Run], path: str | Path) -> Path:
-    """One self-contained HTML report of ``runs`` (several are compared side by side); returns ``report.html``."""
+    """One self-contained HTML report of ``runs`` (several are compared side by side) at ``path`` (a file ending in
+    .html, or a directory: ``<run ids>.html`` in it); returns the HTML file's path."""
     from valuescope.output.report import write_report as _write
 
     runs = _runs(runs)

@@ -52,6 +52,8 @@ REFERENCE_LEVELS = {
     "religion": "none",
 }
 MISSING_LEVELS = {"n/a"}
+#: the fewest personas a group may have for an effect size (d, eta^2) to be estimated or shown
+MIN_GROUP = 5
 
 
 def cohens_d(x: np.ndarray, y: np.ndarray) -> float:
@@ -215,7 +217,7 @@ def attribute_design(attr: str, values: pd.Series, references: dict[str, str], *
 
 def effects_grid(
     scores: pd.DataFrame, *, value_col: str = "raw_score", level: str | None = None, alpha: float = 0.05,
-    min_group: int = 5, max_numeric: int = 5, n_bins: int = 3, references: dict[str, str] | None = None,
+    min_group: int = MIN_GROUP, max_numeric: int = 5, n_bins: int = 3, references: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """The Cohen's d grid (module docstring) for every (run, model, instrument, context).
 

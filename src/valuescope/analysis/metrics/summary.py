@@ -165,6 +165,9 @@ def headline(metrics: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=HEADLINE_COLUMNS)
     wide = per_ctx.pivot_table(index=keys, columns="metric", values=["value", "ci_low", "ci_high"],
                                aggfunc="first", dropna=False)
+    # dropna=False keeps all-NaN metrics but crosses the index levels: keep only the (instrument, dimension)
+    # pairs that exist, so no instrument gets another instrument's dimensions
+    wide = wide[wide.index.isin(pd.MultiIndex.from_frame(per_ctx[keys].drop_duplicates()))]
 
     def col(kind: str, metric: str) -> pd.Series:
         return wide[(kind, metric)] if (kind, metric) in wide.columns else pd.Series(np.nan, index=wide.index)

@@ -177,3 +177,61 @@ def pair_table(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
     )
     out.loc[out["rows"] > 1, ["ci_low", "ci_high"]] = np.nan
     return out.reset_index().drop(columns="rows")
+
+
+def effect_family(effects: pd.DataFrame) -> list[str]:
+    """The columns that name one Benjamini-Hochberg family of the d grid (one grid)."""
+    return [c for c in ("run_id", "model", "instrument", "context") if c in effects]
+
+
+def fcr_intervals(effects: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """``effects`` with ``g_low_adj`` / ``g_high_adj`` and ``shown``.
+
+    Benjamini & Yekutieli (2005): when Benjamini-Hochberg selects R of the m tested cells of a grid (one
+    (run, model, instrument, context)), the false-coverage-rate adjusted interval of each selected cell has
+    level 1 - R alpha / m. The grid's g interval and p come from one Student-t model (excluding 0 exactly
+    when p < 0.05), and every BH-selected cell has p <= R alpha / m, so its adjusted interval excludes 0:
+    ``shown`` (the cells a figure may colour as an effect) is exactly q < alpha. The adjusted bounds are the
+    cell's 95% interval with each side widened by the ratio of the normal quantiles (an approximation of
+    the noncentral-t bounds, for display). Cells not selected get NaN bounds and ``shown`` False."""
+    from scipy import stats
+
+    e = effects.copy()
+    e["g_low_adj"] = np.nan
+    e["g_high_adj"] = np.nan
+    e["shown"] = False
+    if e.empty:
+        return e
+    z95 = float(stats.norm.ppf(0.975))
+    g = pd.to_numeric(e["g"], errors="coerce")
+    q = pd.to_numeric(e["q"], errors="coerce")
+    below = g - pd.to_numeric(e["g_low"], errors="coerce")
+    above = pd.to_numeric(e["g_high"], errors="coerce") - g
+    keys = effect_family(e)
+    groups = e.groupby(keys, dropna=False, sort=False).groups.values() if keys else [e.index]
+    for idx in groups:
+        tested = q.loc[idx].notna()
+        m = int(tested.sum())
+        selected = tested & (q.loc[idx] < alpha) & g.loc[idx].notna()
+        r = int(selected.sum())
+        if m == 0 or r == 0:
+            continue
+        ratio = float(stats.norm.ppf(1 - r * alpha / (2 * m))) / z95
+        sel = selected[selected].index
+        e.loc[sel, "g_low_adj"] = g.loc[sel] - below.loc[sel] * ratio
+        e.loc[sel, "g_high_adj"] = g.loc[sel] + above.loc[sel] * ratio
+        e.loc[sel, "shown"] = True
+    e["shown"] = e["shown"].astype(bool)
+    return e
+
+
+def contrast_label(attribute: object, level: object, reference: object) -> str:
+    """``sex = Female vs rest`` (the attribute without its ``attr_`` prefix)."""
+    return f"{str(attribute).removeprefix('attr_')} = {level} vs {reference}"
+
+
+def grid_context(effects: pd.DataFrame) -> str | None:
+    """The context whose d grid is shown: "none" (no conversation) when present, else the first."""
+    if effects is None or effects.empty or "context" not in effects:
+        return None
+    return sorted(effects["context"].astype(str).unique(), key=lambda c: (c != "none", c))[0]

@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from valuescope.analysis.metrics.effects import MIN_GROUP
 from valuescope.output.report.data import RunData
 from valuescope.output.report.derive import (
     Skip,
@@ -234,16 +235,31 @@ def convergence_fig(run: RunData) -> Figures:
 
 
 def _color_attribute(info: pd.DataFrame, coords: np.ndarray, chosen: str | None) -> tuple[str | None, float]:
-    cands = [c for c in info.columns if 2 <= info[c].nunique(dropna=True) <= 12]
+    """The attribute to colour by and its eta^2 on PC1; eta^2 is NaN (not shown) unless every level has
+    at least ``MIN_GROUP`` personas: with a persona or two per level it is near 1 whatever the model does.
+    Without a choice: the attribute whose eta^2 is largest among those whose groups are all big enough,
+    else the one with the fewest levels."""
+
+    def eta(col: str) -> float:
+        groups = info[col].fillna("NA")
+        if groups.value_counts().min() < MIN_GROUP:
+            return float("nan")
+        return eta_squared(coords[:, 0], groups)
+
     if chosen:
         col = chosen if chosen in info.columns else f"attr_{chosen}"
         if col in info.columns:
-            return col, eta_squared(coords[:, 0], info[col].fillna("NA"))
+            return col, eta(col)
+    cands = [c for c in info.columns if 2 <= info[c].nunique(dropna=True) <= 12]
     if not cands:
-        return None, 0.0
-    scored = [(eta_squared(coords[:, 0], info[c].fillna("NA")), c) for c in cands]
-    best = max(scored, key=lambda t: t[0])
-    return best[1], best[0]
+        return None, float("nan")
+    scored = [(eta(c), c) for c in cands]
+    ok = [t for t in scored if t[0] == t[0]]
+    if ok:
+        best = max(ok, key=lambda t: t[0])
+        return best[1], best[0]
+    col = min(cands, key=lambda c: (info[c].nunique(dropna=True), c))
+    return col, float("nan")
 
 
 def pca_fig(run: RunData, color_by: str | None = None) -> Figures:
@@ -277,7 +293,8 @@ def pca_fig(run: RunData, color_by: str | None = None) -> Figures:
                     label=short(lev, 24),
                 )
             ax.legend(
-                title=f"{col.removeprefix('attr_')} (η² on PC1 = {eta:.2f})",
+                title=f"{col.removeprefix('attr_')} (η² on PC1 = {eta:.2f})" if eta == eta
+                else f"{col.removeprefix('attr_')} (no η²: a level has < {MIN_GROUP} personas)",
                 loc="upper left",
                 bbox_to_anchor=(1.01, 1),
             )

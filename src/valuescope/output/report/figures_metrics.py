@@ -8,9 +8,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from valuescope.output.report.data import RunData
-from valuescope.output.report.derive import Skip, context_length, overall_mask, pair_table, pick_metric
+from valuescope.output.report.derive import (
+    Skip,
+    context_length,
+    contrast_label,
+    fcr_intervals,
+    grid_context,
+    overall_mask,
+    pair_table,
+    pick_metric,
+)
 from valuescope.output.report.plotting import WIDTH, model_color, new_figure, short, top_legend
 
 Figures = list[tuple[str, Figure]]
@@ -97,71 +107,72 @@ def inertia_steerability(runs: list[RunData]) -> Figures:
 
 
 def effects_grid(run: RunData, alpha: float = 0.05) -> Figures:
-    """Hedges' g per (attribute = level) x dimension; diverging colours; significant cells marked; a note under
-    the grid where an attribute's reference level was not drawn (its levels are then compared with the rest)."""
+    """Hedges' g per (attribute = level) x dimension; diverging colours only where the cell's
+    selection-adjusted interval excludes 0 (:func:`fcr_intervals`), every other cell grey and hatched;
+    each row names its group sizes; a note under the grid where an attribute's reference level was not
+    drawn (its levels are then compared with the rest)."""
     e = run.effects
     if e is None or e.empty:
         raise Skip("no effects table (Hedges' g grid) for this run")
     out: Figures = []
+    ctx = grid_context(e)
     for inst in dict.fromkeys(e["instrument"].astype(str)):
-        d = e[e["instrument"].astype(str) == inst].dropna(subset=["g"])
-        if "context" in d and d["context"].nunique() > 1:  # one grid: the questionnaire without conversation
-            contexts = sorted(d["context"].astype(str).unique(), key=lambda c: (c != "none", c))
-            d = d[d["context"].astype(str) == contexts[0]]
+        d = e[e["instrument"].astype(str) == inst]
+        if ctx is not None and "context" in d:  # one grid: the questionnaire without conversation
+            d = d[d["context"].astype(str) == ctx]
+        d = fcr_intervals(d, alpha).dropna(subset=["g"])
         if d.empty:
             continue
         ref = d["reference"].astype(str) if "reference" in d else pd.Series("rest", index=d.index)
-        d = d.assign(
-            _row=d["attribute"].astype(str).str.removeprefix("attr_") + " = " + d["level"].astype(str)
-            + " vs " + ref
-        )
+        d = d.assign(_row=[contrast_label(a, lv, rf) for a, lv, rf in zip(d["attribute"], d["level"], ref,
+                                                                          strict=True)])
+        sizes = d.groupby("_row").agg(n_level=("n_level", "max"), n_rest=("n_rest", "max"))
         grid = d.pivot_table(index="_row", columns="dimension", values="g", aggfunc="first")
-        qgrid = d.pivot_table(index="_row", columns="dimension", values="q", aggfunc="first")
-        qgrid = qgrid.reindex(index=grid.index, columns=grid.columns)
-        vmax = float(np.clip(np.nanmax(np.abs(grid.to_numpy(dtype=float))), 0.5, 2.0))
+        shown = d.assign(shown=d["shown"].astype(float)).pivot_table(
+            index="_row", columns="dimension", values="shown", aggfunc="first")
+        shown = shown.reindex(index=grid.index, columns=grid.columns).fillna(0).astype(bool)
+        values = grid.to_numpy(dtype=float)
+        vmax = float(np.clip(np.nanmax(np.abs(values)), 0.5, 2.0))
         rows, cols = grid.shape
         fig = new_figure(WIDTH, min(12.0, max(2.8, 0.26 * rows + 1.8)))
         ax = fig.add_subplot()
-        im = ax.imshow(
-            grid.to_numpy(dtype=float),
-            aspect="auto",
-            cmap="RdBu_r",
-            vmin=-vmax,
-            vmax=vmax,
-            interpolation="nearest",
-        )
+        coloured = np.where(shown.to_numpy(), values, np.nan)
+        muted = np.where(~shown.to_numpy() & np.isfinite(values), 1.0, np.nan)
+        ax.imshow(muted, aspect="auto", cmap="Greys", vmin=0, vmax=8, interpolation="nearest")
+        im = ax.imshow(coloured, aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        for i in range(rows):
+            for j in range(cols):
+                if np.isfinite(muted[i, j]):
+                    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", lw=0,
+                                           edgecolor="#c8c8c8"))
         ax.set_xticks(
             range(cols),
             [short(c, 26) for c in grid.columns],
             rotation=35 if cols > 5 else 0,
             ha="right" if cols > 5 else "center",
         )
-        ax.set_yticks(range(rows), [short(r, 34) for r in grid.index])
-        annotate = rows * cols <= 500
-        for i in range(rows):
-            for j in range(cols):
-                v, q = grid.iat[i, j], qgrid.iat[i, j]
-                if not np.isfinite(v):
-                    continue
-                mark = "*" if np.isfinite(q) and q < alpha else ""
-                text = (f"{v:+.2f}" if annotate else "") + mark
-                if text:
-                    ax.text(
-                        j,
-                        i,
-                        text,
-                        ha="center",
-                        va="center",
-                        fontsize=6.5 if annotate else 8,
-                        color="white" if abs(v) > 0.6 * vmax else "black",
-                        fontweight="bold" if mark else "normal",
-                    )
+        labels = [f"{short(r, 34)} (n {int(sizes.at[r, 'n_level'])}/{int(sizes.at[r, 'n_rest'])})"
+                  for r in grid.index]
+        ax.set_yticks(range(rows), labels)
+        if rows * cols <= 500:
+            for i in range(rows):
+                for j in range(cols):
+                    v = values[i, j]
+                    if not np.isfinite(v):
+                        continue
+                    strong = shown.iat[i, j]
+                    ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=6.5,
+                            color="white" if strong and abs(v) > 0.6 * vmax else ("black" if strong else "#777777"),
+                            fontweight="bold" if strong else "normal")
         fig.colorbar(im, ax=ax, label="Hedges' g (level vs comparison group)", shrink=0.8)
         absent = sorted({n for n in d["note"].astype(str) for n in n.split("; ") if "absent" in n}) \
             if "note" in d else []
         if absent:  # say it where the grid is read, not only in the table's notes
             fig.text(0.01, 0.005, "\n".join(absent), fontsize=6.5, va="bottom")
-        ax.set_title(f"{inst} — effect of persona attributes on dimension scores")
+        n_shown = int(shown.to_numpy().sum())
+        ax.set_title(f"{inst} — effect of persona attributes on dimension scores\n"
+                     f"coloured: {n_shown} of {int(np.isfinite(values).sum())} cells (adjusted interval excludes 0); "
+                     "grey, hatched: indistinguishable from 0", fontsize=9)
         out.append((inst, fig))
     if not out:
         notes = e["note"].dropna().astype(str) if "note" in e else pd.Series(dtype=str)

@@ -31,8 +31,23 @@ from valuescope.output.report.derive import Skip
 from valuescope.output.report.plotting import DPI, png_bytes, style
 
 TEMPLATES = Path(__file__).parent / "templates"
-HTML_NAME = "report.html"
-FIG_DIR = "figures"
+FIG_SUFFIX = "-figures"  #: a report ``NAME.html`` keeps its PNGs in ``NAME-figures/`` beside it
+MAX_NAME = 120
+
+
+def report_path(out: Path, run_ids: list[str]) -> Path:
+    """Where a report goes: ``out`` itself when it names an ``.html`` file, else ``out/<run ids>.html``
+    (one file per set of runs, so reports of other runs in the same directory are not overwritten)."""
+    out = Path(out)
+    if out.suffix.lower() in (".html", ".htm"):
+        return out
+    name = "_vs_".join(_slug(r) for r in run_ids) or "report"
+    if len(name) > MAX_NAME:
+        import hashlib
+
+        digest = hashlib.sha256("\n".join(run_ids).encode()).hexdigest()[:10]
+        name = f"{name[: MAX_NAME - 11]}-{digest}"
+    return out / f"{name}.html"
 
 
 @dataclass
@@ -51,6 +66,7 @@ class Section:
     caption: str
     figures: list[FigureOut] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "model: reason" lines
+    tables: list[Any] = field(default_factory=list)  # tables.Table shown below the figures
 
     @property
     def status(self) -> str:
@@ -124,10 +140,13 @@ SPECS = [
         attribute level and a comparison group: the attribute's reference level where one is meaningful
         (religion: not religious; when no such persona was drawn, the levels are compared with the rest and
         a line under the grid says so), the lowest bin of a numeric attribute (age, income: a trend), the
-        other level of a binary attribute (shown once), else all other personas. Red: the level raises
-        the score; blue: lowers it; blank: a group has fewer than 5 personas. Cells marked * have a
-        Benjamini-Hochberg q < 0.05 over the grid (Student's t, the model of g's CI). |g| ≈ 0.2 is small,
-        0.5 medium, 0.8 large.
+        other level of a binary attribute (shown once), else all other personas. Coloured (red: the level raises
+        the score; blue: lowers it) only where the cell's Benjamini-Hochberg q < 0.05 over the grid
+        (Student's t, the model of g's CI) and its interval adjusted for that selection (false coverage
+        rate, Benjamini & Yekutieli 2005) excludes 0; every other cell is grey and hatched: its g is not
+        distinguishable from noise. Blank: a group has fewer than 5 personas. Each row gives its group
+        sizes (n level/comparison). |g| ≈ 0.2 is small, 0.5 medium, 0.8 large. The table below gives every
+        cell's g, 95% CI, q and group sizes.
         """),
         True,
         fm.effects_grid,
@@ -283,9 +302,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
 
 
-def _build_sections(runs: list[RunData], out_dir: Path, color_by: str | None) -> list[Section]:
-    fig_dir = out_dir / FIG_DIR
+def _build_sections(runs: list[RunData], html_path: Path, color_by: str | None) -> list[Section]:
+    fig_name = html_path.stem + FIG_SUFFIX
+    fig_dir = html_path.parent / fig_name
     fig_dir.mkdir(parents=True, exist_ok=True)
+    for stale in fig_dir.glob("*.png"):  # this report's figures from an earlier write: none may outlive it
+        stale.unlink()
     sections = []
     several = len(runs) > 1
     geometry = [s for s in GEOMETRY_SPECS if any(not getattr(r, s.id).empty for r in runs)]
@@ -316,11 +338,13 @@ def _build_sections(runs: list[RunData], out_dir: Path, color_by: str | None) ->
                     FigureOut(
                         who if several else "",
                         " · ".join(p for p in (who if several else "", label) if p),
-                        f"{FIG_DIR}/{name}",
+                        f"{fig_name}/{name}",
                         "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
                         width,
                     )
                 )
+        if spec.id == "effects":
+            sec.tables = [t for r in runs for t in tables.effects_tables(r)]
         if spec.optional and not sec.figures and not errored:
             continue
         sections.append(sec)
@@ -378,10 +402,14 @@ def _frame(f: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def write_report(
-    runs: list[RunData], out_dir: Path, *, color_by: str | None = None, title: str | None = None,
+    runs: list[RunData], out: Path, *, color_by: str | None = None, title: str | None = None,
     comparison: pd.DataFrame | None = None,
 ) -> Path:
-    """Write ``out_dir/report.html`` (self-contained) and ``out_dir/figures/*.png``; return the HTML path.
+    """Write one self-contained HTML file and its PNGs beside it; return the HTML path.
+
+    ``out``: a path ending in ``.html`` names the file; anything else is a directory, and the file is
+    ``<run ids>.html`` in it (:func:`report_path`). The figures go to ``<name>-figures/`` next to the file;
+    figures left there by an earlier write of the same report are removed first.
 
     ``color_by``: persona attribute for the PCA colours (``religion`` or ``attr_religion``); by default
     the attribute that explains most of PC1. ``comparison``: the cross-run numbers of two runs
@@ -390,9 +418,9 @@ def write_report(
     if not runs:
         raise ValueError("write_report needs at least one run")
     runs = [_normalise(r) for r in runs]
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sections = _build_sections(runs, out_dir, color_by)
+    path = report_path(Path(out), [r.run_id for r in runs])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sections = _build_sections(runs, path, color_by)
     models = list(dict.fromkeys(r.model for r in runs))
     study_names = list(dict.fromkeys(str(r.study.get("name", "")) for r in runs if r.study))
     env = Environment(
@@ -414,7 +442,7 @@ def write_report(
         comparison=tables.comparison_table(comparison),
         pairs=tables.pair_tables(runs),
         dpi=DPI,
+        fig_dir=path.stem + FIG_SUFFIX,
     )
-    path = out_dir / HTML_NAME
     path.write_text(html, encoding="utf-8")
     return path

@@ -10,8 +10,17 @@ from typing import Any
 
 import pandas as pd
 
+from valuescope.output.numbers import as_float, fmt_ci, fmt_num
 from valuescope.output.report.data import RunData
-from valuescope.output.report.derive import PAIR_METRICS, is_overall, overall_mask, pair_table
+from valuescope.output.report.derive import (
+    PAIR_METRICS,
+    contrast_label,
+    fcr_intervals,
+    grid_context,
+    is_overall,
+    overall_mask,
+    pair_table,
+)
 
 #: order of the columns of the headline table; other metrics follow alphabetically. Every name says its
 #: reading: _hard = the answers (the chosen option), _soft = the probabilities.
@@ -66,7 +75,7 @@ LABELS = {
     "rank_order": "Rank-Order",
     "ipsative": "Ipsative",
 }
-_NUMBER = re.compile(r"^[-+−]?(\d[\d,]*\.?\d*(e[-+]?\d+)?|–)( \[.*\]| \(.*\))?$")
+_NUMBER = re.compile(r"^([-+−]?\d[\d,]*\.?\d*(e[-+]?\d+)?|–|< 0\.001|> -0\.001)( \[.*\]| \(.*\))?$")
 
 
 @dataclass
@@ -85,40 +94,13 @@ class Table:
         ]
 
 
-def fmt(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "–"
-        if v.is_integer() and abs(v) >= 1000:
-            return f"{int(v):,}"
-        return f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}f}"
-    try:
-        if pd.isna(v):
-            return "–"
-    except (TypeError, ValueError):
-        pass
-    return str(v)
-
-
-def fmt_ci(value: Any, lo: Any, hi: Any) -> str:
-    s = fmt(_num(value))
-    lo, hi = _num(lo), _num(hi)
-    if lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi)):
-        s += f" [{fmt(lo)}, {fmt(hi)}]"
-    return s
+def fmt(v: Any) -> str:
+    """One cell in the shared number format (:mod:`valuescope.output.numbers`)."""
+    return fmt_num(v)
 
 
 def _num(v: Any) -> float | None:
-    try:
-        return None if v is None or pd.isna(v) else float(v)
-    except (TypeError, ValueError):
-        return None
+    return as_float(v)
 
 
 def counts_table(run: RunData) -> Table:
@@ -179,6 +161,39 @@ def headline_tables(runs: list[RunData]) -> list[Table]:
         notes = sorted({str(n) for n in d.get("note", pd.Series(dtype=object)).dropna() if str(n).strip()})
         header = (["dimension", "model"] if several else ["dimension"]) + [LABELS.get(x, x) for x in metrics]
         out.append(Table(f"{inst} — headline metrics (value [95% CI])", header, rows, notes))
+    return out
+
+
+def effects_tables(run: RunData, alpha: float = 0.05, context: str | None = None) -> list[Table]:
+    """The Hedges' g grid as tables, one per instrument: per (contrast, dimension) g with its 95% CI,
+    the Benjamini-Hochberg q over the grid, the false-coverage-adjusted interval of the cells BH selects,
+    and the group sizes. Cells without a d (a group below the minimum size) are counted in a note."""
+    e = run.effects
+    if e is None or e.empty:
+        return []
+    ctx = context or grid_context(e)
+    e = e[e["context"].astype(str) == ctx] if ctx is not None and "context" in e else e
+    e = fcr_intervals(e, alpha)
+    out = []
+    for inst in dict.fromkeys(e["instrument"].astype(str)):
+        g = e[e["instrument"].astype(str) == inst]
+        ok = g[pd.to_numeric(g["g"], errors="coerce").notna()]
+        rows = [[contrast_label(r.attribute, r.level, r.reference), f"{int(r.n_level)} / {int(r.n_rest)}",
+                 str(r.dimension), fmt_ci(r.g, r.g_low, r.g_high), fmt(_num(r.q)),
+                 fmt_ci(r.g, r.g_low_adj, r.g_high_adj) if r.shown else "–"]
+                for r in ok.itertuples(index=False)]
+        notes = []
+        missing = g[pd.to_numeric(g["g"], errors="coerce").isna()]
+        if len(missing):
+            why = missing["note"].astype(str).str.replace(r" \(n = .*\)$", "", regex=True).value_counts()
+            notes += [f"{n} of {len(g)} cells have no g: {w}" for w, n in why.items() if w]
+        notes.append(f"q: Benjamini-Hochberg over the {int(pd.to_numeric(g['q'], errors='coerce').notna().sum())} "
+                     f"tested cells of this grid; adjusted CI: the interval of a cell with q < {alpha:g}, widened "
+                     "for the selection (false coverage rate, Benjamini & Yekutieli 2005); '–' = not selected.")
+        ctx_s = f", context {ctx}" if ctx not in (None, "none") else ""
+        out.append(Table(f"{inst} — Hedges' g of persona attributes{ctx_s} — {run.model}",
+                         ["contrast", "n level/ref", "dimension", "g [95% CI]", "q", "adjusted CI"],
+                         rows, notes))
     return out
 
 

@@ -1,0 +1,42 @@
+"""valuescope plan / run --dry-run: the plan's numbers against what the run then does (synthetic backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from valuescope.cli import app
+from valuescope.execution.dry_run import plan_study
+from valuescope.execution.runner import run_study
+from valuescope.store.sqlite import STORE_NAME
+from valuescope.study import presets
+from valuescope.study.modelref import parse_model
+
+
+def _demo(out: Path):
+    return presets.adapt(presets.load_preset("demo"), model=parse_model("synthetic"), scale=0.5, output=str(out))
+
+
+def test_plan_counts_what_the_run_asks_and_its_disk(tmp_path: Path):
+    study = _demo(tmp_path / "out")
+    (plan,) = plan_study(study, calibrate=8)
+    assert not (tmp_path / "out" / STORE_NAME).exists()  # a dry run writes nothing
+    assert plan.stored == 0 and plan.calibration_queries == 8 and plan.per_query_s > 0
+    assert plan.prompt_tokens > plan.queries * 20 and not plan.tokens_counted  # synthetic: chars / 4
+    (res,) = run_study(study)
+    assert plan.queries == res.planned and plan.run_id == res.run_id
+    measured = (tmp_path / "out" / STORE_NAME).stat().st_size / res.planned
+    assert 0.5 < plan.bytes_per_answer / measured < 2.0, (plan.bytes_per_answer, measured)
+    (again,) = plan_study(study, calibrate=0)
+    assert again.stored == again.queries and again.pending == 0
+
+
+def test_plan_and_dry_run_cli_print_the_plan_and_ask_nothing(tmp_path: Path):
+    out = tmp_path / "o"
+    for args in (["plan", "--preset", "demo", "--model", "synthetic", "--scale", "0.5", "-o", str(out)],
+                 ["run", "--preset", "demo", "--model", "synthetic", "--scale", "0.5", "-o", str(out), "--dry-run"]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert "queries" in res.output and "prompt tokens" in res.output and "calibration queries" in res.output
+        assert not (out / STORE_NAME).exists()

@@ -1,0 +1,114 @@
+"""What a researcher sees: one number format, the d grid with its uncertainty (table and heatmap)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from metrics_synth import hand_scores
+from scipy import stats
+
+from valuescope.analysis.metrics import effects_grid
+from valuescope.output.numbers import fmt_ci, fmt_num
+from valuescope.output.report.data import RunData
+from valuescope.output.report.derive import fcr_intervals
+from valuescope.output.report.tables import effects_tables
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (0.5, "0.500"), (0.0234, "0.0234"), (12.3456, "12.3"), (1234.5, "1,234"), (1.0, "1.00"), (9.996, "10.0"),
+    (0.00005, "< 0.001"), (-0.00005, "> -0.001"), (0.0, "0"), (-0.831, "-0.831"), (40, "40"), (100.0, "100"),
+    (3.67e-16, "< 0.001"), (float("nan"), "–"), (None, "–"),
+])
+def test_number_format_by_hand(value, text):
+    assert fmt_num(value) == text
+
+
+def test_interval_same_format_and_missing_value():
+    assert fmt_ci(0.001, 0.023, 0.267) == "0.00100 [0.0230, 0.267]"
+    assert fmt_ci(5.38e-05, 0.000869, 0.026) == "< 0.001 [< 0.001, 0.0260]"
+    assert fmt_ci(float("nan"), 0.1, 0.2) == "–"
+    assert fmt_ci(0.3, float("nan"), 0.2) == "0.300"
+
+
+def test_fcr_interval_by_hand():
+    # one grid of 4 tested cells, 2 selected at alpha 0.05: level 1 - 2 * 0.05 / 4 -> z = Phi^-1(1 - 0.0125)
+    e = pd.DataFrame({"run_id": "r", "model": "m", "instrument": "i", "context": "none",
+                      "g": [1.0, -0.9, 0.2, 0.1], "g_low": [0.5, -1.3, -0.3, -0.4], "g_high": [1.5, -0.5, 0.7, 0.6],
+                      "q": [0.001, 0.04, 0.5, 0.9]})
+    out = fcr_intervals(e)
+    z = stats.norm.ppf(1 - 0.0125) / stats.norm.ppf(0.975)
+    assert out["g_low_adj"].iloc[0] == pytest.approx(1.0 - 0.5 * z)
+    assert out["g_high_adj"].iloc[1] == pytest.approx(-0.9 + 0.4 * z)
+    assert out["g_low_adj"].iloc[2:].isna().all()
+    assert list(out["shown"]) == [True, True, False, False]
+
+
+def _grid(rng: np.random.Generator, n: int, planted: float) -> pd.DataFrame:
+    """n personas, binary attribute 'sex' and 3-level 'region'; only sex=f moves Harm (by `planted` SDs)."""
+    prof, sex, region = {}, {}, {}
+    for j in range(n):
+        p = f"p{j}"
+        sex[p] = "f" if j % 2 else "m"
+        region[p] = ["north", "south", "west"][j % 3]
+        prof[(p, "none", 0)] = [rng.normal() + (planted if sex[p] == "f" and dim == "Harm" else 0)
+                                for dim in ("Harm", "Care", "Purity", "Loyalty")]
+    return effects_grid(hand_scores(prof, ["Harm", "Care", "Purity", "Loyalty"], attrs={"sex": sex, "region": region}))
+
+
+@pytest.mark.slow
+def test_heatmap_colours_planted_effect_and_almost_no_noise():
+    """Known truth over replications: a planted d = 1.2 with 60 personas is coloured in most replications;
+    among null cells (no effect anywhere) the share coloured stays near the false-discovery level."""
+    rng = np.random.default_rng(7)
+    planted_shown, null_shown, null_cells = 0, 0, 0
+    reps = 40
+    for _ in range(reps):
+        e = fcr_intervals(_grid(rng, 60, 1.2))
+        is_planted = (e["attribute"] == "sex") & (e["dimension"] == "Harm")
+        planted_shown += int(e.loc[is_planted, "shown"].iloc[0])
+        null_shown += int(e.loc[~is_planted, "shown"].sum())
+        null_cells += int((~is_planted).sum())
+    assert planted_shown / reps > 0.8
+    assert null_shown / null_cells < 0.02
+
+
+def test_small_groups_give_no_coloured_cell_on_a_null_model():
+    """12 personas, nothing planted: the demo's case; no cell is coloured in (almost) any replication."""
+    rng = np.random.default_rng(3)
+    shown = sum(int(fcr_intervals(_grid(rng, 12, 0.0))["shown"].sum()) for _ in range(20))
+    assert shown <= 1
+
+
+def test_effects_table_rows_have_d_ci_q_and_group_sizes():
+    e = _grid(np.random.default_rng(1), 60, 1.2)
+    run = RunData(run_id="r1", model="m", effects=e)
+    (t,) = effects_tables(run)
+    assert t.header == ["contrast", "n level/ref", "dimension", "g [95% CI]", "q", "adjusted CI"]
+    harm = [r for r in t.rows if r[0] == "sex = f vs m" and r[2] == "Harm"]
+    assert len(harm) == 1 and harm[0][1] == "30 / 30"
+    cell = e[(e.attribute == "sex") & (e.dimension == "Harm")].iloc[0]
+    assert harm[0][3] == fmt_ci(cell.g, cell.g_low, cell.g_high) and harm[0][5] != "–"
+    assert len(t.rows) == int(e["g"].notna().sum())
+    assert any("Benjamini-Hochberg" in n for n in t.notes)
+
+
+def test_power_cells_carry_a_wilson_interval_by_hand():
+    from valuescope.output.power_report import mc_interval, needed_lines, power_rows
+
+    # Wilson 95% for 8 of 10: centre (0.8 + z^2/20) / (1 + z^2/10), half-width by the textbook formula
+    z = 1.959964
+    lo, hi = mc_interval(0.8, 10)
+    centre = (0.8 + z * z / 20) / (1 + z * z / 10)
+    half = z * np.sqrt(0.8 * 0.2 / 10 + z * z / 400) / (1 + z * z / 10)
+    assert (lo, hi) == pytest.approx((centre - half, centre + half))
+    assert mc_interval(1.0, 20)[1] == 1.0 and mc_interval(0.0, 20)[0] == 0.0
+    table = pd.DataFrame({"n_personas": [40, 80], "kind": "effect", "metric": "d sex=Female:Harm", "target": 0.3,
+                          "power": [0.5, 0.9], "reps": 20})
+    header, rows = power_rows(table)
+    assert header == ["personas", "sex=Female:Harm (d = 0.300)"]
+    assert rows[0][0] == "40" and rows[1][1] == fmt_ci(0.9, *mc_interval(0.9, 20))
+    (line,) = needed_lines(table, 0.8)
+    assert line.startswith("sex=Female:Harm (d = 0.300): 80% power with about 70 personas")
+    (line,) = needed_lines(table.assign(power=[0.1, 0.2]), 0.8)
+    assert line == "sex=Female:Harm (d = 0.300): 80% power not reached with up to 80 personas"

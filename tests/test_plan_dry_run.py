@@ -40,3 +40,26 @@ def test_plan_and_dry_run_cli_print_the_plan_and_ask_nothing(tmp_path: Path):
         assert res.exit_code == 0, res.output
         assert "queries" in res.output and "prompt tokens" in res.output and "calibration queries" in res.output
         assert not (out / STORE_NAME).exists()
+
+
+def test_example_prompt_of_a_context_study_shows_its_conversation(tmp_path: Path):
+    """The report's "exact prompt of one query" of a context study includes the simulated conversation."""
+    from valuescope.analysis.tables import load_run
+    from valuescope.store.sqlite import Store
+    from valuescope.study.spec import study_from_dict
+
+    study = study_from_dict({
+        "name": "ctx", "output": str(tmp_path / "o"), "models": [{"name": "synthetic", "backend": "synthetic"}],
+        "instruments": [{"name": "pvq40", "items": ["Q01", "Q02"]}],
+        "population": {"baseline": False, "sources": [{"kind": "named", "list": "tolkien", "limit": 2}]},
+        "contexts": {"topics": ["poem"], "n_messages": [3]}, "option_order": "fixed"})
+    (res,) = run_study(study)
+    with Store(tmp_path / "o", create=False) as store:
+        tables = load_run(store, res.run_id)
+    (pid, _, msgs) = next(iter([(c["persona_id"], c["context_json"], c["messages_json"])
+                               for c in tables.conversations]))
+    import json
+
+    first = json.loads(msgs)[0]["content"]
+    prompt = tables.info["example_prompt"]
+    assert first[:40] in prompt

@@ -569,6 +569,11 @@ def show(
         if all_metrics and not tables.metrics.empty:
             _print_frame(tables.metrics, title="all metrics", max_rows=10_000)
     if len(loaded) == 2:
+        from valuescope.output.report.data import RunData
+        from valuescope.output.report.tables import difference_tables
+
+        for t in difference_tables([RunData(run_id=t.run_id, model=t.model, metrics=t.metrics) for t in loaded]):
+            _print_report_table(t)
         _print_comparison(_compare(*loaded))
 
 

@@ -236,8 +236,9 @@ class LocalExecutor:
                     job.resolved.instruments_content)
             # registered with the first result written: a model that cannot answer at all (a server
             # that is down) leaves the store exactly as it was
-            example = example_prompt(job.resolved, job.queries, backend)
-            session.register = once(lambda: job.register(example))
+            # the example prompt is taken when the first answers are written, so that a context study's
+            # example shows the conversation simulated for it
+            session.register = once(lambda: job.register(example_prompt(job.resolved, job.queries, backend, session)))
             if job.model.judge is not None and study.extraction == "generate":
                 session.judge = make_backend(job.model.judge)
             if study.administration == "sequential":  # each prompt shows the chain's earlier answers

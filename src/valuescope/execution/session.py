@@ -180,14 +180,24 @@ class Session:
         return out
 
 
-def example_prompt(resolved: Resolved, queries: Sequence[Query], backend: Backend) -> str | None:
+def example_prompt(resolved: Resolved, queries: Sequence[Query], backend: Backend,
+                   session: Session | None = None) -> str | None:
     """The exact text the model sees for one persona query (rendered through its template where the
-    backend renders locally), for the report."""
+    backend renders locally), for the report. With ``session``: a query whose simulated conversation the
+    session already holds is preferred, and its prompt shows that conversation."""
     if not queries:
         return None
     q = next((x for x in queries if not x.persona.is_baseline), queries[0])
+    conversation: tuple[Message, ...] = ()
+    if session is not None:
+        held = session.conversations
+        for x in queries:
+            memo = (x.persona.id, x.context.label, x.context.seed)
+            if not x.persona.is_baseline and held.get(memo):
+                q, conversation = x, held[memo]
+                break
     inst = resolved.instrument_map[q.instrument]
-    req = score_request(persmod.persona_messages(q.persona, capabilities(backend).system_role), (),
+    req = score_request(persmod.persona_messages(q.persona, capabilities(backend).system_role), conversation,
                         inst.parts[q.part], inst.item(q.item_id), q.wording, q.option_order,
                         layout=resolved.study.layout, forced_choice=resolved.study.forced_choice,
                         answer_prefix=resolved.study.answer_prefix)

@@ -440,6 +440,7 @@ def write_report(
         position=tables.position_table(runs),
         position_warnings=tables.position_warnings(runs),
         comparison=tables.comparison_table(comparison),
+        differences=tables.difference_tables(runs),
         pairs=tables.pair_tables(runs),
         dpi=DPI,
         fig_dir=path.stem + FIG_SUFFIX,

@@ -116,16 +116,28 @@ def counts_table(run: RunData) -> Table:
         om = pd.to_numeric(r["outside_mass"], errors="coerce")
         if om.notna().any():
             derived["outside_mass"] = float(om.mean())
-    merged = {**derived, **(run.counts or {})}
+    given = dict(run.counts or {})
+    if "outside_mass_mean" in given:  # one row per quantity: the stored counts' name wins
+        derived.pop("outside_mass", None)
+    merged = {**derived, **given}
+    labels = {
+        "outside_mass": "mean probability mass outside the option letters",
+        "outside_mass_mean": "mean probability mass outside the option letters",
+        "outside_mass_max": "largest probability mass outside the option letters",
+        "invalid": "invalid answers (could not be read)",
+        "methods": "answers read by",
+        "reused_from": "answers reused from other runs",
+        "baseline": "baseline (no persona) asked",
+    }
     rows = []
     for key, value in merged.items():
-        label = {
-            "outside_mass": "mean probability mass outside the option letters",
-            "invalid": "invalid answers (could not be read)",
-        }.get(key, key.replace("_", " "))
-        if key == "invalid" and merged.get("queries"):
+        label = labels.get(key, key.replace("_", " "))
+        if isinstance(value, dict):
+            value = ", ".join(f"{fmt(int(n))} by {k}" if key == "methods" else f"{fmt(int(n))} from {k}"
+                              for k, n in value.items()) or "none"
+        elif key == "invalid" and merged.get("queries"):
             value = f"{fmt(value)} ({int(value) / int(merged['queries']):.1%})"
-        rows.append([label, fmt(value)])
+        rows.append([label, value if isinstance(value, str) else fmt(value)])
     return Table(f"Counts — {run.model}", ["", "value"], rows)
 
 
@@ -308,3 +320,61 @@ def raw_answer_rows(run: RunData, limit: int = 8) -> list[list[str]]:
         ]
         for x in d.itertuples()
     ]
+
+
+#: the metrics a two-run comparison shows per dimension (answers and probabilities readings)
+DIFFERENCE_METRICS = ("inertia_hard", "inertia_soft", "steerability_jsd_hard", "steerability_jsd_soft")
+
+
+def mover_difference(a: float, a_lo: float, a_hi: float, b: float, b_lo: float, b_hi: float
+                     ) -> tuple[float, float, float]:
+    """A - B with its 95% interval from the two runs' own intervals (MOVER, Zou & Donner 2008): exact for
+    independent runs with normal-like intervals; conservative (too wide) when the runs share personas,
+    whose estimates are positively correlated."""
+    d = a - b
+    lo = d - math.sqrt((a - a_lo) ** 2 + (b_hi - b) ** 2)
+    hi = d + math.sqrt((a_hi - a) ** 2 + (b - b_lo) ** 2)
+    return d, lo, hi
+
+
+def difference_tables(runs: list[RunData]) -> list[Table]:
+    """Two runs side by side, one table per instrument: per dimension and metric A [CI], B [CI] and A - B [CI]
+    (:func:`mover_difference`)."""
+    if len(runs) != 2:
+        return []
+    a, b = runs
+    if any(r.metrics is None or r.metrics.empty for r in runs):
+        return []
+
+    def rows_of(run: RunData) -> pd.DataFrame:
+        m = run.metrics[run.metrics["metric"].isin(DIFFERENCE_METRICS)]
+        if "context_a" in m:
+            m = m[overall_mask(m["context_a"]) | m["context_a"].astype(str).isin(["none", "persona"]).to_numpy()]
+        m = m[~overall_mask(m["dimension"])]
+        return m.drop_duplicates(["instrument", "dimension", "metric"]).set_index(["instrument", "dimension", "metric"])
+
+    ma, mb = rows_of(a), rows_of(b)
+    shared = [k for k in ma.index if k in mb.index]
+    label_a = a.model if a.model != b.model else a.run_id
+    label_b = b.model if a.model != b.model else b.run_id
+    out = []
+    for inst in dict.fromkeys(k[0] for k in shared):
+        rows = []
+        for key in (k for k in shared if k[0] == inst):
+            ra, rb = ma.loc[key], mb.loc[key]
+            va, vb = [_num(x) for x in (ra["value"], rb["value"])]
+            bounds = [_num(x) for x in (ra["ci_low"], ra["ci_high"], rb["ci_low"], rb["ci_high"])]
+            if va is None or vb is None:
+                diff = "–"
+            elif any(x is None for x in bounds):
+                diff = fmt(va - vb)
+            else:
+                diff = fmt_ci(*mover_difference(va, bounds[0], bounds[1], vb, bounds[2], bounds[3]))
+            rows.append([str(key[1]), LABELS.get(key[2], key[2]), fmt_ci(ra["value"], ra["ci_low"], ra["ci_high"]),
+                         fmt_ci(rb["value"], rb["ci_low"], rb["ci_high"]), diff])
+        notes = [f"A = {a.run_id} ({a.model}), B = {b.run_id} ({b.model}). A − B interval from the two runs' "
+                 "95% intervals (MOVER, Zou & Donner 2008): exact for independent runs, too wide (conservative) "
+                 "when they share personas."]
+        out.append(Table(f"{inst} — A vs B (value [95% CI])", ["dimension", "metric", f"A: {label_a}",
+                                                              f"B: {label_b}", "A − B"], rows, notes))
+    return out

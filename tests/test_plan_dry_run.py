@@ -63,3 +63,29 @@ def test_example_prompt_of_a_context_study_shows_its_conversation(tmp_path: Path
     first = json.loads(msgs)[0]["content"]
     prompt = tables.info["example_prompt"]
     assert first[:40] in prompt
+
+
+def test_show_fits_80_and_120_columns_and_prints_every_dimension(tmp_path: Path):
+    """show on a synthetic run: every line within the terminal width, each instrument's own dimensions, no
+    empty headline row, and the g grid with --effects."""
+    import io
+
+    from rich.console import Console
+
+    import valuescope.cli as cli
+
+    (res,) = run_study(_demo(tmp_path / "out"))
+    for width in (80, 120):
+        buf = io.StringIO()
+        saved = cli.out
+        cli.out = Console(width=width, file=buf, force_terminal=False)
+        try:
+            result = CliRunner().invoke(app, ["show", res.run_id, "--dir", str(tmp_path / "out"), "--effects"])
+        finally:
+            cli.out = saved
+        text = buf.getvalue()
+        assert result.exit_code == 0, result.output
+        assert max(len(line) for line in text.splitlines()) <= width
+        for dim in ("Authority", "Fairness", "Harm", "Ingroup", "Purity"):
+            assert dim in text
+        assert "inert_hard" in text and "Hedges' g" in text and "│ –" not in text.split("Hedges' g")[0]

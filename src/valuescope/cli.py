@@ -421,7 +421,7 @@ def _print_headline(store_dir: Path, run_id: str) -> None:
     with _open_store(store_dir) as store:
         tables = load_run(store, run_id)
     _print_position(tables.model, tables.metrics)
-    _print_metrics_or_why(tables, f"{tables.model}: headline metrics (hard = answers, soft = probabilities)")
+    _print_metrics_or_why(tables, f"{tables.model}: headline")
     _print_congruence(tables)
     _print_notes(tables.metrics)
     _print_geometry(tables)
@@ -445,7 +445,10 @@ def _print_metrics_or_why(tables, title: str) -> None:
         out.print(f"{tables.run_id}: no answers stored, so no metrics (run the study again to answer its queries)",
                   highlight=False)
         return
-    _print_frame(_compact(metricsmod.headline(tables.metrics)), title=title)
+    head = metricsmod.headline(tables.metrics)
+    for inst, g in head.groupby("instrument", sort=False):
+        for part, frame in _compact(g).items():
+            _print_frame(frame, title=f"{title}: {inst}, {part}")
 
 
 def _print_geometry(tables) -> None:
@@ -462,34 +465,31 @@ def _print_geometry(tables) -> None:
                  title=f"{tables.model}: persona space and steering (docs/geometry.md)", max_rows=200)
 
 
-def _compact(head):
-    """The headline table for a terminal: run and model are in the title; value [CI] in one cell; every
-    column keeps its reading (hard = answers, soft = probabilities)."""
+def _compact(head) -> dict:
+    """The headline table of one instrument for a terminal, split so each part fits 80 columns: the answers
+    (hard: inertia and steerability with CIs, permutation p) and the probabilities (soft) with the answers'
+    concentration. Every column keeps its reading (hard = answers, soft = probabilities); value [CI] in one
+    cell, in the shared number format; the context column only when there are several."""
     import pandas as pd
 
+    from valuescope.output.numbers import fmt_ci, fmt_num
+
     def ci(row, m):
-        v, lo, hi = row[m], row[f"{m}_low"], row[f"{m}_high"]
-        if v != v:
-            return "–"
-        return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo == lo and hi == hi else "")
+        return fmt_ci(row[m], row[f"{m}_low"], row[f"{m}_high"])
 
-    def num(v):
-        return "–" if v != v else f"{v:.3f}"
-
-    rows = []
+    several = head["context"].nunique() > 1
+    hard, soft = [], []
     for _, r in head.iterrows():
-        rows.append({
-            "instrument": r["instrument"], "context": r["context"], "dimension": r["dimension"],
-            "inert_hard": ci(r, "inertia_hard"), "inert_soft": num(r["inertia_soft"]),
-            "steer_hard": ci(r, "steerability_jsd_hard"), "p_hard": num(r["steerability_p_hard"]),
-            "steer_soft": ci(r, "steerability_jsd_soft"), "p_soft": num(r["steerability_p_soft"]),
-            "top1_hard": num(r["top1_share_hard"]), "top2adj_hard": num(r["top2_adjacent_hard"]),
-            "rank_order": num(r["rank_order"]), "n": str(int(r["n"])),
-        })
-    frame = pd.DataFrame(rows)
-    if len(frame) and (frame["rank_order"] == "–").all():
-        frame = frame.drop(columns="rank_order")
-    return frame
+        key = ({"context": r["context"]} if several else {}) | {"dimension": r["dimension"]}
+        hard.append({**key, "inert_hard": ci(r, "inertia_hard"), "steer_hard": ci(r, "steerability_jsd_hard"),
+                     "p_hard": fmt_num(r["steerability_p_hard"]), "n": str(int(r["n"]))})
+        soft.append({**key, "inert_soft": fmt_num(r["inertia_soft"]), "steer_soft": ci(r, "steerability_jsd_soft"),
+                     "p_soft": fmt_num(r["steerability_p_soft"]), "top1_hard": fmt_num(r["top1_share_hard"]),
+                     "top2adj_hard": fmt_num(r["top2_adjacent_hard"]), "rank_order": fmt_num(r["rank_order"])})
+    soft_frame = pd.DataFrame(soft)
+    if len(soft_frame) and (soft_frame["rank_order"] == "–").all():
+        soft_frame = soft_frame.drop(columns="rank_order")
+    return {"answers (hard)": pd.DataFrame(hard), "probabilities (soft) and concentration": soft_frame}
 
 
 def _print_frame(df, title: str, max_rows: int = 80) -> None:
@@ -560,7 +560,7 @@ def show(
             out.print(Text.assemble(
                       ("mixed readings:", "yellow"), " full distributions (logprobs) and parsed one-hot answers are "
                       "kept apart: metrics use the logprob answers only (see the 'mixed_readings' rows)"))
-        _print_metrics_or_why(tables, "headline (hard = answers, soft = probabilities)")
+        _print_metrics_or_why(tables, "headline")
         _print_congruence(tables)
         _print_notes(tables.metrics)
         _print_geometry(tables)
@@ -608,7 +608,7 @@ def _print_report_table(t) -> None:
         table.add_row(*row)
     out.print(table)
     for n in t.notes:
-        out.print(f"note: {n}", highlight=False, soft_wrap=True)
+        out.print(f"note: {n}", highlight=False)
 
 
 def _show_json(directory: Path, run_ids: list[str], all_metrics: bool) -> None:
@@ -660,7 +660,7 @@ def _print_notes(metrics) -> None:
     m = metrics[metrics["metric"].isin(keys) & (metrics["note"].astype(str) != "")]
     for note, g in m.groupby("note", sort=True):
         names = ", ".join(sorted(set(g["metric"])))
-        out.print(f"note ({names}): {note}", highlight=False, soft_wrap=True)
+        out.print(f"note ({names}): {note}", highlight=False)
 
 
 def _compare(a, b):

@@ -79,6 +79,7 @@ def test_run_resume_show_export(tmp_path):
     first = vs("run", str(study), "--no-report", "-q", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "24 queries planned, 0 already stored, 24 new" in first.stdout
+    assert "inert_hard" not in first.stdout  # -q: one line per run, no tables
     store = tmp_path / "out" / "valuescope.sqlite"
     con = sqlite3.connect(store)
     rows = con.execute("SELECT key, probs FROM responses").fetchall()
@@ -105,6 +106,7 @@ def test_run_resume_show_export(tmp_path):
     pair = vs("show", "small", "free", "--dir", str(tmp_path / "out"))
     assert pair.returncode == 0, pair.stderr
     assert "ablation pair (forced_free)" in pair.stdout and "forced_free_rho_hard" in pair.stdout
+    assert "A − B" in pair.stdout  # the two runs' values and their difference, with intervals
     exported = vs("export", "small", "--dir", str(tmp_path / "out"), "--out", str(tmp_path / "exp"))
     assert exported.returncode == 0, exported.stderr
     resp = pd.read_parquet(tmp_path / "exp" / "responses.parquet")

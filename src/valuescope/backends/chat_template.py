@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,16 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from valuescope.backends.base import BackendError
 from valuescope.core.types import Message
+
+#: the layout of a model without a chat template (a base model): the system text, then "User: " and
+#: "Assistant: " turns separated by blank lines; the answer prefix follows the last "Assistant: "
+PLAIN_LAYOUT = (
+    "{{ bos_token }}{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
+    "{% elif m['role'] == 'user' %}User: {{ m['content'] }}\n\n"
+    "{% else %}Assistant: {{ m['content'] }}\n\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}Assistant: {% endif %}"
+)
 
 
 class _TemplateRaised(Exception):
@@ -50,10 +61,15 @@ class ChatTemplate:
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any], model_path: Path) -> ChatTemplate:
+        """The GGUF's own template; a base model without one gets :data:`PLAIN_LAYOUT` and one warning line
+        on stderr."""
         source = metadata.get("tokenizer.chat_template")
+        add_bos = str(metadata.get("tokenizer.ggml.add_bos_token", "false")) == "true"
         if not source:
-            raise BackendError(f"{model_path} has no chat template in its metadata (tokenizer.chat_template)")
-        return cls(source=source, add_bos=str(metadata.get("tokenizer.ggml.add_bos_token", "false")) == "true")
+            print(f"warning: {model_path} has no chat template (a base model?): prompts use the plain layout "
+                  "(the system text, then 'User: ' and 'Assistant: ' turns; docs/backends.md)", file=sys.stderr)
+            return cls(source=PLAIN_LAYOUT, add_bos=add_bos)
+        return cls(source=source, add_bos=add_bos)
 
     @property
     def stop(self) -> list[str]:

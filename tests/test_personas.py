@@ -266,7 +266,7 @@ def test_jsonl_personas(tmp_path):
         ("a.csv", "who,text\nA,B\n", "needs a 'description' column"),
         ("a.csv", "description,age\nYou are A.,3,extra\n", "line 2: expected 2 columns"),
         ("a.csv", "description,age\n,3\n", "line 2: 'description' is missing or empty"),
-        ("a.csv", "description,gender\nYou are A.,robot\n", "gender must be male or female"),
+        ("a.csv", "description,gender\nYou are A.,42\n", "gender must be a word"),
         ("a.jsonl", '{"description": "ok"}\n{"description": \n', "line 2: invalid JSON"),
         ("a.jsonl", '["You are A."]\n', "line 1: each line must be a JSON object"),
         ("a.jsonl", '{"description": "A", "x": {"y": 1}}\n', "field 'x'"),

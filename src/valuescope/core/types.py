@@ -110,7 +110,7 @@ class Persona:
     kind: Literal["baseline", "wvs", "named", "text"]
     description: str | None
     name: str | None = None
-    gender: Literal["male", "female"] | None = None
+    gender: str | None = None  # "male", "female", or another gender as the persona file gives it (lower case)
     attributes: dict[str, str] = field(default_factory=dict)
     population: str = ""  # which source produced it, e.g. "wvs:seed=111", "tolkien"
     set_seed: int | None = None  # persona-set seed (Lee et al. draw sets with 111/333/555)

@@ -21,7 +21,8 @@ Sources (``valuescope.study.spec.PopulationSpec.sources``), expanded in order af
 ``file``
     Free-text personas: ``.txt`` (one per line; blank lines and lines starting with ``#`` are
     skipped), ``.csv`` or ``.jsonl`` with a ``description`` column/field, optional ``id``,
-    ``name`` and ``gender`` (male/female/m/f/man/woman or empty) and any other columns kept as
+    ``name`` and ``gender`` (male/female/m/f/man/woman, another gender such as non-binary, or empty) and any
+    other columns kept as
     attributes (an empty or null value is recorded as "n/a").
 
 The baseline (no persona) is :data:`valuescope.core.types.BASELINE`: no persona message at all.
@@ -171,13 +172,16 @@ def named_personas(list_name: str, limit: int | None = None,
 # --------------------------------------------------------------------------- files
 
 
-def _gender(value: Any, where: str) -> Literal["male", "female"] | None:
+def _gender(value: Any, where: str) -> str | None:
+    """male / female (m, f, man, woman), any other gender as written (lower case, e.g. "non-binary"; the
+    instruments' wording falls back to a gender-neutral one), or None when empty."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    g = _GENDER_WORDS.get(str(value).strip().lower())
-    if g is None:
-        raise SpecError(f"{where}: gender must be male or female (or empty), got {value!r:.40}")
-    return g  # type: ignore[return-value]
+    text = str(value).strip().lower()
+    if len(text) > 40 or not text.replace("-", "").replace(" ", "").isalpha():
+        raise SpecError(f"{where}: gender must be a word such as male, female or non-binary (or empty), "
+                        f"got {value!r:.40}")
+    return _GENDER_WORDS.get(text, text)
 
 
 def _attr_value(value: Any, where: str) -> str:

@@ -14,6 +14,8 @@ from valuescope.study.spec import SpecError
 
 WORDING_REQUESTS = ("auto", "male", "female", "you", "default")
 GENDERED = ("male", "female")
+#: gender-neutral wordings, in order of preference, for a persona whose gender is neither of GENDERED
+NEUTRAL_WORDINGS = ("neutral", "you", "first")
 
 GENERATED = ("evidence", "dilemmas")  # instruments built by code from a seed (see instrument_for_ref)
 
@@ -41,7 +43,9 @@ def choose_wording(instrument: Instrument, requested: str, gender: str | None) -
       of the instrument's wordings, the persona's gender (PVQ-40, as in Kovac et al. 2024); otherwise the
       default. So a persona without a gender (the baseline, a free-text persona) gets the default
       ("male" for the PVQ-40), and an instrument whose default is not gendered keeps it for everyone
-      (the PVQ-RR's default is the second-person "you", as in Lee et al. 2024).
+      (the PVQ-RR's default is the second-person "you", as in Lee et al. 2024). A persona with another
+      gender (e.g. "non-binary") gets the instrument's first gender-neutral wording (``NEUTRAL_WORDINGS``:
+      the PVQ-40's first-person "first"), else the default.
     """
     if requested not in WORDING_REQUESTS and requested not in instrument.wordings:
         raise SpecError(
@@ -59,6 +63,8 @@ def choose_wording(instrument: Instrument, requested: str, gender: str | None) -
         g = gender.lower() if isinstance(gender, str) else None
         if default in GENDERED and g in GENDERED and g in instrument.wordings:
             return g
+        if default in GENDERED and g:
+            return next((w for w in NEUTRAL_WORDINGS if w in instrument.wordings), default)
         return default
     if requested not in instrument.wordings:
         raise SpecError(

@@ -46,6 +46,7 @@ HEADLINE_ORDER = [
     "var_between",
     "seed_corr_dimension",
 ]
+HEADLINE_COLUMNS_PER_TABLE = 5  #: metric columns per headline table: wider tables are split so each fits a page
 _NOT_HEADLINE = {"convergence_var", "position_bias_hard", "position_bias_soft", *PAIR_METRICS}
 
 
@@ -171,8 +172,17 @@ def headline_tables(runs: list[RunData]) -> list[Table]:
                     cells.append(fmt_ci(*x.iloc[0][["value", "ci_low", "ci_high"]]) if len(x) else "–")
                 rows.append(([dim, model] if several else [dim]) + cells)
         notes = sorted({str(n) for n in d.get("note", pd.Series(dtype=object)).dropna() if str(n).strip()})
+        keys = 2 if several else 1
         header = (["dimension", "model"] if several else ["dimension"]) + [LABELS.get(x, x) for x in metrics]
-        out.append(Table(f"{inst} — headline metrics (value [95% CI])", header, rows, notes))
+        # a metric column with no value and a row with no value say nothing: left out (their notes stay)
+        keep = [j for j in range(keys, len(header)) if any(r[j] != "–" for r in rows)]
+        rows = [r for r in rows if any(r[j] != "–" for j in keep)]
+        parts = [keep[i:i + HEADLINE_COLUMNS_PER_TABLE] for i in range(0, len(keep), HEADLINE_COLUMNS_PER_TABLE)]
+        for n, cols in enumerate(parts, start=1):
+            part = f", part {n} of {len(parts)}" if len(parts) > 1 else ""
+            out.append(Table(f"{inst} — headline metrics (value [95% CI]){part}",
+                             header[:keys] + [header[j] for j in cols],
+                             [r[:keys] + [r[j] for j in cols] for r in rows], notes if n == len(parts) else []))
     return out
 
 
@@ -199,13 +209,16 @@ def effects_tables(run: RunData, alpha: float = 0.05, context: str | None = None
         if len(missing):
             why = missing["note"].astype(str).str.replace(r" \(n = .*\)$", "", regex=True).value_counts()
             notes += [f"{n} of {len(g)} cells have no g: {w}" for w, n in why.items() if w]
+        if not ok["shown"].any():
+            rows = [r[:-1] for r in rows]
+            notes.append(f"no cell has q < {alpha:g}: no interval adjusted for selection to show")
         notes.append(f"q: Benjamini-Hochberg over the {int(pd.to_numeric(g['q'], errors='coerce').notna().sum())} "
                      f"tested cells of this grid; adjusted CI: the interval of a cell with q < {alpha:g}, widened "
                      "for the selection (false coverage rate, Benjamini & Yekutieli 2005); '–' = not selected.")
         ctx_s = f", context {ctx}" if ctx not in (None, "none") else ""
+        header = ["contrast", "n level/ref", "dimension", "g [95% CI]", "q", "adjusted CI"]
         out.append(Table(f"{inst} — Hedges' g of persona attributes{ctx_s} — {run.model}",
-                         ["contrast", "n level/ref", "dimension", "g [95% CI]", "q", "adjusted CI"],
-                         rows, notes))
+                         header[:len(rows[0])] if rows else header, rows, notes))
     return out
 
 

@@ -14,7 +14,6 @@ from browser import distinct_colours, find_chromium, open_page
 from matplotlib.container import BarContainer
 from report_fixtures import SCRIPT, make_run
 
-from valuescope.output.numbers import fmt_num
 from valuescope.output.report import RunData, render, write_report
 from valuescope.output.report import figures_answers as fa
 from valuescope.output.report import figures_metrics as fm

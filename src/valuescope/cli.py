@@ -486,10 +486,11 @@ def _compact(head) -> dict:
         soft.append({**key, "inert_soft": fmt_num(r["inertia_soft"]), "steer_soft": ci(r, "steerability_jsd_soft"),
                      "p_soft": fmt_num(r["steerability_p_soft"]), "top1_hard": fmt_num(r["top1_share_hard"]),
                      "top2adj_hard": fmt_num(r["top2_adjacent_hard"]), "rank_order": fmt_num(r["rank_order"])})
-    soft_frame = pd.DataFrame(soft)
-    if len(soft_frame) and (soft_frame["rank_order"] == "–").all():
-        soft_frame = soft_frame.drop(columns="rank_order")
-    return {"answers (hard)": pd.DataFrame(hard), "probabilities (soft) and concentration": soft_frame}
+    def drop_empty(frame):  # a column with no value says nothing (the notes say why)
+        return frame[[c for c in frame.columns if not (len(frame) and (frame[c] == "–").all())]]
+
+    return {"answers (hard)": drop_empty(pd.DataFrame(hard)),
+            "probabilities (soft) and concentration": drop_empty(pd.DataFrame(soft))}
 
 
 def _print_frame(df, title: str, max_rows: int = 80) -> None:

@@ -18,10 +18,10 @@ import pandas as pd
 
 from valuescope.analysis.metrics import compute_metrics, effects_grid
 from valuescope.analysis.scoring import score_personas
-from valuescope.study.synthetic_spec import SyntheticSpec
 from valuescope.known_truth.simulate import prepare
 from valuescope.known_truth.truth import truth_tables, with_truth
 from valuescope.study.spec import study_from_dict
+from valuescope.study.synthetic_spec import SyntheticSpec
 
 STUDY = {"name": "known-truth", "report": False, "models": [{"name": "syn", "backend": "synthetic"}],
          "instruments": [{"name": "mfq30"}, {"name": "pvq40"}],

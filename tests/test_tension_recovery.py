@@ -193,21 +193,27 @@ def _mr_sim():
         "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 50, "seeds": [111], "identity": True}]}}))
 
 
-def _replicate(sim, spec: SyntheticSpec, reps: int, *, n_boot: int = 200, n_perm: int = 200):
+def _replicate(sim, spec: SyntheticSpec, reps: int, *, n_boot: int = 200, n_perm: int = 200,
+               measure: str = "soft", kind: str = "political"):
     """kahan_stats of ``reps`` replications (new persona, query and repeat draws; the tables stay). The
     evidence table is built once (``evidence_table``, tested above); each replication only replaces its
-    accuracies with the new answers' probability on the correct option."""
+    accuracies with the new answers' probability on the correct option (soft) or whether the most probable
+    option is the correct one (hard), on the ``kind`` topics (political, or the neutral control)."""
     from valuescope.analysis.metrics.congruence import contrasts, kahan_stats
     from valuescope.analysis.metrics.tension import evidence_table
 
     table = evidence_table(sim.responses(spec), sim.instruments)
     assert (table["item_id"].to_numpy() == sim.static["item_id"].to_numpy()).all()  # one row per query, in order
-    political = (table["kind"] == "political").to_numpy()
+    sel = (table["kind"] == kind).to_numpy()
+    assert sel.any()
     correct = table["correct"].to_numpy(dtype=int)
     for r in range(reps):
         probs = sim.probs(spec.model_copy(update={"seed": 1000 + r}))
-        tab = table.assign(soft=probs[np.arange(len(probs)), correct])[political]
-        yield kahan_stats(contrasts(tab, "soft"), np.random.default_rng(r), n_boot=n_boot, n_perm=n_perm)
+        y = probs[np.arange(len(probs)), correct]
+        if measure == "hard":
+            y = (np.nanargmax(probs, axis=1) == correct).astype(float)
+        tab = table.assign(**{measure: y})[sel]
+        yield kahan_stats(contrasts(tab, measure), np.random.default_rng(r), n_boot=n_boot, n_perm=n_perm)
 
 
 NULL_MODELS = {
@@ -235,24 +241,45 @@ def test_own_lean_through_the_synthetic_model():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("measure", ["soft", "hard"])
 @pytest.mark.parametrize("model", sorted(NULL_MODELS))
-def test_no_motivated_reasoning_false_positive_rate(model):
-    """500 replications of a model with no identity effect: the interaction's permutation p and each side's
-    vs-baseline p reject at 0.05 in at most 7% of them (measured: docs/metrics.md). 500, not 200: a test
-    whose true rate is 0.05 exceeds 0.07 in 8% of 200-replication runs, in 2% of 500-replication ones."""
+def test_no_motivated_reasoning_false_positive_rate(model, measure):
+    """500 replications of a model with no identity effect, on both readings (soft: probability on the
+    correct option; hard: the most probable option is the correct one): the interaction's permutation p and
+    each side's vs-baseline p reject at 0.05 in at most 7% of them (measured: docs/metrics.md). 500, not 200:
+    a test whose true rate is 0.05 exceeds 0.07 in 8% of 200-replication runs, in 2% of 500-replication ones.
+    The hard reading is the one the tables' bootstrap failed (0.40): a leaning model is right on nearly every
+    pair, so the baseline often scores the same on all 8 pairs and the tables' spread read as ~0."""
     sim = _mr_sim()
-    out = list(_replicate(sim, NULL_MODELS[model], 500))
+    out = list(_replicate(sim, NULL_MODELS[model], 500, n_boot=100, measure=measure))
     for key in ("all:p", "liberal:vs_baseline_p", "conservative:vs_baseline_p"):
         rate = float(np.mean([o[key] <= 0.05 for o in out]))
-        assert rate <= 0.07, (model, key, rate)
+        assert rate <= 0.07, (model, measure, key, rate)
     for key in ("all:diff", "liberal:vs_baseline", "conservative:vs_baseline"):  # the CIs agree with the tests
         miss = float(np.mean([not o[f"{key}_lo"] <= 0.0 <= o[f"{key}_hi"] for o in out]))
-        assert miss <= 0.07, (model, key, miss)
+        assert miss <= 0.07, (model, measure, key, miss)
     # and a persona-specific lean (persona_sd 1) does not move the interaction either
-    if model == "lean":
+    if model == "lean" and measure == "soft":
         noisy = NULL_MODELS[model].model_copy(update={"persona_sd": 1.0})
         rate = float(np.mean([o["all:p"] <= 0.05 for o in _replicate(sim, noisy, 500, n_boot=0)]))
         assert rate <= 0.07, rate
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("measure", ["soft", "hard"])
+def test_own_lean_vs_baseline_false_positive_rate_on_the_page_design(measure):
+    """The own-lean case as docs/known_truth.md builds it (benchmarks/known_truth_page.py: 40 WVS personas,
+    evidence seed 3, the default balanced order, query_sd 0.3), political topics and the neutral control:
+    each side's vs-baseline p rejects in at most 7% of 300 replications on both readings."""
+    sim = prepare(study_from_dict({
+        "name": "lean", "instruments": [{"name": "evidence", "n_items": 24, "seed": 3}],
+        "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 40, "seeds": [111], "identity": True}]}}))
+    spec = SyntheticSpec(persona_sd=0.0, query_sd=0.3, baseline=_lean(0.4))
+    for kind in ("political", "neutral"):
+        out = list(_replicate(sim, spec, 300, n_boot=0, n_perm=0, measure=measure, kind=kind))
+        for key in ("liberal:vs_baseline_p", "conservative:vs_baseline_p"):
+            rate = float(np.mean([o[key] <= 0.05 for o in out]))
+            assert rate <= 0.07, (kind, measure, key, rate)
 
 
 @pytest.mark.slow

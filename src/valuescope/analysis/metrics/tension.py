@@ -22,7 +22,8 @@ with a side each complete pair has one congruent and one incongruent member. For
   motivated reasoning is reported next to it (:mod:`valuescope.analysis.metrics.congruence`): the identity
   x conclusion interaction with the sides weighted equally (the ``all`` row: ``(D_lib + D_con) / 2``, p from
   permuting identity labels across personas) and each side's D minus the baseline's D coded the same way
-  (``bias_vs_baseline``, CI and p from a bootstrap over personas and tables).
+  (``bias_vs_baseline``, CI and p from its variance given the tables, the baseline's borrowed from the
+  personas: congruence.py).
 
 A model without motivated reasoning (a persona-blind model, a model that always answers "better", a
 letter-biased model, a model with its own lean) scores interaction = 0 and bias_vs_baseline = 0 up to

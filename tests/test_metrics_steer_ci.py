@@ -45,3 +45,42 @@ def test_a_real_persona_effect_keeps_a_ci_above_zero():
                                 persona_shift=0.6, concentration=200.0, seed=3)
     value, lo, hi = _steer(df)
     assert value > 0.01 and 0 < lo <= value <= hi
+
+
+def test_baseline_answers_to_one_query_under_several_orders_count_as_one_draw():
+    """Hand-computed: 2 items x 2 orders, 4 personas each answering both items under one order (w_s = 1/4), a
+    baseline answering each (item, order) once. Its two orders of an item are one query asked again (their
+    noise is shared): var(p_base) = sum over queries of (sum of its answers' w_s)^2 = 2 * (1/2)^2 = 0.5 times
+    the answer covariance, not sum_s w_s^2 = 0.25 (independent answers); a second repeat is a new query."""
+    import numpy as np
+    import pandas as pd
+
+    from valuescope.analysis.metrics.steerability import baseline_spread
+
+    probs = [[0.6, 0.4], [0.2, 0.8], [0.5, 0.5], [0.9, 0.1]]
+    rows = []
+    for u in range(4):
+        for j, item in enumerate(("a", "b")):
+            p = probs[(u + j) % 4]
+            rows.append({"condition": "persona", "persona_id": f"p{u}", "item_id": item, "option_order": str(u % 2),
+                         "repeat": 0, "p_1": p[0], "p_2": p[1], "argmax": 1 + int(p[1] > p[0]), "valid": True})
+    for repeat in (0, 1):
+        for item in ("a", "b"):
+            for order in ("0", "1"):
+                rows.append({"condition": "baseline", "persona_id": "baseline", "item_id": item,
+                             "option_order": order, "repeat": repeat, "p_1": 0.5, "p_2": 0.5, "argmax": 1,
+                             "valid": True})
+    df = pd.DataFrame(rows)
+    pers = df[df["condition"] == "persona"]
+    one = df[(df["condition"] == "baseline") & (df["repeat"] == 0)]
+    cov_one = baseline_spread(match_strata(one, pers, 2), "soft", [], 2, conversation=False).cov
+    # the answers' independent reading, for the hand-computed ratio: each baseline answer its own query
+    cov_indep = baseline_spread(match_strata(one.drop(columns="item_id").assign(
+        item_id=one["item_id"] + one["option_order"]), pers.assign(item_id=pers["item_id"] + pers["option_order"]),
+        2), "soft", [], 2, conversation=False).cov
+    assert np.abs(cov_one).max() > 0
+    np.testing.assert_allclose(cov_one, 2.0 * cov_indep)  # 0.5 / 0.25
+    # two repeats: each stratum holds 2 answers (weight w_s / 2 each), 4 queries of weight 1/4: 4 / 16 = 0.25
+    two = df[df["condition"] == "baseline"]
+    cov_two = baseline_spread(match_strata(two, pers, 2), "soft", [], 2, conversation=False).cov
+    np.testing.assert_allclose(cov_two, cov_one / 2.0)

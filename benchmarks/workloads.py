@@ -75,6 +75,7 @@ def requests_for(study: Study, backend: Any) -> list[ScoreRequest]:
 def demo(n_personas: int = 12, items: Sequence[str] | None = None, system_role: bool = True) -> list[ScoreRequest]:
     study = Study(
         name="bench",
+        option_order="permute-persona",  # the workloads measured in docs/performance.md (one order per condition)
         instruments=[InstrumentRef(name="mfq30", items=list(items) if items else None)],
         population=PopulationSpec(baseline=True, sources=[WVSSource(n=n_personas, seeds=[111])]),
     )
@@ -85,6 +86,7 @@ def stability(backend: Any, n_personas: int = 4, items: Sequence[str] | None = N
     """``backend`` must generate (it simulates the conversations)."""
     study = Study(
         name="bench",
+        option_order="permute-persona",  # the workloads measured in docs/performance.md (one order per condition)
         instruments=[InstrumentRef(name="pvq40", items=list(items) if items else None)],
         population=PopulationSpec(baseline=True, sources=[NamedSource(list="tolkien", limit=n_personas)]),
         contexts=ContextsSpec(topics=["poem"], n_messages=[3], max_tokens=96),
@@ -97,6 +99,7 @@ def sequential(n_personas: int = 4, items: Sequence[str] | None = None, system_r
     """Each persona's questionnaire as one growing conversation (see the module docstring)."""
     study = Study(
         name="bench",
+        option_order="permute-persona",  # the workloads measured in docs/performance.md (one order per condition)
         instruments=[InstrumentRef(name="mfq30", items=list(items) if items else None)],
         population=PopulationSpec(baseline=True, sources=[WVSSource(n=n_personas, seeds=[111])]),
         administration="sequential",

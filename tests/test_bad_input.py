@@ -142,7 +142,8 @@ def cases(out: Path) -> list[tuple[str, dict[str, bytes]]]:
         ("personas: missing description", {"people.jsonl": jsonl([{"id": "p1", "name": "Ann"}])}),
         ("personas: description is a number", {"people.jsonl": jsonl([{"description": 7}])}),
         ("personas: name is a number", {"people.jsonl": jsonl([{"description": "A cook.", "name": 5}])}),
-        ("personas: bad gender", {"people.jsonl": jsonl([{"description": "A cook.", "gender": "sometimes"}])}),
+        # any word is a gender (non-binary and others: gender-neutral wording); a number is not
+        ("personas: bad gender", {"people.jsonl": jsonl([{"description": "A cook.", "gender": 42}])}),
         ("personas: nested attribute", {"people.jsonl": jsonl([{"description": "A cook.", "job": {"a": 1}}])}),
         ("personas: duplicate ids", {"people.jsonl": jsonl([PERSONAS[0], {**PERSONAS[1], "id": "p1"}])}),
         ("personas: a line is a list", {"people.jsonl": jsonl([PERSONAS[0], ["x"]])}),

@@ -39,7 +39,7 @@ def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
     data["output"] = str(tmp_path / "out")
     study_file = tmp_path / "study.yaml"
     study_file.write_text(yaml.safe_dump(data), encoding="utf-8")
-    res = subprocess.run([sys.executable, "-m", "valuescope", "run", str(study_file), "--quiet"],
+    res = subprocess.run([sys.executable, "-m", "valuescope", "run", str(study_file)],  # -q prints no table
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "right when the truth suits the identity" in res.stdout
@@ -51,7 +51,11 @@ def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
     for side in ("liberal", "conservative", "all"):
         row = m[(m.metric == "evidence_bias_diff_soft") & (m.dimension == side) & (m.instrument == "evidence")]
         assert len(row) == 1 and row["n"].item() == (2 if side == "all" else 1)
-        assert np.isfinite(row["value"].item()) and row["ci_low"].item() <= row["value"].item() <= row["ci_high"].item()
+        assert np.isfinite(row["value"].item())
+        if side == "all":  # the interaction's CI resamples personas within each side: one per side gives none
+            assert row[["ci_low", "ci_high"]].isna().all(axis=None)
+        else:  # a side's D with one persona: its CI is over the evidence tables, so it has one
+            assert row[["ci_low", "ci_high"]].notna().all(axis=None)
         assert len(m[(m.metric == "control_bias_diff_soft") & (m.dimension == side)]) == 2
     assert len(m[m.metric == "evidence_debias_change_soft"]) == 3
     summary = congruence_summary(m)

@@ -159,8 +159,8 @@ def test_preset_at_scale_through_the_cli_on_the_synthetic_backend(tmp_path):
     spec.write_text(yaml.safe_dump({"persona_sd": 0.0, "effects": _effects(d)}), encoding="utf-8")
     out = tmp_path / "out"
     res = subprocess.run([sys.executable, "-m", "valuescope", "run", "--preset", "tension-motivated-reasoning",
-                          "--scale", "0.1", "--model", f"backend=synthetic,name=truth,path={spec}", "-o", str(out),
-                          "--quiet"], capture_output=True, text=True, timeout=900)
+                          "--scale", "0.1", "--model", f"backend=synthetic,name=truth,path={spec}", "-o", str(out)],
+                         capture_output=True, text=True, timeout=900)  # without -q: run prints its tables
     assert res.returncode == 0, res.stderr[-2000:]
     assert "504 queries planned" in res.stdout  # (5 personas + baseline under 2 orders) x 24 items x 3 conditions
     assert "right when the truth suits the identity" in res.stdout

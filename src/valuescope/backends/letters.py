@@ -13,6 +13,7 @@ tokens (with top-k logprobs only the top k are seen, so it is ``1 - letter mass 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -83,7 +84,7 @@ def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
-class TokenLevel:
+class TokenLevel(ABC):
     """What the backends that evaluate prompts themselves (llama.cpp, hf) share: the prompt text of a request,
     the token ids that spell each letter, the letter distribution from next-token logits and the canonical
     split points of a prompt. A subclass gives ``render_messages``, ``tokens``, ``token_text`` and
@@ -91,19 +92,22 @@ class TokenLevel:
 
     renders_locally = True  # Capabilities (backends.base): it evaluates its own rendering of each prompt
 
+    @abstractmethod
     def render_messages(self, messages: Sequence[Message]) -> str:
         """The chat-rendered messages with the assistant turn opened."""
-        raise NotImplementedError
 
+    @abstractmethod
     def tokens(self, text: str) -> list[int]:
-        raise NotImplementedError
+        """Token ids of ``text`` as the model tokenizes a prompt."""
 
+    @abstractmethod
     def token_text(self, tid: int) -> str:
-        raise NotImplementedError
+        """The text one token id spells."""
 
     @property
+    @abstractmethod
     def vocab_size(self) -> int:
-        raise NotImplementedError
+        """Number of token ids (the length of a logits row)."""
 
     def render(self, req: ScoreRequest) -> str:
         """The exact prompt text scored for a request (shown in the report)."""

@@ -153,13 +153,16 @@ def letter_model_responses(
     n_personas: int = 30, n_items: int = 6, *, persona_orders: list[tuple[int, ...]],
     baseline_orders: list[tuple[int, ...]], letter: tuple[float, ...] = LETTER_BIAS,
     content: tuple[float, ...] | None = None, w_letter: float = 1.0, concentration: float | None = None,
-    persona_shift: float = 0.0, seed: int = 0, dimension: str = "D",
+    persona_shift: float = 0.0, seed: int = 0, dimension: str = "D", noise: str = "answer",
 ) -> pd.DataFrame:
     """Answers of a persona-blind model whose letter distribution is ``w * letter + (1 - w) * content``
     (content in scale order, mapped to letters through the option order), optionally Dirichlet noise
     around it (``concentration``) and a persona effect that moves ``persona_shift`` of the content mass
     to the top option. Persona i is asked under ``persona_orders[i % len]``; the baseline once under each
-    of ``baseline_orders``. Letter j shows option ``order[j]``; ``p_*`` are in scale order."""
+    of ``baseline_orders``. Letter j shows option ``order[j]``; ``p_*`` are in scale order.
+    ``noise``: ``"answer"`` draws the Dirichlet noise for every answer afresh (an order adds noise of its own);
+    ``"query"`` draws it once per respondent and item, on the content, so one respondent's answers to an item
+    under several orders share it (the synthetic backend's query noise; what steerability's test assumes)."""
     rng = np.random.default_rng(seed)
     k = len(letter)
     lam = np.asarray(letter, float)
@@ -167,6 +170,7 @@ def letter_model_responses(
     units = [("baseline", "baseline", o) for o in baseline_orders]
     units += [("persona", f"p{i:03d}", persona_orders[i % len(persona_orders)]) for i in range(n_personas)]
     recs = []
+    shared_noise: dict[tuple[str, int], np.ndarray] = {}
     for cond, pid, order in units:
         o = np.asarray(order)
         c = con.copy()
@@ -175,7 +179,11 @@ def letter_model_responses(
             c[-1] += persona_shift
         mean_letter = w_letter * lam + (1 - w_letter) * c[o]  # letter j shows option o[j]
         for it in range(n_items):
-            pl = rng.dirichlet(concentration * mean_letter) if concentration else mean_letter
+            if noise == "query" and concentration:
+                shared = shared_noise.setdefault((pid, it), rng.dirichlet(concentration * c))
+                pl = w_letter * lam + (1 - w_letter) * shared[o]
+            else:
+                pl = rng.dirichlet(concentration * mean_letter) if concentration else mean_letter
             scale = np.empty(k)
             scale[o] = pl
             arg = int(np.argmax(scale))

@@ -64,7 +64,9 @@ def test_edge_cases_never_crash():
     assert np.isnan(inert["ci_low"]) and "fewer than 2 personas" in inert["note"]
     assert _one(m, "top1_share_hard", "Con")["value"] == 1.0
     assert _one(m, "steerability_jsd_soft", "Con")["value"] == pytest.approx(0.0)
-    assert _one(m, "steerability_p_soft", "Con")["value"] == 1.0
+    # one persona: no respondent-level test (its unit is the persona), and the note says so
+    p_soft = _one(m, "steerability_p_soft", "Con")
+    assert np.isnan(p_soft["value"]) and "fewer than 2 personas" in p_soft["note"]
     miss = _one(m, "inertia_soft", "Miss")
     assert np.isnan(miss["value"]) and "no valid answers" in miss["note"]
     assert _one(m, "valid_share", "Miss")["value"] == 0.0

@@ -62,15 +62,26 @@ class _Worker:
             self.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, BackendError) else str(exc)
         self.resolved = resolved
 
-    def info(self, queries: Sequence[Query]) -> dict[str, Any]:
-        """The backend's template facts and the example prompt, or the error that stopped it."""
+    def info(self, example: Query | None = None, known: dict[str, tuple[Message, ...]] | None = None
+             ) -> dict[str, Any]:
+        """The backend's template facts, the prompt of ``example`` after its conversation (stored ones in
+        ``known``, else simulated here: deterministic, #32), or the error that stopped it."""
         from valuescope.execution.session import example_prompt
 
         if self.error is not None:
             return {"error": self.error}
-        return {"system_role": self.session.system_role,
-                "batch_sensitive": self.session.caps.batch_sensitive,
-                "example": example_prompt(self.resolved, list(queries), self.backend)}
+        out: dict[str, Any] = {"system_role": self.session.system_role,
+                               "batch_sensitive": self.session.caps.batch_sensitive}
+        if example is not None:
+            held, self.session.known = dict(self.session.conversations), dict(known or {})
+            try:
+                conversation = self.session.conversation(example)
+                out["example"] = example_prompt(self.resolved, example, self.backend, conversation)
+            except Exception as exc:  # noqa: BLE001 - reported to the driver as one line
+                return {"error": f"{type(exc).__name__}: {exc}" if not isinstance(exc, BackendError) else str(exc)}
+            finally:  # the conversation is simulated again (identically) by the chunk that needs it, and stored then
+                self.session.conversations, self.session.fresh = held, []
+        return out
 
     def answer(self, chunk: list[Query], labels: list[str], known: dict[str, tuple[Message, ...]]
                ) -> tuple[str, Any, list[Any]]:
@@ -154,7 +165,7 @@ class RayExecutor:
         return [cls.remote(resolved, model) for _ in range(n)]
 
     def execute(self, job: Job) -> None:
-        from valuescope.execution.session import Session
+        from valuescope.execution.session import Session, example_query
 
         if getattr(job.resolved.study, "administration", "independent") == "sequential":
             raise SpecError("executor: ray runs independent administration only; run sequential administration "
@@ -162,14 +173,21 @@ class RayExecutor:
         ray = _ray()
         self.actors = actors = self._start(ray, job, len({prefix_group(q) for q in job.pending}))
         try:
-            shown = next((q for q in job.queries if not q.persona.is_baseline), job.queries[0])
-            infos = ray.get([a.info.remote([shown]) for a in actors])
+            infos = ray.get([a.info.remote() for a in actors])
             bad = next((i["error"] for i in infos if "error" in i), None)
             if bad is not None:
                 raise BackendError(bad)
             # the driver's session builds no prompts: it finds stored conversations and writes the store
             driver = Session(job.resolved, job.model, _Facts(infos[0]["system_role"]), job.store)  # type: ignore[arg-type]
-            driver.register = once(lambda: job.register(infos[0]["example"]))
+            shown = example_query(job.queries, driver.conversation_key)
+            if shown is not None:
+                key = driver.conversation_key(shown)
+                stored = job.store.conversation(key, run_id=shown.run_id) if key is not None else None
+                info = ray.get(actors[0].info.remote(shown, {key: stored} if stored is not None else {}))
+                if "error" in info:
+                    raise BackendError(info["error"])
+                infos[0]["example"] = info["example"]
+            driver.register = once(lambda: job.register(infos[0].get("example")))
             units = work_units(job.queries, job.pending, job.chunk_size, infos[0]["batch_sensitive"])
             self._drive(ray, job, units, actors, driver)
             stats = ray.get([a.stats.remote() for a in actors if a is not None], timeout=60)

@@ -27,7 +27,7 @@ from valuescope.backends.base import Backend, BackendError, check_instruments, s
 from valuescope.core.types import LetterScores, Query
 from valuescope.design.plan import batch_label, canonical_batches
 from valuescope.execution.sequential import chain_width, run_chains
-from valuescope.execution.session import Resolved, Session, example_prompt, make_backend
+from valuescope.execution.session import Resolved, Session, example_prompt, example_query, make_backend
 from valuescope.store.sqlite import Store
 from valuescope.study.spec import ModelSpec
 
@@ -235,10 +235,12 @@ class LocalExecutor:
                     study, job.model, backend, job.store, session, [q for q in job.queries if q.persona.is_baseline],
                     job.resolved.instruments_content)
             # registered with the first result written: a model that cannot answer at all (a server
-            # that is down) leaves the store exactly as it was
-            # the example prompt is taken when the first answers are written, so that a context study's
-            # example shows the conversation simulated for it
-            session.register = once(lambda: job.register(example_prompt(job.resolved, job.queries, backend, session)))
+            # that is down) leaves the store exactly as it was; a context study's example shows its conversation
+            def example() -> str | None:
+                q = example_query(job.queries, session.conversation_key)
+                return None if q is None else example_prompt(job.resolved, q, backend, session.conversation(q))
+
+            session.register = once(lambda: job.register(example()))
             if job.model.judge is not None and study.extraction == "generate":
                 session.judge = make_backend(job.model.judge)
             if study.administration == "sequential":  # each prompt shows the chain's earlier answers

@@ -180,24 +180,24 @@ class Session:
         return out
 
 
-def example_prompt(resolved: Resolved, queries: Sequence[Query], backend: Backend,
-                   session: Session | None = None) -> str | None:
-    """The exact text the model sees for one persona query (rendered through its template where the
-    backend renders locally), for the report. With ``session``: a query whose simulated conversation the
-    session already holds is preferred, and its prompt shows that conversation."""
-    if not queries:
+def example_query(queries: Sequence[Query], conversation_key: Callable[[Query], str | None]) -> Query | None:
+    """The query whose prompt the report shows, the same whichever executor runs the plan and in whatever order
+    its work comes back: the first persona query (plan order) that starts with a simulated conversation, else
+    the first persona query, else the first query."""
+    persona = [q for q in queries if not q.persona.is_baseline] or list(queries)
+    if not persona:
         return None
-    q = next((x for x in queries if not x.persona.is_baseline), queries[0])
-    conversation: tuple[Message, ...] = ()
-    if session is not None:
-        held = session.conversations
-        for x in queries:
-            memo = (x.persona.id, x.context.label, x.context.seed)
-            if not x.persona.is_baseline and held.get(memo):
-                q, conversation = x, held[memo]
-                break
+    return next((q for q in persona if conversation_key(q) is not None), persona[0])
+
+
+def example_prompt(resolved: Resolved, q: Query | None, backend: Backend,
+                   conversation: Sequence[Message] = ()) -> str | None:
+    """The exact text the model sees for query ``q`` (:func:`example_query`) after ``conversation``, rendered
+    through the model's template where the backend renders locally, for the report."""
+    if q is None:
+        return None
     inst = resolved.instrument_map[q.instrument]
-    req = score_request(persmod.persona_messages(q.persona, capabilities(backend).system_role), conversation,
+    req = score_request(persmod.persona_messages(q.persona, capabilities(backend).system_role), tuple(conversation),
                         inst.parts[q.part], inst.item(q.item_id), q.wording, q.option_order,
                         layout=resolved.study.layout, forced_choice=resolved.study.forced_choice,
                         answer_prefix=resolved.study.answer_prefix)

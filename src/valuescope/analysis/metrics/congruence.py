@@ -54,6 +54,7 @@ import pandas as pd
 from scipy import stats
 
 from valuescope.analysis.metrics._common import bootstrap_weights, percentile_ci, quiet
+from valuescope.analysis.metrics.intervals import t_interval
 
 SIDES = ("liberal", "conservative")
 SIGN = {"liberal": 1.0, "conservative": -1.0}
@@ -183,21 +184,6 @@ def interaction_p(c: Contrasts, rng: np.random.Generator, n_perm: int) -> float:
     perm = np.argsort(rng.random((n_perm, len(cbar))), axis=1) < n_lib  # a random liberal set per row
     null = np.abs((perm * cbar).sum(1) / n_lib - (~perm * cbar).sum(1) / (len(cbar) - n_lib))
     return float((1 + np.sum(null >= observed - 1e-12)) / (1 + n_perm))
-
-
-def t_interval(value: float, boot: np.ndarray, n_tables: int) -> tuple[float, float, float]:
-    """(lo, hi, p): ``value -/+ t_{Q-1} sqrt(Q/(Q-1)) SD*`` and the matching two-sided t test of 0, for a
-    mean over Q units (tables; or the personas of the smaller side) whose bootstrap SD is SD*."""
-    boot = boot[np.isfinite(boot)]
-    if n_tables < 2 or boot.size < 2 or not np.isfinite(value):
-        return float("nan"), float("nan"), float("nan")
-    df = n_tables - 1
-    se = float(np.std(boot, ddof=1)) * np.sqrt(n_tables / df)
-    half = float(stats.t.ppf(0.975, df)) * se
-    if se <= 1e-12:  # no spread at all (a deterministic model): rounding noise is not evidence
-        return value, value, (1.0 if abs(value) <= 1e-12 else 0.0)
-    p = float(2 * stats.t.sf(abs(value) / se, df))
-    return value - half, value + half, p
 
 
 def vs_baseline_interval(c: Contrasts, side: str) -> tuple[float, float, float, float]:

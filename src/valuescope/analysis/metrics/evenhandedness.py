@@ -19,7 +19,7 @@ Rating ``r`` = the probability-weighted scale value (``expected``; ``argmax_valu
 
 CIs: percentile bootstrap over personas (E, gap). C and C_s: the SD* of a joint bootstrap over personas and
 dilemmas, read as ``value -/+ t_{Q-1, 0.975} sqrt(Q/(Q-1)) SD*`` with Q the dilemmas (as
-``congruence.t_interval`` does for motivated reasoning's vs-baseline): the baseline is one respondent whose
+``intervals.t_interval`` does for motivated reasoning's vs-baseline): the baseline is one respondent whose
 per-dilemma values are shared by every persona, so dilemmas carry its noise, and with ~12 of them the
 bootstrap's spread understates the sampling spread (the percentile interval excluded 0 in 0.14 of
 persona-blind null replications for C_s, 0.06-0.09 for C). Measured rates: docs/metrics.md. A model that
@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from valuescope.analysis.metrics._common import group_rng, metric_row, metrics_frame, percentile_ci, quiet
-from valuescope.analysis.metrics.congruence import t_interval
+from valuescope.analysis.metrics.intervals import t_interval
 from valuescope.analysis.metrics.kinds import SIDES, instrument_kind, respondent_columns
 from valuescope.analysis.metrics.registry import MetricInputs, register
 from valuescope.core.types import Instrument

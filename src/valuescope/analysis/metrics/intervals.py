@@ -25,6 +25,9 @@ estimate of Spearman's bias at 40 personas is -0.003 for a true -0.014: resample
 both variables). A NaN leave-one-out value (the statistic undefined without that unit) is left out, and with
 fewer than 2 defined ones per group nothing is corrected and no interval is given. Measured coverage:
 docs/metrics.md ("Intervals").
+
+The other interval here, :func:`t_interval`, is for means over a few units (tables, dilemmas) whose bootstrap
+SD is given: a t interval and the matching t test (motivated reasoning, evenhandedness).
 """
 
 from __future__ import annotations
@@ -98,3 +101,18 @@ def jackknife_scalar(value: float, loo: np.ndarray | None, groups: np.ndarray | 
     est, lo, hi = jackknife(value, None if loo is None else np.asarray(loo, float).reshape(-1), groups,
                             lower=lower, upper=upper, alpha=alpha, interval=interval, extra_var=extra_var)
     return float(est), float(lo), float(hi)
+
+
+def t_interval(value: float, boot: np.ndarray, n_tables: int) -> tuple[float, float, float]:
+    """(lo, hi, p): ``value -/+ t_{Q-1} sqrt(Q/(Q-1)) SD*`` and the matching two-sided t test of 0, for a
+    mean over Q units (tables; or the personas of the smaller side) whose bootstrap SD is SD*."""
+    boot = boot[np.isfinite(boot)]
+    if n_tables < 2 or boot.size < 2 or not np.isfinite(value):
+        return float("nan"), float("nan"), float("nan")
+    df = n_tables - 1
+    se = float(np.std(boot, ddof=1)) * np.sqrt(n_tables / df)
+    half = float(stats.t.ppf(0.975, df)) * se
+    if se <= 1e-12:  # no spread at all (a deterministic model): rounding noise is not evidence
+        return value, value, (1.0 if abs(value) <= 1e-12 else 0.0)
+    p = float(2 * stats.t.sf(abs(value) / se, df))
+    return value - half, value + half, p

@@ -207,12 +207,15 @@ def _replicate(sim, spec: SyntheticSpec, reps: int, *, n_boot: int = 200, n_perm
     sel = (table["kind"] == kind).to_numpy()
     assert sel.any()
     correct = table["correct"].to_numpy(dtype=int)
+    # only the columns ``contrasts`` reads, selected once: filtering the wide table (persona attributes)
+    # in every replication took most of its time
+    slim = table.loc[sel, ["pair", "suits", "condition", "side", "unit"]].reset_index(drop=True)
     for r in range(reps):
         probs = sim.probs(spec.model_copy(update={"seed": 1000 + r}))
         y = probs[np.arange(len(probs)), correct]
         if measure == "hard":
             y = (np.nanargmax(probs, axis=1) == correct).astype(float)
-        tab = table.assign(**{measure: y})[sel]
+        tab = slim.assign(**{measure: y[sel]})
         yield kahan_stats(contrasts(tab, measure), np.random.default_rng(r), n_boot=n_boot, n_perm=n_perm)
 
 

@@ -64,9 +64,12 @@ def percentile_ci(boot: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np
     if boot.shape[0] == 0:
         nan = np.full(boot.shape[1:], np.nan)
         return nan, nan
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    if not np.isnan(boot).any():  # the same numbers as nanpercentile, without its per-column Python loop
+        lo, hi = np.percentile(boot, q, axis=0)
+        return lo, hi
     with np.errstate(all="ignore"), _quiet():
-        lo = np.nanpercentile(boot, 100 * alpha / 2, axis=0)
-        hi = np.nanpercentile(boot, 100 * (1 - alpha / 2), axis=0)
+        lo, hi = np.nanpercentile(boot, q, axis=0)
     return lo, hi
 
 

@@ -24,6 +24,21 @@ def embedded_backend():
     backend.close()
 
 
+@pytest.fixture(scope="session")
+def hf_embedded_backend():
+    """The embedded SmolLM2 GGUF read through transformers (the ``hf`` backend), loaded once per session:
+    dequantising the GGUF costs about a minute on 2 cores. Its results do not depend on earlier work (each
+    prefix group is evaluated from a fresh cache); a test that changes ``scheduler`` or ``batch_size``
+    restores it."""
+    if any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "gguf", "accelerate")):
+        pytest.skip("the hf extra is not installed (torch, transformers, gguf, accelerate)")
+    from valuescope.backends.hf import HFBackend
+
+    backend = HFBackend(batch_size=4)  # path None: the embedded GGUF through transformers
+    yield backend
+    backend.close()
+
+
 @pytest.fixture
 def reference_dir() -> Path:
     if not REFERENCE.is_dir():

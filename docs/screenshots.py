@@ -39,6 +39,7 @@ def main() -> None:
     from rich.console import Console
 
     import valuescope.cli as cli
+    import valuescope.cli.console as console
     from valuescope.execution.runner import run_study
     from valuescope.output.api import Run, write_report
     from valuescope.study import presets
@@ -52,11 +53,11 @@ def main() -> None:
         shoot(report, DOCS / "screenshot-report.png", WIDTH_PX, HEIGHT_PX)
 
         buf = io.StringIO()
-        cli.out = Console(width=COLUMNS, file=buf, force_terminal=False)
+        console.out = Console(width=COLUMNS, file=buf, force_terminal=False)
         try:
             cli.app(["show", res.run_id, "--dir", str(out), "--effects"], standalone_mode=False)
         finally:
-            cli.out = Console()
+            console.out = Console()
         text = buf.getvalue()
         lines = text.count("\n") + 1
         page = Path(tmp) / "show.html"

@@ -177,6 +177,25 @@ def test_no_private_names_of_other_modules():
     assert bad == []
 
 
+# the command line is a thin layer over the Python API: besides its own modules it imports the API (``output``),
+# the plain helpers of ``core`` (progress bar, failure lines), the version and the default results folder
+CLI_MAY_IMPORT = ("valuescope.cli", "valuescope.output", "valuescope.core")
+CLI_MAY_IMPORT_NAMES = {("valuescope", "__version__"), ("valuescope.study", "DEFAULT_DIR")}
+
+
+def test_cli_calls_the_api_only():
+    modules = _modules()
+    bad = []
+    for src, target, name, line in _imports(modules):
+        if not (src == "valuescope.cli" or src.startswith("valuescope.cli.")):
+            continue
+        owner = _owner(modules, target)
+        if owner.startswith(CLI_MAY_IMPORT) or (owner, name) in CLI_MAY_IMPORT_NAMES:
+            continue
+        bad.append(f"{src}:{line} -> {target}{'.' + name if name else ''}")
+    assert bad == []
+
+
 def test_every_package_is_in_a_layer():
     for module in _modules():
         _layer(module)

@@ -72,17 +72,17 @@ def test_show_fits_80_and_120_columns_and_prints_every_dimension(tmp_path: Path)
 
     from rich.console import Console
 
-    import valuescope.cli as cli
+    import valuescope.cli.console as console
 
     (res,) = run_study(_demo(tmp_path / "out"))
     for width in (80, 120):
         buf = io.StringIO()
-        saved = cli.out
-        cli.out = Console(width=width, file=buf, force_terminal=False)
+        saved = console.out
+        console.out = Console(width=width, file=buf, force_terminal=False)
         try:
             result = CliRunner().invoke(app, ["show", res.run_id, "--dir", str(tmp_path / "out"), "--effects"])
         finally:
-            cli.out = saved
+            console.out = saved
         text = buf.getvalue()
         assert result.exit_code == 0, result.output
         assert max(len(line) for line in text.splitlines()) <= width

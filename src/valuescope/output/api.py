@@ -15,86 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import ValidationError
 
 from valuescope.analysis.tables import RunTables, load_run
 from valuescope.execution.runner import RunResult
+from valuescope.output.studies import ModelLike as ModelLike
+from valuescope.output.studies import ModelSpec as ModelSpec
+from valuescope.output.studies import Study as Study
+from valuescope.output.studies import StudyLike as StudyLike
+from valuescope.output.studies import as_model, as_study
+from valuescope.output.studies import preset as preset
 from valuescope.store.sqlite import Store, StoreError, is_complete, iter_stores
 from valuescope.study import DEFAULT_DIR
-from valuescope.study import spec as specmod
-from valuescope.study.files import SpecError, format_error
 
 
 def open_store(directory: str | Path) -> Store:
     """A store opened for reading, as the CLI's ls/show/export/report do: a store of an older valuescope is a
     one-line :class:`StoreError` saying how to migrate it, never migrated silently."""
     return Store(directory, readonly=True)
-
-
-class Study(specmod.Study):
-    """A study built in Python: the same fields, defaults and validation as a study YAML file.
-
-    ``valuescope.Study(name="quick", instruments=[{"name": "mfq30", "items": ["HARMLESS"]}],
-    population={"sources": [{"kind": "wvs", "n": 3}]})``. A bad field raises
-    :class:`valuescope.SpecError` with the one-line message the CLI prints for the same YAML (with
-    ``study`` in place of the file name), e.g. ``study: field 'repeats': Input should be greater than or
-    equal to 1 (got 0)``. Nested blocks may be given as dicts or as :class:`ModelSpec` objects.
-    """
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            raise SpecError(format_error(err, "study")) from None
-
-    def replace(self, **changes: Any) -> Study:
-        """A validated copy with some fields changed: ``study.replace(name="quick", repeats=2)``."""
-        return Study(**{**self.model_dump(), **changes})
-
-
-class ModelSpec(specmod.ModelSpec):
-    """One model block built in Python (``valuescope.ModelSpec(name="qwen", backend="openai", ...)``),
-    validated like the ``models:`` entries of a study file; a bad field is a :class:`valuescope.SpecError`.
-    Anywhere a model is taken, a string in the ``--model`` syntax also works (``hf:ORG/NAME``, ``x.gguf``, ...)."""
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            raise SpecError(format_error(err, "model")) from None
-
-
-StudyLike = specmod.Study | str | Path | dict[str, Any]
-ModelLike = specmod.ModelSpec | str | dict[str, Any]
-
-
-def preset(name: str) -> Study:
-    """A shipped preset (``demo``, ``inertia``, ``stability``, ...) as a :class:`Study` to inspect or change."""
-    from valuescope.study import presets
-
-    return Study(**presets.load_preset(name).model_dump())
-
-
-def _as_study(study: StudyLike) -> specmod.Study:
-    if isinstance(study, specmod.Study):
-        return study
-    if isinstance(study, dict):
-        return specmod.study_from_dict(study, source="study")
-    if isinstance(study, Path) or str(study).endswith((".yaml", ".yml")) or Path(str(study)).is_file():
-        return specmod.load_study(study)
-    from valuescope.study import presets
-
-    return presets.load_preset(str(study))
-
-
-def _as_model(model: ModelLike) -> specmod.ModelSpec:
-    if isinstance(model, specmod.ModelSpec):
-        return model
-    if isinstance(model, dict):
-        return specmod.study_from_dict({"models": [model]}, source="model").models[0]
-    from valuescope.study.modelref import parse_model
-
-    return parse_model(str(model), "model")
 
 
 def json_safe(value: Any) -> Any:
@@ -200,6 +137,21 @@ class Run:
         from valuescope.analysis.metrics.ablation import compare_runs
 
         return compare_runs(self.responses, other.responses, self.study, other.study)
+
+    @property
+    def congruence(self) -> pd.DataFrame:
+        """Evidence instruments (paper 004): hard accuracy when the truth suits the persona's identity vs not,
+        with 95% CIs (empty when the run has no such rows)."""
+        from valuescope.analysis.metrics.tension import congruence_summary
+
+        return congruence_summary(self.metrics) if not self.metrics.empty else pd.DataFrame()
+
+    def truth(self) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """A synthetic model's ground truth beside the measured numbers: the metrics table with a ``truth``
+        column and the d grid's truth (``valuescope export`` writes both); None for any other model."""
+        from valuescope.known_truth.truth import run_truth
+
+        return run_truth(self.tables)
 
     def summary(self, report: str | Path | None = None) -> dict[str, Any]:
         """A JSON-safe summary (what ``valuescope run --json`` / ``show --json`` print): ids, counts,
@@ -366,6 +318,32 @@ def migrate_store(directory: str | Path) -> str | None:
                 f"backup: {store.backup}")
 
 
+def answer_counts(directory: str | Path, run_ids: Sequence[str]) -> tuple[int | None, int | None]:
+    """(answers stored, answers planned) of these runs in the store in ``directory``, read afresh: (None, None)
+    without a store, planned None when no run matches (a single id may be a prefix, as ``valuescope show``)."""
+    from valuescope.store.sqlite import STORE_NAME
+
+    if not (Path(directory) / STORE_NAME).is_file():
+        return None, None
+    ids = list(run_ids)
+    with open_store(directory) as store:
+        known = {r["run_id"]: r for r in store.runs()}
+    matched = [r for rid in ids for r in [known.get(rid)] if r is not None]
+    if len(ids) == 1 and not matched:  # a prefix (show, export)
+        matched = [r for k, r in known.items() if k.startswith(ids[0])][:1]
+    if not matched:
+        return 0, None
+    return sum(r["done"] for r in matched), sum(r["planned"] for r in matched)
+
+
+def position_warning(share: float) -> str | None:
+    """The warning a position-bias share of the probabilities gets (``metrics/position.py`` holds the threshold);
+    None below it."""
+    from valuescope.analysis.metrics.position import warning_text
+
+    return warning_text(share)
+
+
 def _migrate_if_old(directory: Path) -> None:
     """As ``valuescope run``: a store of an older valuescope is migrated in place, with a warning that says so."""
     note = migrate_store(directory)
@@ -392,7 +370,7 @@ def run(study: StudyLike = "demo", *, model: ModelLike | None = None, scale: flo
     from valuescope.execution.runner import run_study
     from valuescope.study import presets
 
-    resolved = presets.adapt(_as_study(study), model=_as_model(model) if model is not None else None, scale=scale,
+    resolved = presets.adapt(as_study(study), model=as_model(model) if model is not None else None, scale=scale,
                              output=str(output) if output is not None else None)
     _migrate_if_old(Path(resolved.output))
     bar = ProgressBar() if progress else None

@@ -14,6 +14,7 @@ import hashlib
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers import SharedBackend
@@ -202,23 +203,41 @@ def test_synthetic_letter_biased_model_steerability_false_positive_rate():
 # --------------------------------------------------------------------------- the embedded model (answers by letter)
 
 
+def _jsd_bits(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon divergence in bits along the last axis, written out here (not the package's)."""
+    def h(x: np.ndarray) -> np.ndarray:
+        return -np.sum(np.where(x > 0, x * np.log2(np.where(x > 0, x, 1.0)), 0.0), axis=-1)
+    return h((p + q) / 2) - (h(p) + h(q)) / 2
+
+
+# slow: the embedded model (shared through the session fixture) answers 6 personas x 5 items + the baseline under
+# the 6 balanced orders, 60 queries
 @pytest.mark.slow
 def test_embedded_demo_steerability_is_like_for_like(tmp_path, embedded_backend):
-    """The demo's design on half of MFQ-30: balanced steerability is of the size the fixed order gives (the
-    persona prompts' own small effect); under permute-persona no like-for-like pair exists and none is given."""
+    """The demo's design (balanced, 6 WVS personas, one MFQ-30 item per dimension) on the embedded model, whose
+    letter habit also depends on the content (what the synthetic and letter models here cannot show): the
+    baseline's answers to one item move with the order shown (the letter habit is there, of the size an
+    unmatched comparison would read as steerability: the pooled JSD under permute-persona read 0.059 on half of
+    MFQ-30), while the like-for-like steerability stays under a twentieth of it. That permute-persona gives no
+    number is a property of the design, shown on the letter and synthetic models above."""
     from valuescope.study.presets import adapt, load_preset
 
     mfq = load_instrument(name="mfq30")
-    items = [it.id for it in mfq.items if it.dimension is not None][::2]
-    steer = {}
-    for order in ("balanced", "fixed", "permute-persona"):
-        study = adapt(load_preset("demo"), output=str(tmp_path / order))
-        study = study.model_copy(update={"option_order": order, "report": False, "instruments": [
-            study.instruments[0].model_copy(update={"items": items})]})
-        (res,) = run_study(study, backend_factory=lambda _m: SharedBackend(embedded_backend))
-        assert res.failed == 0 and res.new == res.planned
-        with Store(study.output) as store:
-            steer[order] = _steerability(load_run(store, res.run_id, with_metrics=False))
-    assert steer["balanced"]["value"].mean() < 3 * steer["fixed"]["value"].mean() + 0.003, steer
-    assert steer["permute-persona"]["value"].isna().all(), steer
-    assert steer["permute-persona"]["note"].str.contains("like for like").all(), steer
+    items = list({it.dimension: it.id for it in reversed(mfq.items) if it.dimension is not None}.values())
+    study = adapt(load_preset("demo"), scale=0.5, output=str(tmp_path / "demo"))
+    study = study.model_copy(update={"report": False, "instruments": [
+        study.instruments[0].model_copy(update={"items": items})]})
+    assert study.option_order == "balanced" and len(items) == 5
+    (res,) = run_study(study, backend_factory=lambda _m: SharedBackend(embedded_backend))
+    assert res.failed == 0 and res.new == res.planned == 60
+    with Store(study.output) as store:
+        tables = load_run(store, res.run_id, with_metrics=False)
+    steer = _steerability(tables)
+    base = tables.responses[tables.responses["condition"] == "baseline"]
+    probs = [g[[f"p_{i + 1}" for i in range(6)]].to_numpy(float) for _, g in base.groupby("item_id")]
+    across_orders = float(np.mean([_jsd_bits(p[i], p[j]) for p in probs
+                                   for i in range(len(p)) for j in range(i + 1, len(p))]))
+    assert len(steer) == 5 and steer["value"].notna().all(), steer
+    assert across_orders > 0.05, across_orders  # 0.20 here (bits)
+    # 0.0 here in all five dimensions (intervals up to 0.0014); reading a tenth of the habit would fail
+    assert steer["value"].mean() < across_orders / 20, (steer, across_orders)

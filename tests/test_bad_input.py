@@ -12,21 +12,18 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import random
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import typer.main
+import typer.testing
 import yaml
-from helpers import SharedBackend
+from typer.testing import CliRunner
 
+from valuescope.cli import app
 from valuescope.execution import runner
 from valuescope.study.spec import load_study, study_from_dict
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")  # the checkout under test, whatever is installed
 
 INSTRUMENT = {
     "id": "tiny", "name": "Tiny", "citation": "test", "licence": "CC0",
@@ -180,26 +177,37 @@ def _snapshot(directory: Path) -> dict[str, str]:
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def _cli(path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "valuescope", "run", str(path), "-q"], capture_output=True,
-                          text=True, cwd=path.parent, env=env, timeout=120)
+def _cli(path: Path, monkeypatch) -> tuple[int, str, str]:
+    """``valuescope run PATH -q`` in-process, from the study's folder: (exit code, stdout, stderr). What the
+    installed entry point adds (usage errors as one line) is covered by test_hostile's subprocess cases."""
+    monkeypatch.chdir(path.parent)
+    command = typer.main.get_command(app)  # built once, not once per invoke (0.3 s each)
+    monkeypatch.setattr(typer.testing, "_get_command", lambda _app: command)
+    res = CliRunner().invoke(app, ["run", str(path), "-q"])
+    tail = ""
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        import traceback
+
+        tail = "Traceback (in-process)\n" + "".join(traceback.format_exception(res.exception))
+    return res.exit_code, res.stdout, res.stderr + tail
 
 
 @pytest.fixture
-def existing_store(tmp_path, embedded_backend):
-    """An output directory holding a store from a tiny valid run (baseline x 2 items, embedded model)."""
+def existing_store(tmp_path):
+    """An output directory holding a store from a tiny valid run (baseline x 2 items). No case reaches a
+    model (validation comes before the store), so the synthetic model answers."""
     out = tmp_path / "out"
     tiny = study_from_dict({"name": "tiny", "output": str(out), "report": False,
+                            "models": [{"name": "truth", "backend": "synthetic"}],
                             "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED"]}],
                             "option_order": "permute-persona"})  # one order for the baseline: 2 queries
-    [res] = runner.run_study(tiny, backend_factory=lambda _model: SharedBackend(embedded_backend))
+    [res] = runner.run_study(tiny)
     assert res.new == 2
     assert not (out / "valuescope.sqlite-wal").exists()  # closed and checkpointed
     return out
 
 
-def test_bad_files_give_one_line_exit_2_and_leave_the_store_alone(tmp_path, existing_store):
+def test_bad_files_give_one_line_exit_2_and_leave_the_store_alone(tmp_path, existing_store, monkeypatch):
     out = existing_store
     before = _snapshot(out)
     # control: the untouched base files form a valid study
@@ -208,14 +216,13 @@ def test_bad_files_give_one_line_exit_2_and_leave_the_store_alone(tmp_path, exis
 
     table = cases(out)
     paths = [_materialise(tmp_path / f"case{i:02d}", out, files) for i, (_, files) in enumerate(table)]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(_cli, paths))
+    results = [_cli(path, monkeypatch) for path in paths]
 
     problems = []
-    for (name, _), res in zip(table, results, strict=True):
-        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-        if res.returncode != 2 or len(lines) != 1 or "Traceback" in res.stderr + res.stdout:
-            problems.append(f"{name}: exit {res.returncode}, stderr {res.stderr[-600:]!r}")
+    for (name, _), (code, stdout, stderr) in zip(table, results, strict=True):
+        lines = [ln for ln in stderr.splitlines() if ln.strip()]
+        if code != 2 or len(lines) != 1 or "Traceback" in stderr + stdout:
+            problems.append(f"{name}: exit {code}, stderr {stderr[-600:]!r}")
         elif not lines[0].startswith("error: "):
             problems.append(f"{name}: unexpected error line {lines[0]!r}")
     assert not problems, "\n".join(problems)

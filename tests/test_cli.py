@@ -24,9 +24,36 @@ SMALL = {
 }
 
 
-def vs(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def vs_process(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "valuescope", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=timeout)
+
+
+def vs(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The CLI in this process (typer's runner; no interpreter start per call): exit code, stdout, stderr.
+    The entry point as a process: test_hostile, test_crash_safety and test_custom_instrument_real_run."""
+    import os
+
+    import typer.main
+    import typer.testing
+
+    from valuescope.cli import app
+
+    if not hasattr(vs, "command"):
+        vs.command = typer.main.get_command(app)  # built once (0.3 s per invoke otherwise)
+    old = os.getcwd()
+    real = typer.testing._get_command
+    typer.testing._get_command = lambda _app: vs.command
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        res = typer.testing.CliRunner().invoke(app, list(args))
+    finally:
+        os.chdir(old)
+        typer.testing._get_command = real
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return subprocess.CompletedProcess(list(args), res.exit_code, res.stdout, res.stderr)
 
 
 def write_study(tmp_path: Path, data: dict, name: str = "study.yaml") -> Path:
@@ -73,7 +100,6 @@ def test_missing_and_malformed_files(tmp_path):
     assert res.returncode == 2 and "no_such_thing" in res.stderr
 
 
-@pytest.mark.slow  # seven CLI processes: about 15 CPU-seconds here (2026-12-05)
 def test_run_resume_show_export(tmp_path):
     study = write_study(tmp_path, {**SMALL, "output": str(tmp_path / "out")})
     first = vs("run", str(study), "--no-report", "-q", cwd=tmp_path)
@@ -156,7 +182,7 @@ def test_custom_instrument_real_run(tmp_path):
         "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 2, "seeds": [5]}]},
         "option_order": "permute-persona",
     })
-    res = vs("run", str(study), "-q", cwd=tmp_path)
+    res = vs_process("run", str(study), "-q", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "12 queries planned" in res.stdout  # 3 conditions x 4 items
     exported = vs("export", "custom", "--dir", str(tmp_path / "out"), "--out", str(tmp_path / "exp"))

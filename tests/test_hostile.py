@@ -63,8 +63,13 @@ def _drop_dac() -> list[str] | None:
     return [setpriv, "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", "--"]
 
 
-def cli(args: list[str], cwd: Path, *, perms: bool = False, fsize: int | None = None,
+def cli(args: list[str], cwd: Path, *, perms: bool = False, fsize: int | None = None, process: bool = False,
         timeout: float = 180) -> subprocess.CompletedProcess:
+    """``valuescope ARGS`` from ``cwd``: in this process through the real entry point (``cli.entry``: usage
+    errors too) unless the case is about the process: file modes (``perms``: a process without
+    CAP_DAC_OVERRIDE), a file-size limit (``fsize``), or what a fresh interpreter prints (``process``)."""
+    if not (perms or fsize is not None or process):
+        return _in_process(args, cwd)
     prefix: list[str] = []
     if perms:
         found = _drop_dac()
@@ -78,6 +83,41 @@ def cli(args: list[str], cwd: Path, *, perms: bool = False, fsize: int | None = 
 
     return subprocess.run([*prefix, sys.executable, "-m", "valuescope", *args], capture_output=True, text=True,
                           cwd=cwd, env=_env(), timeout=timeout, preexec_fn=limit if fsize else None)
+
+
+def _in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``cli.entry()`` with ``sys.argv`` set, stdout and stderr captured; an exception that escapes it is
+    written as the traceback a process would print, and a warning that passes the filters as the line a
+    process would print (deprecations aside: pytest shows those, a process does not)."""
+    import contextlib
+    import io
+    import traceback
+    import warnings
+
+    from valuescope.cli import entry
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = 0
+    old_argv, old_cwd = sys.argv, os.getcwd()
+    sys.argv = ["valuescope", *args]
+    os.chdir(cwd)
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(stdout), \
+                contextlib.redirect_stderr(stderr):
+            try:
+                entry()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except BaseException:  # noqa: BLE001 - reported as a process would report it
+                stderr.write("Traceback (in-process)\n" + traceback.format_exc())
+                code = 1
+    finally:
+        sys.argv = old_argv
+        os.chdir(old_cwd)
+    shown = [w for w in caught if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))]
+    text = stderr.getvalue() + "".join(f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}\n"
+                                       for w in shown)
+    return subprocess.CompletedProcess(["valuescope", *args], code, stdout.getvalue(), text)
 
 
 def dump(directory: Path) -> dict[str, list] | None:
@@ -374,7 +414,7 @@ def test_twenty_six_options_report_without_warnings(tmp_path: Path) -> None:
     write_yaml(tmp_path / "i.yaml", _instrument(parts=[{"id": "p", "instructions": "Pick one.", "stem": "{item}",
                                                         "scale": {"labels": labels, "values": list(range(26))}}]))
     write_yaml(tmp_path / "s.yaml", study("out", instruments=[{"path": "i.yaml"}], report=True))
-    res = cli(["run", "s.yaml", "-q"], tmp_path)
+    res = cli(["run", "s.yaml", "-q"], tmp_path, process=True)  # what a process prints: warnings, logging
     assert res.returncode == 0, res.stderr
     assert res.stderr.strip() == "", res.stderr
     assert (tmp_path / "out" / "report").is_dir()

@@ -10,16 +10,18 @@ import shutil
 import sqlite3
 
 import pytest
+from helpers import SharedBackend
 
 from valuescope.design.plan import BATCH_SIZE, batch_label, canonical_batches, prefix_group
 from valuescope.execution.executors import calls as _calls
 from valuescope.execution.runner import plan_model, resolve, run_study
 from valuescope.study.spec import study_from_dict
 
-ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "DECENCY", "MATH", "WEAK", "UNFAIRLY"]
+# 4 relevance items: one canonical batch of 4 per condition (issue 28: was 8 items, batches of 8)
+SCORED = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT"]
 STUDY = {
     "name": "batching",
-    "instruments": [{"name": "mfq30", "items": ITEMS}],
+    "instruments": [{"name": "mfq30", "items": SCORED}],
     "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 2, "seeds": [111]}]},
     "report": False,
     "option_order": "permute-persona",  # one order per condition: the counts below
@@ -51,12 +53,25 @@ def test_canonical_batches_depend_only_on_the_plan():
     assert [b for c in calls for b in c] == batches
 
 
-@pytest.mark.slow  # the embedded model loaded for 6 runs
-@pytest.mark.parametrize("scheduler", ["batched", "prefix"])
-def test_answers_do_not_depend_on_what_was_stored(tmp_path, scheduler):
+@pytest.fixture(scope="module", params=["batched", "prefix"])
+def scheduled_backend(request):
+    """The embedded model under one scheduler, loaded once for the clean run and both partial resumes
+    (issue 28: was one load per run). Its answers do not depend on what it evaluated before
+    (tests/test_determinism.py), so sharing it leaves this test's claim intact."""
+    from valuescope.backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(scheduler=request.param, n_threads=1)
+    yield request.param, backend
+    backend.close()
+
+
+@pytest.mark.slow  # the embedded model: 3 runs of 12 queries per scheduler (~10 s each on a busy 2-core machine)
+def test_answers_do_not_depend_on_what_was_stored(tmp_path, scheduled_backend):
+    scheduler, backend = scheduled_backend
+    factory = lambda _model: SharedBackend(backend)  # noqa: E731
     clean = tmp_path / "clean"
     study = study_from_dict({**STUDY, "output": str(clean), "models": [{"name": "m", "scheduler": scheduler}]})
-    assert run_study(study)[0].new == 3 * len(ITEMS)
+    assert run_study(study, backend_factory=factory)[0].new == 3 * len(SCORED)
     want = _answers(clean / "valuescope.sqlite")
     rng = random.Random(20)
     for trial in range(2):
@@ -68,6 +83,6 @@ def test_answers_do_not_depend_on_what_was_stored(tmp_path, scheduler):
         con.executemany("DELETE FROM responses WHERE key = ?", [(k,) for k in gone])
         con.commit()
         con.close()
-        res = run_study(study.model_copy(update={"output": str(out)}))[0]
+        res = run_study(study.model_copy(update={"output": str(out)}), backend_factory=factory)[0]
         assert res.already_done == len(want) - len(gone) and res.new == len(gone)
         assert _answers(out / "valuescope.sqlite") == want  # the probability JSON, bit for bit

@@ -73,7 +73,11 @@ def test_ceiling_arithmetic(bench):
 
 
 @pytest.mark.slow  # the embedded model under three schedulers
-def test_rows_agree_and_shared_tokens_count_once(bench, workload):
+def test_rows_agree_and_shared_tokens_count_once(bench):
+    # issue 28: 1 persona + baseline x 3 relevance items (6 prompts, 1140 tokens, 440 unique) instead of the
+    # demo workload above (12 prompts, 2267 tokens): still groups of 3 sharing a prefix, half the tokens
+    items = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY"]
+    workload = bench.workloads.demo(1, items)
     counter = LlamaCppBackend(n_threads=1)
     try:
         toks = {id(r): counter.tokens(counter.render(r)) for r in workload}
@@ -83,10 +87,10 @@ def test_rows_agree_and_shared_tokens_count_once(bench, workload):
     bench.PROMPT_TOKENS.update({k: len(v) for k, v in toks.items()})
     total, unique = sum(len(t) for t in toks.values()), uniq(workload)
     assert 0 < unique < total / 2
-    runs = bench.run_llamacpp(workload, workload[:len(ITEMS)], [("naive", "1"), ("prefix", "1"), ("batched", "1")],
+    runs = bench.run_llamacpp(workload, workload[:len(items)], [("naive", "1"), ("prefix", "1"), ("batched", "1")],
                               uniq)
     by = {r.scheduler: r for r in runs}
-    assert by["naive"].queries == len(ITEMS) and by["prefix"].queries == len(workload)
+    assert by["naive"].queries == len(items) and by["prefix"].queries == len(workload)
     for r in runs:
         assert r.qps > 0 and 0 < r.unique_tokens <= unique and r.rss_mb > 0
         assert r.prompt_tokens == sum(len(toks[i]) for i in r.request_ids)

@@ -5,7 +5,6 @@ named in one line; the old run resumes when the study sets ``option_order: permu
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,19 @@ from valuescope.execution.runner import run_study
 from valuescope.known_truth.simulate import prepare
 from valuescope.study.spec import OLD_DEFAULT_OPTION_ORDER, Study, load_study, study_from_dict
 from valuescope.study.synthetic_spec import SyntheticSpec
+
+
+def vs(*args: str) -> subprocess.CompletedProcess:
+    """``valuescope ARGS`` in this process (typer's runner: no interpreter start per call); the entry point
+    as a process is test_hostile's and test_crash_safety's."""
+    import typer.testing
+
+    from valuescope.cli import app
+
+    res = typer.testing.CliRunner().invoke(app, list(args))
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return subprocess.CompletedProcess(list(args), res.exit_code, res.stdout, res.stderr)
 
 
 def _data(tmp_path: Path, **over) -> dict:
@@ -43,8 +55,7 @@ def test_old_default_run_named_in_one_line_and_resumes_when_set_explicitly(tmp_p
     new_file = _write(tmp_path, "new.yaml", _data(tmp_path))
     (old_res,) = run_study(load_study(old_file))  # what the old default stored (the same run id: tested below)
     assert old_res.new == old_res.planned and old_res.notes == []
-    cli = subprocess.run([sys.executable, "-m", "valuescope", "run", str(new_file), "-q", "--no-report"],
-                         capture_output=True, text=True, timeout=600)
+    cli = vs("run", str(new_file), "-q", "--no-report")
     assert cli.returncode == 0, cli.stderr
     notes = [ln for ln in cli.stderr.splitlines() if "old default" in ln]
     assert len(notes) == 1, cli.stderr

@@ -15,7 +15,6 @@ import json
 import shutil
 import sqlite3
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,6 +30,19 @@ from valuescope.study.spec import study_from_dict
 
 DATA = Path(__file__).parent / "data"
 ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "FAIRLY"]
+
+
+def vs(*args: str) -> subprocess.CompletedProcess:
+    """``valuescope ARGS`` in this process (typer's runner: no interpreter start per call); the entry point
+    as a process is test_hostile's and test_crash_safety's."""
+    import typer.testing
+
+    from valuescope.cli import app
+
+    res = typer.testing.CliRunner().invoke(app, list(args))
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return subprocess.CompletedProcess(list(args), res.exit_code, res.stdout, res.stderr)
 
 
 #: answers from each query's meta: a persona-dependent model with query noise and a letter habit
@@ -119,8 +131,7 @@ def test_scaled_then_full_keeps_the_scaled_answers_and_asks_only_the_rest(tmp_pa
     with Store(out) as store:
         for r in store.runs():
             assert r["done"] == r["planned"], r
-    res = subprocess.run([sys.executable, "-m", "valuescope", "ls", str(out)], capture_output=True, text=True,
-                         timeout=120)
+    res = vs("ls", str(out))
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("yes") == 2 and "│ no" not in res.stdout
 
@@ -187,7 +198,7 @@ def test_old_store_is_refused_by_readers_and_left_byte_identical(tmp_path):
     with pytest.raises(StoreError, match="valuescope migrate"):
         Store(path.parent, create=False, migrate=False)
     for args in (["ls", str(path.parent)], ["show", "old", "--dir", str(path.parent)]):
-        res = subprocess.run([sys.executable, "-m", "valuescope", *args], capture_output=True, text=True, timeout=120)
+        res = vs(*args)
         assert res.returncode == 2, res
         assert "valuescope migrate" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert _sha(path) == before
@@ -200,8 +211,7 @@ def test_old_store_is_migrated_in_place_with_a_backup(tmp_path):
     old_rows = sorted(old.execute("SELECT key, run_id, probs, valid FROM responses").fetchall())
     old_conv = old.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
     old.close()
-    res = subprocess.run([sys.executable, "-m", "valuescope", "migrate", str(path.parent)], capture_output=True,
-                         text=True, timeout=120)
+    res = vs("migrate", str(path.parent))
     assert res.returncode == 0, res.stderr
     backup = path.with_name("valuescope.sqlite.v0-backup")
     assert backup.is_file() and _sha(backup) == before
@@ -215,8 +225,7 @@ def test_old_store_is_migrated_in_place_with_a_backup(tmp_path):
         tables = load_run(store, run["run_id"], n_boot=20)
         assert len(tables.responses) == len(old_rows) and not tables.metrics.empty
     # migrating again is a no-op
-    res = subprocess.run([sys.executable, "-m", "valuescope", "migrate", str(path.parent)], capture_output=True,
-                         text=True, timeout=120)
+    res = vs("migrate", str(path.parent))
     assert res.returncode == 0 and not path.with_name("valuescope.sqlite.v0-backup2").exists()
 
 
@@ -245,8 +254,7 @@ def test_mixed_readings_are_never_pooled(tmp_path):
     assert len(mixed) == 1 and mixed["value"].iloc[0] == n_parsed and "kept apart" in mixed["note"].iloc[0]
     # the metrics equal those of the logprob answers alone
     assert last not in set(tables.scores["persona_id"])
-    out_show = subprocess.run([sys.executable, "-m", "valuescope", "show", res.run_id, "--dir", str(out)],
-                              capture_output=True, text=True, timeout=120)
+    out_show = vs("show", res.run_id, "--dir", str(out))
     assert out_show.returncode == 0, out_show.stderr
     assert f"{n_parsed} by generate" in out_show.stdout and "mixed readings" in out_show.stdout
 

@@ -82,10 +82,20 @@ def _spread_matrix(t: pd.DataFrame, ns: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _spread(cells: np.ndarray, cell_n: np.ndarray, ns: np.ndarray) -> np.ndarray:
-    """Per length: the mean over cells of the sd (ddof 1) over units."""
+    """Per length: the mean over cells of the sd (ddof 1) over units (the last axis); ``cells`` (C, U) gives
+    (len(ns),), (C, B, U) gives (B, len(ns))."""
     with np.errstate(all="ignore"), quiet():
         sd = np.nanstd(cells, axis=-1, ddof=1)
-        return np.array([np.nanmean(sd[cell_n == n]) for n in ns])
+        return np.stack([np.nanmean(sd[cell_n == n], axis=0) for n in ns], axis=-1)
+
+
+def _spread_boot(cells: np.ndarray, cell_n: np.ndarray, ns: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``_spread`` of every bootstrap sample of units (rows of ``idx``): (B, len(ns)), in blocks of about
+    4 million values."""
+    if not len(idx):
+        return np.empty((0, len(ns)))
+    block = max(1, 4_000_000 // max(1, cells.shape[0] * cells.shape[1]))
+    return np.concatenate([_spread(cells[:, idx[i:i + block]], cell_n, ns) for i in range(0, len(idx), block)])
 
 
 def narrowing_rows(responses: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -135,7 +145,7 @@ def narrowing_rows(responses: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0
             cells, cell_n = _spread_matrix(pers, ns)
             value = _spread(cells, cell_n, ns)
             idx = rng.integers(0, cells.shape[1], size=(n_boot, cells.shape[1]))
-            reps = np.stack([_spread(cells[:, i], cell_n, ns) for i in idx]) if n_boot else np.empty((0, len(ns)))
+            reps = _spread_boot(cells, cell_n, ns, idx)
             lo, hi = percentile_ci(reps)
             for j, n in enumerate(ns):
                 rows.append(metric_row(group, "narrowing_spread", dimension=dim, context_a=f"*@{int(n)}",

@@ -25,7 +25,7 @@ NaN (with a note) for fewer than 3 entries or zero variance. Rank-Order stabilit
 samples (Spearman's rho: about -0.014 at 40 personas for a true 0.68), and averaging over values shrinks the
 variance but not the bias, so its value is the jackknife bias-corrected estimate over personas and its CI the
 jackknife t interval (``metrics.intervals``); the Ipsative and neutral-distance means over personas have no
-such bias: percentile bootstrap over personas.
+such bias: the t interval of a mean over personas (``intervals.mean_t_interval``; baseline: over repeats).
 """
 
 from __future__ import annotations
@@ -40,16 +40,13 @@ from valuescope.analysis.metrics._common import (
     ALL,
     NO_CONTEXT,
     average_ranks,
-    bootstrap_index,
     choose_level,
-    group_rng,
     metric_row,
-    percentile_ci,
     quiet,
     spearman_last,
     unit_ids,
 )
-from valuescope.analysis.metrics.intervals import jackknife_index, jackknife_scalar
+from valuescope.analysis.metrics.intervals import jackknife_index, jackknife_scalar, mean_t_interval
 
 
 def profile_array(
@@ -115,17 +112,23 @@ def _nanmean(a: np.ndarray, axis: Any) -> np.ndarray:
         return np.nanmean(a, axis=axis)
 
 
-def _boot_idx(rng: np.random.Generator, n_units: int, n_boot: int) -> np.ndarray | None:
-    return bootstrap_index(rng, n_units, n_boot) if n_units >= 2 and n_boot > 0 else None
+def _has_ci(n_units: int, n_boot: int) -> bool:
+    """Intervals are given with at least 2 units and ``n_boot > 0`` (n_boot = 0 asks for none)."""
+    return n_units >= 2 and n_boot > 0
 
 
-def _emit(rows: list[dict[str, Any]], group: tuple, metric: str, point: float, boot: np.ndarray | None,
-          n: int, undefined: str, **kw: Any) -> None:
-    lo, hi = percentile_ci(boot) if boot is not None else (np.nan, np.nan)
+def _emit_mean(rows: list[dict[str, Any]], group: tuple, metric: str, unit: np.ndarray, ci: bool,
+               undefined: str, **kw: Any) -> None:
+    """A row whose value is a mean over units (personas; the baseline's repeats) of a rho: a t interval over
+    them (``intervals.mean_t_interval``)."""
+    point, lo, hi = mean_t_interval(unit, lower=-1.0, upper=1.0)
+    if not ci:
+        lo = hi = float("nan")
     note = "" if np.isfinite(point) else undefined
-    if np.isfinite(point) and boot is None:
-        note = "fewer than 2 units or n_boot=0: no bootstrap CI"
-    rows.append(metric_row(group, metric, value=point, ci_low=lo, ci_high=hi, n=n, note=note, **kw))
+    if np.isfinite(point) and not np.isfinite(lo):
+        note = "fewer than 2 units or n_boot=0: no bootstrap CI"  # n_boot is the switch for intervals
+    rows.append(metric_row(group, metric, value=point, ci_low=lo, ci_high=hi, n=int(np.isfinite(unit).sum()),
+                           note=note, **kw))
 
 
 _RO_UNDEF = "undefined: fewer than 3 personas scored in both contexts, or no variance across personas"
@@ -168,19 +171,16 @@ def _rank_order_rows(rows: list, group: tuple, arr: np.ndarray, ctxs: list[str],
 
 
 def _ipsative_rows(rows: list, group: tuple, metric: str, arr: np.ndarray, ctxs: list[str],
-                   pairs: list[tuple[int, int]], idx: np.ndarray | None,
+                   pairs: list[tuple[int, int]], ci: bool,
                    label: tuple[str, str] | None) -> None:
     per = ipsative_units(arr, pairs)  # (P, U)
     if label is None:
         for i, (a, b) in enumerate(pairs):
-            ok = np.isfinite(per[i])
-            boot = None if idx is None else _nanmean(per[i][idx], 1)
-            _emit(rows, group, metric, _nanmean(per[i], 0), boot, int(ok.sum()), _IP_UNDEF,
-                  context_a=ctxs[a], context_b=ctxs[b])
+            _emit_mean(rows, group, metric, per[i], ci, _IP_UNDEF, context_a=ctxs[a],
+                       context_b=ctxs[b])
     unit = _nanmean(per, 0)  # (U,)
     ca, cb = label or (ALL, ALL)
-    _emit(rows, group, metric, _nanmean(unit, 0), None if idx is None else _nanmean(unit[idx], 1),
-          int(np.isfinite(unit).sum()), _IP_UNDEF, context_a=ca, context_b=cb)
+    _emit_mean(rows, group, metric, unit, ci, _IP_UNDEF, context_a=ca, context_b=cb)
 
 
 def _length_groups(scores: pd.DataFrame, ctxs: list[str]) -> dict[int, list[int]]:
@@ -213,16 +213,16 @@ def stability_rows(
                                    note=f"one context ({ctxs[0]}): stability needs at least two"))
     else:
         pairs = list(combinations(range(len(ctxs)), 2))
-        idx = _boot_idx(group_rng(seed, *group, "stability"), len(units), n_boot)
-        _rank_order_rows(rows, group, arr, ctxs, vals, pairs, idx is not None, None)
-        _ipsative_rows(rows, group, "ipsative", arr, ctxs, pairs, idx, None)
+        ci = _has_ci(len(units), n_boot)
+        _rank_order_rows(rows, group, arr, ctxs, vals, pairs, ci, None)
+        _ipsative_rows(rows, group, "ipsative", arr, ctxs, pairs, ci, None)
         for n_msg, members in sorted(_length_groups(sc, ctxs).items()):
             lab = (f"*@{n_msg}", f"*@{n_msg}")
             sub_pairs = list(combinations(members, 2))
             if not sub_pairs:
                 continue
-            _rank_order_rows(rows, group, arr, ctxs, vals, sub_pairs, idx is not None, lab)
-            _ipsative_rows(rows, group, "ipsative", arr, ctxs, sub_pairs, idx, lab)
+            _rank_order_rows(rows, group, arr, ctxs, vals, sub_pairs, ci, lab)
+            _ipsative_rows(rows, group, "ipsative", arr, ctxs, sub_pairs, ci, lab)
     rows.extend(_baseline_rows(sc, group, arr, ctxs, units, n_boot, seed))
     return rows
 
@@ -233,8 +233,7 @@ def _baseline_rows(sc: pd.DataFrame, group: tuple, arr: np.ndarray, ctxs: list[s
     barr, _, bctxs, bunits, bvals = profile_array(sc, condition="baseline", units_are_repeats=True)
     if barr.size and len(bctxs) >= 2:
         pairs = list(combinations(range(len(bctxs)), 2))
-        bidx = _boot_idx(group_rng(seed, *group, "baseline"), len(bunits), n_boot)
-        _ipsative_rows(rows, group, "ipsative_baseline", barr, bctxs, pairs, bidx, None)
+        _ipsative_rows(rows, group, "ipsative_baseline", barr, bctxs, pairs, _has_ci(len(bunits), n_boot), None)
     if arr.size == 0:
         return rows
     if NO_CONTEXT not in bctxs:
@@ -249,13 +248,12 @@ def _baseline_rows(sc: pd.DataFrame, group: tuple, arr: np.ndarray, ctxs: list[s
                                note="baseline lacks some of the persona values"))
         return rows
     neutral = neutral_profile(b)
-    idx = _boot_idx(group_rng(seed, *group, "neutral"), len(units), n_boot)
+    ci = _has_ci(len(units), n_boot)
     for c, ctx in enumerate(ctxs):
         rho, _ = spearman_last(arr[:, c], neutral)  # (R, U)
         unit = _nanmean(rho, 0)
-        _emit(rows, group, "distance_to_neutral", _nanmean(unit, 0),
-              None if idx is None else _nanmean(unit[idx], 1), int(np.isfinite(unit).sum()), _IP_UNDEF,
-              context_a=ctx, context_b=NO_CONTEXT)
+        _emit_mean(rows, group, "distance_to_neutral", unit, ci, _IP_UNDEF, context_a=ctx,
+                   context_b=NO_CONTEXT)
     return rows
 
 

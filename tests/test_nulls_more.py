@@ -8,10 +8,13 @@ share of missing intervals over replications (target <= 0.07 for 95% intervals).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from valuescope.analysis.metrics.narrowing import narrowing_rows
 from valuescope.analysis.metrics.stability import stability_rows
 
 VALUES = ("UN", "BE", "CO", "TR", "SE", "PO", "AC", "HE", "ST", "SD")
@@ -54,3 +57,58 @@ def test_ipsative_and_distance_to_neutral_null():
         # unbiased: the mean over replications within 3 SEs of 0 (SE from the spread of the estimates)
         v = sub["value"].to_numpy()
         assert abs(v.mean()) <= 3 * v.std(ddof=1) / np.sqrt(40), (metric, v.mean())
+
+
+def flat_conversation_responses(seed: int, n_personas: int = 20, n_items: int = 12, k: int = 6,
+                                lengths: tuple[int, ...] = (2, 4), topics: tuple[str, ...] = ("joke", "chess"),
+                                repeats: int = 2) -> pd.DataFrame:
+    """Responses of a model whose answers do not depend on the conversation's length: every answer a Dirichlet
+    draw around the item's centre (moved by a persona's fixed shift); contexts ``none`` (n = 0) and
+    ``topic@n``. Every narrowing slope is 0 in the population."""
+    rng = np.random.default_rng(seed)
+    centre = rng.integers(0, k, size=n_items)
+    units = [("baseline", "baseline", 0)] + [("persona", f"p{j:03d}", int(rng.integers(-1, 2)))
+                                             for j in range(n_personas)]
+    ctxs = [("none", "none", 0)] + [(f"{t}@{n}", t, n) for t in topics for n in lengths]
+    keys = [(c, p, s, ctx, t, n, r, i) for c, p, s in units for ctx, t, n in ctxs for r in range(repeats)
+            for i in range(n_items)]
+    df = pd.DataFrame(keys, columns=["condition", "persona_id", "_shift", "context", "topic", "n_messages", "repeat",
+                                     "_item"])
+    alpha = np.full((len(df), k), 0.3)
+    alpha[np.arange(len(df)), np.clip(centre[df["_item"]] + df["_shift"], 0, k - 1)] += 5.0
+    g = rng.gamma(alpha)
+    p = g / g.sum(axis=1, keepdims=True)
+    df = df.assign(run_id="r1", model="m", instrument="mfq30", set_seed=pd.array([None] * len(df), dtype="Int64"),
+                   item_id=[f"i{i}" for i in df["_item"]], dimension=np.where(df["_item"] % 2, "Harm", "Care"),
+                   k=k, valid=True, expected=p @ np.arange(1, k + 1), argmax=p.argmax(axis=1) + 1,
+                   **{f"p_{j + 1}": p[:, j] for j in range(k)})
+    return df.drop(columns=["_shift", "_item"])
+
+
+@functools.cache
+def _narrowing_null(reps: int = 40) -> pd.DataFrame:
+    rows = pd.concat([narrowing_rows(flat_conversation_responses(rep), n_boot=200, seed=rep) for rep in range(reps)])
+    return rows[rows["metric"].str.contains("slope")]
+
+
+def _check_null(metrics: tuple[str, ...]) -> None:
+    rows = _narrowing_null()
+    for metric in metrics:
+        rate, n = miss_rate(rows[rows["metric"] == metric])
+        assert n == 40 * 3  # pooled and two dimensions per replication
+        assert rate <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 40), (metric, rate)
+
+
+@pytest.mark.slow  # 40 replications, shared with the next test: about 30 s on the loaded dev machine
+def test_narrowing_persona_slopes_null():
+    # measured here: slope_persona 0.075, spread_slope 0.10 (120 intervals each); bound 0.153 (3 binomial SDs
+    # over 40 replications)
+    _check_null(("narrowing_slope_persona", "narrowing_spread_slope"))
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured limitation (docs/known_truth.md): the percentile bootstrap over "
+                   "the baseline's few conversations (topic x repeat) misses a zero slope in 0.18 (baseline) and "
+                   "0.15 (persona minus baseline) of 120 intervals")
+def test_narrowing_baseline_slopes_null():
+    _check_null(("narrowing_slope_baseline", "narrowing_slope_diff"))

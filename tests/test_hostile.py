@@ -330,9 +330,12 @@ def _materialise(case: Case, folder: Path, base: Path) -> None:
 
 
 CASES = cases()
+# a case about file modes is a process without CAP_DAC_OVERRIDE (an interpreter start each: 15-16 s at load 12
+# here, 2026-12-05); every other case runs in this process (well under a second each)
+PARAMS = [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.perms else []) for c in CASES]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", PARAMS)
 def test_hostile_case_is_one_line(case: Case, base: Path, tmp_path: Path) -> None:
     folder = tmp_path / "case"
     _materialise(case, folder, base)
@@ -347,6 +350,7 @@ def test_hostile_case_is_one_line(case: Case, base: Path, tmp_path: Path) -> Non
 # --------------------------------------------------------------------------- things that must work
 
 
+@pytest.mark.slow  # four processes without CAP_DAC_OVERRIDE, a report among them: 161 s at load 12 (2026-12-05)
 def test_readonly_folder_is_read(base: Path, tmp_path: Path) -> None:
     """ls, show, export and report read a store in a folder this user cannot write (immutable mode)."""
     ro = tmp_path / "ro"
@@ -408,6 +412,7 @@ def test_api_key_placeholder_survives(capsys) -> None:
     assert err.count("[api key]") == 2 and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # a process (what it prints) that writes a report: 62 s at load 12
 def test_twenty_six_options_report_without_warnings(tmp_path: Path) -> None:
     """A 26-option instrument runs and reports with no warning printed (matplotlib's included)."""
     labels = [f"option {chr(65 + i)}" for i in range(26)]
@@ -438,6 +443,7 @@ def _planned(store: Path) -> int:
         con.close()
 
 
+@pytest.mark.slow  # three runs, one a process under ulimit -f: 23 s at load 12
 def test_disk_full_during_run_then_rerun_completes(tmp_path: Path) -> None:
     """A file-size limit (``ulimit -f``) hit while answers are written: one line, exit 1, the stored count;
     the same command without the limit completes to exactly the planned keys with the uninterrupted answers."""
@@ -455,6 +461,7 @@ def test_disk_full_during_run_then_rerun_completes(tmp_path: Path) -> None:
     assert _planned(tmp_path / "full") == len(clean)
 
 
+@pytest.mark.slow  # a run, then export/report as a process under ulimit -f: 29-36 s at load 12
 @pytest.mark.parametrize("command", ["export", "report"])
 def test_disk_full_while_writing_outputs(tmp_path: Path, command: str) -> None:
     _clean_run(tmp_path)
@@ -502,6 +509,7 @@ entry()
 '''
 
 
+@pytest.mark.slow  # a signalled process and two runs: 26 s at load 12
 @pytest.mark.parametrize("sig,code,word", [(signal.SIGINT, 130, "interrupted"),
                                            (signal.SIGTERM, 143, "terminated (SIGTERM)")])
 def test_interrupt_says_what_is_stored_and_rerun_completes(tmp_path: Path, sig, code, word) -> None:
@@ -528,6 +536,7 @@ def test_interrupt_says_what_is_stored_and_rerun_completes(tmp_path: Path, sig, 
     assert answers(tmp_path / "cut") == clean
 
 
+@pytest.mark.slow  # a paused process beside a run: 18 s at load 12
 def test_two_processes_count_what_the_other_stored(tmp_path: Path) -> None:
     """Process A pauses after 20 answers; process B runs the same study to the end; A then finds every
     remaining answer stored and says so instead of "0 new"."""

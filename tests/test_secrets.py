@@ -19,6 +19,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 import yaml
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")  # the checkout under test, whatever is installed
@@ -116,6 +117,7 @@ def _leaks(root: Path) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and any(n in p.read_bytes() for n in needles)]
 
 
+@pytest.mark.slow  # eight CLI processes (their whole output checked, logging included), a report: 274 s at load 12
 def test_api_key_is_used_but_never_written(tmp_path):
     out = tmp_path / "out"
     outputs: list[str] = []

@@ -291,3 +291,25 @@ def test_scores_of_a_reused_answer_are_its_own(tmp_path):
     assert limit_outside_mass(bad, 0.9).valid
     unreadable = LetterScores(probs=(0.0, 0.0), outside_mass=1.0, valid=False, error="no probability on any letter")
     assert not limit_outside_mass(unreadable, 1.0).valid
+
+
+def test_a_stored_run_is_one_typed_record(tmp_path):
+    """Store.run and Store.runs give the same RunRecord (counts, study, instruments); a unique prefix finds it;
+    the study is validated by the record itself; an unknown id is one StoreError naming the runs there are."""
+    from valuescope.store.records import RunRecord
+
+    out = tmp_path / "rec"
+    a, _ = _run(_study(out, "typed"))
+    with Store(out) as store:
+        [listed] = store.runs()
+        record = store.run(a.run_id[:-3])
+        with pytest.raises(StoreError, match=f"no run 'nope' in .* \\(runs: {a.run_id}\\)"):
+            store.run("nope")
+    assert isinstance(record, RunRecord) and record == listed
+    assert (record.run_id, record.study_name, record.model) == (a.run_id, "typed", "truth")
+    assert record.planned == record.done == a.planned and record.failed == record.reused == 0
+    assert record.complete and record["done"] == record.done
+    assert record.spec().name == "typed" and record.spec().models[0].backend == "synthetic"
+    assert set(record.instruments) == {"mfq30"} and record.example_prompt
+    with pytest.raises(KeyError):
+        record["nope"]

@@ -13,16 +13,17 @@ import pandas as pd
 
 from valuescope.analysis.metrics import choose_level, unit_ids
 from valuescope.analysis.metrics.geometry import persona_positions, persona_steerability, profile_shift
+from valuescope.store.records import RunRecord
 from valuescope.store.sqlite import Store, StoreError
 from valuescope.study.spec import Study
 
 DOSE_COLUMNS = ["reference", "run_id", "add", "cap", "instrument", "dimension", "score", "n"]
 
 
-def stored_study(info: dict[str, Any]) -> Study | None:
+def stored_study(info: RunRecord) -> Study | None:
     """The study stored with a run, or None for a run stored by a version without today's settings."""
     try:
-        return Study.model_validate(info["study"])
+        return info.spec()
     except Exception:  # noqa: BLE001 - a run stored by an older version simply has no geometry settings
         return None
 
@@ -63,18 +64,17 @@ def dose_response(store: Store, ref_id: str, ref_scores: pd.DataFrame,
                          "dimension": dim, "score": float(g["score"].mean()), "n": int(g["score"].notna().sum())})
 
     collect(ref_id, 0.0, None, ref_scores)
-    for r in store.runs():
-        if r["run_id"] == ref_id:
+    for info in store.runs():
+        if info.run_id == ref_id:
             continue
-        info = store.run(r["run_id"])
         study = stored_study(info)
         if study is None or study.steer is None or len(study.models) != 1:
             continue
         try:
-            if store.reference_run_id(study, study.models[0], info["instruments"]) != ref_id:
+            if store.reference_run_id(study, study.models[0], info.instruments) != ref_id:
                 continue
         except StoreError:
             continue
         cap = study.steer.cap if study.steer.cap is not None else study.steer.cap_value
-        collect(r["run_id"], study.steer.add, cap, scores_of(r["run_id"]))
+        collect(info.run_id, study.steer.add, cap, scores_of(info.run_id))
     return pd.DataFrame.from_records(recs, columns=DOSE_COLUMNS)

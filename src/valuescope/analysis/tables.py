@@ -18,6 +18,7 @@ from valuescope.analysis.scoring import SCORE_FROM, score_personas
 from valuescope.analysis.tidy import build_responses
 from valuescope.core.types import Instrument, Item, Part, Scale
 from valuescope.store.geometry import load_states
+from valuescope.store.records import RunRecord
 from valuescope.store.sqlite import Store, StoreError
 
 
@@ -41,7 +42,7 @@ def instrument_from_dict(d: dict[str, Any]) -> Instrument:
 class RunTables:
     run_id: str
     model: str
-    info: dict[str, Any]
+    info: RunRecord  # the run as stored (study, instruments, counts)
     instruments: dict[str, Instrument]
     responses: pd.DataFrame
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -58,7 +59,7 @@ class RunTables:
         r = self.responses
         om = r["outside_mass"].dropna() if len(r) else pd.Series(dtype=float)
         return {
-            "planned": int(self.info.get("planned", 0)),
+            "planned": int(self.info.planned),
             "answered": len(r),
             "invalid": int((~r["valid"]).sum()) if len(r) else 0,
             "failed": len(self.failures),
@@ -77,17 +78,17 @@ def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: in
     """A stored run's tables; ``with_metrics``: the long metrics table (``metric_table``: every registered
     family), the effects grid, and for recorded states / a steered run the persona positions and dose table."""
     info = store.run(run_id)
-    run_id = info["run_id"]
-    instruments = {k: instrument_from_dict(v) for k, v in info["instruments"].items()}
+    run_id = info.run_id
+    instruments = {k: instrument_from_dict(v) for k, v in info.instruments.items()}
     responses = build_responses(store.responses(run_id), instruments)
     personas = {p["id"]: p.get("description") or "(no persona: baseline)"
                 for p in store.personas(run_id)}
-    tables = RunTables(persona_texts=personas, run_id=run_id, model=info["model"], info=info, instruments=instruments,
+    tables = RunTables(persona_texts=personas, run_id=run_id, model=info.model, info=info, instruments=instruments,
                        responses=responses,
                        failures=store.failures(run_id), conversations=store.conversations(run_id, limit=50))
     if len(responses):
         scored, kept_apart = split_readings(responses)
-        score_from = str(info.get("study", {}).get("score_from") or "expected")
+        score_from = str(info.study.get("score_from") or "expected")
         tables.scores = score_personas(scored, instruments, value=SCORE_FROM.get(score_from, "expected"))
         if with_metrics:
             _add_metrics(store, tables, scored, kept_apart, n_boot=n_boot, seed=seed)
@@ -103,7 +104,7 @@ def _add_metrics(store: Store, tables: RunTables, scored: pd.DataFrame, kept_apa
     if steered:
         assert study is not None
         try:
-            ref_id = store.reference_run_id(study, study.models[0], tables.info["instruments"])
+            ref_id = store.reference_run_id(study, study.models[0], tables.info.instruments)
         except StoreError as exc:
             note = str(exc)
         else:

@@ -229,9 +229,7 @@ def run_truth(tables: Any, *, n_target: int = 4000) -> tuple[pd.DataFrame, pd.Da
     """For a stored run of a synthetic model (``analysis.RunTables``): its metrics table with a ``truth``
     column, and the d grid's truth (``EFFECT_TRUTH_COLUMNS``). None for any other backend."""
     from valuescope.known_truth.simulate import prepare
-    from valuescope.study.spec import study_from_dict
-
-    study = study_from_dict(tables.info["study"], source=f"run {tables.run_id}")
+    study = tables.info.spec()
     model = study.models[0]
     if model.backend != "synthetic":
         return None

@@ -24,7 +24,7 @@ from valuescope.output.studies import Study as Study
 from valuescope.output.studies import StudyLike as StudyLike
 from valuescope.output.studies import as_model, as_study
 from valuescope.output.studies import preset as preset
-from valuescope.store.sqlite import Store, StoreError, is_complete, iter_stores
+from valuescope.store.sqlite import Store, StoreError, iter_stores
 from valuescope.study import DEFAULT_DIR
 
 
@@ -63,10 +63,10 @@ class Run:
         self.store_dir = Path(store_dir)
         with open_store(self.store_dir) as store:
             info = store.run(run_id)  # StoreError (the CLI's message) for an unknown run; a prefix is enough
-        self.run_id: str = info["run_id"]
-        self.model: str = info["model"]
-        self.study_name: str = info["study_name"]
-        self.study: dict[str, Any] = info["study"]
+        self.run_id: str = info.run_id
+        self.model: str = info.model
+        self.study_name: str = info.study_name
+        self.study: dict[str, Any] = info.study
         self.result = result  # this session's counts when the run came from valuescope.run()
         self.report_path: Path | None = None
 
@@ -253,10 +253,10 @@ class Results:
         for d in self.stores:
             with open_store(d) as store:
                 for r in store.runs():
-                    rows.append({"store": str(d), "run_id": r["run_id"], "study": r["study_name"],
-                                 "model": r["model"], "created_at": r["created_at"], "planned": r["planned"],
-                                 "answered": r["done"], "reused": r["reused"], "unreadable": r["invalid"],
-                                 "failed": r["failed"], "complete": is_complete(r)})
+                    rows.append({"store": str(d), "run_id": r.run_id, "study": r.study_name, "model": r.model,
+                                 "created_at": r.created_at, "planned": r.planned, "answered": r.done,
+                                 "reused": r.reused, "unreadable": r.invalid, "failed": r.failed,
+                                 "complete": r.complete})
         cols = ["store", "run_id", "study", "model", "created_at", "planned", "answered", "reused", "unreadable",
                 "failed", "complete"]
         return pd.DataFrame(rows, columns=cols)
@@ -327,13 +327,13 @@ def answer_counts(directory: str | Path, run_ids: Sequence[str]) -> tuple[int | 
         return None, None
     ids = list(run_ids)
     with open_store(directory) as store:
-        known = {r["run_id"]: r for r in store.runs()}
+        known = {r.run_id: r for r in store.runs()}
     matched = [r for rid in ids for r in [known.get(rid)] if r is not None]
     if len(ids) == 1 and not matched:  # a prefix (show, export)
         matched = [r for k, r in known.items() if k.startswith(ids[0])][:1]
     if not matched:
         return 0, None
-    return sum(r["done"] for r in matched), sum(r["planned"] for r in matched)
+    return sum(r.done for r in matched), sum(r.planned for r in matched)
 
 
 def position_warning(share: float) -> str | None:

@@ -31,6 +31,7 @@ from typing import Any
 
 from valuescope.core.errors import ValuescopeError
 from valuescope.core.types import LetterScores, Message, Query
+from valuescope.store.records import RunRecord
 from valuescope.study import identity
 from valuescope.study.spec import ModelSpec, Study
 
@@ -78,12 +79,6 @@ def _row_scores(row: sqlite3.Row) -> LetterScores:
     om = row["outside_mass"]
     return LetterScores(tuple(json.loads(row["probs"])), float("nan") if om is None else om, bool(row["valid"]),
                         row["raw"], row["error"], row["method"])
-
-
-def is_complete(run: dict[str, Any]) -> bool:
-    """A run is complete when every planned query has a stored answer and none is left failed (``Store.runs()``
-    rows: ``done``, ``planned``, ``failed``). The one rule for ``valuescope ls`` and ``Results.table``."""
-    return bool(run["done"] == run["planned"] and not run["failed"])
 
 
 class StoreError(ValuescopeError, RuntimeError):
@@ -207,43 +202,53 @@ class Store:
              example_prompt, json.dumps(instruments, sort_keys=True)),
         )
 
-    def runs(self) -> list[dict[str, Any]]:
+    def _records(self, where: str = "", args: tuple[Any, ...] = ()) -> list[RunRecord]:
         rows = self.db.execute(
-            "SELECT r.run_id, r.study_name, r.model, r.created_at, r.planned, "
+            "SELECT r.run_id, r.study_name, r.model, r.created_at, r.planned, r.study_json, r.instruments_json, "
+            "r.example_prompt, "
             "(SELECT COUNT(*) FROM responses x WHERE x.run_id = r.run_id) AS done, "
             "(SELECT COUNT(*) FROM responses x WHERE x.run_id = r.run_id AND x.valid = 0) AS invalid, "
             "(SELECT COUNT(*) FROM responses x WHERE x.run_id = r.run_id AND x.reused_from IS NOT NULL) AS reused, "
             "(SELECT COUNT(*) FROM failures f WHERE f.run_id = r.run_id) AS failed "
-            "FROM runs r ORDER BY r.created_at"
+            f"FROM runs r {where} ORDER BY r.created_at", args
         ).fetchall()
-        return [dict(r) for r in rows]
+        out = []
+        for row in rows:
+            d = dict(row)
+            d["study"] = json.loads(d.pop("study_json"))
+            d["instruments"] = json.loads(d.pop("instruments_json"))
+            out.append(RunRecord(**d))
+        return out
+
+    def runs(self) -> list[RunRecord]:
+        """Every run in the store, oldest first, with its answer counts."""
+        return self._records()
 
     def has_run(self, run_id: str) -> bool:
         """Whether a run with exactly this id is registered."""
         return self.db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
 
-    def run(self, run_id: str) -> dict[str, Any]:
-        row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row is None:
-            matches = [r["run_id"] for r in self.runs() if r["run_id"].startswith(run_id)]
+    def run(self, run_id: str) -> RunRecord:
+        """The run with this id, or with this unique prefix; a StoreError naming the runs there are otherwise."""
+        found = self._records("WHERE r.run_id = ?", (run_id,))
+        if not found:
+            ids = [r[0] for r in self.db.execute("SELECT run_id FROM runs ORDER BY created_at")]
+            matches = [r for r in ids if r.startswith(run_id)]
             if len(matches) == 1:
                 return self.run(matches[0])
             if len(matches) > 1:
                 raise StoreError(f"run id prefix {run_id!r} is ambiguous: it matches {', '.join(matches)} "
                                  f"in {self.path}")
-            known = ", ".join(r["run_id"] for r in self.runs()) or "none"
+            known = ", ".join(ids) or "none"
             raise StoreError(f"no run {run_id!r} in {self.path} (runs: {known})")
-        out = dict(row)
-        out["study"] = json.loads(out.pop("study_json"))
-        out["instruments"] = json.loads(out.pop("instruments_json"))
-        return out
+        return found[0]
 
     def reference_run_id(self, study: Study, model: ModelSpec, instruments: Mapping[str, Any] | None) -> str:
         """The stored unsteered reference of a steered study (:func:`valuescope.study.identity.reference_run_id`:
         ``steer.source`` or the reference study's id with these instruments); a StoreError when not stored."""
         ref = identity.reference_run_id(study, model, instruments)
         try:
-            return str(self.run(ref)["run_id"])
+            return self.run(ref).run_id
         except StoreError:
             if study.steer is not None and study.steer.source is not None:
                 raise

@@ -58,7 +58,7 @@ def from_tables(tables: Any) -> RunData:
     import json
 
     info = tables.info
-    study = info.get("study", {})
+    study = info.study
     conversations = []
     for c in tables.conversations:
         ctx = json.loads(c["context_json"])
@@ -72,7 +72,7 @@ def from_tables(tables: Any) -> RunData:
         scores=tables.scores,
         metrics=tables.metrics,
         effects=tables.effects,
-        example_prompt=info.get("example_prompt") or "",
+        example_prompt=info.example_prompt or "",
         counts=tables.counts,
         conversations=conversations or None,
         persona_texts=tables.persona_texts or None,

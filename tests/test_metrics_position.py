@@ -139,3 +139,16 @@ def test_like_for_like_detects_a_planted_persona_effect():
     obs, p, _ = steerability_test(d[d.condition == "baseline"], d[d.condition == "persona"], 6,
                                          np.random.default_rng(0), 199)
     assert obs > 0.01 and p <= 0.01
+
+
+def test_no_steerability_test_when_every_order_has_one_persona_says_why():
+    # 6 personas under 6 orders: each (item, order) stratum holds one persona answer, so no respondent's
+    # deviation can be read (steerability._deviations); with 12 personas (two per order) the test runs
+    noisy = dict(persona_orders=ORDERS, baseline_orders=ORDERS, concentration=20.0, seed=1)
+    one = compute_metrics(letter_model_responses(6, **noisy), None, n_boot=20, n_perm=50)
+    for reading in ("soft", "hard"):
+        row = one[one.metric == f"steerability_p_{reading}"].iloc[0]
+        assert np.isnan(row["value"]) and row["n"] == 0 and "no (item, option order) was answered by two" in row["note"]
+    two = compute_metrics(letter_model_responses(12, **noisy), None, n_boot=20, n_perm=50)
+    row = two[two.metric == "steerability_p_soft"].iloc[0]
+    assert 0.0 < row["value"] <= 1.0 and row["n"] == 50 and "no test" not in row["note"]

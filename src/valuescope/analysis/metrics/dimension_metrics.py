@@ -204,13 +204,20 @@ def _steerability(
                        note="; ".join(notes + why)))
     test = respondent_test(m, perm_rng, n_perm, spreads) if len(m.units) >= 2 and n_perm > 0 else None
     n_done = n_perm if test is not None else 0
-    note = "; ".join(notes + ([] if n_done else ["fewer than 2 personas or n_perm=0: no test"]))
     for reading in ("hard", "soft"):
-        out.append(row(f"steerability_p_{reading}", value=test[reading] if test is not None else np.nan,
-                       n=n_done, note=note))
+        p = test[reading] if test is not None else np.nan
+        why = [] if n_done else ["fewer than 2 personas or n_perm=0: no test"]
+        if n_done and np.isnan(p):
+            why = [SINGLE_STRATA_NOTE]
+        out.append(row(f"steerability_p_{reading}", value=p, n=n_done if not np.isnan(p) else 0,
+                       note="; ".join(notes + why)))
     return out
 
 
+#: why steerability has no p when every (item, option order) was answered by one persona only
+SINGLE_STRATA_NOTE = ("no test: no (item, option order) was answered by two or more personas, and a respondent's "
+                      "deviation is read against the others who answered the same item under the same order "
+                      "(ask at least twice as many personas as option orders)")
 #: draws of the baseline's borrowed spread behind the variance added to steerability's interval
 BASE_DRAWS = 200
 #: why the answers reading has no interval after a conversation (measured coverage: docs/metrics.md)

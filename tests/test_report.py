@@ -38,6 +38,18 @@ def runs() -> tuple[RunData, RunData]:
     return a, b
 
 
+@pytest.fixture(scope="module")
+def report_a(runs, tmp_path_factory) -> Path:
+    """Run a's report, written once and read by every test that only looks at it (one render: seconds)."""
+    return write_report([runs[0]], tmp_path_factory.mktemp("report_a"))
+
+
+@pytest.fixture(scope="module")
+def report_ab(runs, tmp_path_factory) -> Path:
+    """The two runs' comparison report, written once (the model comparison and the browser test read it)."""
+    return write_report(list(runs), tmp_path_factory.mktemp("report_ab"))
+
+
 def _sections(html: str) -> dict[str, str]:
     parts = re.findall(r'<section id="([^"]+)"[^>]*>(.*?)</section>', html, flags=re.S)
     return dict(parts)
@@ -60,8 +72,8 @@ def _degraded(run: RunData) -> RunData:
     )
 
 
-def test_every_section_drawn_from_full_data(runs, tmp_path: Path) -> None:
-    html_path = write_report([runs[0]], tmp_path)
+def test_every_section_drawn_from_full_data(report_a: Path) -> None:
+    html_path, folder = report_a, report_a.parent
     html = html_path.read_text(encoding="utf-8")
     sections = _sections(html)
     for sid in SECTION_IDS:
@@ -72,7 +84,7 @@ def test_every_section_drawn_from_full_data(runs, tmp_path: Path) -> None:
         hrefs = re.findall(r'<a href="([^"/]+-figures/[^"]+\.png)"', body)
         assert len(hrefs) == len(imgs)
         for href in hrefs:
-            assert (tmp_path / href).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert (folder / href).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # one figure per instrument for per-instrument sections
     assert len(re.findall(r"<img ", sections["micro"])) == 2
     for fixed in ("Overview", "Headline metrics", "The exact prompt of one query", "Study settings"):
@@ -139,7 +151,10 @@ def test_reports_are_named_by_runs_and_do_not_go_stale(runs, tmp_path: Path) -> 
     assert report_path(tmp_path / "x.html", ["a"]) == tmp_path / "x.html"
     assert report_path(tmp_path, ["r 1", "r2"]) == tmp_path / "r-1_vs_r2.html"
     assert len(report_path(tmp_path, [f"run-{i:03d}-" + "x" * 40 for i in range(9)]).name) <= 125
-    a, b = runs[0], runs[1]
+    # naming and stale figures do not depend on what the page shows: each run cut to its inertia and
+    # convergence rows (4 figures, ~2 CPU-s a page instead of ~13 for the full page, written 5 times here)
+    keep = ["inertia_hard", "inertia_soft", "convergence_var"]
+    a, b = (RunData(r.run_id, r.model, metrics=r.metrics[r.metrics["metric"].isin(keep)]) for r in runs)
     named = write_report([a], tmp_path / "seedpair.html")
     assert named == tmp_path / "seedpair.html" and named.is_file()
     assert (tmp_path / "seedpair-figures").is_dir()
@@ -152,14 +167,14 @@ def test_reports_are_named_by_runs_and_do_not_go_stale(runs, tmp_path: Path) -> 
     assert not stale.exists()
     linked = set(re.findall(r'<a href="([^"]+\.png)"', pa.read_text(encoding="utf-8")))
     on_disk = {f"{a.run_id}-figures/{p.name}" for p in (tmp_path / "rep" / f"{a.run_id}-figures").glob("*.png")}
-    assert linked == on_disk
+    assert linked == on_disk and len(linked) == 4
 
 
-def test_model_text_is_escaped(runs, tmp_path: Path) -> None:
+def test_model_text_is_escaped(runs, report_a: Path) -> None:
     run = runs[0]
     assert SCRIPT in run.responses["raw"].dropna().iloc[0]
     assert any(SCRIPT in t for t in run.persona_texts.values())
-    html = write_report([run], tmp_path).read_text(encoding="utf-8")
+    html = report_a.read_text(encoding="utf-8")
     assert "<script" not in html.lower()  # the page has no script of its own either
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
     examples = _sections(html)["examples"]
@@ -169,9 +184,10 @@ def test_model_text_is_escaped(runs, tmp_path: Path) -> None:
     assert any(escaped in c and c.startswith("Sure!") for c in raw_cells)
 
 
-def test_two_runs_compare_models(runs, tmp_path: Path) -> None:
+@pytest.mark.slow  # renders the two-run page (report_ab, shared with the browser test): ~30 CPU-s here
+def test_two_runs_compare_models(runs, report_ab: Path) -> None:
     a, b = runs
-    html = write_report([a, b], tmp_path).read_text(encoding="utf-8")
+    html = report_ab.read_text(encoding="utf-8")
     inertia = _sections(html)["inertia"]
     assert len(re.findall(r"<img ", inertia)) == 2  # one comparison figure per instrument, not per model
     # the comparison figure itself carries both models: legend entries and one bar group per model
@@ -200,7 +216,7 @@ def test_derived_numbers_hand_computed() -> None:
     assert ratio[0] == pytest.approx(1.0) and abs(load[1, 0]) == pytest.approx(2 / np.sqrt(5.25))
 
 
-def test_report_reads_its_numbers_from_the_metrics_table(runs, tmp_path: Path) -> None:
+def test_report_reads_its_numbers_from_the_metrics_table(runs, report_a: Path) -> None:
     """The variance and convergence figures draw the metrics table's rows, nothing re-estimated: change
     the rows and the bars move."""
     run = runs[0]
@@ -219,16 +235,17 @@ def test_report_reads_its_numbers_from_the_metrics_table(runs, tmp_path: Path) -
     bars2 = [c for c in fig2.axes[0].containers if isinstance(c, BarContainer)]
     assert np.allclose(np.nan_to_num([b.get_height() for b in bars2[2]]), np.nan_to_num(2 * expect))
     # position bias is the first section, read from the metrics table
-    html = write_report([run], tmp_path).read_text(encoding="utf-8")
+    html = report_a.read_text(encoding="utf-8")
     assert html.index('id="position"') < html.index('id="overview"') < html.index('id="headline"')
     pb = m[(m.metric == "position_bias_soft") & (m.instrument == "mfq30")].iloc[0]
     # this fixture asks every respondent under one order: not identified, and the report says why
     assert np.isnan(pb["value"]) and pb["note"] in _sections(html)["position"]
 
 
+@pytest.mark.slow  # headless Chromium on the two-run page: ~15 CPU-s here (plus report_ab when run alone)
 @pytest.mark.skipif(find_chromium() is None, reason="no chromium binary on PATH (apt-get install chromium)")
-def test_report_in_headless_chromium(runs, tmp_path: Path) -> None:
-    html_path = write_report(list(runs), tmp_path / "report")
+def test_report_in_headless_chromium(report_ab: Path, tmp_path: Path) -> None:
+    html_path = report_ab
     n_img = html_path.read_text(encoding="utf-8").count("<img ")
     shot = tmp_path / "shot.png"
     page = open_page(html_path, shot, width=1280, height=2000)

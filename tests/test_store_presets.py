@@ -34,6 +34,7 @@ def _run_all(out, names):
     return results
 
 
+@pytest.mark.slow  # ~24k answers planned, stored and planned again per order: 21 CPU-s each here (2026-12-05)
 @pytest.mark.parametrize("order", ["forward", "reverse"])
 def test_every_preset_into_one_folder_keeps_every_run_whole(tmp_path, order):
     names = [n for n, _ in presetmod.list_presets()]

@@ -103,6 +103,7 @@ def test_steerability_partial_overlap_counts_what_is_left_out():
     assert row["n"] == 6 * 6 and "18 persona answers (3 of 9 personas wholly) left out" in row["note"]
 
 
+@pytest.mark.slow  # several hundred seeded replications through the steerability test: 19 CPU-s here (2026-12-05)
 def test_like_for_like_persona_blind_gives_zero_and_uniform_p():
     # deterministic letter model, baseline under every order of the set: JSD exactly 0, p = 1
     df = letter_model_responses(24, persona_orders=ORDERS, baseline_orders=ORDERS)

@@ -46,7 +46,7 @@ def score_request(persona: str, item: str, order=(0, 1, 2, 3)) -> ScoreRequest:
 
 
 PERSONAS = ("You are a retired fisherman from Chile.", "You are a nurse from Kenya.")
-ITEMS = ("I like to help strangers.", "I take risks.", "I follow traditions.")
+ITEMS = ("I like to help strangers.", "I take risks.")  # issue 28: 3 items -> 2 (4 requests, 2 groups of 2)
 REQUESTS = [score_request(p, i) for p in PERSONAS for i in ITEMS]
 UNRELATED = [score_request(PERSONAS[0], "I enjoy music.", (3, 1, 0, 2)),
              score_request("You are a chess player.", ITEMS[0]),
@@ -80,11 +80,11 @@ def test_scores_do_not_depend_on_prior_work_and_equal_naive():
         fresh = scores(backend, REQUESTS)
         unrelated_work(backend)
         reordered = scores(backend, REQUESTS[::-1])[::-1]
-        single = {i: scores(backend, [REQUESTS[i]])[0] for i in (4, 1, 5, 0, 3, 2)}  # one call each
+        single = {i: scores(backend, [REQUESTS[i]])[0] for i in (2, 1, 3, 0)}  # one call each
         one_by_one = [single[i] for i in range(len(REQUESTS))]
     finally:
         backend.close()
-    assert len({p for p, _ in want}) == len(REQUESTS)  # six different answers, not one repeated
+    assert len({p for p, _ in want}) == len(REQUESTS)  # four different answers, not one repeated
     # bit for bit: the prefix scheduler evaluates every prompt as naive evaluation does on this CPU class
     assert fresh == want
     assert reordered == want
@@ -141,17 +141,13 @@ def test_a_served_model_answers_independently_of_earlier_requests(llama_server):
 @pytest.mark.slow
 @pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "gguf", "accelerate")),
                     reason="the hf extra is not installed")
-def test_hf_generation_does_not_depend_on_prior_work():
-    """The transformers backend generates each request alone, from a fresh cache, with its own seed."""
-    from valuescope.backends.hf import HFBackend
-
-    backend = HFBackend(batch_size=4)  # path None: the embedded GGUF through transformers
-    try:
-        first = conversation(backend)
-        unrelated_work(backend)
-        again = conversation(backend)
-    finally:
-        backend.close()
+def test_hf_generation_does_not_depend_on_prior_work(hf_embedded_backend):
+    """The transformers backend generates each request alone, from a fresh cache, with its own seed
+    (the session's model: whatever other tests asked it before is more prior work)."""
+    backend = hf_embedded_backend
+    first = conversation(backend)
+    unrelated_work(backend)
+    again = conversation(backend)
     assert [role for role, _ in first] == ["user", "assistant", "user", "assistant"]
     assert again == first
 

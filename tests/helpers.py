@@ -2,13 +2,51 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from valuescope.core.types import Instrument, Item, Part, Scale
+
+
+@functools.cache
+def cli_command():
+    """The CLI's click command, built once (typer builds it again on every invoke: 0.3 s each)."""
+    import typer.main
+
+    from valuescope.cli import app
+
+    return typer.main.get_command(app)
+
+
+def cli_in_process(*args: str, cwd: Path | None = None, raise_errors: bool = True) -> subprocess.CompletedProcess:
+    """``valuescope ARGS`` in this process (click's test runner, what typer's runner does with the command built
+    once; no interpreter start per call): exit code, stdout and stderr apart. An exception that escapes the
+    CLI is raised (``raise_errors``) or appended to stderr as a traceback. The entry point as a process:
+    test_hostile, test_crash_safety and test_cli's real run."""
+    from click.testing import CliRunner
+
+    old = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        res = CliRunner().invoke(cli_command(), list(args))
+    finally:
+        os.chdir(old)
+    stderr = res.stderr
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        if raise_errors:
+            raise res.exception
+        import traceback
+
+        stderr += "Traceback (in-process)\n" + "".join(traceback.format_exception(res.exception))
+    return subprocess.CompletedProcess(list(args), res.exit_code, res.stdout, stderr)
+
 
 LIKERT4 = Scale(labels=("never", "rarely", "often", "always"), values=(1.0, 2.0, 3.0, 4.0))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from helpers import cli_in_process
 from matplotlib.figure import Figure
 
 import valuescope
@@ -36,14 +37,8 @@ class _Result:
 
 def cli(*args: str) -> _Result:
     """The CLI in-process (no interpreter start-up per call): exit code, stdout and stderr apart."""
-    from typer.testing import CliRunner
-
-    from valuescope.cli import app
-
-    res = CliRunner().invoke(app, list(args))
-    if res.exception is not None and not isinstance(res.exception, SystemExit):
-        raise res.exception
-    return _Result(res.exit_code, res.stdout, res.stderr)
+    res = cli_in_process(*args)
+    return _Result(res.returncode, res.stdout, res.stderr)
 
 
 def cli_error(res: _Result) -> str:

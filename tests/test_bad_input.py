@@ -16,12 +16,9 @@ import random
 from pathlib import Path
 
 import pytest
-import typer.main
-import typer.testing
 import yaml
-from typer.testing import CliRunner
+from helpers import cli_in_process
 
-from valuescope.cli import app
 from valuescope.execution import runner
 from valuescope.study.spec import load_study, study_from_dict
 
@@ -177,19 +174,12 @@ def _snapshot(directory: Path) -> dict[str, str]:
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def _cli(path: Path, monkeypatch) -> tuple[int, str, str]:
-    """``valuescope run PATH -q`` in-process, from the study's folder: (exit code, stdout, stderr). What the
-    installed entry point adds (usage errors as one line) is covered by test_hostile's subprocess cases."""
-    monkeypatch.chdir(path.parent)
-    command = typer.main.get_command(app)  # built once, not once per invoke (0.3 s each)
-    monkeypatch.setattr(typer.testing, "_get_command", lambda _app: command)
-    res = CliRunner().invoke(app, ["run", str(path), "-q"])
-    tail = ""
-    if res.exception is not None and not isinstance(res.exception, SystemExit):
-        import traceback
-
-        tail = "Traceback (in-process)\n" + "".join(traceback.format_exception(res.exception))
-    return res.exit_code, res.stdout, res.stderr + tail
+def _cli(path: Path) -> tuple[int, str, str]:
+    """``valuescope run PATH -q`` in-process, from the study's folder: (exit code, stdout, stderr, with any
+    escaping exception as a traceback). What the installed entry point adds (usage errors as one line) is
+    covered by test_hostile's subprocess cases."""
+    res = cli_in_process("run", str(path), "-q", cwd=path.parent, raise_errors=False)
+    return res.returncode, res.stdout, res.stderr
 
 
 @pytest.fixture
@@ -216,7 +206,7 @@ def test_bad_files_give_one_line_exit_2_and_leave_the_store_alone(tmp_path, exis
 
     table = cases(out)
     paths = [_materialise(tmp_path / f"case{i:02d}", out, files) for i, (_, files) in enumerate(table)]
-    results = [_cli(path, monkeypatch) for path in paths]
+    results = [_cli(path) for path in paths]
 
     problems = []
     for (name, _), (code, stdout, stderr) in zip(table, results, strict=True):

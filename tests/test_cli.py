@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from helpers import cli_in_process as vs
 
 SMALL = {
     "name": "small",
@@ -29,31 +30,6 @@ def vs_process(*args: str, cwd: Path | None = None, timeout: int = 600) -> subpr
                           timeout=timeout)
 
 
-def vs(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """The CLI in this process (typer's runner; no interpreter start per call): exit code, stdout, stderr.
-    The entry point as a process: test_hostile, test_crash_safety and test_custom_instrument_real_run."""
-    import os
-
-    import typer.main
-    import typer.testing
-
-    from valuescope.cli import app
-
-    if not hasattr(vs, "command"):
-        vs.command = typer.main.get_command(app)  # built once (0.3 s per invoke otherwise)
-    old = os.getcwd()
-    real = typer.testing._get_command
-    typer.testing._get_command = lambda _app: vs.command
-    try:
-        if cwd is not None:
-            os.chdir(cwd)
-        res = typer.testing.CliRunner().invoke(app, list(args))
-    finally:
-        os.chdir(old)
-        typer.testing._get_command = real
-    if res.exception is not None and not isinstance(res.exception, SystemExit):
-        raise res.exception
-    return subprocess.CompletedProcess(list(args), res.exit_code, res.stdout, res.stderr)
 
 
 def write_study(tmp_path: Path, data: dict, name: str = "study.yaml") -> Path:

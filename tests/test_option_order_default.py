@@ -4,30 +4,17 @@ named in one line; the old run resumes when the study sets ``option_order: permu
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import yaml
+from helpers import cli_in_process as vs
 
 from valuescope.analysis.metrics import compute_metrics
 from valuescope.execution.runner import run_study
 from valuescope.known_truth.simulate import prepare
 from valuescope.study.spec import OLD_DEFAULT_OPTION_ORDER, Study, load_study, study_from_dict
 from valuescope.study.synthetic_spec import SyntheticSpec
-
-
-def vs(*args: str) -> subprocess.CompletedProcess:
-    """``valuescope ARGS`` in this process (typer's runner: no interpreter start per call); the entry point
-    as a process is test_hostile's and test_crash_safety's."""
-    import typer.testing
-
-    from valuescope.cli import app
-
-    res = typer.testing.CliRunner().invoke(app, list(args))
-    if res.exception is not None and not isinstance(res.exception, SystemExit):
-        raise res.exception
-    return subprocess.CompletedProcess(list(args), res.exit_code, res.stdout, res.stderr)
 
 
 def _data(tmp_path: Path, **over) -> dict:

@@ -14,13 +14,13 @@ import hashlib
 import json
 import shutil
 import sqlite3
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import cli_in_process as vs
 
 from valuescope.analysis.tables import load_run
 from valuescope.core.types import LetterScores
@@ -31,18 +31,6 @@ from valuescope.study.spec import study_from_dict
 DATA = Path(__file__).parent / "data"
 ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "FAIRLY"]
 
-
-def vs(*args: str) -> subprocess.CompletedProcess:
-    """``valuescope ARGS`` in this process (typer's runner: no interpreter start per call); the entry point
-    as a process is test_hostile's and test_crash_safety's."""
-    import typer.testing
-
-    from valuescope.cli import app
-
-    res = typer.testing.CliRunner().invoke(app, list(args))
-    if res.exception is not None and not isinstance(res.exception, SystemExit):
-        raise res.exception
-    return subprocess.CompletedProcess(list(args), res.exit_code, res.stdout, res.stderr)
 
 
 #: answers from each query's meta: a persona-dependent model with query noise and a letter habit

@@ -475,8 +475,11 @@ def test_disk_full_while_writing_outputs(tmp_path: Path, command: str) -> None:
 # --------------------------------------------------------------------------- interrupts
 
 HARNESS = '''
-import os, sys, time
+import os, signal, sys, time
 from pathlib import Path
+# Ctrl-C as in a terminal, however the test run was started (a shell's background job inherits SIGINT ignored,
+# and Python then installs no KeyboardInterrupt handler)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from valuescope.backends.synthetic import SyntheticBackend
 from valuescope.store.sqlite import Store
 

@@ -26,10 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import SharedBackend
 
 from valuescope.analysis.metrics import headline
 from valuescope.analysis.tables import load_run
 from valuescope.execution.runner import run_study
+from valuescope.execution.session import make_backend
 from valuescope.store.sqlite import Store
 from valuescope.study.spec import study_from_dict
 
@@ -107,21 +109,29 @@ def xb_llama_server(request):
 
 
 @pytest.fixture(scope="module")
-def xb(tmp_path_factory, xb_llama_server):
-    """Run the study once with all available backends in its ``models:`` list, into one store."""
+def xb(tmp_path_factory, xb_llama_server, request):
+    """Run the study once with all available backends in its ``models:`` list, into one store. The
+    embedded and hf models are the session's (tests/conftest.py: each loaded once per test run); their
+    answers do not depend on what they evaluated before (tests/test_determinism.py)."""
     gguf = str(_embedded_gguf())
     models = [{"name": "embedded", "backend": "llamacpp", "path": gguf}]
+    shared = {"embedded": request.getfixturevalue("embedded_backend")}
     if xb_llama_server is not None:
         models.append({"name": "server", "backend": "openai", "base_url": xb_llama_server, "path": gguf,
                        "concurrency": 2})
     if _hf_missing() is None:
-        models.append({"name": "hf", "backend": "hf", "path": gguf, "batch_size": 20})
+        models.append({"name": "hf", "backend": "hf", "path": gguf, "batch_size": 4})
+        shared["hf"] = request.getfixturevalue("hf_embedded_backend")
+
+    def factory(model):
+        return SharedBackend(shared[model.name]) if model.name in shared else make_backend(model)
+
     out = tmp_path_factory.mktemp("vsxb") / "results"
     study = study_from_dict(study_dict(out, models))
-    results = {r.model: r for r in run_study(study)}
+    results = {r.model: r for r in run_study(study, backend_factory=factory)}
     with Store(out) as store:
         runs = {r.model: load_run(store, r.run_id) for r in results.values()}
-    return {"study": study, "out": out, "results": results, "runs": runs}
+    return {"study": study, "out": out, "results": results, "runs": runs, "factory": factory}
 
 
 def _need(xb, model: str) -> None:
@@ -214,7 +224,7 @@ def test_one_model_per_output_dir_gives_the_same_run(xb, tmp_path):
     """The study with only the embedded model block, into its own directory: same run id, same answers
     (a run never depends on the other models of its study)."""
     study = study_from_dict(study_dict(tmp_path / "alone", [xb["study"].models[0].model_dump(mode="json")]))
-    [res] = run_study(study)
+    [res] = run_study(study, backend_factory=xb["factory"])
     assert res.run_id == xb["results"]["embedded"].run_id and res.new == PLANNED
     with Store(tmp_path / "alone") as store:
         alone = load_run(store, res.run_id, with_metrics=False).responses.set_index(SHAPE).sort_index()
@@ -224,5 +234,5 @@ def test_one_model_per_output_dir_gives_the_same_run(xb, tmp_path):
 
 
 def test_rerunning_the_three_model_study_resumes_with_nothing_new(xb):
-    again = run_study(xb["study"])
+    again = run_study(xb["study"], backend_factory=xb["factory"])
     assert [(r.model, r.already_done, r.new) for r in again] == [(m, PLANNED, 0) for m in xb["results"]]

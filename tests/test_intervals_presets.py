@@ -26,7 +26,7 @@ def _params():
         yield pytest.param(name, marks=() if name in FAST else pytest.mark.slow, id=name)
 
 
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", list(_params()))
 def test_every_exported_row_lies_in_its_own_interval(name):
     study = adapt(load_preset(name), model=ModelSpec(name="syn", backend="synthetic"), scale=0.05)
     sim = prepare(study)

@@ -173,7 +173,7 @@ def test_stability_edge_cases_give_nan_with_note():
     r = _get(m, "rank_order", "V1")
     assert np.isnan(r["value"]) and "fewer than 3 personas" in r["note"]
     ip = _get(m, "ipsative")
-    assert ip["value"] == pytest.approx(0.5) and "no bootstrap CI" in ip["note"]
+    assert ip["value"] == pytest.approx(0.5) and "fewer than 2 units or n_boot=0: no CI" in ip["note"]
     # zero variance: every persona has the same score on V1 in context a
     flat = {(p, "a@3", 0): [5, *A[p][1:]] for p in A} | {(p, "b@3", 0): B[p] for p in B}
     m = compute_metrics(_responses(), hand_scores(flat, VALUES), n_boot=10)

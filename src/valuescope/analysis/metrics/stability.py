@@ -126,7 +126,7 @@ def _emit_mean(rows: list[dict[str, Any]], group: tuple, metric: str, unit: np.n
         lo = hi = float("nan")
     note = "" if np.isfinite(point) else undefined
     if np.isfinite(point) and not np.isfinite(lo):
-        note = "fewer than 2 units or n_boot=0: no bootstrap CI"  # n_boot is the switch for intervals
+        note = "fewer than 2 units or n_boot=0: no CI"  # n_boot is the switch for intervals
     rows.append(metric_row(group, metric, value=point, ci_low=lo, ci_high=hi, n=int(np.isfinite(unit).sum()),
                            note=note, **kw))
 
@@ -223,12 +223,12 @@ def stability_rows(
                 continue
             _rank_order_rows(rows, group, arr, ctxs, vals, sub_pairs, ci, lab)
             _ipsative_rows(rows, group, "ipsative", arr, ctxs, sub_pairs, ci, lab)
-    rows.extend(_baseline_rows(sc, group, arr, ctxs, units, n_boot, seed))
+    rows.extend(_baseline_rows(sc, group, arr, ctxs, units, n_boot))
     return rows
 
 
 def _baseline_rows(sc: pd.DataFrame, group: tuple, arr: np.ndarray, ctxs: list[str], units: list[str],
-                   n_boot: int, seed: int) -> list[dict[str, Any]]:
+                   n_boot: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     barr, _, bctxs, bunits, bvals = profile_array(sc, condition="baseline", units_are_repeats=True)
     if barr.size and len(bctxs) >= 2:

@@ -2,14 +2,14 @@
 
 One row per (persona, context, repeat, layer) of a run: the state at the last token of the persona +
 conversation prefix, as a little-endian float32 blob of ``dim`` numbers. Kept apart from ``responses``
-(a state is not an answer); written with ``INSERT OR IGNORE`` in one transaction per batch, so a
+(a state is not an answer); its schema is ``store.schema.ACTIVATIONS_SCHEMA`` (store schema 1), created by the
+first write; written through :meth:`Store.transaction` with ``INSERT OR IGNORE``, one transaction per batch, so a
 resumed run skips recorded keys and two writers never duplicate a row.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -18,23 +18,11 @@ import numpy as np
 import pandas as pd
 
 from valuescope.core.units import unit_ids
-from valuescope.store.sqlite import Store
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS activations (
-    run_id TEXT NOT NULL, key TEXT NOT NULL, persona_id TEXT NOT NULL, persona_json TEXT NOT NULL,
-    context TEXT NOT NULL, repeat INTEGER NOT NULL, layer INTEGER NOT NULL, n_tokens INTEGER NOT NULL,
-    dim INTEGER NOT NULL, vector BLOB NOT NULL, created_at REAL NOT NULL,
-    PRIMARY KEY (run_id, key)
-);
-"""
+from valuescope.store.schema import ACTIVATIONS_SCHEMA
+from valuescope.store.sqlite import Store, StoreError
 
 COLUMNS = ["run_id", "key", "persona_id", "condition", "persona", "context", "repeat", "layer", "n_tokens",
            "vector"]
-
-
-def _ensure(db: sqlite3.Connection) -> None:
-    db.executescript(SCHEMA)
 
 
 def _exists(store: Store) -> bool:
@@ -52,7 +40,6 @@ def recorded_keys(store: Store, run_id: str) -> set[str]:
 def write_states(store: Store, rows: Sequence[dict[str, Any]]) -> int:
     """Rows with run_id, key, persona (dict), context (label), repeat, layer, n_tokens, vector (1-d array).
     Returns how many were new."""
-    _ensure(store.db)
     now = time.time()
     data = []
     for r in rows:
@@ -61,6 +48,7 @@ def write_states(store: Store, rows: Sequence[dict[str, Any]]) -> int:
                      r["context"], int(r["repeat"]), int(r["layer"]), int(r["n_tokens"]), int(vec.size),
                      vec.tobytes(), now))
     with store.transaction() as cur:
+        cur.execute(ACTIVATIONS_SCHEMA)  # the first recorded state creates the table, in the same transaction
         before = store.db.total_changes
         cur.executemany("INSERT OR IGNORE INTO activations VALUES (?,?,?,?,?,?,?,?,?,?,?)", data)
         return store.db.total_changes - before
@@ -84,8 +72,6 @@ def load_states(store: Store, run_id: str) -> pd.DataFrame:
         persona = json.loads(r[3])
         vec = np.frombuffer(r[9], dtype="<f4")
         if vec.size != r[8]:
-            from valuescope.store.sqlite import StoreError
-
             raise StoreError(f"activations of run {run_id}: a stored vector has {vec.size} numbers, not {r[8]}")
         recs.append({"run_id": r[0], "key": r[1], "persona_id": r[2],
                      "condition": "baseline" if persona.get("kind") == "baseline" else "persona",

@@ -12,66 +12,34 @@ Failed queries (a backend error, not an unreadable answer) go to ``failures`` wi
 are retried on the next run; an unreadable answer is a stored response with ``valid = 0``, its raw
 text and the reason in ``error``.
 
-Schema versions (``PRAGMA user_version``): 0 = valuescope 0.1.0 (``responses.key`` alone was the
-primary key, so a second run's answers to the same queries were dropped); 1 = run-scoped keys.
-A version-0 store is migrated in place, in one transaction, after a backup copy of the file
-(:meth:`Store.migrate`); a command that only reads refuses it with one line saying how.
+The file itself (its tables, schema version, migration, read-only opening) is ``store/schema.py``.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from valuescope.core.errors import ValuescopeError
 from valuescope.core.types import LetterScores, Message, Query
 from valuescope.store.records import RunRecord
+from valuescope.store.schema import (
+    RESPONSE_COLUMNS,
+    SCHEMA_VERSION,
+    STORE_NAME,
+    StoreError,
+    connect_readonly,
+    iter_stores,
+    open_writable,
+)
 from valuescope.study import identity
 from valuescope.study.spec import ModelSpec, Study
 
-STORE_NAME = "valuescope.sqlite"
-SCHEMA_VERSION = 1
-
-RESPONSE_COLUMNS = (
-    "run_id", "key", "model", "persona_id", "persona_json", "context_json", "instrument", "item_id", "part",
-    "dimension", "wording", "option_order", "seed", "repeat", "position", "template", "probs", "outside_mass",
-    "valid", "raw", "error", "method", "created_at", "reused_from",
-)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, study_name TEXT NOT NULL, model TEXT NOT NULL, created_at REAL NOT NULL,
-    study_json TEXT NOT NULL, planned INTEGER NOT NULL DEFAULT 0, example_prompt TEXT,
-    instruments_json TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS responses (
-    run_id TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, persona_id TEXT NOT NULL,
-    persona_json TEXT NOT NULL, context_json TEXT NOT NULL, instrument TEXT NOT NULL, item_id TEXT NOT NULL,
-    part TEXT NOT NULL, dimension TEXT, wording TEXT, option_order TEXT NOT NULL, seed INTEGER NOT NULL,
-    repeat INTEGER NOT NULL, position INTEGER NOT NULL, template TEXT NOT NULL, probs TEXT NOT NULL,
-    outside_mass REAL, valid INTEGER NOT NULL, raw TEXT, error TEXT, method TEXT NOT NULL,
-    created_at REAL NOT NULL, reused_from TEXT,
-    PRIMARY KEY (run_id, key)
-);
-CREATE INDEX IF NOT EXISTS responses_key ON responses(key);
-CREATE TABLE IF NOT EXISTS failures (
-    run_id TEXT NOT NULL, key TEXT NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL,
-    updated_at REAL NOT NULL, PRIMARY KEY (run_id, key)
-);
-CREATE TABLE IF NOT EXISTS conversations (
-    key TEXT PRIMARY KEY, run_id TEXT NOT NULL, persona_id TEXT NOT NULL, context_json TEXT NOT NULL,
-    messages_json TEXT NOT NULL, created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS run_conversations (
-    run_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (run_id, key)
-);
-"""
+__all__ = ["SCHEMA_VERSION", "STORE_NAME", "Store", "StoreError", "Transaction", "iter_stores"]
 
 
 def _row_scores(row: sqlite3.Row) -> LetterScores:
@@ -79,10 +47,6 @@ def _row_scores(row: sqlite3.Row) -> LetterScores:
     om = row["outside_mass"]
     return LetterScores(tuple(json.loads(row["probs"])), float("nan") if om is None else om, bool(row["valid"]),
                         row["raw"], row["error"], row["method"])
-
-
-class StoreError(ValuescopeError, RuntimeError):
-    """No store, an unknown run, or a database that cannot be used. The message is one line for the user."""
 
 
 class Store:
@@ -102,34 +66,10 @@ class Store:
         if (readonly or not create) and not self.path.is_file():
             raise StoreError(f"no valuescope store in {self.directory} (expected {STORE_NAME})")
         if readonly:
-            self.db = _connect_readonly(self.path)
-            self.db.row_factory = sqlite3.Row
-            return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            self.db.execute("PRAGMA busy_timeout=60000")
-            version = self._version()
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{self.path} was written by a newer valuescope (store schema {version}, this "
-                                 f"version reads {SCHEMA_VERSION}); upgrade valuescope")
-            if version < SCHEMA_VERSION:
-                if not migrate:
-                    raise StoreError(f"{self.path} uses store schema {version} of an older valuescope; run "
-                                     f"`valuescope migrate {self.directory}` (it keeps a backup copy) or "
-                                     "`valuescope run` on it, which migrates it first")
-                self._migrate(version)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-            if int(self.db.execute("PRAGMA user_version").fetchone()[0]) != SCHEMA_VERSION:
-                self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.OperationalError:  # a read-only file or folder, a full disk, a lock: the caller says which
-            if getattr(self, "db", None) is not None:
-                self.db.close()
-            raise
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a usable valuescope store ({exc})") from None
+            self.db = connect_readonly(self.path)
+        else:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.db, self.migrated_from, self.backup = open_writable(self.path, migrate=migrate)
         self.db.row_factory = sqlite3.Row
 
     def close(self) -> None:
@@ -140,56 +80,6 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # ------------------------------------------------------------------ schema versions
-    def _version(self) -> int:
-        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
-        if version == 0:
-            has = self.db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='responses'").fetchone()
-            if has is None:  # a new, empty file
-                return SCHEMA_VERSION
-        return version
-
-    def _migrate(self, version: int) -> None:
-        """Schema 0 -> 1 in place: a backup copy of the file first (``valuescope.sqlite.v0-backup``),
-        then one transaction that rebuilds ``responses`` and ``failures`` with run-scoped keys and
-        links every stored conversation to the run that made it. Every row is kept as it was."""
-        if version != 0:
-            raise StoreError(f"{self.path}: no migration from store schema {version}")
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        backup = self.path.with_name(f"{STORE_NAME}.v{version}-backup")
-        n = 1
-        while backup.exists():
-            n += 1
-            backup = self.path.with_name(f"{STORE_NAME}.v{version}-backup{n}")
-        shutil.copy2(self.path, backup)
-        self.backup = backup
-        cols = ", ".join(c for c in RESPONSE_COLUMNS if c != "reused_from")
-        before = self.db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-        cur = self.db.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            cur.execute("ALTER TABLE responses RENAME TO responses_v0")
-            cur.execute("ALTER TABLE failures RENAME TO failures_v0")
-            cur.execute("DROP INDEX IF EXISTS responses_run")
-            for stmt in SCHEMA.split(";"):
-                if stmt.strip():
-                    cur.execute(stmt)
-            cur.execute(f"INSERT INTO responses ({cols}) SELECT {cols} FROM responses_v0")
-            cur.execute("INSERT INTO failures (run_id, key, error, attempts, updated_at) "
-                        "SELECT run_id, key, error, attempts, updated_at FROM failures_v0")
-            cur.execute("INSERT OR IGNORE INTO run_conversations (run_id, key) SELECT run_id, key FROM conversations")
-            after = cur.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-            if after != before:
-                raise StoreError(f"{self.path}: migration would change the number of answers ({before} -> {after})")
-            cur.execute("DROP TABLE responses_v0")
-            cur.execute("DROP TABLE failures_v0")
-            cur.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        self.migrated_from = version
 
     # ------------------------------------------------------------------ runs
     def register_run(self, run_id: str, study_name: str, model: str, study_json: dict[str, Any],
@@ -381,83 +271,27 @@ class Store:
             "SELECT c.* FROM conversations c JOIN run_conversations rc ON rc.key = c.key WHERE rc.run_id = ? "
             "ORDER BY c.rowid LIMIT ?", (run_id, limit))]
 
-    # ------------------------------------------------------------------ internals
-    class _Tx:
-        def __init__(self, db: sqlite3.Connection) -> None:
-            self.db = db
+    # ------------------------------------------------------------------ transactions
+    def _tx(self) -> Transaction:
+        return Transaction(self.db)
 
-        def __enter__(self) -> sqlite3.Cursor:
-            self.cur = self.db.cursor()
-            self.cur.execute("BEGIN IMMEDIATE")
-            return self.cur
-
-        def __exit__(self, exc_type: object, *_: object) -> None:
-            self.cur.execute("ROLLBACK" if exc_type else "COMMIT")
-
-    def _tx(self) -> Store._Tx:
-        return Store._Tx(self.db)
-
-    def transaction(self) -> Store._Tx:
+    def transaction(self) -> Transaction:
         """``with store.transaction() as cur:`` one write transaction (``BEGIN IMMEDIATE``), rolled back on an
         error: for the store's other tables (``store.geometry``), so that every write goes through here."""
         return self._tx()
 
 
-def _connect_readonly(path: Path) -> sqlite3.Connection:
-    """A connection that can never write ``path``: ``mode=ro`` (reads a live WAL), or in a folder where
-    SQLite cannot create its ``-shm`` file, ``immutable=1`` when no unmerged ``-wal`` file is beside it.
-    An empty file or a database without valuescope's tables is refused, never given a schema."""
-    from urllib.parse import quote
+class Transaction:
+    """One write transaction on a store's connection: ``BEGIN IMMEDIATE``, then ``COMMIT``, or ``ROLLBACK`` when
+    the block raised."""
 
-    if path.stat().st_size == 0:
-        raise StoreError(f"{path} is an empty file, not a valuescope store")
-    uri = f"file:{quote(str(path.resolve()))}"
-    wal = path.with_name(path.name + "-wal")
-    tries = [f"{uri}?mode=ro"]
-    if not wal.is_file() or wal.stat().st_size == 0:
-        tries.append(f"{uri}?mode=ro&immutable=1")
-    problem: sqlite3.Error | None = None
-    for target in tries:
-        try:
-            db = sqlite3.connect(target, uri=True, timeout=60.0, isolation_level=None)
-        except sqlite3.Error as exc:
-            problem = exc
-            continue
-        try:
-            db.execute("PRAGMA busy_timeout=60000")
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            if "not a database" in str(exc) or "malformed" in str(exc):
-                raise StoreError(f"{path}: not a usable valuescope store ({exc})") from None
-            problem = exc
-            continue
-        if not {"runs", "responses"} <= tables:
-            db.close()
-            raise StoreError(f"{path} holds no valuescope tables: not a valuescope store")
-        if version > SCHEMA_VERSION:
-            db.close()
-            raise StoreError(f"{path} was written by a newer valuescope (store schema {version}, this version "
-                             f"reads {SCHEMA_VERSION}); upgrade valuescope")
-        if version < SCHEMA_VERSION:
-            db.close()
-            raise StoreError(f"{path} uses store schema {version} of an older valuescope; run `valuescope "
-                             f"migrate {path.parent}` (it keeps a backup copy) or `valuescope run` on it, which "
-                             "migrates it first")
-        return db
-    if len(tries) == 1:
-        raise StoreError(f"{path}: cannot be read ({problem}); its folder holds a -wal file of answers not yet "
-                         "merged, which this user cannot merge: read it where the folder is writable")
-    raise StoreError(f"{path}: cannot be read ({problem})")
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
 
+    def __enter__(self) -> sqlite3.Cursor:
+        self.cur = self.db.cursor()
+        self.cur.execute("BEGIN IMMEDIATE")
+        return self.cur
 
-def iter_stores(root: str | Path) -> Iterator[Path]:
-    """Store directories at or directly below ``root``."""
-    root = Path(root)
-    if (root / STORE_NAME).is_file():
-        yield root
-    if root.is_dir():
-        for sub in sorted(root.iterdir()):
-            if (sub / STORE_NAME).is_file():
-                yield sub
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.cur.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -85,6 +85,32 @@ def cli(args: list[str], cwd: Path, *, perms: bool = False, fsize: int | None = 
                           cwd=cwd, env=_env(), timeout=timeout, preexec_fn=limit if fsize else None)
 
 
+def cli_jailed(jobs: list[tuple[list[str], Path]], timeout: float = 600) -> list[subprocess.CompletedProcess]:
+    """``valuescope ARGS`` from ``cwd`` for each (ARGS, cwd) of ``jobs``, one after another in ONE process
+    whose file modes apply (without CAP_DAC_OVERRIDE, see ``_drop_dac``): each through ``_in_process`` as the
+    in-process cases, so an interpreter start (3-5 s each under load) is paid once for every file-mode case."""
+    prefix = _drop_dac()
+    if prefix is None:
+        pytest.skip("running as root without setpriv: file modes cannot be tested")
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import test_hostile as t; "
+            "print(json.dumps(t._run_jobs(json.loads(sys.argv[2]))))")
+    spec = json.dumps([[args, str(cwd)] for args, cwd in jobs])
+    res = subprocess.run([*prefix, sys.executable, "-c", code, str(Path(__file__).parent), spec],
+                         capture_output=True, text=True, env=_env(), timeout=timeout)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    return [subprocess.CompletedProcess(["valuescope", *args], code, out, err)
+            for (args, _), (code, out, err) in zip(jobs, json.loads(res.stdout.splitlines()[-1]), strict=True)]
+
+
+def _run_jobs(jobs: list[list]) -> list[tuple[int, str, str]]:
+    """In the jailed process: each job through ``_in_process``."""
+    done = []
+    for args, cwd in jobs:
+        res = _in_process(args, Path(cwd))
+        done.append((res.returncode, res.stdout, res.stderr))
+    return done
+
+
 def _in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """``cli.entry()`` with ``sys.argv`` set, stdout and stderr captured; an exception that escapes it is
     written as the traceback a process would print, and a warning that passes the filters as the line a
@@ -330,17 +356,56 @@ def _materialise(case: Case, folder: Path, base: Path) -> None:
 
 
 CASES = cases()
-# a case about file modes is a process without CAP_DAC_OVERRIDE (an interpreter start each: 15-16 s at load 12
-# here, 2026-12-05); every other case runs in this process (well under a second each)
+# a case about file modes needs a process without CAP_DAC_OVERRIDE: all of them, and the read-only folder's
+# commands, run in one such process (the module fixture ``jailed``); every other case runs in this process
+# (well under a second each)
 PARAMS = [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.perms else []) for c in CASES]
+RO_COMMANDS = (["ls", "ro"], ["show", "{rid}", "--dir", "ro"], ["export", "{rid}", "--dir", "ro", "--out", "exp"],
+               ["report", "{rid}", "--dir", "ro", "--out", "rep"])
+
+
+@pytest.fixture(scope="module")
+def jailed(base: Path, tmp_path_factory):
+    """One process without CAP_DAC_OVERRIDE runs every file-mode case (each in its own folder, its store
+    dumped before) and the four commands of ``test_readonly_folder_is_read``: {case name or "ro": (folder,
+    store rows before, results)}."""
+    root = tmp_path_factory.mktemp("jailed")
+    jobs: list[tuple[list[str], Path]] = []
+    found: dict[str, tuple[Path, object, slice]] = {}
+    for i, case in enumerate(c for c in CASES if c.perms):
+        folder = root / f"case{i}"
+        _materialise(case, folder, base)
+        found[case.name] = (folder, dump(folder / case.store), slice(len(jobs), len(jobs) + 1))
+        jobs.append((case.args(folder, base), folder))
+    # the read-only folder: a copy of the base store, its WAL merged and removed, the folder made read-only
+    folder = root / "readonly"
+    ro = folder / "ro"
+    shutil.copytree(base / "store", ro)
+    con = sqlite3.connect(ro / "valuescope.sqlite")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    assert sorted(os.listdir(ro)) == ["valuescope.sqlite"]
+    before = dump(base / "store")  # (a read of ro itself here would create its -wal and -shm files)
+    rid = _runs(base / "store")[0]  # (not from ro: a read there as root would create its -wal)
+    found["ro"] = (folder, before, slice(len(jobs), len(jobs) + len(RO_COMMANDS)))
+    jobs += [([a.format(rid=rid) for a in args], folder) for args in RO_COMMANDS]
+    ro.chmod(0o555)
+    try:
+        results = cli_jailed(jobs)
+    finally:
+        ro.chmod(0o755)
+    return {name: (f, rows, results[where]) for name, (f, rows, where) in found.items()}
 
 
 @pytest.mark.parametrize("case", PARAMS)
-def test_hostile_case_is_one_line(case: Case, base: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "case"
-    _materialise(case, folder, base)
-    before = dump(folder / case.store)
-    res = cli(case.args(folder, base), folder, perms=case.perms)
+def test_hostile_case_is_one_line(case: Case, base: Path, tmp_path: Path, request) -> None:
+    if case.perms:  # run in the module's one process without CAP_DAC_OVERRIDE
+        folder, before, [res] = request.getfixturevalue("jailed")[case.name]
+    else:
+        folder = tmp_path / "case"
+        _materialise(case, folder, base)
+        before = dump(folder / case.store)
+        res = cli(case.args(folder, base), folder)
     assert_one_line(res, case.code, case.words)
     assert dump(folder / case.store) == before  # no case writes an answer, a run or a schema
     if case.name == "ls on a 0-byte store":
@@ -350,29 +415,17 @@ def test_hostile_case_is_one_line(case: Case, base: Path, tmp_path: Path) -> Non
 # --------------------------------------------------------------------------- things that must work
 
 
-@pytest.mark.slow  # four processes without CAP_DAC_OVERRIDE, a report among them: 161 s at load 12 (2026-12-05)
-def test_readonly_folder_is_read(base: Path, tmp_path: Path) -> None:
+@pytest.mark.slow  # the jailed process (shared with the file-mode cases), a report among its commands
+def test_readonly_folder_is_read(jailed) -> None:
     """ls, show, export and report read a store in a folder this user cannot write (immutable mode)."""
-    ro = tmp_path / "ro"
-    shutil.copytree(base / "store", ro)
-    con = sqlite3.connect(ro / "valuescope.sqlite")  # merge and remove the WAL: the folder holds the store alone
-    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    con.close()
-    assert sorted(os.listdir(ro)) == ["valuescope.sqlite"]
-    before = dump(base / "store")  # (a read of ro itself here would create its -wal and -shm files)
-    ro.chmod(0o555)
-    try:
-        rid = _runs(base / "store")[0]  # (not from ro: a read there as root would create its -wal)
-        for args in (["ls", "ro"], ["show", rid, "--dir", "ro"], ["export", rid, "--dir", "ro", "--out", "exp"],
-                     ["report", rid, "--dir", "ro", "--out", "rep"]):
-            res = cli(args, tmp_path, perms=True)
-            assert res.returncode == 0, (args, res.stderr)
-            assert "Traceback" not in res.stderr
-        assert (tmp_path / "exp" / "responses.csv").is_file()
-        assert sorted(os.listdir(ro)) == ["valuescope.sqlite"]  # no -wal, -shm or journal created
-    finally:
-        ro.chmod(0o755)
-    assert dump(ro) == before
+    folder, before, results = jailed["ro"]
+    for args, res in zip(RO_COMMANDS, results, strict=True):
+        assert res.returncode == 0, (args, res.stderr)
+        assert "Traceback" not in res.stderr
+    assert (folder / "exp" / "responses.csv").is_file()
+    assert (folder / "rep").is_dir()
+    assert sorted(os.listdir(folder / "ro")) == ["valuescope.sqlite"]  # no -wal, -shm or journal created
+    assert dump(folder / "ro") == before
 
 
 def test_brackets_in_names_work_and_print_literally(tmp_path: Path) -> None:

@@ -1,17 +1,23 @@
 """Issue 19: one model on several OpenAI-compatible servers, routed by prefix group.
 
-Two real llama.cpp servers on loopback share a study; one is killed midway. The run completes with
-every planned answer exactly once, the dead server's groups go to the other one, and the groups that
-were on the surviving server stay there (its prefix cache keeps hitting).
+Two server processes on loopback share a study; one is SIGKILLed midway, after the first 6 answers are
+stored. The run completes with every planned answer exactly once, the dead server's groups go to the other
+one, and the groups that were on the surviving server stay there (its prefix cache keeps hitting). The
+servers are ``tests/fake_openai_server.py`` processes (keep-alive HTTP/1.1 as uvicorn, fixed logprobs):
+routing and failover do not depend on the model; a real llama.cpp server's answers are checked by
+``test_backend_openai::test_completions_route_matches_embedded_backend``.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from helpers import embedded_gguf, free_port, start_llama_server, stop_process
+from helpers import embedded_gguf, free_port, stop_process
 from test_backend_openai import Script, one_request
 
 from valuescope.backends.base import BackendError
@@ -23,6 +29,17 @@ from valuescope.store.sqlite import Store
 from valuescope.study.spec import SpecError, study_from_dict
 
 ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY"]
+FAKE_SERVER = Path(__file__).with_name("fake_openai_server.py")
+
+
+def start_fake_server() -> tuple[subprocess.Popen, str]:
+    """A fake OpenAI-compatible server process: (process, base_url); the caller stops it."""
+    proc = subprocess.Popen([sys.executable, str(FAKE_SERVER)], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # "PORT n" once it listens (empty if it died)
+    if not line.startswith("PORT "):
+        stop_process(proc)
+        pytest.fail(f"fake server did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{int(line.split()[1])}/v1"
 
 
 def test_router_is_stable_spreads_groups_and_moves_only_a_dead_servers_groups():
@@ -64,10 +81,9 @@ def test_a_list_of_servers_is_for_the_openai_backend_only():
         study_from_dict({"models": [{"backend": "openai", "base_url": ["http://a", "http://a"]}]})
 
 
-@pytest.mark.slow
 def test_two_servers_share_a_run_and_one_is_killed_midway(tmp_path):
-    gguf = embedded_gguf()
-    servers = [start_llama_server(gguf), start_llama_server(gguf)]
+    gguf = embedded_gguf()  # its chat template renders the completions prompts (the model's name only)
+    servers = [start_fake_server(), start_fake_server()]
     procs = {base: proc for proc, base in servers}
     try:
         out = tmp_path / "out"
@@ -98,7 +114,7 @@ def test_two_servers_share_a_run_and_one_is_killed_midway(tmp_path):
             # kill the server that would serve most of the groups still to come
             victim = max(procs, key=lambda u: sum(1 for g in remaining if home[g] == u))
             assert any(home[g] == victim for g in remaining)
-            procs[victim].kill()
+            procs[victim].kill()  # SIGKILL: its pooled keep-alive connections die with it
             procs[victim].wait()
             killed.append(victim)
 

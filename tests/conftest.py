@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -12,6 +13,44 @@ from helpers import STARTUP_S, embedded_gguf, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference"
+
+# pytest-xdist (README's test command: ``-n auto --dist loadfile``): at most this many workers, however many
+# cores; each loads its own models and servers, so more would cost memory and start-up for little gain.
+MAX_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per usable core, at most ``MAX_WORKERS``."""
+    from valuescope.backends.threads import usable_cores
+
+    return min(usable_cores(), MAX_WORKERS)
+
+
+def _pin_xdist_worker() -> None:
+    """Give each xdist worker its own share of the CPUs (its processes, servers and Ray included inherit it).
+
+    Without this, two workers each running llama.cpp or torch on every core oversubscribe the machine and their
+    spinning threads wait for each other; pinned, ``n_threads: auto`` sees the worker's share (one core on a
+    2-core machine), and timing-sensitive tests see a core that no other test uses."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker.startswith("gw") or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < count:
+        return
+    index = int(worker[2:])
+    os.sched_setaffinity(0, cpus[index::count])
+
+
+_pin_xdist_worker()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files holding a ``slow`` test run first (stable order otherwise), so that under ``--dist loadfile`` the
+    long files are not dealt last, where one worker would finish them while the other idles."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 @pytest.fixture(scope="session")

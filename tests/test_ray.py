@@ -1,17 +1,24 @@
-"""Issue 19: a study on a local Ray cluster (2 workers on this machine's 2 cores).
+"""Issue 19: a study on a local Ray cluster (2 workers on this machine's 2 cores), started once for the module.
 
 A reduced demo study (3 WVS personas + baseline x 3 MFQ-30 items, with and without a short
-conversation) gives bit-identical answers, conversations and metrics locally and on Ray; a worker
-killed mid-run loses nothing and duplicates nothing (a SIGKILLed driver: tests/test_ray_driver.py).
+conversation) on the embedded model gives bit-identical answers, conversations and metrics locally and
+on Ray. The faults run the same study on the synthetic backend (which executor answers a chunk, and what
+is stored when a process dies, do not depend on the model): a worker killed mid-run loses nothing and
+duplicates nothing; a driver SIGKILLed inside its last answer transaction (tests/fault_run.py) resumes to
+exactly the planned keys with the answers of a local run.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'valuescope[ray]')")
 
@@ -32,6 +39,8 @@ STUDY = {
     "option_order": "permute-persona",  # one order per condition: the counts below
 }
 PLANNED = 2 * 4 * 3  # contexts x (baseline + 3 personas) x items
+SYNTHETIC = [{"name": "truth", "backend": "synthetic", "synthetic": {"query_sd": 0.5, "letter_weight": 0.3}}]
+FAULT_RUN = Path(__file__).with_name("fault_run.py")
 
 
 def _study(out: Path, **extra):
@@ -94,8 +103,17 @@ def local_run(tmp_path_factory):
     return out
 
 
-def test_deal_keeps_each_prefix_group_on_one_worker_and_balances(local_run):
-    study = _study(local_run)
+@pytest.fixture(scope="module")
+def local_synthetic(tmp_path_factory):
+    """The study on the synthetic backend, run locally: what the fault tests must end with."""
+    out = tmp_path_factory.mktemp("local-synthetic")
+    [res] = runner.run_study(_study(out, models=SYNTHETIC))
+    assert res.new == PLANNED and res.failed == 0 and res.conversations == 4
+    return out
+
+
+def test_deal_keeps_each_prefix_group_on_one_worker_and_balances(tmp_path):
+    study = _study(tmp_path)
     queries = runner.plan_model(runner.resolve(study), study.models[0])
     for size in (2, 4, 16):
         chunks = [u.queries for u in work_units(queries, queries, size, batch_sensitive=False)]
@@ -126,7 +144,7 @@ def test_ray_run_is_bit_identical_to_a_local_run(cluster, local_run, tmp_path):
     assert again.already_done == PLANNED and again.new == 0
 
 
-def test_a_worker_killed_mid_run_loses_nothing(cluster, local_run, tmp_path):
+def test_a_worker_killed_mid_run_loses_nothing(cluster, local_synthetic, tmp_path):
     out = tmp_path / "killed-worker"
     # one chunk in flight per worker: the driver sends a worker its next chunk only after it has stored an
     # answer, so at the first progress callback worker 0 has been sent one chunk at most and still holds the
@@ -135,16 +153,36 @@ def test_a_worker_killed_mid_run_loses_nothing(cluster, local_run, tmp_path):
     killed = []
 
     def progress(phase, done, total):
-        if not killed:  # after the first answers are stored
+        if not killed:  # after the first answers are stored (called by the driver, before it sends more)
+            assert 0 < done <= 4  # one unit committed (at most a chunk of 4)
             killed.append(executor.actors[0])
             ray.kill(executor.actors[0], no_restart=True)
 
-    study = _study(out)
+    study = _study(out, models=SYNTHETIC)
     queries = runner.plan_model(runner.resolve(study), study.models[0])
     share = deal([u.queries for u in work_units(queries, queries, 4, batch_sensitive=False)], 2)[0]
     assert len(share) >= 2  # worker 0's share: more than the one chunk it can hold in flight
     [res] = runner.run_study(study, executor=executor, progress=progress, chunk_size=4)
     assert killed and executor.reassigned >= len(share) - 1  # its unfinished chunks went to the other worker
     assert res.new == PLANNED and res.failed == 0
-    assert _rows(out) == _rows(local_run)  # every planned key once, the same answers
-    assert _conversations(out) == _conversations(local_run)
+    assert _rows(out) == _rows(local_synthetic)  # every planned key once, the same answers
+    assert _conversations(out) == _conversations(local_synthetic)
+
+
+@pytest.mark.timeout(900)  # a Ray driver process killed midway and its resume
+def test_a_driver_sigkilled_mid_run_resumes_exactly(cluster, local_synthetic, tmp_path):
+    out = tmp_path / "killed-driver"
+    spec = tmp_path / "study.yaml"
+    spec.write_text(yaml.safe_dump({**STUDY, "models": SYNTHETIC, "output": str(out)}))
+    # the driver stores every answer: SIGKILL it inside the answer transaction that would complete the plan
+    # (rows written, COMMIT not run), so the transactions before it are kept and the last one is lost,
+    # however fast the workers answer
+    killed = subprocess.run([sys.executable, str(FAULT_RUN), "--kill-at", "commit", "--after", str(PLANNED - 1), "--",
+                             "run", str(spec), "--ray", cluster, "--ray-workers", "2", "--quiet", "--no-report"],
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    before = _rows(out)
+    assert 0 < len(before) < PLANNED  # killed mid-run
+    [res] = runner.run_study(_study(out, models=SYNTHETIC), executor=RayExecutor(workers=2))
+    assert res.already_done == len(before) and res.new == PLANNED - len(before)
+    assert _rows(out) == _rows(local_synthetic)

@@ -19,6 +19,7 @@ REFERENCE = REPO.parent / "shared" / "reference"
 MAX_WORKERS = 4
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: unknown when xdist is absent or disabled (-p no:xdist)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one worker per usable core, at most ``MAX_WORKERS``."""
     from valuescope.backends.threads import usable_cores

@@ -73,7 +73,7 @@ def _faulty(study: Path, *fault: str, timeout: int = 600) -> subprocess.Complete
 def _metrics(out: Path) -> pd.DataFrame:
     with Store(out, create=False) as store:
         (run,) = store.runs()
-        tables = load_run(store, run["run_id"], n_boot=50, seed=1)
+        tables = load_run(store, run.run_id, n_boot=50, seed=1)
     cols = ["instrument", "metric", "dimension", "context_a", "context_b", "value"]
     return tables.metrics[cols].sort_values(cols[:5]).reset_index(drop=True)
 

@@ -168,11 +168,11 @@ def test_runs_differ_only_in_their_model_block(xb):
     assert sum(map(len, keys)) == len(set().union(*keys))  # a model's answers never mix with another's
     studies = []
     for t in runs.values():
-        s = dict(t.info["study"])
+        s = dict(t.info.study)
         assert [m["name"] for m in s.pop("models")] == [t.model]
         studies.append(s)
     assert all(s == studies[0] for s in studies)
-    prompts = {name: t.info["example_prompt"] for name, t in runs.items()}
+    prompts = {name: t.info.example_prompt for name, t in runs.items()}
     assert len(set(prompts.values())) == 1, "every backend renders the same prompt through the GGUF template"
 
 

@@ -86,7 +86,7 @@ def test_the_reference_of_a_steered_run_is_found_one_way(tmp_path: Path):
     reference = CASES["geometry"]["runs"]["h"]["run_id"]  # the same study, unsteered, recording states
     with Store(out, create=False) as store:
         info = store.run(CASES["steer"]["runs"]["h"]["run_id"])
-        stored = Study.model_validate(info["study"])
-        assert store.reference_run_id(stored, m, info["instruments"]) == reference
+        stored = Study.model_validate(info.study)
+        assert store.reference_run_id(stored, m, info.instruments) == reference
         assert identity.reference_run_id(steered, m, resolve(steered).instruments_content) == reference
-        assert identity.run_id(identity.reference_study(steered), m, info["instruments"]) == reference
+        assert identity.run_id(identity.reference_study(steered), m, info.instruments) == reference

@@ -61,7 +61,7 @@ def test_example_prompt_of_a_context_study_shows_its_conversation(tmp_path: Path
     import json
 
     first = json.loads(msgs)[0]["content"]
-    prompt = tables.info["example_prompt"]
+    prompt = tables.info.example_prompt
     assert first[:40] in prompt
 
 

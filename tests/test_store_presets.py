@@ -47,7 +47,7 @@ def test_every_preset_into_one_folder_keeps_every_run_whole(tmp_path, order):
         runs = store.runs()
     assert len(runs) == len(names)
     for r in runs:
-        assert r["done"] == r["planned"] > 0 and r["failed"] == 0, r
+        assert r.done == r.planned > 0 and r.failed == 0, r
     # running them all again asks nothing and adds nothing
     again = _run_all(out, names)
     assert all(r.new == 0 and r.reused == 0 and r.already_done == r.planned for r in again.values())

@@ -95,9 +95,9 @@ def test_two_studies_asking_the_same_queries_keep_both_runs_whole(tmp_path):
     assert asked_b == 0 and b.new == 0 and b.reused == b.planned
     assert b.reused_from == {a.run_id: b.planned}
     with Store(out) as store:
-        runs = {r["run_id"]: r for r in store.runs()}
-        assert runs[a.run_id]["done"] == runs[a.run_id]["planned"] == a.planned
-        assert runs[b.run_id]["done"] == runs[b.run_id]["planned"] and runs[b.run_id]["reused"] == b.planned
+        runs = {r.run_id: r for r in store.runs()}
+        assert runs[a.run_id].done == runs[a.run_id].planned == a.planned
+        assert runs[b.run_id].done == runs[b.run_id].planned and runs[b.run_id].reused == b.planned
         assert store.reused_counts(b.run_id) == {a.run_id: b.planned}
     # the second run's numbers equal those of the same study run alone
     alone = tmp_path / "alone"
@@ -118,7 +118,7 @@ def test_scaled_then_full_keeps_the_scaled_answers_and_asks_only_the_rest(tmp_pa
     assert 0 < full.reused <= small.planned
     with Store(out) as store:
         for r in store.runs():
-            assert r["done"] == r["planned"], r
+            assert r.done == r.planned, r
     res = vs("ls", str(out))
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("yes") == 2 and "│ no" not in res.stdout
@@ -146,8 +146,8 @@ def test_an_edited_instrument_is_a_new_run_and_never_stale(tmp_path):
     assert second.run_id != first.run_id
     assert asked == 0 and second.reused == second.planned  # same prompts: answers reused, not asked again
     with Store(out) as store:
-        old = store.run(first.run_id)["instruments"]
-        new = store.run(second.run_id)["instruments"]
+        old = store.run(first.run_id).instruments
+        new = store.run(second.run_id).instruments
     iid = next(iter(new))
     flag = {i["id"]: i["reverse"] for i in new[iid]["items"]}[item["id"]]
     assert flag == item["reverse"]
@@ -208,9 +208,9 @@ def test_old_store_is_migrated_in_place_with_a_backup(tmp_path):
         rows = sorted(tuple(r) for r in store.db.execute("SELECT key, run_id, probs, valid FROM responses"))
         assert rows == old_rows
         [run] = store.runs()
-        assert run["done"] == len(old_rows) == run["planned"]
-        assert len(store.conversations(run["run_id"])) == old_conv > 0
-        tables = load_run(store, run["run_id"], n_boot=20)
+        assert run.done == len(old_rows) == run.planned
+        assert len(store.conversations(run.run_id)) == old_conv > 0
+        tables = load_run(store, run.run_id, n_boot=20)
         assert len(tables.responses) == len(old_rows) and not tables.metrics.empty
     # migrating again is a no-op
     res = vs("migrate", str(path.parent))
@@ -296,8 +296,8 @@ def test_a_stored_run_is_one_typed_record(tmp_path):
     assert isinstance(record, RunRecord) and record == listed
     assert (record.run_id, record.study_name, record.model) == (a.run_id, "typed", "truth")
     assert record.planned == record.done == a.planned and record.failed == record.reused == 0
-    assert record.complete and record["done"] == record.done
+    assert record.complete
     assert record.spec().name == "typed" and record.spec().models[0].backend == "synthetic"
     assert set(record.instruments) == {"mfq30"} and record.example_prompt
-    with pytest.raises(KeyError):
-        record["nope"]
+    with pytest.raises(TypeError):  # typed attributes only: no dict access beside them
+        record["done"]  # type: ignore[index]

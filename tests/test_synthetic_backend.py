@@ -199,7 +199,7 @@ def test_export_writes_truth_beside_the_metrics(tmp_path: Path):
     run = subprocess.run([sys.executable, "-m", "valuescope", "run", "study.yaml", "-q", "--no-report"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=900)
     assert run.returncode == 0, run.stderr
-    run_id = Store(tmp_path / "out").runs()[0]["run_id"]
+    run_id = Store(tmp_path / "out").runs()[0].run_id
     exp = subprocess.run([sys.executable, "-m", "valuescope", "export", run_id, "--dir", "out", "--out", "x"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=900)
     assert exp.returncode == 0, exp.stderr

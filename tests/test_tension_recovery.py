@@ -166,7 +166,7 @@ def test_preset_at_scale_through_the_cli_on_the_synthetic_backend(tmp_path):
     assert "right when the truth suits the identity" in res.stdout
     with Store(out) as store:
         (run,) = store.runs()
-        tables = load_run(store, run["run_id"], n_boot=50)
+        tables = load_run(store, run.run_id, n_boot=50)
     summary = congruence_summary(tables.metrics, measure="soft")
     truth = 2 / (1 + math.exp(-d)) - 1
     assert len(summary) == 9  # 3 instruments x (liberal, conservative, all)

@@ -46,7 +46,7 @@ def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
     assert "48 queries planned" in res.stdout  # (2 personas + baseline under 2 orders) x 6 items x 2
     with Store(tmp_path / "out") as store:
         (run,) = store.runs()
-        tables = load_run(store, run["run_id"], n_boot=50)
+        tables = load_run(store, run.run_id, n_boot=50)
     m = tables.metrics
     for side in ("liberal", "conservative", "all"):
         row = m[(m.metric == "evidence_bias_diff_soft") & (m.dimension == side) & (m.instrument == "evidence")]

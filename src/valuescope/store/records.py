@@ -3,7 +3,7 @@ the report, the API and the CLI read (``RunTables.info``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -44,12 +44,3 @@ class RunRecord:
     def spec(self) -> Study:
         """The stored study validated (a :class:`SpecError` naming the run when this version cannot read it)."""
         return self._spec
-
-    def __getitem__(self, key: str) -> Any:
-        """``record["run_id"]``: the field, as the dict that ``Store.run()`` returned before this record."""
-        if key not in _FIELDS:
-            raise KeyError(key)
-        return getattr(self, key)
-
-
-_FIELDS = frozenset(f.name for f in fields(RunRecord))

@@ -25,7 +25,7 @@ from valuescope.core.errors import FigureError
 from valuescope.output.api import Run, report_data
 from valuescope.output.report.derive import Skip
 from valuescope.output.report.plotting import style
-from valuescope.output.report.render import SPECS
+from valuescope.output.report.sections import SPECS
 
 __all__ = ["NAMES", "FigureError", "congruence", "convergence", "effects", "evenhandedness", "figure", "inertia",
            "length", "macro", "micro", "narrowing", "pca", "stability", "variance"]

@@ -13,6 +13,7 @@ import pandas as pd
 
 from valuescope.analysis import geometry_tables as gt
 from valuescope.analysis.metrics.effects import effects_grid
+from valuescope.analysis.metrics.registry import N_BOOT
 from valuescope.analysis.metrics.summary import MetricInputs, metric_table
 from valuescope.analysis.scoring import SCORE_FROM, score_personas
 from valuescope.analysis.tidy import build_responses
@@ -74,7 +75,7 @@ class RunTables:
         }
 
 
-def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: int = 200, seed: int = 0) -> RunTables:
+def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: int = N_BOOT, seed: int = 0) -> RunTables:
     """A stored run's tables; ``with_metrics``: the long metrics table (``metric_table``: every registered
     family), the effects grid, and for recorded states / a steered run the persona positions and dose table."""
     info = store.run(run_id)

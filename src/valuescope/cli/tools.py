@@ -13,6 +13,7 @@ from rich.table import Table
 from valuescope.cli import console
 from valuescope.cli.console import fail, json_option, print_json, print_rows, user_errors
 from valuescope.cli.guard import guarded
+from valuescope.core.levels import ALPHA
 from valuescope.study import DEFAULT_DIR
 
 
@@ -98,7 +99,7 @@ def power(
     sizes: Annotated[str, typer.Option(help="Numbers of personas to simulate, comma-separated.")]
     = "50,100,200,400,800",
     reps: Annotated[int, typer.Option(help="Replications per size.")] = 50,
-    alpha: Annotated[float, typer.Option(help="Significance level of the planned contrast's Welch test.")] = 0.05,
+    alpha: Annotated[float, typer.Option(help="Significance level of the planned contrast's Welch test.")] = ALPHA,
     target: Annotated[float, typer.Option("--power", help="Power to read the needed personas at.")] = 0.8,
     latent: Annotated[bool, typer.Option(help="--effect values are latent shifts, not Cohen's d.")] = False,
     seed: Annotated[int, typer.Option()] = 0,

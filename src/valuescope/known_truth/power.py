@@ -31,6 +31,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from valuescope.core.levels import ALPHA
 from valuescope.known_truth.simulate import Simulation, fast_scores, prepare, score_index
 from valuescope.known_truth.truth import entropy, jsd, spearman
 from valuescope.study.spec import SpecError, Study, WVSSource
@@ -227,7 +228,7 @@ def calibrate(pool: _Pool, spec: SyntheticSpec, effects: list[Effect], *, n_targ
 
 
 def power_analysis(study: Study, spec: SyntheticSpec, effects: Sequence[tuple[str, str, float]], *,
-                   sizes: Sequence[int] = (50, 100, 200, 400, 800), reps: int = 50, alpha: float = 0.05,
+                   sizes: Sequence[int] = (50, 100, 200, 400, 800), reps: int = 50, alpha: float = ALPHA,
                    seed: int = 0, latent: bool = False, pool_factor: float = 2.0, all_instruments: bool = False,
                    calib_personas: int = 10000,
                    progress: Callable[[str, int, int], None] | None = None) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from valuescope.core.levels import ALPHA
 from valuescope.core.units import unit_ids as unit_ids  # (defined in core: the metrics read it from here)
 
 #: Columns of the long "metrics" table, in order (the contract read by the CLI, export and report).
@@ -58,7 +59,7 @@ def bootstrap_weights(idx: np.ndarray, n_units: int) -> np.ndarray:
     return w
 
 
-def percentile_ci(boot: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+def percentile_ci(boot: np.ndarray, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval over axis 0 of bootstrap replicates (NaN replicates are ignored)."""
     boot = np.asarray(boot, dtype=float)
     if boot.shape[0] == 0:

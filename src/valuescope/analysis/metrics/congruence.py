@@ -55,6 +55,7 @@ from scipy import stats
 
 from valuescope.analysis.metrics._common import bootstrap_weights, percentile_ci, quiet
 from valuescope.analysis.metrics.intervals import t_interval
+from valuescope.core.levels import ALPHA
 
 SIDES = ("liberal", "conservative")
 SIGN = {"liberal": 1.0, "conservative": -1.0}
@@ -208,7 +209,7 @@ def vs_baseline_interval(c: Contrasts, side: str) -> tuple[float, float, float, 
     se = float(np.sqrt(np.var(cbar, ddof=1) / n + v_q.sum() / q**2))
     if se <= 1e-12:  # no spread at all (a deterministic model): rounding noise is not evidence
         return value, value, value, (1.0 if abs(value) <= 1e-12 else 0.0)
-    half = float(stats.t.ppf(0.975, n - 1)) * se
+    half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * se
     return value, value - half, value + half, float(2 * stats.t.sf(abs(value) / se, n - 1))
 
 

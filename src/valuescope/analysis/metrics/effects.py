@@ -41,6 +41,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from valuescope.analysis.metrics._common import choose_level, quiet, unit_ids
+from valuescope.core.levels import ALPHA
 
 EFFECT_COLUMNS = [
     "run_id", "model", "instrument", "context", "attribute", "level", "reference", "dimension", "g", "g_low",
@@ -86,7 +87,7 @@ def hedges_g(x: np.ndarray, y: np.ndarray) -> float:
     return cohens_d(x, y) * hedges_j(m)
 
 
-def cohens_d_ci(d: float, nx: int, ny: int, alpha: float = 0.05) -> tuple[float, float]:
+def cohens_d_ci(d: float, nx: int, ny: int, alpha: float = ALPHA) -> tuple[float, float]:
     """CI of the population delta from Cohen's d of groups of nx and ny: the noncentral-t interval (module
     docstring), which excludes 0 exactly when Student's two-sided p < alpha."""
     m = nx + ny - 2
@@ -216,7 +217,7 @@ def attribute_design(attr: str, values: pd.Series, references: dict[str, str], *
 
 
 def effects_grid(
-    scores: pd.DataFrame, *, value_col: str = "raw_score", level: str | None = None, alpha: float = 0.05,
+    scores: pd.DataFrame, *, value_col: str = "raw_score", level: str | None = None, alpha: float = ALPHA,
     min_group: int = MIN_GROUP, max_numeric: int = 5, n_bins: int = 3, references: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """The Cohen's d grid (module docstring) for every (run, model, instrument, context).

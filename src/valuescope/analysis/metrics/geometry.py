@@ -53,7 +53,7 @@ from valuescope.analysis.metrics._common import (
     unit_ids,
 )
 from valuescope.analysis.metrics.intervals import jackknife_scalar, jackknife_weights
-from valuescope.analysis.metrics.registry import MetricInputs, register
+from valuescope.analysis.metrics.registry import N_BOOT, MetricInputs, register
 from valuescope.analysis.metrics.steerability import bootstrap_matched_jsd, match_strata, matched_jsd
 from valuescope.store.geometry import persona_units
 
@@ -238,7 +238,7 @@ def persona_positions(states: pd.DataFrame) -> pd.DataFrame:
 
 
 def geometry_rows(states: pd.DataFrame, responses: pd.DataFrame, scores: pd.DataFrame | None, *,
-                  run_id: str, model: str, n_boot: int = 200, seed: int = 0) -> list[dict[str, Any]]:
+                  run_id: str, model: str, n_boot: int = N_BOOT, seed: int = 0) -> list[dict[str, Any]]:
     """Rows of the long metrics table for a run's recorded states (``dimension`` = "layer=L"; the
     persona-space rows have ``instrument`` ""; the correlations carry their instrument)."""
     rows: list[dict[str, Any]] = []

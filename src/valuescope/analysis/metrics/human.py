@@ -33,10 +33,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from valuescope.core.levels import ALPHA
 from valuescope.study.spec import SpecError, read_yaml_file
 
 N_BOOT = 1000
-LEVEL = 0.95
+LEVEL = 1 - ALPHA
 
 
 def load_norms(path: str | Path) -> dict[str, Any]:

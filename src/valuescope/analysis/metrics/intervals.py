@@ -36,6 +36,7 @@ import numpy as np
 from scipy import stats
 
 from valuescope.analysis.metrics._common import quiet
+from valuescope.core.levels import ALPHA
 
 
 def jackknife_weights(n_units: int) -> np.ndarray:
@@ -54,7 +55,7 @@ def jackknife_index(n_units: int) -> np.ndarray:
 
 def jackknife(
     value: np.ndarray | float, loo: np.ndarray | None, groups: np.ndarray | None = None, *,
-    lower: float = -np.inf, upper: float = np.inf, alpha: float = 0.05, interval: bool = True,
+    lower: float = -np.inf, upper: float = np.inf, alpha: float = ALPHA, interval: bool = True,
     extra_var: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(estimate, ci_low, ci_high)``, elementwise over the trailing axes (module docstring).
@@ -95,7 +96,7 @@ def jackknife(
 
 
 def jackknife_scalar(value: float, loo: np.ndarray | None, groups: np.ndarray | None = None, *,
-                     lower: float = -np.inf, upper: float = np.inf, alpha: float = 0.05,
+                     lower: float = -np.inf, upper: float = np.inf, alpha: float = ALPHA,
                      interval: bool = True, extra_var: float = 0.0) -> tuple[float, float, float]:
     """:func:`jackknife` of one statistic, as floats (``loo``: one value per unit)."""
     est, lo, hi = jackknife(value, None if loo is None else np.asarray(loo, float).reshape(-1), groups,
@@ -111,7 +112,7 @@ def t_interval(value: float, boot: np.ndarray, n_tables: int) -> tuple[float, fl
         return float("nan"), float("nan"), float("nan")
     df = n_tables - 1
     se = float(np.std(boot, ddof=1)) * np.sqrt(n_tables / df)
-    half = float(stats.t.ppf(0.975, df)) * se
+    half = float(stats.t.ppf(1 - ALPHA / 2, df)) * se
     if se <= 1e-12:  # no spread at all (a deterministic model): rounding noise is not evidence
         return value, value, (1.0 if abs(value) <= 1e-12 else 0.0)
     p = float(2 * stats.t.sf(abs(value) / se, df))
@@ -119,7 +120,7 @@ def t_interval(value: float, boot: np.ndarray, n_tables: int) -> tuple[float, fl
 
 
 def mean_t_interval(values: np.ndarray, *, lower: float = -np.inf, upper: float = np.inf,
-                    alpha: float = 0.05) -> tuple[float, float, float]:
+                    alpha: float = ALPHA) -> tuple[float, float, float]:
     """(mean, lo, hi) of the finite ``values`` (one per unit): ``mean -/+ t_{n-1} sd / sqrt(n)``, clipped to
     ``[lower, upper]``; no interval (NaN) with fewer than 2 units. For means over personas of a per-persona
     statistic (Ipsative, distance to neutral), where a percentile bootstrap is too narrow by about

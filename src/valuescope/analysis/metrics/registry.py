@@ -15,6 +15,10 @@ import pandas as pd
 
 from valuescope.core.types import Instrument
 
+#: bootstrap draws behind a run's metrics table (``analysis.tables.load_run``, ``metric_table`` and every
+#: family's producer take this default; the report, the API and the CLI read the table it made)
+N_BOOT = 200
+
 
 @dataclass(frozen=True)
 class MetricInputs:
@@ -23,7 +27,7 @@ class MetricInputs:
     responses: pd.DataFrame  # the tidy answers the metrics use (one reading: analysis.tables.split_readings)
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)  # per-persona dimension scores
     instruments: Mapping[str, Instrument] = field(default_factory=dict)
-    n_boot: int = 200
+    n_boot: int = N_BOOT
     seed: int = 0
     run_id: str = ""
     model: str = ""

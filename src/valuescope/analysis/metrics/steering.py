@@ -46,7 +46,7 @@ from valuescope.analysis.metrics._common import (
     unit_ids,
 )
 from valuescope.analysis.metrics.inertia import bootstrap_distributions, inertia_index, jsd, unit_sums
-from valuescope.analysis.metrics.registry import MetricInputs, register
+from valuescope.analysis.metrics.registry import N_BOOT, MetricInputs, register
 
 
 def _pooled(s: np.ndarray) -> np.ndarray:
@@ -62,7 +62,7 @@ def _base(df: pd.DataFrame, ctx: str) -> pd.DataFrame:
 
 def steering_rows(ref: pd.DataFrame, steered: pd.DataFrame, ref_scores: pd.DataFrame | None,
                   steered_scores: pd.DataFrame | None, *, run_id: str, ref_run_id: str, model: str,
-                  n_boot: int = 200, seed: int = 0) -> list[dict[str, Any]]:
+                  n_boot: int = N_BOOT, seed: int = 0) -> list[dict[str, Any]]:
     """All comparison rows for one steered run (tidy responses of both runs)."""
     rows: list[dict[str, Any]] = []
     for inst in sorted(set(steered["instrument"].astype(str)) & set(ref["instrument"].astype(str))):

@@ -29,7 +29,7 @@ from valuescope.analysis.metrics import evenhandedness, geometry, narrowing, ste
 from valuescope.analysis.metrics._common import ALL, GROUP_KEYS, METRIC_COLUMNS, metric_row, metrics_frame
 from valuescope.analysis.metrics.dimension_metrics import dimension_metric_rows
 from valuescope.analysis.metrics.position import position_rows
-from valuescope.analysis.metrics.registry import MetricInputs, families, register
+from valuescope.analysis.metrics.registry import N_BOOT, MetricInputs, families, register
 from valuescope.analysis.metrics.robustness import seed_rows
 from valuescope.analysis.metrics.stability import stability_rows
 from valuescope.analysis.metrics.variance import DEFAULT_SIZES, convergence_curve, repeat_design, variance_rows
@@ -47,7 +47,7 @@ def _check(df: pd.DataFrame, required: list[str], name: str) -> None:
 
 
 def compute_metrics(
-    responses: pd.DataFrame, scores: pd.DataFrame | None, *, n_boot: int = 200, seed: int = 0,
+    responses: pd.DataFrame, scores: pd.DataFrame | None, *, n_boot: int = N_BOOT, seed: int = 0,
     n_perm: int | None = None, level: str | None = None, convergence_sizes: tuple[int, ...] = DEFAULT_SIZES,
 ) -> pd.DataFrame:
     """Every metric of both papers for every (run_id, model, instrument), as ONE long table.

@@ -52,7 +52,7 @@ from valuescope.analysis.metrics._common import (
 )
 from valuescope.analysis.metrics.congruence import SIDES, Contrasts, contrasts, kahan_stats, per_unit_congruence
 from valuescope.analysis.metrics.kinds import instrument_kind, respondent_columns
-from valuescope.analysis.metrics.registry import MetricInputs, families, register
+from valuescope.analysis.metrics.registry import N_BOOT, MetricInputs, families, register
 from valuescope.core.types import Instrument
 
 PREFIX = {"political": "evidence", "neutral": "control"}
@@ -274,7 +274,7 @@ def rows(inputs: MetricInputs) -> pd.DataFrame:
 PAPER_004 = ("motivated_reasoning", "evenhandedness", "narrowing")
 
 
-def tension_metrics(responses: pd.DataFrame, instruments: Any, *, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+def tension_metrics(responses: pd.DataFrame, instruments: Any, *, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
     """All of paper 004's probes as one long table: the rows of the motivated reasoning (evidence instruments),
     evenhandedness (dilemma instruments) and narrowing (any length sweep) families. Empty when none applies."""
     inputs = MetricInputs(responses, instruments=instruments, n_boot=n_boot, seed=seed)

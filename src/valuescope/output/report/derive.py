@@ -12,6 +12,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from valuescope.core.levels import ALPHA
+
 PAIR_METRICS = ("rank_order", "ipsative")
 _OVERALL = {"", "all", "overall", "mean", "*"}
 
@@ -184,7 +186,7 @@ def effect_family(effects: pd.DataFrame) -> list[str]:
     return [c for c in ("run_id", "model", "instrument", "context") if c in effects]
 
 
-def fcr_intervals(effects: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+def fcr_intervals(effects: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     """``effects`` with ``g_low_adj`` / ``g_high_adj`` and ``shown``.
 
     Benjamini & Yekutieli (2005): when Benjamini-Hochberg selects R of the m tested cells of a grid (one
@@ -202,7 +204,7 @@ def fcr_intervals(effects: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     e["shown"] = False
     if e.empty:
         return e
-    z95 = float(stats.norm.ppf(0.975))
+    z95 = float(stats.norm.ppf(1 - ALPHA / 2))  # the stored intervals' level
     g = pd.to_numeric(e["g"], errors="coerce")
     q = pd.to_numeric(e["q"], errors="coerce")
     below = g - pd.to_numeric(e["g_low"], errors="coerce")

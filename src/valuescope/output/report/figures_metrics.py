@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from valuescope.core.levels import ALPHA
 from valuescope.output.report.data import RunData
 from valuescope.output.report.derive import (
     Skip,
@@ -106,7 +107,7 @@ def inertia_steerability(runs: list[RunData]) -> Figures:
     return out
 
 
-def effects_grid(run: RunData, alpha: float = 0.05) -> Figures:
+def effects_grid(run: RunData, alpha: float = ALPHA) -> Figures:
     """Hedges' g per (attribute = level) x dimension; diverging colours only where the cell's
     selection-adjusted interval excludes 0 (:func:`fcr_intervals`), every other cell grey and hatched;
     each row names its group sizes; a note under the grid where an attribute's reference level was not

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from valuescope.core.levels import ALPHA
 from valuescope.output.numbers import as_float, fmt_ci, fmt_num
 from valuescope.output.report.data import RunData
 from valuescope.output.report.derive import (
@@ -186,7 +187,7 @@ def headline_tables(runs: list[RunData]) -> list[Table]:
     return out
 
 
-def effects_tables(run: RunData, alpha: float = 0.05, context: str | None = None) -> list[Table]:
+def effects_tables(run: RunData, alpha: float = ALPHA, context: str | None = None) -> list[Table]:
     """The Hedges' g grid as tables, one per instrument: per (contrast, dimension) g with its 95% CI,
     the Benjamini-Hochberg q over the grid, the false-coverage-adjusted interval of the cells BH selects,
     and the group sizes. Cells without a d (a group below the minimum size) are counted in a note."""

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from typing import Any, Protocol, runtime_checkable
 
+from valuescope.core.capabilities import capabilities
 from valuescope.core.errors import ValuescopeError
 from valuescope.core.types import GenerateRequest, LetterScores, ScoreRequest
 
@@ -33,23 +33,6 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a backend declares about itself, as class (or instance) attributes of the same names; a backend
-    that declares nothing gets these defaults. Read them with :func:`capabilities`, never probe for them."""
-
-    batch_sensitive: bool = False  # an answer depends on the other requests of its call: send canonical batches
-    system_role: bool = True  # its chat template has a system turn (else the persona opens the user turn)
-    wants_meta: bool = False  # it reads ``ScoreRequest.meta`` (the synthetic model) rather than the prompt
-    renders_locally: bool = False  # it evaluates its own rendering of each prompt: one sequential chain at a time
-    hooks: bool = False  # it takes forward hooks (``score_hooks``: steering) and records hidden states
-
-
-def capabilities(backend: Any) -> Capabilities:
-    """The capabilities ``backend`` declares (:class:`Capabilities`; the defaults where it declares none)."""
-    return Capabilities(**{f.name: bool(getattr(backend, f.name, f.default)) for f in fields(Capabilities)})
 
 
 def render(backend: Any, request: ScoreRequest) -> str | None:

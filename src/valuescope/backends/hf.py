@@ -51,7 +51,7 @@ INSTALL_HINT = 'pip install torch==2.13.0 "transformers>=4.45" "gguf>=0.10" acce
 
 
 class HFBackend(TokenLevel):
-    hooks = True  # Capabilities (backends.base): forward hooks (steering) and hidden states
+    hooks = True  # core.capabilities.Capabilities: forward hooks (steering) and hidden states
 
     def __init__(
         self,

@@ -90,7 +90,7 @@ class TokenLevel(ABC):
     split points of a prompt. A subclass gives ``render_messages``, ``tokens``, ``token_text`` and
     ``vocab_size``."""
 
-    renders_locally = True  # Capabilities (backends.base): it evaluates its own rendering of each prompt
+    renders_locally = True  # core.capabilities.Capabilities: it evaluates its own rendering of each prompt
 
     @abstractmethod
     def render_messages(self, messages: Sequence[Message]) -> str:

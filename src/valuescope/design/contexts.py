@@ -49,6 +49,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from valuescope.core.capabilities import capabilities
 from valuescope.core.types import ContextSpec, GenerateRequest, Message, Persona
 from valuescope.design.personas import persona_messages
 from valuescope.study.spec import ContextsSpec, SpecError
@@ -313,10 +314,10 @@ def simulate_conversations(
 
     Returns, per job, the messages to put between the persona messages and the questionnaire
     item: ``user(opening), assistant, user, ..., assistant`` (``n + 1`` messages); ``()`` for a
-    context without a topic. ``system_role=None`` asks the backend (its ``system_role``
-    attribute, True when it has none)."""
+    context without a topic. ``system_role=None`` asks the backend (its declared
+    :func:`~valuescope.core.capabilities.capabilities`)."""
     if system_role is None:
-        system_role = bool(getattr(backend, "system_role", True))
+        system_role = capabilities(backend).system_role
     convs: list[list[str]] = []
     for _, ctx in jobs:
         if ctx.topic is None or ctx.thread:

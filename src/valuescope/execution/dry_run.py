@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from valuescope.backends.base import Backend
+from valuescope.backends.base import Backend, render
 from valuescope.core.types import ContextSpec, Query
 from valuescope.design.plan import run_id_for
 from valuescope.execution.session import Resolved, Session, make_backend, plan_model, resolve
@@ -108,8 +108,9 @@ def _plan_model(resolved: Resolved, model: ModelSpec, calibrate: int, seed: int,
         chars = tokens = 0
         for q in queries:
             req = session.request(_without_conversation(q))
-            render = getattr(backend, "render", None)
-            text = render(req) if callable(render) else "\n".join(m.content for m in req.messages) + req.answer_prefix
+            text = render(backend, req)
+            if text is None:  # no rendering of its own: the messages' text
+                text = "\n".join(m.content for m in req.messages) + req.answer_prefix
             chars += len(text)
             tokens += counter(text) if counter is not None else 0
         plan.prompt_chars = chars

@@ -199,3 +199,28 @@ def test_cli_calls_the_api_only():
 def test_every_package_is_in_a_layer():
     for module in _modules():
         _layer(module)
+
+
+def test_no_private_attributes_of_other_modules():
+    """``module._name`` through an imported module (``import valuescope.x as m``, ``from valuescope import x``)
+    is an import of a private name too."""
+    modules = _modules()
+    bad = []
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        aliases: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.split(".")[0] == PACKAGE:
+                        aliases[a.asname or a.name.split(".")[0]] = a.name
+            elif isinstance(node, ast.ImportFrom):
+                target = _resolve(name, path.name == "__init__.py", node)
+                for a in node.names:
+                    if f"{target}.{a.name}" in modules:
+                        aliases[a.asname or a.name] = f"{target}.{a.name}"
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and isinstance(node.value, ast.Name) and aliases.get(node.value.id, name) != name):
+                bad.append(f"{name}:{node.lineno} {node.value.id}.{node.attr}")
+    assert bad == []

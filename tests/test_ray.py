@@ -88,8 +88,15 @@ def _metrics(out: Path):
 @pytest.fixture(scope="module")
 def cluster():
     started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Ray gives its raylet a fixed 30 s to register (ray/_private/node.py): a loaded machine can miss that
+    for attempt in range(3 if started else 0):
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            break
+        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception for this
+            if "timed out during startup" not in str(exc) or attempt == 2:
+                raise
+            ray.shutdown()
     yield ray.get_runtime_context().gcs_address
     if started:
         ray.shutdown()

@@ -51,11 +51,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from valuescope.analysis.metrics._common import bootstrap_weights, percentile_ci, quiet
-from valuescope.analysis.metrics.intervals import t_interval
-from valuescope.core.levels import ALPHA
+from valuescope.analysis.metrics.intervals import t_bounds, t_interval
 
 SIDES = ("liberal", "conservative")
 SIGN = {"liberal": 1.0, "conservative": -1.0}
@@ -207,10 +205,8 @@ def vs_baseline_interval(c: Contrasts, side: str) -> tuple[float, float, float, 
         return nan
     v_q = np.where(np.isfinite(v_q), v_q, np.nanmean(v_q))  # a pair with < 2 personas: the others' mean
     se = float(np.sqrt(np.var(cbar, ddof=1) / n + v_q.sum() / q**2))
-    if se <= 1e-12:  # no spread at all (a deterministic model): rounding noise is not evidence
-        return value, value, value, (1.0 if abs(value) <= 1e-12 else 0.0)
-    half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * se
-    return value, value - half, value + half, float(2 * stats.t.sf(abs(value) / se, n - 1))
+    lo, hi, p = t_bounds(value, se, n - 1)
+    return value, lo, hi, p
 
 
 def kahan_stats(c: Contrasts, rng: np.random.Generator, *, n_boot: int, n_perm: int) -> dict[str, Any]:

@@ -111,12 +111,20 @@ def t_interval(value: float, boot: np.ndarray, n_tables: int) -> tuple[float, fl
     if n_tables < 2 or boot.size < 2 or not np.isfinite(value):
         return float("nan"), float("nan"), float("nan")
     df = n_tables - 1
-    se = float(np.std(boot, ddof=1)) * np.sqrt(n_tables / df)
+    return t_bounds(value, float(np.std(boot, ddof=1)) * np.sqrt(n_tables / df), df)
+
+
+#: a standard error at or below this is no spread at all (a deterministic model): rounding noise is not evidence
+NO_SPREAD = 1e-12
+
+
+def t_bounds(value: float, se: float, df: int) -> tuple[float, float, float]:
+    """(lo, hi, p): ``value -/+ t_{df, 1 - ALPHA/2} se`` and the two-sided t test of 0. With no spread
+    (``se <= NO_SPREAD``) the interval is the point itself and p is 1 at 0, else 0."""
+    if se <= NO_SPREAD:
+        return value, value, (1.0 if abs(value) <= NO_SPREAD else 0.0)
     half = float(stats.t.ppf(1 - ALPHA / 2, df)) * se
-    if se <= 1e-12:  # no spread at all (a deterministic model): rounding noise is not evidence
-        return value, value, (1.0 if abs(value) <= 1e-12 else 0.0)
-    p = float(2 * stats.t.sf(abs(value) / se, df))
-    return value - half, value + half, p
+    return value - half, value + half, float(2 * stats.t.sf(abs(value) / se, df))
 
 
 def mean_t_interval(values: np.ndarray, *, lower: float = -np.inf, upper: float = np.inf,

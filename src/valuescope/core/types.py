@@ -122,6 +122,10 @@ class Persona:
 
 BASELINE = Persona(id="baseline", kind="baseline", description=None, population="baseline")
 
+#: the two political identities: a persona's declared side (``identity`` personas), the side an evidence item
+#: suits, and the two sides of every congruence contrast
+SIDES = ("liberal", "conservative")
+
 
 @dataclass(frozen=True)
 class ContextSpec:

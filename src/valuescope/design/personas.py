@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 import yaml
 
-from valuescope.core.types import BASELINE, Message, Persona
+from valuescope.core.types import BASELINE, SIDES, Message, Persona
 from valuescope.design.attribute_space import (
     DATA_DIR,
     HIDDEN,
@@ -54,7 +54,6 @@ from valuescope.design.attribute_space import (
 from valuescope.study import limits
 from valuescope.study.spec import FileSource, NamedSource, PopulationSpec, SpecError, WVSSource
 
-IDENTITIES = ("liberal", "conservative")
 IDENTITY_TEXT = {"liberal": "Politically, you are a liberal: you stand on the left.",
                  "conservative": "Politically, you are a conservative: you stand on the right."}
 PERSONA_ACK = "OK"  # the assistant's acknowledgement when the persona goes in a user message
@@ -115,7 +114,7 @@ def wvs_personas(n: int, seed: int, attributes: str | Path | None = None, *, ide
     for i, (attrs, text) in enumerate(sample_space(space, n, seed)):
         pid = f"{space.id}-s{seed}-{i:04d}"
         if identity:
-            side = IDENTITIES[(i + start) % 2]
+            side = SIDES[(i + start) % 2]
             attrs = {**attrs, "identity": side}
             text = f"{text} {IDENTITY_TEXT[side]}"
             pid = f"{space.id}-pol-s{seed}-{i:04d}"

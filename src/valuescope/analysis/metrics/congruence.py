@@ -54,8 +54,8 @@ import pandas as pd
 
 from valuescope.analysis.metrics._common import bootstrap_weights, percentile_ci, quiet
 from valuescope.analysis.metrics.intervals import t_bounds, t_interval
+from valuescope.core.types import SIDES
 
-SIDES = ("liberal", "conservative")
 SIGN = {"liberal": 1.0, "conservative": -1.0}
 
 

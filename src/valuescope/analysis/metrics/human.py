@@ -36,7 +36,7 @@ import pandas as pd
 from valuescope.core.levels import ALPHA
 from valuescope.study.spec import SpecError, read_yaml_file
 
-N_BOOT = 1000
+HUMAN_N_BOOT = 1000  # bootstrap draws of the human-norm comparison when called on its own
 LEVEL = 1 - ALPHA
 
 
@@ -93,7 +93,7 @@ def _ci(draws: list[float]) -> tuple[float, float]:
 
 
 def human_rows(scores: pd.DataFrame, groups: Mapping[str, str], norms: Mapping[str, Any], *, pair: tuple[str, str]
-               = ("liberal", "conservative"), baseline_id: str = "baseline", n_boot: int = N_BOOT, seed: int = 0
+               = ("liberal", "conservative"), baseline_id: str = "baseline", n_boot: int = HUMAN_N_BOOT, seed: int = 0
                ) -> list[dict[str, Any]]:
     """Rows ``{metric, dimension, value, ci_low, ci_high, n, note}``: ``human_distance`` and
     ``human_distance_baseline`` per human group the personas have, ``human_distance_baseline`` to ``all``
@@ -144,7 +144,7 @@ def human_rows(scores: pd.DataFrame, groups: Mapping[str, str], norms: Mapping[s
 
 
 def human_metrics(scores: pd.DataFrame, norms: Mapping[str, Any], *, attribute: str = "identity",
-                  pair: tuple[str, str] = ("liberal", "conservative"), n_boot: int = N_BOOT, seed: int = 0
+                  pair: tuple[str, str] = ("liberal", "conservative"), n_boot: int = HUMAN_N_BOOT, seed: int = 0
                   ) -> pd.DataFrame:
     """:func:`human_rows` for every (run_id, model) of a run's ``scores`` table (the norms' instrument, the
     ``dimension`` level where scores have levels), personas grouped by their ``attr_<attribute>`` value;

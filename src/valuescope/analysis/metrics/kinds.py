@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 
 from valuescope.analysis.metrics._common import unit_ids
-from valuescope.analysis.metrics.congruence import SIDES
-from valuescope.core.types import Instrument
+from valuescope.core.types import SIDES, Instrument
 
 _KEYWORDS = {
     "liberal": ("liberal", "democrat", "left", "progressive", "social democrat"),

@@ -50,10 +50,10 @@ from valuescope.analysis.metrics._common import (
     percentile_ci,
     quiet,
 )
-from valuescope.analysis.metrics.congruence import SIDES, Contrasts, contrasts, kahan_stats, per_unit_congruence
+from valuescope.analysis.metrics.congruence import Contrasts, contrasts, kahan_stats, per_unit_congruence
 from valuescope.analysis.metrics.kinds import instrument_kind, respondent_columns
 from valuescope.analysis.metrics.registry import N_BOOT, MetricInputs, families, register
-from valuescope.core.types import Instrument
+from valuescope.core.types import SIDES, Instrument
 
 PREFIX = {"political": "evidence", "neutral": "control"}
 

@@ -45,10 +45,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from valuescope.core.types import Instrument, Item, Part, Scale
+from valuescope.core.types import SIDES, Instrument, Item, Part, Scale
 from valuescope.study.spec import SpecError
-
-SIDES = ("liberal", "conservative")
 
 INSTRUCTIONS = (
     "Below are the results of a study. Look at the numbers and decide what they show. "

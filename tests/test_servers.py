@@ -108,6 +108,7 @@ def test_two_servers_share_a_run_and_one_is_killed_midway(tmp_path):
         def progress(phase, done, total):
             if killed:
                 return
+            assert 0 < done <= 6  # called after the first unit (at most a chunk of 6) is stored
             router = made[0].router
             remaining = {prefix_group(q) for q in planned[done:]}
             home.update({g: router.ranking(g)[0] for g in {prefix_group(q) for q in planned}})

@@ -53,6 +53,7 @@ from valuescope.analysis.metrics.inertia import (
 )
 from valuescope.analysis.metrics.intervals import jackknife_scalar, jackknife_weights
 from valuescope.analysis.metrics.steerability import (
+    ContextRows,
     baseline_spread,
     bootstrap_matched_jsd,
     match_strata,
@@ -93,15 +94,18 @@ def dimension_metric_rows(
         rows.append(metric_row(group, "inertia_hard", context_a=NO_CONTEXT,
                                note="no persona answers for this instrument"))
         return rows
-    for context in sorted(persona["context"].astype(str).unique()):
-        pc = persona[persona["context"].astype(str) == context]
+    p_context, p_dim = persona["context"].astype(str), persona["dimension"].astype(str)
+    by_dim: dict[str, dict[str, ContextRows]] = {}  # each context's rows of a dimension, deviations computed once
+    for context in sorted(p_context.unique()):
+        pc = persona[p_context == context]
         units = sorted(unit_ids(pc).unique())
         ci = len(units) >= 2 and n_boot > 0  # n_boot = 0 asks for no CIs
         bctx = _baseline_context(baseline, context) if not baseline.empty else None
         for dim in sorted(pc["dimension"].astype(str).unique()):
             sub = pc[pc["dimension"].astype(str) == dim]
-            others = [g for c, g in persona[persona["dimension"].astype(str) == dim].groupby(
-                persona["context"].astype(str)) if c != context]
+            if dim not in by_dim:
+                by_dim[dim] = {c: ContextRows(g) for c, g in persona[p_dim == dim].groupby(p_context[p_dim == dim])}
+            others = [g for c, g in by_dim[dim].items() if c != context]
             rows.extend(_one_dimension(group, context, dim, sub, units, ci, baseline, bctx, n_perm,
                                        group_rng(seed, *group, context, dim, "perm"), others))
     return rows
@@ -110,7 +114,7 @@ def dimension_metric_rows(
 def _one_dimension(
     group: tuple[Any, Any, Any], context: str, dim: str, sub: pd.DataFrame, units: list[str],
     ci: bool, baseline: pd.DataFrame, bctx: str | None, n_perm: int,
-    perm_rng: np.random.Generator, others: list[pd.DataFrame],
+    perm_rng: np.random.Generator, others: list[ContextRows],
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
@@ -153,7 +157,7 @@ def _one_dimension(
 def _steerability(
     group: tuple[Any, Any, Any], context: str, dim: str, sub: pd.DataFrame, k: int, ci: bool,
     baseline: pd.DataFrame, bctx: str | None, n_perm: int, perm_rng: np.random.Generator,
-    others: list[pd.DataFrame],
+    others: list[ContextRows],
 ) -> list[dict[str, Any]]:
     def row(metric: str, **kw: Any) -> dict[str, Any]:
         return metric_row(group, metric, dimension=dim, context_a=context, context_b=bctx or "", **kw)

@@ -1,17 +1,18 @@
-"""Issue 17 end to end on the real embedded SmolLM2 (a negative control: it answers by letter position):
-the motivated-reasoning preset, reduced, through the CLI; the evenhandedness preset, reduced, with a
-conversation-length sweep; metrics, the per-identity table and the report sections."""
+"""Issue 17 end to end on the synthetic known-truth model (what is planned, stored, computed and reported does
+not depend on which model answers; the embedded model runs the CLI in test_cli's real run and the report of a
+real run in test_report_real_run): the motivated-reasoning preset, reduced, through the CLI (in-process); the
+evenhandedness preset, reduced, with a conversation-length sweep; metrics, the per-identity table and the
+report sections."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from helpers import cli_in_process
 
 from valuescope.analysis.metrics.tension import congruence_summary
 from valuescope.analysis.tables import load_run
@@ -20,6 +21,11 @@ from valuescope.output.report import write_report
 from valuescope.output.report.data import from_tables
 from valuescope.store.sqlite import Store
 from valuescope.study.presets import adapt, load_preset, preset_text
+from valuescope.study.spec import ModelSpec
+
+#: a noisy, letter-biased synthetic model: every answer differs, so every interval below is a real one
+SYNTHETIC = {"name": "truth", "backend": "synthetic",
+             "synthetic": {"query_sd": 0.5, "letter_weight": 0.3, "letter_bias": [0.1, 0.1, 0.4, 0.2, 0.1, 0.1]}}
 
 
 def test_presets_plan_the_documented_sizes():
@@ -31,16 +37,16 @@ def test_presets_plan_the_documented_sizes():
     assert small.population.sources[0].n == 5 and small.population.sources[0].identity
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the CLI's whole report (every figure): ~19 CPU-s here (2026-12-05)
 def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
     data = yaml.safe_load(preset_text("tension-motivated-reasoning"))
+    data["models"] = [SYNTHETIC]
     data["instruments"] = [dict(i, n_items=6) for i in data["instruments"][:2]]  # plain + one debias condition
     data["population"]["sources"][0]["n"] = 2
     data["output"] = str(tmp_path / "out")
     study_file = tmp_path / "study.yaml"
     study_file.write_text(yaml.safe_dump(data), encoding="utf-8")
-    res = subprocess.run([sys.executable, "-m", "valuescope", "run", str(study_file)],  # -q prints no table
-                         capture_output=True, text=True, timeout=900)
+    res = cli_in_process("run", str(study_file))  # -q prints no table
     assert res.returncode == 0, res.stderr[-2000:]
     assert "right when the truth suits the identity" in res.stdout
     assert "48 queries planned" in res.stdout  # (2 personas + baseline under 2 orders) x 6 items x 2
@@ -66,9 +72,9 @@ def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
     assert '<section id="evenhandedness"' not in html  # sections that apply to no run are left out
 
 
-@pytest.mark.slow
 def test_evenhandedness_and_narrowing_on_a_length_sweep(tmp_path: Path):
-    study = adapt(load_preset("tension-evenhandedness"), scale=0.04, output=str(tmp_path))
+    study = adapt(load_preset("tension-evenhandedness"), scale=0.04, output=str(tmp_path),
+                  model=ModelSpec(**SYNTHETIC))
     study = study.model_copy(update={
         "instruments": [study.instruments[0].model_copy(update={"items": [
             "dl01xyx", "dl01xyy", "dl01yxx", "dl01yxy"]})],

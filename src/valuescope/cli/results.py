@@ -60,11 +60,13 @@ def export(
             console.out.print(str(target / f"{name}.csv"))
 
 
-def write_report_of(store_dir: Path, run_ids: list[str], out_dir: Path) -> Path:
-    """The HTML report of these runs of one store (``valuescope report``, and ``run`` at its end)."""
+def write_report_of(store_dir: Path, run_ids: list[str], out_dir: Path, runs: dict | None = None) -> Path:
+    """The HTML report of these runs of one store (``valuescope report``, and ``run`` at its end: ``runs``, the
+    ``Run`` objects it already read by id, whose tables are then not computed again)."""
     from valuescope.output.api import Run, write_report
 
-    return write_report([Run(store_dir, rid) for rid in run_ids], out_dir)
+    runs = runs or {}
+    return write_report([runs.get(rid) or Run(store_dir, rid) for rid in run_ids], out_dir)
 
 
 @guarded

@@ -70,6 +70,7 @@ def run(
     if as_json:
         _run_json(store_dir, results, report and study.report)
         return
+    read = {}  # the runs whose tables print_headline computed: the report reuses them
     for res in results:
         console.out.print(Text.assemble(
             (res.run_id, "bold"), f": {res.planned} queries planned, {res.already_done} already stored, "
@@ -86,9 +87,9 @@ def run(
                 f"{g.get('seconds', 0.0):.1f} s ({g.get('bytes', 0) / 1e6:.2f} MB float32) {g.get('note', '')}",
                 highlight=False)
         if not quiet:
-            print_headline(store_dir, res.run_id)
+            read[res.run_id] = print_headline(store_dir, res.run_id)
     if report and study.report:
-        paths = write_report_of(store_dir, [r.run_id for r in results], store_dir / "report")
+        paths = write_report_of(store_dir, [r.run_id for r in results], store_dir / "report", read)
         console.out.print(f"report: {paths}")
     from valuescope.core.failures import quoted
 

@@ -4,7 +4,7 @@ differences and ablation comparison); ``--json`` the API's run summaries."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -21,6 +21,9 @@ from valuescope.cli.console import (
 )
 from valuescope.cli.guard import guarded, where
 from valuescope.study import DEFAULT_DIR
+
+if TYPE_CHECKING:
+    from valuescope.output.api import Run
 
 
 @guarded
@@ -91,8 +94,9 @@ def _show_json(directory: Path, run_ids: list[str], all_metrics: bool) -> None:
     print_json({"runs": data, **({"comparison": records(comparison)} if comparison is not None else {})})
 
 
-def print_headline(store_dir: Path, run_id: str) -> None:
-    """What ``valuescope run`` prints after each run: position bias, the headline tables and their notes."""
+def print_headline(store_dir: Path, run_id: str) -> Run:
+    """What ``valuescope run`` prints after each run: position bias, the headline tables and their notes. Returns
+    the ``Run`` it read (its tables computed once: ``run`` writes the report from it)."""
     from valuescope.output.api import Run
 
     run = Run(store_dir, run_id)
@@ -101,6 +105,7 @@ def print_headline(store_dir: Path, run_id: str) -> None:
     _print_congruence(run)
     _print_notes(run.metrics)
     _print_geometry(run)
+    return run
 
 
 def _print_position(model: str, metrics) -> None:

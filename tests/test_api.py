@@ -1,13 +1,12 @@
 """The public Python API (valuescope.run / load / open / Study / Run / figures / errors) on runs of the synthetic
-known-truth model (the API does not depend on which model answered: the embedded model runs through the API in
-docs/python.md, run here as a script), its errors against the CLI's one-line messages."""
+known-truth model (the API does not depend on which model answered; docs/python.md's code runs here, on the
+synthetic model too), its errors against the CLI's one-line messages."""
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
+import runpy
 from pathlib import Path
 
 import pandas as pd
@@ -306,14 +305,21 @@ def python_blocks(markdown: str) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", markdown, flags=re.S | re.M)
 
 
-@pytest.mark.slow
-def test_docs_python_md_runs(tmp_path):
+@pytest.mark.slow  # two runs and the two-run report (every figure): ~16 CPU-s here (2026-12-05)
+def test_docs_python_md_runs(tmp_path, monkeypatch, capsys):
+    """docs/python.md's code blocks, as one script, in this process, with the demo preset pointed at the synthetic
+    model (the page's code is what is checked; the embedded model runs end to end through ops.run_study, which
+    valuescope.run calls, in test_report_real_run and test_cli::test_custom_instrument_real_run)."""
     blocks = python_blocks((REPO / "docs" / "python.md").read_text())
     assert len(blocks) >= 5
     script = tmp_path / "python_md.py"
     script.write_text("\n\n".join(blocks))
-    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    preset = valuescope.preset
+    monkeypatch.setattr(valuescope, "preset", lambda name: preset(name).replace(models=[SMALL["models"][0]]))
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert out.startswith("truth 6 items")  # the page's study, on the synthetic model
     assert (tmp_path / "inertia.png").stat().st_size > 1000
     assert len(list((tmp_path / "report").glob("*_vs_*.html"))) == 1
-    assert "StoreError: no run 'no-such-run'" in res.stdout and "SpecError: study: field 'repeats'" in res.stdout
+    assert "StoreError: no run 'no-such-run'" in out and "SpecError: study: field 'repeats'" in out

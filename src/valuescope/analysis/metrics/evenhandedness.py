@@ -45,6 +45,7 @@ from valuescope.analysis.metrics.registry import MetricInputs, register
 from valuescope.core.types import Instrument
 
 MEASURES = {"soft": "expected", "hard": "argmax_value"}
+_BLOCK = 2_000_000  # cells of bootstrap resamples held at once by _collapse (16 MB)
 
 
 def dilemma_table(responses: pd.DataFrame, instruments: Mapping[str, Instrument]) -> pd.DataFrame:
@@ -105,19 +106,32 @@ def _collapse(p_mat: np.ndarray, b_vec: np.ndarray, rng: np.random.Generator,
               n_boot: int) -> tuple[float, float, float]:
     """mean_p mean_d (P[p,d] - b[d]); SD* of a joint bootstrap over rows (personas) and columns (dilemmas),
     read as ``value -/+ t_{Q-1} sqrt(Q/(Q-1)) SD*`` with Q the dilemmas (module docstring)."""
+    n_p, n_d = p_mat.shape[0], len(b_vec)
     with np.errstate(all="ignore"), quiet():
         diff = p_mat - b_vec[None, :]
         value = float(np.nanmean(diff))
-        reps = []
-        for _ in range(n_boot):
-            ui = rng.integers(0, diff.shape[0], diff.shape[0])
-            di = rng.integers(0, diff.shape[1], diff.shape[1])
-            reps.append(np.nanmean(diff[np.ix_(ui, di)]))
+        # the draws in the order of one (persona, dilemma) resample after another; the means of a block of
+        # resamples at once (each row of ``cube`` is one resample's cells, summed as np.nanmean sums them)
+        ui, di = np.empty((n_boot, n_p), dtype=np.int64), np.empty((n_boot, n_d), dtype=np.int64)
+        for b in range(n_boot):
+            ui[b] = rng.integers(0, n_p, n_p)
+            di[b] = rng.integers(0, n_d, n_d)
+        reps = np.empty(n_boot)
+        step = max(1, _BLOCK // max(n_p * n_d, 1))
+        for s in range(0, n_boot, step):
+            cube = diff[ui[s:s + step, :, None], di[s:s + step, None, :]]
+            reps[s:s + step] = np.nanmean(cube.reshape(len(cube), -1), axis=1)
         n_dilemmas = int(np.isfinite(diff).any(axis=0).sum())
-    if not reps:
+    if not n_boot:
         return value, np.nan, np.nan
-    lo, hi, _ = t_interval(value, np.array(reps, dtype=float), n_dilemmas)
+    lo, hi, _ = t_interval(value, reps, n_dilemmas)
     return value, lo, hi
+
+
+def _pivot(cells: pd.DataFrame, col: str) -> pd.DataFrame:
+    """unit x dilemma means of ``col`` from ``(unit, dilemma)`` cell means, as ``pivot_table(index="unit",
+    columns="dilemma", values=col, aggfunc="mean")`` builds them (cells without a value left out)."""
+    return cells[col].dropna().unstack("dilemma").sort_index(axis=1)
 
 
 def evenhandedness_rows(responses: pd.DataFrame, instruments: Mapping[str, Instrument], *, n_boot: int = 1000,
@@ -152,9 +166,10 @@ def evenhandedness_rows(responses: pd.DataFrame, instruments: Mapping[str, Instr
         if len(pers):
             groups.append(("all", pers))
         for label, g in groups:
-            per_unit = g.groupby("unit").agg(E=("E", "mean"), a=("g", lambda v: v.abs().mean()), o=("o", "mean"))
             if label == "baseline":  # one respondent: resample dilemmas
                 per_unit = g.assign(a=g["g"].abs()).set_index("dilemma")[["E", "a", "o"]]
+            else:
+                per_unit = g.assign(a=g["g"].abs()).groupby("unit")[["E", "a", "o"]].mean()
             n = len(per_unit)
             for name, col in (("evenhandedness", "E"), ("evenhandedness_gap", "a"), ("order_effect", "o")):
                 v = per_unit[col].to_numpy(dtype=float)
@@ -164,26 +179,28 @@ def evenhandedness_rows(responses: pd.DataFrame, instruments: Mapping[str, Instr
                                        note="CI over dilemmas (one respondent)" if label == "baseline" else ""))
             if label == "baseline" or base.empty:
                 continue
-            mat = g.pivot_table(index="unit", columns="dilemma", values="g", aggfunc="mean")
+            cells = g.groupby(["unit", "dilemma"])[["g", f"g_{label}"] if label in SIDES else ["g"]].mean()
+            mat = _pivot(cells, "g")
             b = base["g"].reindex(mat.columns).to_numpy()
             value, lo, hi = _collapse(np.abs(mat.to_numpy()), np.abs(b), rng, n_boot)
             rows.append(metric_row(group, "collapse", dimension=label, context_a=ctx, value=value, ci_low=lo,
                                    ci_high=hi, n=len(mat)))
             if label in SIDES:
-                mat_s = g.pivot_table(index="unit", columns="dilemma", values=f"g_{label}", aggfunc="mean")
+                mat_s = _pivot(cells, f"g_{label}")
                 b_s = base[f"g_{label}"].reindex(mat_s.columns).to_numpy()
                 value, lo, hi = _collapse(mat_s.to_numpy(), b_s, rng, n_boot)
                 rows.append(metric_row(group, "collapse_directed", dimension=label, context_a=ctx, value=value,
                                        ci_low=lo, ci_high=hi, n=len(mat_s)))
-        for (side, unit), g in pers.groupby(["side", "unit"]):
+        per_persona = pers.assign(a=pers["g"].abs()).groupby(["side", "unit"])["a"].agg(["mean", "size"])
+        for (side, unit), rec in zip(per_persona.index, per_persona.itertuples(index=False), strict=True):
             rows.append(metric_row(group, "evenhandedness_gap_persona", dimension=f"{side}:{unit}", context_a=ctx,
-                                   value=float(g["g"].abs().mean()), n=len(g)))
-        for cond, g in gaps.groupby("condition"):
-            for pair, gp in g.groupby("pair"):
-                per_unit = gp.groupby("unit")["g"].mean().to_numpy()
-                lo, hi = _boot_mean(per_unit, rng, n_boot)
-                rows.append(metric_row(group, "dilemma_gap", dimension=str(pair), context_a=ctx, context_b=str(cond),
-                                       value=float(per_unit.mean()), ci_low=lo, ci_high=hi, n=len(per_unit)))
+                                   value=float(rec.mean), n=int(rec.size)))
+        per_pair = gaps.groupby(["condition", "pair", "unit"])["g"].mean()
+        for (cond, pair), gp in per_pair.groupby(level=["condition", "pair"], sort=True):
+            per_unit = gp.to_numpy()
+            lo, hi = _boot_mean(per_unit, rng, n_boot)
+            rows.append(metric_row(group, "dilemma_gap", dimension=str(pair), context_a=ctx, context_b=str(cond),
+                                   value=float(per_unit.mean()), ci_low=lo, ci_high=hi, n=len(per_unit)))
     return metrics_frame(rows)
 
 

@@ -54,7 +54,7 @@ from valuescope.analysis.metrics._common import (
 )
 from valuescope.analysis.metrics.intervals import jackknife_scalar, jackknife_weights
 from valuescope.analysis.metrics.registry import N_BOOT, MetricInputs, register
-from valuescope.analysis.metrics.steerability import bootstrap_matched_jsd, match_strata, matched_jsd
+from valuescope.analysis.metrics.steerability import Matched, bootstrap_matched_jsd, match_strata, matched_jsd
 from valuescope.store.geometry import persona_units
 
 N_PCS = 3
@@ -164,26 +164,49 @@ def persona_steerability(responses: pd.DataFrame) -> pd.DataFrame:
         for ctx, pc in pers.groupby("_ctx", sort=True):
             bctx = ctx if (base["_ctx"] == ctx).any() else "none"
             bdims = dict(iter(base[base["_ctx"] == bctx].groupby("_dim")))
-            for unit, pu in pc.groupby("_unit", sort=True):
-                vals = []
-                for dim, pd_ in pu.groupby("_dim"):
-                    bd = bdims.get(dim)
+            per_unit: dict[str, list[float]] = {}
+            for dim, pdim in pc.groupby("_dim", sort=True):
+                bd = bdims.get(dim)
+                if pdim["k"].nunique(dropna=False) == 1:  # one K: all personas matched at once
+                    k = int(pdim["k"].iloc[0])
+                    if bd is not None and int(bd["k"].iloc[0]) == k:
+                        for unit, value in _unit_values(match_strata(bd, pdim, k)):
+                            per_unit.setdefault(unit, []).append(value)
+                    continue
+                for _, pd_ in pdim.groupby("_unit", sort=True):
                     k = int(pd_["k"].iloc[0])
-                    if bd is None or int(bd["k"].iloc[0]) != k:
-                        continue
-                    m = match_strata(bd, pd_, k)
-                    n = len(m.pers_soft)
-                    if n == 0:
-                        continue
-                    value = matched_jsd(m, "soft")
-                    loo = None
-                    if n >= 2:  # each compared answer its own jackknife unit
-                        per_answer = replace(m, pers_unit=np.arange(n), units=[str(i) for i in range(n)])
-                        loo = bootstrap_matched_jsd(per_answer, jackknife_weights(n), "soft")
-                    vals.append(jackknife_scalar(value, loo, interval=False)[0])
+                    if bd is not None and int(bd["k"].iloc[0]) == k:
+                        for u, value in _unit_values(match_strata(bd, pd_, k)):
+                            per_unit.setdefault(u, []).append(value)
+            for unit in sorted(pc["_unit"].unique()):
+                vals = per_unit.get(unit, [])
                 recs.append({"unit": unit, "instrument": str(inst), "context": ctx,
                              "steerability": float(np.mean(vals)) if vals else np.nan, "n_dims": len(vals)})
     return pd.DataFrame.from_records(recs, columns=cols)
+
+
+def _unit_values(m: Matched) -> list[tuple[str, float]]:
+    """Per persona unit of ``m`` (the matched answers of one dimension): the bias-corrected JSD of its answers
+    against the baseline's answers of the strata it answered, each answer its own jackknife unit. The same
+    ``Matched`` as ``match_strata(baseline rows, that persona's rows)`` gives, cut out of all personas' match."""
+    out = []
+    for i, unit in enumerate(m.units):
+        sel = m.pers_unit == i
+        n = int(sel.sum())
+        strata, pers_stratum = np.unique(m.pers_stratum[sel], return_inverse=True)
+        keep_b = np.isin(m.base_stratum, strata)
+        one = Matched(base_soft=m.base_soft[keep_b], base_hard=m.base_hard[keep_b],
+                      base_stratum=np.searchsorted(strata, m.base_stratum[keep_b]),
+                      base_cluster=m.base_cluster[keep_b], pers_soft=m.pers_soft[sel], pers_hard=m.pers_hard[sel],
+                      pers_stratum=pers_stratum.astype(int), pers_unit=np.zeros(n, dtype=int), units=[unit],
+                      n_strata=len(strata), dropped_answers=0, dropped_personas=0, total_personas=1)
+        value = matched_jsd(one, "soft")
+        loo = None
+        if n >= 2:  # each compared answer its own jackknife unit
+            per_answer = replace(one, pers_unit=np.arange(n), units=[str(j) for j in range(n)])
+            loo = bootstrap_matched_jsd(per_answer, jackknife_weights(n), "soft")
+        out.append((unit, jackknife_scalar(value, loo, interval=False)[0]))
+    return out
 
 
 def profile_shift(scores: pd.DataFrame, level: str | None = None) -> pd.DataFrame:

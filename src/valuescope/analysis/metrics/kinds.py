@@ -50,8 +50,10 @@ def respondent_columns(df: pd.DataFrame) -> pd.DataFrame:
     """``unit`` (persona identity as a resampling unit) and ``side`` (liberal / conservative / None, from the
     ``identity`` attribute) of every answer row."""
     ident = df["attr_identity"] if "attr_identity" in df.columns else pd.Series(None, index=df.index)
-    return pd.DataFrame({"unit": unit_ids(df).to_numpy(), "identity": ident.to_numpy(),
-                         "side": [identity_side(v) for v in ident]}, index=df.index)
+    codes, texts = pd.factorize(ident, use_na_sentinel=True)  # each distinct text read once
+    sides = np.array([identity_side(v) for v in texts] + [None], dtype=object)  # code -1 (missing): None
+    return pd.DataFrame({"unit": unit_ids(df).to_numpy(), "identity": ident.to_numpy(), "side": sides[codes]},
+                        index=df.index)
 
 
 __all__ = ["KIND_META", "SIDES", "identity_side", "instrument_kind", "respondent_columns"]

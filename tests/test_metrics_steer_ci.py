@@ -4,6 +4,7 @@ the plain percentile interval of a persona-blind model lay wholly above its own 
 from __future__ import annotations
 
 from metrics_synth import cyclic_orders, letter_model_responses
+from replications import family_metrics
 
 from valuescope.analysis.metrics import compute_metrics
 from valuescope.analysis.metrics.steerability import match_strata, matched_jsd
@@ -25,14 +26,22 @@ def _steer(df, reading="soft"):
     return _steer_both(df)[reading]
 
 
-def test_persona_blind_steerability_ci_contains_its_estimate_under_the_balanced_design():
-    """Noisy persona-blind letter model, personas in rotation over 6 orders, baseline under all 6."""
-    for seed in range(5):
+def test_persona_blind_steerability_ci_covers_zero_under_the_balanced_design():
+    """Noisy persona-blind letter model, personas in rotation over 6 orders, baseline under all 6: the truth is 0,
+    so a 95% interval may exclude it (ci_low > 0) in about 5% of replications. 30 replications: at most 3
+    (0.05 + 2 binomial sd at n = 30, sd 0.040); measured 0 of 100 in both readings (the baseline's borrowed
+    spread is conservative when an order adds noise of its own). Each estimate also lies inside its interval,
+    and the interval inside [0, 1]."""
+    excluded = {"soft": 0, "hard": 0}
+    for seed in range(30):
         df = letter_model_responses(60, 6, persona_orders=ORDERS, baseline_orders=ORDERS, concentration=30.0,
                                     seed=seed)
-        for reading, (value, lo, hi) in _steer_both(df).items():  # one metrics call per seed
-            assert lo <= value <= hi, (seed, reading, value, lo, hi)
-            assert lo >= 0
+        m = family_metrics(df, families=("dimension",), n_boot=200, seed=1)  # the rows compute_metrics gives
+        for reading in excluded:
+            row = m[(m["metric"] == f"steerability_jsd_{reading}") & (m["dimension"] == "D")].iloc[0]
+            assert 0 <= row["ci_low"] <= row["value"] <= row["ci_high"] <= 1, (seed, reading, row)
+            excluded[reading] += int(row["ci_low"] > 0)
+    assert max(excluded.values()) <= 3, excluded
 
 
 def test_persona_blind_ci_reaches_down_to_zero():

@@ -4,13 +4,13 @@ about alpha, the CLI's files and its one-line errors."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import cli_in_process
 from scipy import stats
 
 from valuescope.known_truth.power import personas_needed, power_analysis
@@ -68,8 +68,9 @@ def test_power_input_errors():
 
 
 def vs(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "valuescope", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=900)
+    """``valuescope power ...`` in this process (no interpreter start per call; the entry point as a process is
+    test_cli's and test_hostile's)."""
+    return cli_in_process(*args, cwd=cwd)
 
 
 def test_power_cli_writes_table_plot_and_page(tmp_path: Path):

@@ -7,7 +7,7 @@ over option letters, and generate text. Each implementation lives in one file of
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from valuescope.core.capabilities import capabilities
@@ -39,6 +39,17 @@ def render(backend: Any, request: ScoreRequest) -> str | None:
     """The exact prompt text a backend scores for ``request`` (its ``render``), or None when it has none."""
     fn = getattr(backend, "render", None)
     return fn(request) if callable(fn) else None
+
+
+def token_counter(backend: Any) -> Callable[[str], int] | None:
+    """The backend's own tokenizer as a counter (llama.cpp: ``tokens``; transformers: ``tokenizer``), or None."""
+    tokens = getattr(backend, "tokens", None)
+    if callable(tokens):
+        return lambda text: len(tokens(text))
+    tok = getattr(backend, "tokenizer", None)
+    if tok is not None and callable(getattr(tok, "encode", None)):
+        return lambda text: len(tok.encode(text, add_special_tokens=False))
+    return None
 
 
 def check_instruments(backend: Any, instruments: Any) -> None:

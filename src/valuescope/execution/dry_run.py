@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from valuescope.backends.base import Backend, render
+from valuescope.backends.base import Backend, render, token_counter
 from valuescope.core.types import ContextSpec, Query
 from valuescope.design.plan import run_id_for
 from valuescope.execution.session import Resolved, Session, make_backend, plan_model, resolve
@@ -67,17 +67,6 @@ def _stored_keys(study: Study, run_id: str) -> set[str]:
         return store.done_keys(run_id)
 
 
-def _token_counter(backend: Backend | None) -> Callable[[str], int] | None:
-    """The backend's own tokenizer as a counter (llama.cpp: ``tokens``; transformers: ``tokenizer``), or None."""
-    tokens = getattr(backend, "tokens", None)
-    if callable(tokens):
-        return lambda text: len(tokens(text))
-    tok = getattr(backend, "tokenizer", None)
-    if tok is not None and callable(getattr(tok, "encode", None)):
-        return lambda text: len(tok.encode(text, add_special_tokens=False))
-    return None
-
-
 def plan_study(study: Study, *, calibrate: int = 8, seed: int = 0,
                backend_factory: Callable[[ModelSpec], Backend] = make_backend) -> list[ModelPlan]:
     """The dry run of every model of ``study`` (module docstring); ``calibrate`` = real queries answered per
@@ -104,7 +93,7 @@ def _plan_model(resolved: Resolved, model: ModelSpec, calibrate: int, seed: int,
             backend = backend_factory(model)
             plan.load_s = time.perf_counter() - t0
         session = Session(resolved, model, backend if backend is not None else _NoBackend(), None)
-        counter = _token_counter(backend) if backend is not None else None
+        counter = token_counter(backend) if backend is not None else None
         chars = tokens = 0
         for q in queries:
             req = session.request(_without_conversation(q))

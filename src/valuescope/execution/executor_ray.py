@@ -167,7 +167,7 @@ class RayExecutor:
     def execute(self, job: Job) -> None:
         from valuescope.execution.session import Session, example_query
 
-        if getattr(job.resolved.study, "administration", "independent") == "sequential":
+        if job.resolved.study.administration == "sequential":
             raise SpecError("executor: ray runs independent administration only; run sequential administration "
                             "(each prompt shows the earlier answers of its chain) with executor: local")
         ray = _ray()

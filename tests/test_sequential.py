@@ -1,5 +1,11 @@
-"""Issue 15: sequential administration on the embedded model — prompts hold the earlier answers,
-resume rebuilds the chain bit for bit, and the item-order ablation really changes prompts."""
+"""Issue 15: sequential administration — prompts hold the earlier answers, resume rebuilds the chain bit
+for bit on the embedded model, and the item-order ablation really changes prompts and answers.
+
+Issue 28: what the prompts are made of does not depend on the model (the runner builds them from the stored
+answers): that runs on the synthetic backend. The embedded model runs one small sequential study once per
+module on a backend of its own (2 personas x 6 items, 12 queries: was 8 questionnaires, 48 queries, and
+every test its own run), for the prefix cache's token count and as the uninterrupted run that the resumed
+one must equal; the item-order test runs its two reduced presets without the baseline (24 queries, was 108)."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import pytest
 
 from valuescope.analysis.metrics.robustness import item_order_correlation
 from valuescope.analysis.tables import load_run
+from valuescope.backends.base import create_backend
 from valuescope.core.types import LetterScores
 from valuescope.design.prompts import answer_turn, chosen_letter
 from valuescope.execution.runner import run_study
@@ -17,13 +24,11 @@ from valuescope.store.sqlite import Store
 from valuescope.study.presets import adapt, load_preset
 from valuescope.study.spec import study_from_dict
 
-pytestmark = pytest.mark.slow  # the embedded model: letter answers left in the prompt, its prefix cache
-
 ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "DECENCY", "COMPASSION"]
 
 
 class Recording:
-    """The session's embedded backend, recording every prompt, never closed by the runner."""
+    """A backend shared beyond one run, recording every prompt, never closed by the runner."""
 
     def __init__(self, backend) -> None:
         self.backend = backend
@@ -52,9 +57,11 @@ def _stored(study, run_id):
         return {r["key"]: r for r in store.responses(run_id)}
 
 
-def test_sequential_prompts_hold_the_earlier_items_and_their_answers(tmp_path, embedded_backend):
+def test_sequential_prompts_hold_the_earlier_items_and_their_answers(tmp_path):
+    """On the synthetic backend (issue 28: was the embedded model; the prompts are the runner's, built from
+    the stored answers, whatever model gave them): 2 personas + the baseline under 6 option orders."""
     study = _study(tmp_path)
-    rec = Recording(embedded_backend)
+    rec = Recording(create_backend("synthetic", name="s"))
     (res,) = run_study(study, backend_factory=lambda _m: rec)
     # (2 personas + the baseline under 6 orders) questionnaires x 6 items, each asked once
     assert res.planned == res.new == (2 + 6) * 6 and res.failed == 0
@@ -78,26 +85,39 @@ def test_sequential_prompts_hold_the_earlier_items_and_their_answers(tmp_path, e
                                                              q.letters)) for r, q in chain[:i]]
             assert shown == chosen
             assert all(len(t) == len("Answer: (C)") for t in shown)
+    # the chosen letters vary, so "the letter of its own answer" is not one constant turn
+    assert len({m.content for r in rec.requests for m in r.messages if m.role == "assistant"}) > 1
 
 
-def test_prefix_evaluates_each_chain_token_about_once(tmp_path):
-    """The default ``prefix`` scheduler keeps a questionnaire's conversation, each earlier item
-    included, in the cache: per query it evaluates the answer left in the conversation, its own turn
-    and the answer prefix again, not the earlier turns (issue 20's sequential workload)."""
+SMALL = {"baseline": False, "sources": [{"kind": "wvs", "n": 2, "seeds": [111]}]}  # 2 questionnaires, 12 queries
+
+
+@pytest.fixture(scope="module")
+def embedded_run(tmp_path_factory):
+    """The small sequential study on the embedded model, once per module, on a backend of its own: its cache
+    starts empty, whatever other tests evaluated (1 thread: the answers and the count of evaluated tokens do
+    not depend on it, and 2 spinning threads crawl on a loaded machine). Evaluated tokens are read right
+    after the run, before any test uses the backend."""
     from valuescope.backends.llamacpp import LlamaCppBackend
 
-    study = _study(tmp_path, "count", population={"baseline": False,
-                                                  "sources": [{"kind": "wvs", "n": 2, "seeds": [111]}]})
-    # a backend of its own: its cache starts empty, whatever other tests evaluated (1 thread: the count of
-    # evaluated tokens does not depend on it, and 2 spinning threads crawl on a loaded machine)
+    study = _study(tmp_path_factory.mktemp("seq"), "whole", population=SMALL)
     backend = LlamaCppBackend(n_threads=1)
     try:
         rec = Recording(backend)
         (res,) = run_study(study, backend_factory=lambda _m: rec)
-        evaluated = backend.stats["evaluated_tokens"]
-        _count_chain_tokens(backend, rec, res, evaluated)
+        yield {"backend": backend, "rec": rec, "res": res, "study": study,
+               "evaluated": backend.stats["evaluated_tokens"]}
     finally:
         backend.close()
+
+
+@pytest.mark.slow  # the embedded model: 12 sequential queries (module fixture)
+def test_prefix_evaluates_each_chain_token_about_once(embedded_run):
+    """The default ``prefix`` scheduler keeps a questionnaire's conversation, each earlier item
+    included, in the cache: per query it evaluates the answer left in the conversation, its own turn
+    and the answer prefix again, not the earlier turns (issue 20's sequential workload)."""
+    r = embedded_run
+    _count_chain_tokens(r["backend"], r["rec"], r["res"], r["evaluated"])
 
 
 def _count_chain_tokens(backend, rec, res, evaluated) -> None:
@@ -122,15 +142,19 @@ def _count_chain_tokens(backend, rec, res, evaluated) -> None:
     assert again < 0.25 * unique
 
 
-def test_sequential_resume_gives_identical_answers(tmp_path, embedded_backend):
-    whole = _study(tmp_path, "whole")
-    (a,) = run_study(whole, backend_factory=lambda _m: Recording(embedded_backend))
-    parts = _study(tmp_path, "parts")
-    (b1,) = run_study(parts, backend_factory=lambda _m: Recording(embedded_backend), max_queries=11)
-    assert b1.new == 11
-    (b2,) = run_study(parts, backend_factory=lambda _m: Recording(embedded_backend), max_queries=17)
-    (b3,) = run_study(parts, backend_factory=lambda _m: Recording(embedded_backend))
-    assert b1.new + b2.new + b3.new == a.new == a.planned
+@pytest.mark.slow  # the embedded model: the study again in 3 parts (12 queries)
+def test_sequential_resume_gives_identical_answers(tmp_path, embedded_run):
+    """Interrupted inside a questionnaire twice (after 5 answers: in the first; 4 more: in the second), the
+    resumed chain is the uninterrupted one bit for bit. The same backend answered the uninterrupted run, so
+    its cache holds that run's prompts here: the answers must not depend on it (tests/test_determinism.py)."""
+    backend, a, whole = embedded_run["backend"], embedded_run["res"], embedded_run["study"]
+    parts = _study(tmp_path, "parts", population=SMALL)
+    (b1,) = run_study(parts, backend_factory=lambda _m: Recording(backend), max_queries=5)
+    assert b1.new == 5
+    (b2,) = run_study(parts, backend_factory=lambda _m: Recording(backend), max_queries=4)
+    assert b2.new == 4
+    (b3,) = run_study(parts, backend_factory=lambda _m: Recording(backend))
+    assert b1.new + b2.new + b3.new == a.new == a.planned == 12
     sa, sb = _stored(whole, a.run_id), _stored(parts, b3.run_id)
     keys = set(sa)
     assert keys == set(sb)  # same run id, same keys: the chain's keys do not depend on the interruption
@@ -138,28 +162,49 @@ def test_sequential_resume_gives_identical_answers(tmp_path, embedded_backend):
         assert sa[k]["probs"] == sb[k]["probs"], k  # bit-identical (JSON of the floats)
 
 
-def test_item_order_preset_changes_prompts_and_correlation(tmp_path, embedded_backend):
-    def reduced(name):
-        study = adapt(load_preset(name), scale=0.05, output=str(tmp_path / name))
-        wvs = study.population.sources[0].model_copy(update={"n": 3, "seeds": [111]})
-        return study.model_copy(update={
-            "report": False, "population": study.population.model_copy(update={"sources": [wvs]}),
-            "instruments": [study.instruments[0].model_copy(update={"items": ITEMS})]})
+def _reduced(tmp_path, name, n, baseline):
+    study = adapt(load_preset(name), scale=0.05, output=str(tmp_path / name))
+    wvs = study.population.sources[0].model_copy(update={"n": n, "seeds": [111]})
+    return study.model_copy(update={
+        "report": False, "population": study.population.model_copy(update={"sources": [wvs], "baseline": baseline}),
+        "instruments": [study.instruments[0].model_copy(update={"items": ITEMS})]})
 
+
+def _preset_runs(tmp_path, backend, n, baseline):
     runs = {}
     for name in ("inertia", "inertia-item-order"):
-        study = reduced(name)
-        rec = Recording(embedded_backend)
+        study = _reduced(tmp_path, name, n, baseline)
+        rec = Recording(backend)
         (res,) = run_study(study, backend_factory=lambda _m, rec=rec: rec)
         with Store(study.output) as store:
             runs[name] = (rec, load_run(store, res.run_id, with_metrics=False))
+    return runs
+
+
+def _assert_conversations_shuffled(runs, questionnaires):
     fixed_prompts = {tuple(m.content for m in r.messages) for r in runs["inertia"][0].requests}
     seq_prompts = [tuple(m.content for m in r.messages) for r in runs["inertia-item-order"][0].requests]
-    assert len(seq_prompts) == len(fixed_prompts) == (3 + 6) * 6
+    assert len(seq_prompts) == len(fixed_prompts) == questionnaires * 6
     # the ablation's prompts are conversations; only a questionnaire's first item can match a prompt of inertia
-    assert sum(p in fixed_prompts for p in seq_prompts) <= (3 + 6)
+    assert sum(p in fixed_prompts for p in seq_prompts) <= questionnaires
     positions = runs["inertia-item-order"][1].responses.groupby("item_id")["position"].nunique()
     assert (positions > 1).any()  # shuffled per persona
+
+
+def test_item_order_preset_prompts_are_shuffled_conversations(tmp_path):
+    """The presets' prompts at their reduced scale, baseline included (3 personas + the baseline under 6
+    orders), on the synthetic backend: the prompts are the runner's, whatever model answers (issue 28)."""
+    runs = _preset_runs(tmp_path, create_backend("synthetic", name="s"), 3, True)
+    _assert_conversations_shuffled(runs, 3 + 6)
+
+
+@pytest.mark.slow  # the embedded model: 2 x 12 queries
+def test_item_order_preset_changes_prompts_and_correlation(tmp_path, embedded_backend):
+    """On the embedded model the shuffled conversations change the answers: the per-item means of the
+    personas correlate below 1 with inertia's (2 personas, no baseline: issue 28, was 3 + 6 questionnaires;
+    the baseline's prompts are checked on the synthetic backend above)."""
+    runs = _preset_runs(tmp_path, embedded_backend, 2, False)
+    _assert_conversations_shuffled(runs, 2)
     corr = item_order_correlation(runs["inertia"][1].responses, runs["inertia-item-order"][1].responses)
     r = corr[(corr["condition"] == "persona")]["r"].to_numpy(float)
-    assert np.isfinite(r).all() and (r < 1 - 1e-6).all()
+    assert len(r) == 1 and np.isfinite(r).all() and (r < 1 - 1e-6).all()

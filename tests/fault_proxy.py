@@ -3,7 +3,9 @@ for a seeded share of them, answers with a fault instead.
 
 The fault of an attempt is a pure function of (seed, request body, attempt number for that body),
 so a run is reproducible whatever order the client's threads send in. The first ``doomed``
-distinct request bodies fault on every attempt (so the "keeps failing" path is always exercised).
+distinct request bodies (or the bodies named with :meth:`FaultProxy.doom`, which makes the run independent
+of the order the client's threads send in) fault on every attempt (so the "keeps failing" path is always
+exercised).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import math
 import random
 import socket
 import struct
@@ -89,6 +92,13 @@ class FaultProxy:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
+
+    def doom(self, keys: list[str]) -> None:
+        """These body keys (:func:`prompt_key`) fault on every attempt, in place of the first distinct
+        bodies to arrive."""
+        with self.lock:
+            self.doomed = list(keys)
+            self.doomed_n = len(keys)
 
     def reset_counts(self) -> None:
         with self.lock:
@@ -176,3 +186,57 @@ class FaultProxy:
 def prompt_key(prompt: str) -> str:
     """:func:`body_key` of a completions request for ``prompt``."""
     return hashlib.sha256(json.dumps(prompt, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class FastUpstream:
+    """An OpenAI-compatible completions server that answers at once, as ``llama_cpp.server`` shapes its
+    replies (``text_completion``, ``logprobs.top_logprobs`` as a list of token -> logprob maps), with letter
+    logprobs derived from the prompt: the upstream for tests about the client's retries and resume, where a
+    real model's latency on a loaded machine would only add genuine timeouts."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                digest = hashlib.sha256(json.dumps(json.loads(body).get("prompt")).encode()).digest()
+                weights = [b + 1 for b in digest[:6]]
+                total = sum(weights) * 1.25  # a fifth of the mass on a non-letter token
+                top = {c: math.log(w / total) for c, w in zip("ABCDEF", weights, strict=True)}
+                top[" I"] = math.log(0.2)
+                best = max(top, key=top.__getitem__)
+                self._send({"id": "cmpl-1", "object": "text_completion", "created": 0, "model": "x",
+                            "choices": [{"text": best, "index": 0, "finish_reason": "length",
+                                         "logprobs": {"tokens": [best], "text_offset": [0],
+                                                      "token_logprobs": [top[best]], "top_logprobs": [top]}}],
+                            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+            def do_GET(self):  # noqa: N802
+                self._send({"object": "list", "data": [{"id": "x", "object": "model", "owned_by": "me"}]})
+
+            def _send(self, payload) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)

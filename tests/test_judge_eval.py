@@ -1,28 +1,35 @@
 """`valuescope judge-eval`: a judge model (the embedded SmolLM2) and the rule-based parser scored on
-labelled replies; the sample file's reader and its one-line errors."""
+labelled replies; the sample file's reader and its one-line errors.
+
+Issue 28: the CLI runs in this process (helpers.cli_in_process: typer's runner, no interpreter start). The
+text output (accuracy line, confusion table) is checked against a judge whose answers are known, on 8 of the
+example's replies (every gold label, every option set); the embedded judge answers those 8 through the CLI
+(--json) and through the library function, which must agree. Before: the embedded judge on all 40 replies
+(text output, consistency only) and on the first 8 (--json), each in a process.
+(about 2.7 CPU-s per judged reply with one llama.cpp thread here)."""
 
 from __future__ import annotations
 
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import cli_in_process
 
 from valuescope.backends.extraction import judge_eval, parse_choice, read_labelled_samples
+from valuescope.core.types import LetterScores
 from valuescope.study.spec import SpecError
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "judge_sample.jsonl"
-PVQ = ["Not like me at all", "Not like me", "A little like me", "Moderately like me", "Like me",
-       "Very much like me"]
+# gold A, none, B, F, D, C, E, F; options: PVQ, PVQ permuted, MFQ relevance, MFQ agreement, donated coins
+JUDGED_LINES = (4, 6, 10, 13, 15, 20, 29, 35)
 
 
-def vs(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "valuescope", *args], capture_output=True, text=True,
-                          timeout=timeout)
+def vs(*args: str) -> subprocess.CompletedProcess:
+    return cli_in_process(*args, raise_errors=False)
 
 
 def rule_accuracy(samples) -> float:
@@ -98,40 +105,56 @@ def test_missing_or_empty_files_and_a_bad_judge(tmp_path):
     assert res.returncode == 2 and "--sample" in res.stderr  # the sample file is required
 
 
-@pytest.mark.slow
-def test_judge_eval_on_the_example_with_the_embedded_judge():
-    samples = read_labelled_samples(EXAMPLE)
-    res = vs("judge-eval", "--sample", str(EXAMPLE), "--judge", "backend=llamacpp,name=smol")
+def _judged_file(folder: Path) -> Path:
+    lines = EXAMPLE.read_text().splitlines()
+    return write_jsonl(folder / "few.jsonl", [lines[i] for i in JUDGED_LINES])
+
+
+class CannotOrFirst:
+    """A known-truth judge: the "none" letter for a reply that says it cannot answer, else the first option."""
+
+    def score(self, requests):
+        out = []
+        for req in requests:
+            k = 0 if "cannot" not in req.messages[-1].content else len(req.letters) - 1
+            out.append(LetterScores(tuple(float(j == k) for j in range(len(req.letters))), 0.0))
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def test_judge_eval_table_from_a_known_judge(tmp_path, monkeypatch):
+    """The command's text output (header, accuracy line, confusion table) for a judge whose every answer is
+    known: the first option, or none for the one reply that says it cannot answer."""
+    from valuescope.execution import runner
+
+    p = _judged_file(tmp_path)
+    samples = read_labelled_samples(p)
+    assert {g for *_, g in samples} == {0, 1, 2, 3, 4, 5, None}  # every gold label, "none" included
+    assert len({labs for _, _, labs, _ in samples}) == 5
+    assert [t for t, *_ in samples if "cannot" in t] == [t for t, *_, g in samples if g is None]
+    monkeypatch.setattr(runner, "make_backend", lambda spec: CannotOrFirst())
+    res = vs("judge-eval", "--sample", str(p), "--judge", "backend=llamacpp,name=smol")
     assert res.returncode == 0, res.stderr
     text = res.stdout
-    assert f"judge-eval: {len(samples)} samples from {EXAMPLE}; judge smol (llamacpp)" in text
-    m = re.search(r"judge accuracy: ([\d.]+)  rule accuracy: ([\d.]+)  n: (\d+)  judge invalid: (\d+)", text)
-    assert m, text
-    accuracy, rule_acc, n, invalid = float(m[1]), float(m[2]), int(m[3]), int(m[4])
-    assert n == len(samples) and 0 <= invalid <= n
-    assert rule_acc == pytest.approx(rule_accuracy(samples), abs=5e-4)
-    # the confusion table: one row per gold label, counts summing to n, its diagonal = accuracy * n
+    assert f"judge-eval: 8 samples from {p}; judge smol (llamacpp)" in text
+    # right: the gold-A reply and the "cannot" reply; invalid: the "cannot" reply
+    assert f"judge accuracy: 0.250  rule accuracy: {rule_accuracy(samples):.3f}  n: 8  judge invalid: 1" in text
+    header = next(ln for ln in text.splitlines() if "gold" in ln and "┃" in ln)
+    assert [c.strip() for c in header.split("┃") if c.strip()] == ["gold", *"ABCDEF", "none"]  # golds too
     rows = {}
     for line in text.splitlines():
         cells = [c.strip() for c in re.split(r"[│|]", line) if c.strip()]
         if cells and (cells[0] in "ABCDEF" or cells[0] == "none") and all(c.isdigit() for c in cells[1:]):
             rows[cells[0]] = [int(c) for c in cells[1:]]
-    header = next(ln for ln in text.splitlines() if "gold" in ln and "┃" in ln)
-    cols = [c.strip() for c in header.split("┃") if c.strip()][1:]
-    assert set(rows) == {"A", "B", "C", "D", "E", "F", "none"}
-    assert sum(map(sum, rows.values())) == n
-    for g, counts in rows.items():
-        assert sum(counts) == sum(1 for *_, gold in samples if ("none" if gold is None else "ABCDEF"[gold]) == g)
-    diagonal = sum(counts[cols.index(g)] for g, counts in rows.items() if g in cols)
-    assert accuracy == pytest.approx(diagonal / n, abs=5e-4)
-    judged_none = sum(counts[cols.index("none")] for counts in rows.values()) if "none" in cols else 0
-    assert invalid == judged_none
+    first = {g: [n, 0, 0, 0, 0, 0, 0] for g, n in zip("ABCDEF", [1, 1, 1, 1, 1, 2], strict=True)}
+    assert rows == {**first, "none": [0, 0, 0, 0, 0, 0, 1]}
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the embedded model judges 8 replies twice (the CLI's model and the session's)
 def test_json_output_matches_the_library_function(tmp_path, embedded_backend):
-    rows = [json.loads(line) for line in EXAMPLE.read_text().splitlines()[:8]]
-    p = write_jsonl(tmp_path / "few.jsonl", rows)
+    p = _judged_file(tmp_path)
     res = vs("judge-eval", "-s", str(p), "--judge", "backend=llamacpp", "--json")
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
@@ -139,3 +162,7 @@ def test_json_output_matches_the_library_function(tmp_path, embedded_backend):
     want = judge_eval(embedded_backend, samples)  # same model, same prompts: the same answers
     assert report == {"judge": "smollm2-135m", "backend": "llamacpp", **want}
     assert report["n"] == 8 and report["rule_accuracy"] == rule_accuracy(samples)
+    confusion = report["confusion"]
+    assert sum(sum(row.values()) for row in confusion.values()) == 8
+    assert report["accuracy"] == sum(row.get(g, 0) for g, row in confusion.items()) / 8
+    assert report["n_invalid"] == sum(row.get("none", 0) for row in confusion.values())

@@ -238,10 +238,14 @@ def power_analysis(study: Study, spec: SyntheticSpec, effects: Sequence[tuple[st
         raise SpecError("--sizes: give population sizes of at least 4 personas")
     if reps < 2:
         raise SpecError("--reps: at least 2 replications")
+    from valuescope.design.instruments import instrument_for_ref
+
+    # the spec is checked against the study as given: a key naming a dimension of an instrument that is not
+    # simulated (it holds no effect) is still right
+    check_spec_dimensions(spec, {inst.id: inst for inst in map(instrument_for_ref, study.instruments)})
     if not all_instruments:
         study = effect_instruments(study, effects)
     sim = prepare(pool_study(study, math.ceil(sizes[-1] * pool_factor)))
-    check_spec_dimensions(spec, sim.instruments)
     pool = _Pool(sim)
     if len(pool.units) < sizes[-1]:
         raise SpecError(f"--sizes: the pool has {len(pool.units)} personas, fewer than {sizes[-1]}")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import yaml
-from helpers import embedded_gguf
+from helpers import cli_in_process, embedded_gguf
 
 from valuescope.study.modelref import parse_model
 from valuescope.study.spec import SpecError
@@ -83,13 +83,15 @@ def vs(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 
 def test_cli_malformed_model_exit_2(tmp_path):
-    res = vs("run", "--model", "openai:localhost", cwd=tmp_path)
+    # in process (issue 28: no interpreter start); the entry point as a process: test_hf_hub_id_offline_is_one_line
+    res = cli_in_process("run", "--model", "openai:localhost", cwd=tmp_path)
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 2 and len(lines) == 1 and "openai:http://HOST:PORT/v1" in lines[0]
     assert not (tmp_path / "valuescope-results").exists()
 
 
 def test_hf_hub_id_offline_is_one_line(tmp_path, monkeypatch):
+    """A process of its own: huggingface_hub reads HF_HUB_OFFLINE when it is imported."""
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
         pytest.skip("the hf extra (torch, transformers) is not installed")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -109,7 +111,7 @@ def test_openai_short_form_runs_against_a_real_server(llama_server, tmp_path):
         "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED"]}],
         "population": {"baseline": True, "sources": []},
         "option_order": "permute-persona"}))  # one order per condition: the counts below
-    res = vs("run", str(study), "--model", f"openai:{base}", "--json", "-q", "--no-report")
+    res = cli_in_process("run", str(study), "--model", f"openai:{base}", "--json", "-q", "--no-report")
     assert res.returncode == 0, res.stderr
     import json
 
@@ -134,7 +136,7 @@ def test_synthetic_short_form_runs(tmp_path):
         "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED"]}],
         "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 2, "seeds": [111]}]},
         "option_order": "permute-persona"}))  # one order per condition: the counts below
-    res = vs("run", str(study), "--model", "synthetic", "--json", "-q", "--no-report")
+    res = cli_in_process("run", str(study), "--model", "synthetic", "--json", "-q", "--no-report")
     assert res.returncode == 0, res.stderr
     import json
 

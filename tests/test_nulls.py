@@ -10,8 +10,8 @@ import functools
 import numpy as np
 import pandas as pd
 import pytest
+from replications import family_metrics
 
-from valuescope.analysis.metrics import compute_metrics
 from valuescope.analysis.scoring import score_personas
 from valuescope.known_truth.simulate import prepare
 from valuescope.known_truth.truth import truth_tables, with_truth
@@ -41,8 +41,8 @@ def _distribution_runs(kind: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     spec = SPECS[kind]
     sim = prepare(_study())
     truth = truth_tables(sim, spec, n_target=12000)
-    frames = [with_truth(compute_metrics(sim.responses(spec.model_copy(update={"seed": r + 1})), None, n_boot=50,
-                                         n_perm=100, seed=r, convergence_sizes=()), truth).assign(rep=r)
+    frames = [with_truth(family_metrics(sim.responses(spec.model_copy(update={"seed": r + 1})), families=("dimension",),
+                                        n_boot=50, n_perm=100, seed=r), truth).assign(rep=r)
               for r in range(REPS)]
     # the baseline asked 400 times (100 repeats, 4 draws), read as 400 personas: its concentration per dimension
     many = prepare(_study(repeats=100, population={"baseline": True,
@@ -51,7 +51,7 @@ def _distribution_runs(kind: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     b = b[b["condition"] == "baseline"]
     b = b.assign(condition="persona", persona_id="b" + b["_draw"].astype(str) + "-" + b["repeat"].astype(str),
                  repeat=0).drop(columns="_draw")
-    pooled = compute_metrics(b, None, n_boot=0, n_perm=0, convergence_sizes=())
+    pooled = family_metrics(b, families=("dimension",), n_boot=0)
     return pd.concat(frames, ignore_index=True), pooled
 
 
@@ -100,8 +100,8 @@ def _score_runs() -> pd.DataFrame:
     frames = []
     for r in range(REPS):
         resp = sim.responses(spec.model_copy(update={"seed": r + 1}))
-        m = compute_metrics(resp, score_personas(resp, sim.instruments), n_boot=100, n_perm=0, seed=r,
-                            convergence_sizes=())
+        m = family_metrics(resp, score_personas(resp, sim.instruments), families=("stability", "variance"),
+                           n_boot=100, seed=r)
         frames.append(with_truth(m, truth))
     return pd.concat(frames, ignore_index=True)
 

@@ -13,6 +13,7 @@ import functools
 import numpy as np
 import pandas as pd
 import pytest
+from replications import family_metrics
 from scipy import stats
 
 from valuescope.analysis.metrics import compute_metrics, effects_grid
@@ -84,8 +85,7 @@ def _distribution_runs(query_sd: float, n: int) -> pd.DataFrame:
     frames = []
     for r in range(REPS):
         resp = _slim(sim.responses(spec.model_copy(update={"seed": r + 1})))
-        frames.append(with_truth(compute_metrics(resp, None, n_boot=200, n_perm=0, seed=r, convergence_sizes=()),
-                                 truth))
+        frames.append(with_truth(family_metrics(resp, families=("dimension",), n_boot=200, seed=r), truth))
     return _coverage(frames, ["inertia_soft", "inertia_hard", "steerability_jsd"])
 
 
@@ -124,8 +124,8 @@ def _stability_runs() -> pd.DataFrame:
     frames = []
     for r in range(REPS):
         resp = _slim(sim.responses(spec.model_copy(update={"seed": r + 1})))
-        m = compute_metrics(resp, score_personas(resp, sim.instruments), n_boot=100, n_perm=0, seed=r,
-                            convergence_sizes=())
+        m = family_metrics(resp, score_personas(resp, sim.instruments), families=("stability", "variance"),
+                           n_boot=100, seed=r)
         frames.append(with_truth(m, truth))
     cov = _coverage(frames, ["rank_order", "ipsative", "icc"])
     return cov[(cov["context_a"] == "all") | (cov["metric"] == "icc")]
@@ -184,8 +184,8 @@ def test_persona_blind_model_gives_null_steerability(bias, item_sd):
     assert len(big) and big["d_true"].abs().max() < 0.15
     pvals = []
     for r in range(REPS):
-        m = compute_metrics(_slim(sim.responses(spec.model_copy(update={"seed": r + 1}))), None, n_boot=0,
-                            n_perm=100, seed=r, convergence_sizes=())
+        m = family_metrics(_slim(sim.responses(spec.model_copy(update={"seed": r + 1}))), families=("dimension",),
+                           n_boot=0, n_perm=100, seed=r)
         pvals.extend(m.loc[m["metric"] == _named(m, "steerability_p"), "value"].tolist())
     pvals = np.array(pvals)
     assert len(pvals) == 5 * REPS
@@ -236,3 +236,18 @@ def test_position_bias_reads_the_letter_bound_whatever_the_personas_do(design):
             assert abs(a["position_bias_hard"] - b["position_bias_hard"]) <= 0.1, (w, a, b)
     # the ends: content only reads ~0 on both readings; letter only, 1 on the answers
     assert max(read[(0.0, 0.0)].values()) < 0.05 and read[(1.0, 2.0)]["position_bias_hard"] == pytest.approx(1.0)
+
+
+def test_family_metrics_are_compute_metrics_rows():
+    """The replications above call only the families they read (tests/replications.py): the same rows,
+    bit for bit, as ``compute_metrics`` gives for one replication with baseline, contexts and repeats."""
+    spec = SyntheticSpec(persona_sd=1.0, drift_sd=0.5, repeat_sd=0.4, query_sd=0.3, temperature=0.8)
+    sim = prepare(_study(population={"baseline": True, "sources": [{"kind": "wvs", "n": 6, "seeds": [111]}]},
+                         contexts={"topics": ["joke", "chess"], "n_messages": [1]}, repeats=2))
+    resp = _slim(sim.responses(spec))
+    scores = score_personas(resp, sim.instruments)
+    full = compute_metrics(resp, scores, n_boot=20, n_perm=10, seed=3, convergence_sizes=())
+    sub = family_metrics(resp, scores, families=("dimension", "stability", "variance"), n_boot=20, n_perm=10, seed=3)
+    assert len(sub) > 100 and sub["ci_low"].notna().sum() > 50
+    pd.testing.assert_frame_equal(full[full["metric"].isin(set(sub["metric"]))].reset_index(drop=True),
+                                  sub.reset_index(drop=True))

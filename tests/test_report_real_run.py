@@ -27,17 +27,20 @@ def two_model_report(tmp_path_factory):
         "name": "realreport",
         "output": str(tmp / "out"),
         "models": [{"name": "smol-a", "backend": "llamacpp"}, {"name": "smol-b", "backend": "llamacpp"}],
+        # the smallest study whose report still compares the two models in every figure it draws (11 figures
+        # on this study's shape, synthetic check): one item per MFQ dimension and the catch item, 4 personas
+        # and the baseline, one repeat (30 queries per model; was 8 items x 6 respondents x 2 repeats = 96)
         "instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED", "RESPECT", "DECENCY", "LOVECOUNTRY",
-                                                    "UNFAIRLY", "MATH", "GOOD"]}],
+                                                    "MATH"]}],
         "population": {"baseline": True, "sources": [{"kind": "file", "path": str(personas)},
-                                                     {"kind": "wvs", "n": 3, "seeds": [111]}]},
-        "repeats": 2,
+                                                     {"kind": "wvs", "n": 2, "seeds": [111]}]},
+        "repeats": 1,
         "option_order": "permute-persona",
     }
     path = tmp / "study.yaml"
     path.write_text(yaml.safe_dump(study))
     res = subprocess.run([sys.executable, "-m", "valuescope", "run", str(path), "-q"], capture_output=True, text=True,
-                         timeout=600)
+                         timeout=1800)  # a deadline for a hung run: two model loads beside other tests take minutes
     assert res.returncode == 0, res.stderr
     html = next((tmp / "out" / "report").glob("*.html"))
     assert f"report: {html}" in res.stdout.replace("\n", "")

@@ -123,15 +123,20 @@ def xb(tmp_path_factory, xb_llama_server, request):
         models.append({"name": "hf", "backend": "hf", "path": gguf, "batch_size": 4})
         shared["hf"] = request.getfixturevalue("hf_embedded_backend")
 
+    made = {}
+
     def factory(model):
-        return SharedBackend(shared[model.name]) if model.name in shared else make_backend(model)
+        if model.name in shared:
+            return SharedBackend(shared[model.name])
+        made[model.name] = make_backend(model)
+        return made[model.name]
 
     out = tmp_path_factory.mktemp("vsxb") / "results"
     study = study_from_dict(study_dict(out, models))
     results = {r.model: r for r in run_study(study, backend_factory=factory)}
     with Store(out) as store:
         runs = {r.model: load_run(store, r.run_id) for r in results.values()}
-    return {"study": study, "out": out, "results": results, "runs": runs, "factory": factory}
+    return {"study": study, "out": out, "results": results, "runs": runs, "factory": factory, "made": made}
 
 
 def _need(xb, model: str) -> None:
@@ -178,6 +183,7 @@ def test_runs_differ_only_in_their_model_block(xb):
 
 def test_server_letter_distributions_match_embedded(xb):
     _need(xb, "server")
+    assert xb["made"]["server"].mode == "completions"  # ``path`` given: the GGUF's template, raw prompts
     a, b = _aligned(xb, "server")
     diff = np.abs(a[PROBS].to_numpy() - b[PROBS].to_numpy())
     assert diff.max() < 0.05  # the bound (measured 1.3e-5)

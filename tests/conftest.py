@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -64,17 +65,64 @@ def embedded_backend():
     backend.close()
 
 
+HF_NEEDED = ("torch", "transformers", "gguf", "accelerate")
+
+
+def _save_dequantised(backend, directory: Path) -> None:
+    """The transformers model of a GGUF as a plain model directory (float32 safetensors, config, generation
+    config, tokenizer with its chat template) that ``HFBackend(path=directory)`` loads in seconds with the same
+    weights. transformers refuses ``save_pretrained`` on a model read from a GGUF, so the parts are written
+    one by one; the directory appears whole or not at all (written beside it, then renamed)."""
+    from safetensors.torch import save_model
+
+    tmp = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)  # a conversion that died half-way in this run
+    tmp.mkdir()
+    save_model(backend.model, str(tmp / "model.safetensors"))  # ties lm_head to the embedding as loaded
+    config = backend.model.config.to_dict()
+    config.pop("quantization_config", None)  # the weights are float32 now, not GGUF blocks
+    type(backend.model.config).from_dict(config).save_pretrained(tmp)
+    backend.model.generation_config.save_pretrained(tmp)
+    backend.tokenizer.save_pretrained(tmp)
+    tmp.rename(directory)
+
+
 @pytest.fixture(scope="session")
-def hf_embedded_backend():
-    """The embedded SmolLM2 GGUF read through transformers (the ``hf`` backend), loaded once per session:
-    dequantising the GGUF costs about a minute on 2 cores. Its results do not depend on earlier work (each
+def hf_embedded_dir(tmp_path_factory) -> Path:
+    """The embedded SmolLM2 GGUF read through transformers (the ``hf`` backend on the GGUF: dequantising it
+    costs about a minute on 2 cores), saved once per test run as a model directory that loads in seconds.
+    Under pytest-xdist the workers share it: the first to take the lock in the run's common temp folder
+    converts, the others wait and load the result. The GGUF path itself is exercised here, once per run;
+    tests/test_backend_hf.py compares what the directory gives with llama.cpp on the same GGUF."""
+    if any(importlib.util.find_spec(m) is None for m in HF_NEEDED):
+        pytest.skip("the hf extra is not installed (torch, transformers, gguf, accelerate)")
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    # xdist: each worker's basetemp is popen-gwN inside the run's folder; without it basetemp is the run's
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    directory = root / "hf-embedded-smollm2"
+    with FileLock(str(root / "hf-embedded-smollm2.lock")):
+        if not directory.is_dir():
+            from valuescope.backends.hf import HFBackend
+
+            backend = HFBackend(batch_size=1)  # path None: the embedded GGUF through transformers
+            try:
+                _save_dequantised(backend, directory)
+            finally:
+                backend.close()
+    return directory
+
+
+@pytest.fixture(scope="session")
+def hf_embedded_backend(hf_embedded_dir):
+    """The embedded SmolLM2 GGUF read through transformers (the ``hf`` backend), loaded once per session
+    from the run's dequantised copy (``hf_embedded_dir``). Its results do not depend on earlier work (each
     prefix group is evaluated from a fresh cache); a test that changes ``scheduler`` or ``batch_size``
     restores it."""
-    if any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "gguf", "accelerate")):
-        pytest.skip("the hf extra is not installed (torch, transformers, gguf, accelerate)")
     from valuescope.backends.hf import HFBackend
 
-    backend = HFBackend(batch_size=4)  # path None: the embedded GGUF through transformers
+    backend = HFBackend(path=str(hf_embedded_dir), batch_size=4)
     yield backend
     backend.close()
 

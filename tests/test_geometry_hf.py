@@ -39,10 +39,13 @@ leviathan,"You are Leviathan, an ancient sea monster older than the gods, contem
 
 
 @pytest.fixture(scope="module")
-def hf_backend():
+def hf_backend(hf_embedded_dir):
+    """The module's own transformers model (its hooks and scheduler changes stay here), loaded from the test
+    run's dequantised copy of the embedded GGUF (tests/conftest.py: converted once per run, ~60 s; this
+    load takes seconds)."""
     from valuescope.backends.hf import HFBackend
 
-    backend = HFBackend(batch_size=8)
+    backend = HFBackend(path=str(hf_embedded_dir), batch_size=8)
     yield backend
     backend.close()
 

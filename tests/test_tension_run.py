@@ -48,8 +48,8 @@ def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
     study_file.write_text(yaml.safe_dump(data), encoding="utf-8")
     res = cli_in_process("run", str(study_file))  # -q prints no table
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "right when the truth suits the identity" in res.stdout
     assert "48 queries planned" in res.stdout  # (2 personas + baseline under 2 orders) x 6 items x 2
+    _leads_with_motivated_reasoning(res.stdout)
     with Store(tmp_path / "out") as store:
         (run,) = store.runs()
         tables = load_run(store, run.run_id, n_boot=50)
@@ -70,6 +70,34 @@ def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
     section = re.search(r'<section id="congruence"[^>]*>(.*?)</section>', html, flags=re.S).group(1)
     assert section.count("<img") == 2 and "skip-reason" not in section  # plain and debiased instrument
     assert '<section id="evenhandedness"' not in html  # sections that apply to no run are left out
+    import io
+
+    from rich.console import Console
+
+    import valuescope.cli.console as console
+
+    buf, saved = io.StringIO(), console.out
+    console.out = Console(width=80, file=buf, force_terminal=False)
+    try:
+        shown = cli_in_process("show", run.run_id, "--dir", str(tmp_path / "out"))
+    finally:
+        console.out = saved
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    _leads_with_motivated_reasoning(buf.getvalue())
+    assert max(len(line) for line in buf.getvalue().splitlines()) <= 80
+    # one persona per side; its D [CI] cell on one line (not wrapped)
+    assert re.search(r"│ liberal +│ 1 +│[^\n]*│ -?[0-9.]+ \[[^\n]*\] +│", buf.getvalue()), buf.getvalue()
+
+
+def _leads_with_motivated_reasoning(text: str) -> None:
+    """What run and show print for an evidence study: the motivated-reasoning tables first, per evidence
+    instrument, and no per-topic inertia/steerability table (one note line says where those rows are)."""
+    first = text.index("evidence: right when the truth suits the identity vs not")
+    assert "evidence.regardless-of-views: right when the truth suits" in text
+    assert "D [95% CI]" in text and "placebo D [95% CI]" in text
+    assert "headline" not in text[:first] and "headline: evidence" not in text and "inert_hard" not in text
+    assert ("per-topic inertia and steerability of evidence, evidence.regardless-of-views are not shown"
+            in " ".join(text.split()))
 
 
 def test_evenhandedness_and_narrowing_on_a_length_sweep(tmp_path: Path):

@@ -211,6 +211,7 @@ class Case:
     perms: bool = False  # run with file modes applying (see _drop_dac)
     setup: Callable[[Path, Path], None] | None = None
     store: str = "store"  # the store (under the case folder, copied from base) that must stay unchanged
+    peak_mb: float | None = None  # an input that would exhaust memory: the most Python may allocate refusing it
 
 
 def _ro_dir(name: str, empty: bool = True) -> Callable[[Path, Path], None]:
@@ -283,9 +284,10 @@ def cases() -> list[Case]:
                                                         str(b / "afile.txt" / "r")], 2, ("afile.txt",)),
         # 5. bounded sizes
         Case("wvs n: 1000000000", lambda c, b: ["run", "s.yaml", "-q"], 2, ("population.sources.0", "n"),
+             peak_mb=20,
              files={"s.yaml": study("store", population={"sources": [{"kind": "wvs", "n": 1_000_000_000}]})}),
         Case("population over the limit", lambda c, b: ["run", "s.yaml", "-q"], 2, ("personas", "at most"),
-             files={"s.yaml": study("store", population={"sources": [{"kind": "wvs", "n": 100_000,
+             peak_mb=20, files={"s.yaml": study("store", population={"sources": [{"kind": "wvs", "n": 100_000,
                                                                      "seeds": [1, 2, 3]}]})}),
         Case("queries over the limit", lambda c, b: ["run", "s.yaml", "-q"], 2, ("queries", "at most"),
              files={"s.yaml": study("store", instruments=[{"name": "mfq30"}], repeats=100,
@@ -297,11 +299,13 @@ def cases() -> list[Case]:
              files={"s.yaml": study("store", repeats=101)}),
         Case("conversation of 10^6 messages", lambda c, b: ["run", "s.yaml", "-q"], 2, ("n_messages",),
              files={"s.yaml": study("store", contexts={"topics": ["chess"], "n_messages": [1_000_000]})}),
-        Case("a billion laughs", lambda c, b: ["run", "s.yaml", "-q"], 2, ("alias",), files={"s.yaml": LAUGHS}),
+        Case("a billion laughs", lambda c, b: ["run", "s.yaml", "-q"], 2, ("alias",), files={"s.yaml": LAUGHS},
+             peak_mb=20),
         Case("an alias that contains itself", lambda c, b: ["run", "s.yaml", "-q"], 2, ("alias",),
              files={"s.yaml": "name: &a [x, *a]\n"}),
-        Case("a 200,000-element value in an error", lambda c, b: ["run", "s.yaml", "-q"], 2, ("seed", "..."),
-             files={"s.yaml": "name: big\nseed: [" + "1," * 200_000 + "1]\n"}),
+        # (20,000 elements: what costs nothing to report however large it is, test_error_values_are_formatted_lazily)
+        Case("a 20,000-element value in an error", lambda c, b: ["run", "s.yaml", "-q"], 2, ("seed", "..."),
+             files={"s.yaml": "name: big\nseed: [" + "1," * 20_000 + "1]\n"}),
         Case("a 10 MB persona line", lambda c, b: ["run", "s.yaml", "-q"], 2, ("description", "at most"),
              files={"s.yaml": study("store", population={"sources": [{"kind": "file", "path": "p.jsonl"}]}),
                     "p.jsonl": json.dumps({"description": "x" * 10_000_000}) + "\n"}),
@@ -320,6 +324,16 @@ def cases() -> list[Case]:
         # 6. the smaller ones
         Case("ambiguous run-id prefix", lambda c, b: ["show", "hostile-syn", "--dir", o(c, b)], 2,
              ("ambiguous", "hostile-syn-", "hostile-syn2-")),
+        Case("power --effect ...=inf", lambda c, b: ["power", "s.yaml", "--effect", "sex=Female:Harm=inf",
+                                                     "--sizes", "20", "--reps", "2", "-o", "pw"], 2,
+             ("--effect", "finite number"), files={"s.yaml": study("store")}),
+        Case("power --effect ...=1e308", lambda c, b: ["power", "s.yaml", "--effect", "sex=Female:Harm=1e308",
+                                                       "--sizes", "20", "--reps", "2", "-o", "pw"], 2,
+             ("--effect", "between -20 and 20"), files={"s.yaml": study("store")}),
+        Case("power: an .inf effect in a synthetic spec", lambda c, b: ["power", "s.yaml", "--synthetic", "m.yaml",
+                                                                        "--sizes", "20", "--reps", "2", "-o", "pw"],
+             2, ("m.yaml", "effects.sex=Female.Harm", "finite number"),
+             files={"s.yaml": study("store"), "m.yaml": "effects:\n  sex=Female:\n    Harm: .inf\n"}),
         Case("report without run ids", lambda c, b: ["report", "--dir", o(c, b)], 2, ("missing argument",)),
         Case("an unknown option", lambda c, b: ["ls", "--colour"], 2, ("no such option",)),
         Case("reverse: true without a dimension", lambda c, b: ["run", "s.yaml", "-q"], 2, ("reverse", "dimension"),
@@ -405,7 +419,18 @@ def test_hostile_case_is_one_line(case: Case, base: Path, tmp_path: Path, reques
         folder = tmp_path / "case"
         _materialise(case, folder, base)
         before = dump(folder / case.store)
-        res = cli(case.args(folder, base), folder)
+        if case.peak_mb is None:
+            res = cli(case.args(folder, base), folder)
+        else:
+            import tracemalloc
+
+            tracemalloc.start()
+            try:
+                res = cli(case.args(folder, base), folder)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            assert peak < case.peak_mb * 1e6, f"{peak / 1e6:.0f} MB allocated to refuse it"
     assert_one_line(res, case.code, case.words)
     assert dump(folder / case.store) == before  # no case writes an answer, a run or a schema
     if case.name == "ls on a 0-byte store":
@@ -431,13 +456,13 @@ def test_readonly_folder_is_read(jailed) -> None:
 def test_brackets_in_names_work_and_print_literally(tmp_path: Path) -> None:
     """A study file, a store folder and a study name with brackets and spaces run, and every line shows them
     as they are; the hint is shell-quoted."""
-    write_yaml(tmp_path / "study [draft].yaml", study("res [x] out", name="s[x]y"))
+    write_yaml(tmp_path / "study [draft].yaml", study("res [/x] out", name="s[x]y"))  # [/x]: Rich's MarkupError
     res = cli(["run", "study [draft].yaml"], tmp_path)
     assert res.returncode == 0, res.stderr
     assert "s[x]y-syn-" in res.stdout
-    assert "--dir 'res [x] out'" in res.stdout
+    assert "--dir 'res [/x] out'" in res.stdout
     assert "Traceback" not in res.stderr
-    ls = cli(["ls", "res [x] out"], tmp_path)
+    ls = cli(["ls", "res [/x] out"], tmp_path)
     assert ls.returncode == 0 and "s[x]y-syn-" in ls.stdout
 
 
@@ -452,26 +477,100 @@ def test_power_effect_must_be_finite_and_bounded(value: str) -> None:
     assert parse_effect("a=b:Care=0.5") == ("a=b", "Care", 0.5)
 
 
-def test_api_key_placeholder_survives(capsys) -> None:
-    """The redaction placeholder of a backend error is printed as it is (it looked like markup)."""
-    import typer
+def test_error_values_are_formatted_lazily() -> None:
+    """A value shown in an error is cut without being formatted in full: a list of 10^9 (shared) elements,
+    what an alias-expanded YAML value can be, costs no more to show than a short one."""
+    from valuescope.study.files import short_repr
 
-    from valuescope.cli import fail
+    huge: list = [1] * 10
+    for _ in range(8):
+        huge = [huge] * 10
+    text = short_repr(huge)
+    assert len(text) <= 60 and text.startswith("[[[") and text.endswith("...")
 
-    with pytest.raises(typer.Exit) as exc:
-        fail("openai: HTTP 401: {'error': 'bad key Bearer [api key] (key [api key])'}")
-    assert exc.value.exit_code == 2
-    err = capsys.readouterr().err
-    assert err.count("[api key]") == 2 and len(err.strip().splitlines()) == 1
+
+class _RefusingServer:
+    """A loopback OpenAI-compatible server that refuses every key with 401, echoing the Authorization header
+    it received in the error body (as careless gateways do)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def _refuse(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.dumps({"error": {"message": f"invalid key in header {self.headers.get('Authorization')}",
+                                             "type": "invalid_request_error"}}).encode()
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _refuse  # noqa: N815
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # a port the kernel picks
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_refused_key_keeps_the_placeholder(base: Path, tmp_path: Path, monkeypatch) -> None:
+    """A 401 from a (loopback) server that echoes the key: one line, exit 2, the key masked as ``[api key]``
+    and the placeholder printed as it is (it looked like Rich markup: ``Bearer  (key )``); no answer stored."""
+    secret = "sk-hostile-29-SECRET-c0ffee"
+    monkeypatch.setenv("VS_HOSTILE_KEY", secret)
+    shutil.copytree(base / "store", tmp_path / "store")
+    before = dump(tmp_path / "store")
+    with _RefusingServer() as url:
+        write_yaml(tmp_path / "s.yaml", study("store", models=[
+            {"name": "served", "backend": "openai", "base_url": url, "model": "m", "api_key_env": "VS_HOSTILE_KEY",
+             "max_retries": 1}]))
+        res = cli(["run", "s.yaml", "-q"], tmp_path)
+    line = assert_one_line(res, 2, ("refused the API key", "Bearer [api key]"))
+    assert secret not in res.stdout + res.stderr and secret[-8:] not in line
+    assert dump(tmp_path / "store") == before
+
+
+def test_progress_prints_the_phase_literally() -> None:
+    """The progress bar (a terminal's) shows a phase holding markup as it is."""
+    import io
+
+    from rich.console import Console
+
+    from valuescope.core.progress import ProgressBar
+
+    buf = io.StringIO()
+    bar = ProgressBar(Console(file=buf, force_terminal=True, width=120, color_system=None))
+    bar("mfq[/]30 [bold]x", 3, 10)
+    bar.close()
+    assert "mfq[/]30 [bold]x" in buf.getvalue() and "3/10" in buf.getvalue()
 
 
 @pytest.mark.slow  # a process (what it prints) that writes a report: 62 s at load 12
 def test_twenty_six_options_report_without_warnings(tmp_path: Path) -> None:
-    """A 26-option instrument runs and reports with no warning printed (matplotlib's included)."""
+    """A 26-option instrument and a persona of the longest description accepted (50,000 characters) run and
+    report with no warning printed (matplotlib's included: a 10 MB persona line printed some)."""
+    from valuescope.study import limits
+
     labels = [f"option {chr(65 + i)}" for i in range(26)]
     write_yaml(tmp_path / "i.yaml", _instrument(parts=[{"id": "p", "instructions": "Pick one.", "stem": "{item}",
                                                         "scale": {"labels": labels, "values": list(range(26))}}]))
-    write_yaml(tmp_path / "s.yaml", study("out", instruments=[{"path": "i.yaml"}], report=True))
+    long = ("words of a persona " * limits.MAX_PERSONA_CHARS)[:limits.MAX_PERSONA_CHARS]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps({"description": d}) + "\n" for d in [long, "A nurse."]))
+    write_yaml(tmp_path / "s.yaml", study("out", instruments=[{"path": "i.yaml"}], report=True, population={
+        "baseline": True, "sources": [{"kind": "wvs", "n": 3, "seeds": [111]}, {"kind": "file", "path": "p.jsonl"}]}))
     res = cli(["run", "s.yaml", "-q"], tmp_path, process=True)  # what a process prints: warnings, logging
     assert res.returncode == 0, res.stderr
     assert res.stderr.strip() == "", res.stderr

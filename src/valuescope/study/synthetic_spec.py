@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -40,7 +40,10 @@ from valuescope.core.types import Instrument
 from valuescope.study import limits
 from valuescope.study.files import SpecError, format_error, read_yaml_file
 
-DimShifts = dict[str, float]
+# a latent mean or shift: finite and bounded, as default_mean (an .inf effect in a spec file was simulated as
+# d = inf and reported as power 1.0; issue 29)
+Shift = Annotated[float, Field(ge=-50, le=50, allow_inf_nan=False)]
+DimShifts = dict[str, Shift]
 
 
 class SyntheticSpec(BaseModel):
@@ -62,7 +65,8 @@ class SyntheticSpec(BaseModel):
     query_sd: float = Field(0.0, ge=0, le=50)
     effects: dict[str, DimShifts] = Field(default_factory=dict)  # "attribute=level" -> {dimension key: shift}
     personas: dict[str, DimShifts] = Field(default_factory=dict)  # persona id or name -> {dimension key: shift}
-    letter_bias: list[float] | None = None  # probability by letter shown (A, B, ...), independent of content
+    # probability by letter shown (A, B, ...), independent of content
+    letter_bias: list[Annotated[float, Field(allow_inf_nan=False)]] | None = None
     letter_weight: float = Field(0.0, ge=0, le=1)
     position_slope: float = Field(0.0, ge=-10, le=10)  # latent shift per item position, sequential only
 

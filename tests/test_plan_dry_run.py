@@ -89,3 +89,18 @@ def test_show_fits_80_and_120_columns_and_prints_every_dimension(tmp_path: Path)
         for dim in ("Authority", "Fairness", "Harm", "Ingroup", "Purity"):
             assert dim in text
         assert "inert_hard" in text and "Hedges' g" in text and "│ –" not in text.split("Hedges' g")[0]
+
+
+def test_help_texts_name_every_command_and_option():
+    """Top-level help: every command (migrate too), no literal backticks; run --help: -q explained, --model
+    names the synthetic model."""
+    from helpers import cli_command, cli_in_process
+
+    top = cli_in_process("--help").stdout
+    assert "`" not in top
+    for name in cli_command().commands:
+        assert f" {name} " in top, name
+    words = " ".join(top.split())
+    assert "Commands: run, plan, ls, show, export, report, presets, migrate, judge-eval, power." in words
+    run_help = " ".join(cli_in_process("run", "--help").stdout.replace("│", " ").split())
+    assert "-q <bool> No progress bar and no tables" in run_help and "synthetic (the known-truth model" in run_help

@@ -24,7 +24,7 @@ HELP = """valuescope: how a language model's expressed values move, or refuse to
 
 Commands: run, plan, ls, show, export, report, presets, migrate, judge-eval, power.
 
-User errors (a bad study file, an unknown run, a model that cannot load) print one line and exit with code 2;
+User errors (a bad study file, an unknown run, a model that cannot load) print one line and exit with code 2; \
 nothing already stored is touched."""
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help=HELP, pretty_exceptions_enable=False)

@@ -110,8 +110,10 @@ def plan_cmd(
     calibrate: Annotated[int, typer.Option(help="Real queries answered per model to time it (0: no model "
                                                 "is loaded, no time or disk estimate).")] = 8,
 ) -> None:
-    """Before anything is asked: queries per model, prompt tokens, the estimated time on this machine (from
-    a quick calibration) and the disk the answers will take."""
+    """Plan a study before anything is asked: queries, prompt tokens, estimated time and disk.
+
+    Per model: the queries, the prompt tokens, the estimated time on this machine (from a quick calibration)
+    and the disk the answers will take."""
     from valuescope.output import operations as ops
 
     try:

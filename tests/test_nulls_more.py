@@ -61,10 +61,12 @@ def test_ipsative_and_distance_to_neutral_null():
 
 def flat_conversation_responses(seed: int, n_personas: int = 20, n_items: int = 12, k: int = 6,
                                 lengths: tuple[int, ...] = (2, 4), topics: tuple[str, ...] = ("joke", "chess"),
-                                repeats: int = 2) -> pd.DataFrame:
+                                repeats: int = 2, sharpen: tuple[float, float] = (0.0, 0.0)) -> pd.DataFrame:
     """Responses of a model whose answers do not depend on the conversation's length: every answer a Dirichlet
     draw around the item's centre (moved by a persona's fixed shift); contexts ``none`` (n = 0) and
-    ``topic@n``. Every narrowing slope is 0 in the population."""
+    ``topic@n``. Every narrowing slope is 0 in the population. ``sharpen`` = (persona, baseline) plants
+    narrowing: an answer at length n moves the share ``sharpen * n`` of its mass onto its most likely option
+    (entropy falls with n)."""
     rng = np.random.default_rng(seed)
     centre = rng.integers(0, k, size=n_items)
     units = [("baseline", "baseline", 0)] + [("persona", f"p{j:03d}", int(rng.integers(-1, 2)))
@@ -78,6 +80,8 @@ def flat_conversation_responses(seed: int, n_personas: int = 20, n_items: int = 
     alpha[np.arange(len(df)), np.clip(centre[df["_item"]] + df["_shift"], 0, k - 1)] += 5.0
     g = rng.gamma(alpha)
     p = g / g.sum(axis=1, keepdims=True)
+    lam = np.where(df["condition"] == "persona", sharpen[0], sharpen[1]) * df["n_messages"].to_numpy()
+    p = (1 - lam[:, None]) * p + lam[:, None] * np.eye(k)[p.argmax(axis=1)]
     df = df.assign(run_id="r1", model="m", instrument="mfq30", set_seed=pd.array([None] * len(df), dtype="Int64"),
                    item_id=[f"i{i}" for i in df["_item"]], dimension=np.where(df["_item"] % 2, "Harm", "Care"),
                    k=k, valid=True, expected=p @ np.arange(1, k + 1), argmax=p.argmax(axis=1) + 1,
@@ -99,16 +103,30 @@ def _check_null(metrics: tuple[str, ...]) -> None:
         assert rate <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 40), (metric, rate)
 
 
-@pytest.mark.slow  # 40 replications, shared with the next test: about 30 s on the loaded dev machine
+@pytest.mark.slow  # 40 replications, shared with the next test: about 60 s on the loaded dev machine
 def test_narrowing_persona_slopes_null():
-    # measured here: slope_persona 0.075, spread_slope 0.10 (120 intervals each); bound 0.153 (3 binomial SDs
-    # over 40 replications)
+    # t intervals since issue 25 (docs/metrics.md "Narrowing slopes"); measured at 200 replications (seeds 0-199,
+    # 600 intervals each): slope_persona 0.060, spread_slope 0.040 (the percentile bootstrap: 0.075 and 0.10 at
+    # 40). Bound: 0.05 + 3 binomial SDs over 40 replications (the 3 rows of one replication are correlated)
     _check_null(("narrowing_slope_persona", "narrowing_spread_slope"))
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured limitation (docs/known_truth.md): the percentile bootstrap over "
-                   "the baseline's few conversations (topic x repeat) misses a zero slope in 0.18 (baseline) and "
-                   "0.15 (persona minus baseline) of 120 intervals")
 def test_narrowing_baseline_slopes_null():
+    # measured at 200 replications (600 intervals): slope_baseline 0.045, slope_diff 0.067; the percentile
+    # bootstrap over the baseline's 2-4 conversations per length missed 0.18 and 0.15 (strict xfail until then)
     _check_null(("narrowing_slope_baseline", "narrowing_slope_diff"))
+
+
+@pytest.mark.slow  # 10 replications: about 15 s on the loaded dev machine
+def test_narrowing_planted_slopes_detected():
+    """Power on a planted case: personas narrow (``sharpen`` 0.2 per message: slope about -0.06 per message),
+    the baseline does not. The persona slope's interval lies below 0 and the difference's mostly below 0."""
+    rows = pd.concat([narrowing_rows(flat_conversation_responses(rep, sharpen=(0.2, 0.0)), n_boot=50, seed=rep)
+                      for rep in range(10)])
+    below = rows[rows["metric"].str.contains("slope")].groupby("metric").apply(
+        lambda g: float((g["ci_high"] < 0).mean()), include_groups=False)
+    # measured at 30 replications (90 intervals): persona 1.00, diff 0.80 (the baseline's few conversations set
+    # the difference's width); bounds: the measured rate - 3 binomial SDs over 10 replications
+    assert below["narrowing_slope_persona"] >= 1.0 - 3 * np.sqrt(0.01 * 0.99 / 10)
+    assert below["narrowing_slope_diff"] >= 0.8 - 3 * np.sqrt(0.8 * 0.2 / 10)

@@ -48,6 +48,40 @@ def cli_in_process(*args: str, cwd: Path | None = None, raise_errors: bool = Tru
     return subprocess.CompletedProcess(list(args), res.exit_code, res.stdout, stderr)
 
 
+def cli_at_width(width: int, *args: str, cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, str]:
+    """``valuescope ARGS`` in this process with its tables printed on a terminal ``width`` columns wide: the
+    result and what the tables console printed."""
+    import io
+
+    from rich.console import Console
+
+    import valuescope.cli.console as console
+
+    buf, saved = io.StringIO(), console.out
+    console.out = Console(width=width, file=buf, force_terminal=False)
+    try:
+        res = cli_in_process(*args, cwd=cwd)
+    finally:
+        console.out = saved
+    return res, buf.getvalue()
+
+
+def table_cells(text: str, column: int) -> dict[str, set[str]]:
+    """Per table title (the line above a rich table) the values of one column (0 = first), wrapped cells
+    left out (continuation lines have an empty first cell)."""
+    out: dict[str, set[str]] = {}
+    title = ""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("┏") and i:
+            title = lines[i - 1].strip()
+        elif line.startswith("│"):
+            cells = [c.strip() for c in line.split("│")[1:-1]]
+            if cells[0] and len(cells) > column:
+                out.setdefault(title, set()).add(cells[column])
+    return out
+
+
 LIKERT4 = Scale(labels=("never", "rarely", "often", "always"), values=(1.0, 2.0, 3.0, 4.0))
 
 

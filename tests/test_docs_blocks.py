@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers import cli_in_process
+from helpers import cli_at_width, cli_in_process, table_cells
 
 REPO = Path(__file__).resolve().parents[1]
 DOC_FILES = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
@@ -213,7 +213,9 @@ def test_synthetic_model_blocks(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # the README study at a small size on the synthetic model: conversations, 4 instruments
 def test_readme_study(tmp_path: Path) -> None:
-    """README's study as written, smaller: every instrument's dimensions appear in `show`, none empty."""
+    """README's study as written, smaller: `show` at 80 columns leads with the evidence instrument's table, then
+    every instrument's own dimensions (each in the answers and the probabilities table), no row empty, no cell
+    cut."""
     data = _yaml("README.md", 5)
     assert "steer" not in data and "geometry" not in data  # hf-only settings are commented out there
     for source in data["population"]["sources"]:
@@ -232,10 +234,11 @@ def test_readme_study(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     (summary,) = json.loads(res.stdout)
     assert summary["counts"]["answered"] == summary["counts"]["planned"] > 0
-    show = cli_in_process("show", summary["run_id"], "--dir", str(tmp_path / data["output"]), "--json",
-                          cwd=tmp_path)
+    show, text = cli_at_width(80, "show", summary["run_id"], "--dir", str(tmp_path / data["output"]), cwd=tmp_path)
     assert show.returncode == 0, show.stderr
-    headline = pd.DataFrame(json.loads(show.stdout)["headline"])
+    assert max(map(len, text.splitlines())) <= 80 and "…" not in text  # cells may wrap, none is cut
+    assert "right when the truth suits the identity" in " ".join(text.split("headline:")[0].split())  # first
+    shown = table_cells(text, 1)  # several contexts: column 0 is the context, 1 the dimension
     from valuescope.design.instruments import load_instrument
 
     for ref in data["instruments"]:
@@ -247,8 +250,13 @@ def test_readme_study(tmp_path: Path) -> None:
         else:
             inst = load_instrument(ref["name"])
             dims = set(inst.dimensions)
-        rows = headline[headline["instrument"] == inst.id]
-        assert set(rows["dimension"]) == dims, (inst.id, sorted(set(rows["dimension"])), sorted(dims))
+        for part in ("answers (hard)", "probabilities (soft)"):
+            got = shown[f"headline: {inst.id}, {part}"]
+            assert got == dims, (inst.id, part, sorted(got), sorted(dims))
+    for line in text.splitlines():  # no row without a number (an empty one is left out, its note says why)
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if cells and cells[0]:
+            assert any(c not in ("", "–") for c in cells[2:]), line
 
 
 @pytest.mark.slow  # the demo at a quarter scale and its report, on the synthetic model: ~15 s

@@ -214,10 +214,11 @@ def _print_geometry(run) -> None:
 
 
 def _compact(head) -> dict:
-    """The headline table of one instrument for a terminal, split so each part fits 80 columns: the answers
-    (hard: inertia and steerability with CIs, permutation p) and the probabilities (soft) with the answers'
-    concentration. Every column keeps its reading (hard = answers, soft = probabilities); value [CI] in one
-    cell, in the shared number format; the context column only when there are several."""
+    """The headline table of one instrument for a terminal, split so each part fits 80 columns (a cell may
+    wrap, none is cut): the answers (hard: inertia and steerability with CIs, permutation p), the probabilities
+    (soft) and the answers' concentration with the rank order. Every column keeps its reading (hard = answers,
+    soft = probabilities); value [CI] in one cell, in the shared number format; the context column only when
+    there are several."""
     import pandas as pd
 
     from valuescope.output.numbers import fmt_ci, fmt_num
@@ -226,19 +227,24 @@ def _compact(head) -> dict:
         return fmt_ci(row[m], row[f"{m}_low"], row[f"{m}_high"])
 
     several = head["context"].nunique() > 1
-    hard, soft = [], []
+    hard, soft, conc = [], [], []
     for _, r in head.iterrows():
         key = ({"context": r["context"]} if several else {}) | {"dimension": r["dimension"]}
         hard.append({**key, "inert_hard": ci(r, "inertia_hard"), "steer_hard": ci(r, "steerability_jsd_hard"),
                      "p_hard": fmt_num(r["steerability_p_hard"]), "n": str(int(r["n"]))})
         soft.append({**key, "inert_soft": fmt_num(r["inertia_soft"]), "steer_soft": ci(r, "steerability_jsd_soft"),
-                     "p_soft": fmt_num(r["steerability_p_soft"]), "top1_hard": fmt_num(r["top1_share_hard"]),
+                     "p_soft": fmt_num(r["steerability_p_soft"])})
+        conc.append({**key, "top1_hard": fmt_num(r["top1_share_hard"]),
                      "top2adj_hard": fmt_num(r["top2_adjacent_hard"]), "rank_order": fmt_num(r["rank_order"])})
-    def drop_empty(frame):  # a column with no value says nothing (the notes say why)
-        return frame[[c for c in frame.columns if not (len(frame) and (frame[c] == "–").all())]]
 
-    return {"answers (hard)": drop_empty(pd.DataFrame(hard)),
-            "probabilities (soft) and concentration": drop_empty(pd.DataFrame(soft))}
+    def drop_empty(rows):  # a column with no value says nothing (the notes say why); nor does a table
+        frame = pd.DataFrame(rows)
+        frame = frame[[c for c in frame.columns if not (len(frame) and (frame[c] == "–").all())]]
+        return frame if len(frame.columns) > (2 if several else 1) else None
+
+    parts = {"answers (hard)": drop_empty(hard), "probabilities (soft)": drop_empty(soft),
+             "concentration of the answers, rank order": drop_empty(conc)}
+    return {k: v for k, v in parts.items() if v is not None}
 
 
 def _print_effects(run) -> None:

@@ -47,8 +47,20 @@ def test_power_rises_with_personas_and_null_is_alpha(table: pd.DataFrame):
         tol = 3 * np.sqrt(expect * (1 - expect) / 40) + 0.07 * np.sqrt(n / 4) * stats.norm.pdf(ncp - tcrit)
         assert abs(harm.loc[n] - expect) <= tol, (n, harm.loc[n], expect, tol)
     assert eff.loc[("d sex=Female:Harm", 120), "latent"] > 0
-    null = eff.loc["d sex=Male:Tradition", "power"]
-    assert null.mean() < 0.12  # about alpha = 0.05 over 3 x 40 replications
+    # a null effect (d = 0) is detected at alpha within Monte-Carlo error. Measured (issue 25): a single
+    # (seed, size) cell of 40 replications read 0.225 (seed 4, N = 120: 9 of 40); the same seed's next 200
+    # replications read 0.045, and 1,920 null tests over seeds 1-9 read 0.061 (about 1.5 SDs above 0.05 once
+    # the sizes' shared draws are counted): noise of 40 replications, not a bias. Bound: 0.05 + 3 binomial SDs
+    # over the 120 (3 sizes x 40) tests
+    null = eff.loc["d sex=Male:Tradition"]
+    assert null["power"].mean() <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 120)
+    # and its estimates are those of fresh draws: mean d within 3 SEs of 0 (SE = SD / sqrt(40)), SD of d near
+    # the sampling SD of a d between halves, sqrt(4 / N) (0.75-1.4: 3 SEs of an SD over 40 replications,
+    # +-0.34, plus the unequal split of small subsets; measured 1.0-1.2 over 100-240 replications)
+    for n in (16, 48, 120):
+        row = null.loc[n]
+        assert abs(row["mean"]) <= 3 * row["sd"] / np.sqrt(40), (n, row["mean"])
+        assert 0.75 <= row["sd"] / np.sqrt(4 / n) <= 1.4, (n, row["sd"])
     # CI widths shrink with N (about as 1/sqrt(N) from 48 to 120)
     w = table[(table["metric"] == "inertia_soft")].groupby("n_personas")["ci_width"].median()
     assert w.is_monotonic_decreasing and 1.2 < w.loc[48] / w.loc[120] < 2.5

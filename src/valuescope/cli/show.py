@@ -216,9 +216,9 @@ def _print_geometry(run) -> None:
 def _compact(head) -> dict:
     """The headline table of one instrument for a terminal, split so each part fits 80 columns (a cell may
     wrap, none is cut): the answers (hard: inertia and steerability with CIs, permutation p), the probabilities
-    (soft) and the answers' concentration with the rank order. Every column keeps its reading (hard = answers,
-    soft = probabilities); value [CI] in one cell, in the shared number format; the context column only when
-    there are several."""
+    (soft) and the answers' concentration (with the rank order across contexts). Every column keeps its reading
+    (hard = answers, soft = probabilities); value [CI] in one cell, in the shared number format; the context
+    column only when there are several."""
     import pandas as pd
 
     from valuescope.output.numbers import fmt_ci, fmt_num
@@ -243,7 +243,7 @@ def _compact(head) -> dict:
         return frame if len(frame.columns) > (2 if several else 1) else None
 
     parts = {"answers (hard)": drop_empty(hard), "probabilities (soft)": drop_empty(soft),
-             "concentration of the answers, rank order": drop_empty(conc)}
+             "concentration": drop_empty(conc)}
     return {k: v for k, v in parts.items() if v is not None}
 
 

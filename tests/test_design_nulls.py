@@ -180,7 +180,7 @@ def _steer_p(resp: pd.DataFrame, seed: int) -> pd.Series:
     return metrics_frame(rows).query("metric == 'steerability_p_soft'").set_index("dimension")["value"]
 
 
-@pytest.mark.slow  # 40 replications x 400 permutations: about 10 s on 2 busy cores
+@pytest.mark.slow  # 20 replications x 400 permutations
 def test_synthetic_letter_biased_model_steerability_false_positive_rate():
     """The model above over 40 replications on simulated tables (known_truth.simulate: the same responses the
     runner stores, tested in test_synthetic_backend.py), balanced, context none, 30 WVS personas: steerability
@@ -189,15 +189,17 @@ def test_synthetic_letter_biased_model_steerability_false_positive_rate():
     but the rotation of orders, which stays the design under test). 200 p-values: binomial sd at 0.05 is 0.015,
     so a valid test exceeds 0.07 with probability about 0.1 if they were independent (they share a baseline per
     replication, so somewhat more); the answer-level test this guards against gave 0.455. Measured 0.050 (and
-    0.052 over 120 replications) through the runner before."""
+    0.052 over 120 replications) through the runner before. Issue 28 (time): 20 replications, 100 p-values; the
+    ceiling 0.07 was the nominal 0.05 plus 1.30 of those SDs and is the same 1.30 SDs now (0.0218): 0.078."""
     sim = prepare(study_from_dict({
         "name": "fpr", "report": False, "option_order": "balanced",
         "models": [{"name": "truth", "backend": "synthetic"}], "instruments": [{"name": "mfq30"}],
         "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 30, "seeds": [1]}]}}))
     pvals = pd.concat([_steer_p(sim.responses(SyntheticSpec(**{**SYNTHETIC, "seed": r})), seed=r)
-                       for r in range(1, 41)])
+                       for r in range(1, 21)])
     rate = float((pvals < 0.05).mean())
-    assert len(pvals) == 200 and pvals.notna().all() and rate <= 0.07, rate
+    ceiling = 0.05 + 1.30 * math.sqrt(0.05 * 0.95 / len(pvals))
+    assert len(pvals) == 100 and pvals.notna().all() and rate <= ceiling, rate
 
 
 # --------------------------------------------------------------------------- the embedded model (answers by letter)

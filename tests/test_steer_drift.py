@@ -6,6 +6,7 @@ Known-truth replications on simulated tables (known_truth.simulate), not the run
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import pandas as pd
@@ -73,16 +74,23 @@ def test_persona_blind_drifting_model_small_run_is_null():
 @pytest.mark.slow
 def test_drifting_baseline_false_positive_rate():
     """The issue's case: persona-blind, drift_sd 0.5, 40 WVS personas x MFQ-30 x joke and chess: steerability
-    p < 0.05 in about 1 in 20 cells (both readings), at most 0.07 over 20 replications (400 p-values)."""
+    p < 0.05 in about 1 in 20 cells (both readings). The ceiling was 0.07 over 20 replications (200 p-values a
+    reading): the nominal 0.05 plus 1.30 binomial SDs (sqrt(0.05 * 0.95 / 200) = 0.0154); over the 10 run now
+    (issue 28: time; 100 p-values, sd 0.0218) the same 1.30 SDs give 0.078."""
     sim = prepare(_study())
     pvals = {"steerability_p_soft": [], "steerability_p_hard": []}
-    for r in range(20):
+    reps = 10
+    for r in range(reps):
         m = _steer_rows(sim.responses(SyntheticSpec(persona_sd=0.0, drift_sd=0.5, seed=r + 1)), seed=r, n_boot=0)
         for name, vals in pvals.items():
             vals.extend(m.loc[m["metric"] == name, "value"].tolist())
     for name, vals in pvals.items():
         rate = float(np.mean(np.array(vals) < 0.05))
-        assert len(vals) == 200 and rate <= 0.07, (name, rate)
+        assert len(vals) == 10 * reps and rate <= 0.05 + 1.30 * math.sqrt(0.05 * 0.95 / len(vals)), (name, rate)
+
+
+#: replications of the coverage test: 10 x 5 values x 2 contexts = 100 cases (was 20: 200; issue 28, time)
+COVERAGE_REPS = 10
 
 
 @functools.cache
@@ -92,7 +100,7 @@ def _coverage() -> pd.DataFrame:
     sim = prepare(_study())
     truth = truth_tables(sim, spec, n_target=6000)
     frames = [with_truth(_steer_rows(sim.responses(spec.model_copy(update={"seed": r + 1})), seed=r, n_perm=0),
-                         truth) for r in range(20)]
+                         truth) for r in range(COVERAGE_REPS)]
     m = pd.concat(frames)
     return m[(m["metric"] == "steerability_jsd_soft") & m["truth"].notna()]
 
@@ -100,8 +108,11 @@ def _coverage() -> pd.DataFrame:
 @pytest.mark.slow
 def test_steerability_interval_covers_with_drift_repeat_and_query_noise():
     """Planted persona effects, drifting conversations, repeat and query noise: the probabilities reading's
-    interval covers the population truth (the baseline's drift integrated out) in >= 90% of 200 cases."""
+    interval covers the population truth (the baseline's drift integrated out). The floor was 0.9 of 200 cases:
+    the nominal 0.95 less 3.24 binomial SDs (sqrt(0.95 * 0.05 / 200) = 0.0154); the same 3.24 SDs over the 100
+    cases now (0.0218): 0.879."""
     m = _coverage()
     covered = (m["ci_low"] <= m["truth"]) & (m["truth"] <= m["ci_high"])
-    assert len(m) == 200 and covered.mean() >= 0.9, covered.mean()
+    assert len(m) == 10 * COVERAGE_REPS and covered.mean() >= 0.95 - 3.24 * math.sqrt(0.95 * 0.05 / len(m)), \
+        covered.mean()
     assert ((m["ci_low"] <= m["value"]) & (m["value"] <= m["ci_high"])).all()

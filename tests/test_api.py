@@ -195,6 +195,11 @@ def test_compare_and_report(store, tmp_path):
     got = table[("inertia_soft", a.run_id)].reindex(head_a.index)
     pd.testing.assert_series_equal(got, head_a, check_names=False)
     assert valuescope.compare([a, b]).equals(table)
+    diff = a.difference(b)  # A, B and A - B with intervals (the MOVER arithmetic: test_view_uncertainty)
+    row = diff[(diff.metric == "inertia_hard")].iloc[0]
+    got_a = a.metrics[(a.metrics.metric == "inertia_hard") & (a.metrics.dimension == row.dimension)].iloc[0]
+    assert (row.a, row.a_low, row.a_high) == (got_a.value, got_a.ci_low, got_a.ci_high)
+    assert row["diff"] == pytest.approx(row.a - row.b) and row.diff_low <= row["diff"] <= row.diff_high
     html = a.report(tmp_path / "rep", compare=[b])
     assert html.name == f"{a.run_id}_vs_{b.run_id}.html" and html.is_file()
     text = html.read_text()

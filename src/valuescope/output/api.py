@@ -127,8 +127,17 @@ class Run:
     def compare(self, others: Run | Iterable[Run]) -> pd.DataFrame:
         """Headline metrics of this run and ``others`` side by side: one row per (instrument, context, dimension),
         columns ``(metric, run)`` for each headline value (``inertia_soft``, ``steerability_jsd_soft``, ... as in
-        :attr:`headline`, without the CI bounds); runs are named by model, or by run id where models repeat."""
+        :attr:`headline`, without the CI bounds); runs are named by model, or by run id where models repeat. With
+        intervals and the difference: :meth:`difference`."""
         return compare([self, *_runs(others)])
+
+    def difference(self, other: Run) -> pd.DataFrame:
+        """This run (A) against ``other`` (B) per (instrument, dimension, metric): A, B and A - B, each with its
+        95% interval (``a``/``a_low``/``a_high``, ``b``..., ``diff``...; MOVER from the two intervals: exact for
+        independent runs, conservative when they share personas): what ``show A B`` and ``report A B`` print."""
+        from valuescope.output.report.tables import difference_frame
+
+        return difference_frame(self.metrics, _runs(other)[0].metrics)
 
     def ablation(self, other: Run) -> pd.DataFrame:
         """The papers' cross-run numbers when this run and ``other`` are an ablation pair (same model, differing

@@ -351,41 +351,50 @@ def mover_difference(a: float, a_lo: float, a_hi: float, b: float, b_lo: float, 
     return d, lo, hi
 
 
-def difference_tables(runs: list[RunData]) -> list[Table]:
-    """Two runs side by side, one table per instrument: per dimension and metric A [CI], B [CI] and A - B [CI]
-    (:func:`mover_difference`)."""
-    if len(runs) != 2:
-        return []
-    a, b = runs
-    if any(r.metrics is None or r.metrics.empty for r in runs):
-        return []
-
-    def rows_of(run: RunData) -> pd.DataFrame:
-        m = run.metrics[run.metrics["metric"].isin(DIFFERENCE_METRICS)]
+def difference_frame(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Two runs' long metrics tables side by side: per (instrument, dimension, metric) of
+    ``DIFFERENCE_METRICS`` both have, A and B with their 95% intervals and A - B with its
+    (:func:`mover_difference`; without an interval where a run's is missing)."""
+    def rows_of(m: pd.DataFrame) -> pd.DataFrame:
+        m = m[m["metric"].isin(DIFFERENCE_METRICS)]
         if "context_a" in m:
             m = m[overall_mask(m["context_a"]) | m["context_a"].astype(str).isin(["none", "persona"]).to_numpy()]
         m = m[~overall_mask(m["dimension"])]
         return m.drop_duplicates(["instrument", "dimension", "metric"]).set_index(["instrument", "dimension", "metric"])
 
     ma, mb = rows_of(a), rows_of(b)
-    shared = [k for k in ma.index if k in mb.index]
+    out = []
+    for key in (k for k in ma.index if k in mb.index):
+        va, la, ha = (_num(ma.loc[key][c]) for c in ("value", "ci_low", "ci_high"))
+        vb, lb, hb = (_num(mb.loc[key][c]) for c in ("value", "ci_low", "ci_high"))
+        nan = float("nan")
+        if va is None or vb is None:
+            d = (nan, nan, nan)
+        elif None in (la, ha, lb, hb):
+            d = (va - vb, nan, nan)
+        else:
+            d = mover_difference(va, la, ha, vb, lb, hb)
+        out.append([*key, *(nan if x is None else x for x in (va, la, ha, vb, lb, hb)), *d])
+    return pd.DataFrame(out, columns=["instrument", "dimension", "metric", "a", "a_low", "a_high", "b", "b_low",
+                                      "b_high", "diff", "diff_low", "diff_high"])
+
+
+def difference_tables(runs: list[RunData]) -> list[Table]:
+    """Two runs side by side, one table per instrument: per dimension and metric A [CI], B [CI] and A - B [CI]
+    (:func:`difference_frame`)."""
+    if len(runs) != 2:
+        return []
+    a, b = runs
+    if any(r.metrics is None or r.metrics.empty for r in runs):
+        return []
+    frame = difference_frame(a.metrics, b.metrics)
     label_a = a.model if a.model != b.model else a.run_id
     label_b = b.model if a.model != b.model else b.run_id
     out = []
-    for inst in dict.fromkeys(k[0] for k in shared):
-        rows = []
-        for key in (k for k in shared if k[0] == inst):
-            ra, rb = ma.loc[key], mb.loc[key]
-            va, vb = [_num(x) for x in (ra["value"], rb["value"])]
-            bounds = [_num(x) for x in (ra["ci_low"], ra["ci_high"], rb["ci_low"], rb["ci_high"])]
-            if va is None or vb is None:
-                diff = "–"
-            elif any(x is None for x in bounds):
-                diff = fmt(va - vb)
-            else:
-                diff = fmt_ci(*mover_difference(va, bounds[0], bounds[1], vb, bounds[2], bounds[3]))
-            rows.append([str(key[1]), LABELS.get(key[2], key[2]), fmt_ci(ra["value"], ra["ci_low"], ra["ci_high"]),
-                         fmt_ci(rb["value"], rb["ci_low"], rb["ci_high"]), diff])
+    for inst, g in frame.groupby("instrument", sort=False):
+        rows = [[str(r.dimension), LABELS.get(r.metric, r.metric), fmt_ci(r.a, r.a_low, r.a_high),
+                 fmt_ci(r.b, r.b_low, r.b_high), fmt_ci(r.diff, r.diff_low, r.diff_high)]
+                for r in g.itertuples(index=False)]
         notes = [f"A = {a.run_id} ({a.model}), B = {b.run_id} ({b.model}). A − B interval from the two runs' "
                  "95% intervals (MOVER, Zou & Donner 2008): exact for independent runs, too wide (conservative) "
                  "when they share personas."]

@@ -64,7 +64,10 @@ def unrelated_work(backend) -> None:
 
 
 @pytest.mark.slow
-def test_scores_do_not_depend_on_prior_work_and_equal_naive():
+def test_scores_and_a_conversation_do_not_depend_on_prior_work():
+    """Scores equal naive evaluation fresh, after other work, in another order and one by one; a conversation is
+    the same after other work and in a fresh process. Issue 28: one prefix backend and one round of unrelated
+    work for both (were two tests, each loading its backend and doing the unrelated work)."""
     from valuescope.backends.llamacpp import LlamaCppBackend
 
     def scores(backend, reqs):
@@ -78,7 +81,9 @@ def test_scores_do_not_depend_on_prior_work_and_equal_naive():
     backend = LlamaCppBackend(scheduler="prefix", n_threads=THREADS)
     try:
         fresh = scores(backend, REQUESTS)
+        first = conversation(backend)
         unrelated_work(backend)
+        again = conversation(backend)
         reordered = scores(backend, REQUESTS[::-1])[::-1]
         single = {i: scores(backend, [REQUESTS[i]])[0] for i in (2, 1, 3, 0)}  # one call each
         one_by_one = [single[i] for i in range(len(REQUESTS))]
@@ -89,19 +94,6 @@ def test_scores_do_not_depend_on_prior_work_and_equal_naive():
     assert fresh == want
     assert reordered == want
     assert one_by_one == want
-
-
-@pytest.mark.slow
-def test_a_conversation_is_the_same_after_other_work_and_in_a_fresh_process():
-    from valuescope.backends.llamacpp import LlamaCppBackend
-
-    backend = LlamaCppBackend(n_threads=THREADS)
-    try:
-        first = conversation(backend)
-        unrelated_work(backend)
-        again = conversation(backend)
-    finally:
-        backend.close()
     assert [role for role, _ in first] == ["user", "assistant", "user", "assistant"]
     assert all(text for _, text in first)
     assert again == first

@@ -1,5 +1,8 @@
 """Hugging Face transformers backend on the embedded SmolLM2 Q4_1 GGUF, read through transformers
-(dequantised to float32), against the embedded llama.cpp backend on the same file."""
+(dequantised to float32), against the embedded llama.cpp backend on the same file. Issue 28: how far its
+letter distributions are from llama.cpp's on the same GGUF (the former test_hf_gguf_agrees_with_llamacpp here, 6
+PVQ prompts) is asked of 15 MFQ-30 queries under three option orders by
+tests/test_cross_backend.py::test_hf_letter_distributions_match_embedded, with the same bounds."""
 
 from __future__ import annotations
 
@@ -41,26 +44,6 @@ def requests(order) -> list[ScoreRequest]:
 def hf_backend(hf_embedded_backend):
     """The session's transformers model of the embedded GGUF (tests/conftest.py: loaded once, ~60 s)."""
     return hf_embedded_backend
-
-
-@pytest.mark.slow
-def test_hf_gguf_agrees_with_llamacpp(hf_backend, embedded_backend):
-    # issue 28: 8 prompts -> 6 (both personas and items in order, one of each under a permuted order)
-    reqs = requests((0, 1, 2, 3, 4, 5)) + requests((3, 0, 5, 1, 4, 2))[1:3]
-    got = hf_backend.score(reqs)
-    want = embedded_backend.score(reqs)
-    assert all(r.valid and r.method == "logprobs" for r in got)
-    a = np.array([r.probs for r in got])
-    b = np.array([r.probs for r in want])
-    np.testing.assert_allclose(a.sum(axis=1), 1.0, atol=1e-9)
-    # Measured on 36 PVQ prompts: max |diff| 0.050, mean 0.008, same argmax everywhere. Q4_1 weights
-    # dequantised to float32 (HF) vs llama.cpp's Q4_1 x Q8 kernels with flash attention shift the
-    # logits by ~0.1; llama.cpp's own evaluation paths differ from each other by up to 0.04.
-    assert np.abs(a - b).max() < 0.08
-    assert np.abs(a - b).mean() < 0.02
-    assert (a.argmax(axis=1) == b.argmax(axis=1)).mean() >= 0.9
-    om = np.array([r.outside_mass for r in got]) - np.array([r.outside_mass for r in want])
-    assert np.abs(om).max() < 0.05
 
 
 @pytest.mark.slow

@@ -61,6 +61,9 @@ def test_forced_free_and_not_a_pair():
     rho = out[out.metric == "forced_free_rho_soft"].iloc[0]
     # dimension means H,F,P,L: (1,2,3,5) vs (2,1,4,6): ranks (1,2,3,4) vs (2,1,3,4) -> rho = 0.8
     assert rho["value"] == pytest.approx(0.8) and rho["n"] == 4
+    # Fisher z by hand, Spearman se = sqrt(1.06 / (4 - 3)): tanh(atanh(0.8) -+ 1.96 * 1.0296)
+    assert rho["ci_low"] == pytest.approx(np.tanh(np.arctanh(0.8) - 1.959964 * np.sqrt(1.06)))
+    assert rho["ci_high"] == pytest.approx(np.tanh(np.arctanh(0.8) + 1.959964 * np.sqrt(1.06)))
     none = compare_runs(a, b, BASE, {**BASE, "contexts": {"topics": ["joke"]}})
     assert list(none["comparison"]) == ["none"] and "contexts" in none["note"].iloc[0]
     assert np.isnan(none["value"].iloc[0])
@@ -77,3 +80,17 @@ def test_report_shows_the_comparison(tmp_path):
     one = pd.DataFrame({"instrument": ["mfq30"], "metric": ["inertia_hard"], "dimension": [""], "value": [0.5]})
     html = write_report([RunData("run-a", "m", metrics=one)], tmp_path, comparison=frame).read_text(encoding="utf-8")
     assert "Ablation pair (forced_free): A vs B" in html and "forced_free_rho_soft" in html
+    assert "value [95% CI]" in html and "0.800 [" in html
+
+
+def test_seed_pair_identical_answers_say_r_is_trivial():
+    """A seed pair whose answers are identical (a baseline answered once, reused): r = 1 with a note that it
+    holds by construction; a pooled r over 3 dimensions has no interval and says why."""
+    a = _run("A", {"h1": 1, "f1": 2, "p1": 3, "l1": 5})
+    out = compare_runs(a, _run("B", {"h1": 1, "f1": 2, "p1": 3, "l1": 5}), BASE, {**BASE, "seed": 1})
+    r = out[out.metric == "seed_r_dimension_soft"].iloc[0]
+    assert r["value"] == pytest.approx(1.0) and "by construction" in r["note"]
+    three = compare_runs(_run("A", {"h1": 1, "f1": 2, "p1": 4}), _run("B", {"h1": 2, "f1": 1, "p1": 4}), BASE,
+                         {**BASE, "seed": 1})
+    r3 = three[three.metric == "seed_r_dimension_soft"].iloc[0]
+    assert r3["n"] == 3 and np.isnan(r3["ci_low"]) and "no interval" in r3["note"]

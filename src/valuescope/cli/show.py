@@ -266,5 +266,8 @@ def _print_comparison(frame) -> None:
         console.out.print(f"comparison: {frame['note'].iloc[0] if len(frame) else 'nothing to compare'}",
                           highlight=False)
         return
-    cols = ["instrument", "condition", "context", "metric", "dimension", "value", "n", "note"]
-    print_frame(frame[cols], title=f"ablation pair ({kind}): {frame['run_a'].iloc[0]} vs {frame['run_b'].iloc[0]}")
+    from valuescope.output.numbers import fmt_ci
+
+    shown = frame.assign(**{"value [95% CI]": [fmt_ci(*x) for x in frame[["value", "ci_low", "ci_high"]].to_numpy()]})
+    cols = ["instrument", "condition", "context", "metric", "dimension", "value [95% CI]", "n", "note"]
+    print_frame(shown[cols], title=f"ablation pair ({kind}): {frame['run_a'].iloc[0]} vs {frame['run_b'].iloc[0]}")

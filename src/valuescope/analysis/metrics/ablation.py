@@ -31,7 +31,7 @@ from valuescope.analysis.metrics._common import pearson_last, spearman_last
 from valuescope.study.identity import ABLATION_FREE
 
 COMPARE_COLUMNS = ["run_a", "run_b", "comparison", "model", "instrument", "condition", "context", "metric",
-                   "dimension", "value", "n", "note"]
+                   "dimension", "value", "ci_low", "ci_high", "n", "note"]
 _KINDS = {
     "item_order": {"item_order", "administration"},
     "forced_free": {"forced_choice"},
@@ -89,11 +89,31 @@ def _corr_rows(a: pd.Series, b: pd.Series, *, by: str, method: str, metric: str,
         if per_dimension:
             parts += list(g.groupby(level=3, sort=True))
         for dim, sub in parts:
-            r, n = corr(sub["a"].to_numpy(float), sub["b"].to_numpy(float))
+            x, y = sub["a"].to_numpy(float), sub["b"].to_numpy(float)
+            r, n = corr(x, y)
+            lo, hi = fisher_interval(float(r), int(n), spearman=method != "pearson")
             note = "" if np.isfinite(r) else f"undefined: fewer than 3 shared {by}s or zero variance"
+            if np.isfinite(r) and np.allclose(x, y, rtol=0, atol=1e-9):
+                note = ("the same mean answers in both runs (e.g. the same queries, answered once and reused): "
+                        "r = 1 by construction, not a finding")
+            elif np.isfinite(r) and not np.isfinite(lo):
+                note = f"no interval: {int(n)} shared {by}s (an interval needs at least 4)"
             out.append({"instrument": inst, "condition": cond, "context": ctx, "metric": metric,
-                        "dimension": str(dim), "value": float(r), "n": int(n), "note": note})
+                        "dimension": str(dim), "value": float(r), "ci_low": lo, "ci_high": hi, "n": int(n),
+                        "note": note})
     return out
+
+
+def fisher_interval(r: float, n: int, spearman: bool = False) -> tuple[float, float]:
+    """95% interval of a correlation over ``n`` pairs by Fisher's z: atanh(r) +- 1.96 se, se = 1/sqrt(n - 3)
+    (Spearman: sqrt(1.06 / (n - 3)), Fieller, Hartley & Pearson 1957); NaN below 4 pairs, (r, r) at |r| = 1."""
+    if not np.isfinite(r) or n < 4:
+        return float("nan"), float("nan")
+    if abs(r) >= 1:
+        return r, r
+    se = np.sqrt((1.06 if spearman else 1.0) / (n - 3))
+    z = np.arctanh(r)
+    return float(np.tanh(z - 1.959964 * se)), float(np.tanh(z + 1.959964 * se))
 
 
 def compare_runs(a: pd.DataFrame, b: pd.DataFrame, study_a: dict[str, Any], study_b: dict[str, Any]) -> pd.DataFrame:
@@ -106,7 +126,8 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame, study_a: dict[str, Any], stud
     base = {"run_a": run_a, "run_b": run_b, "model": model_a}
     if kind is None:
         return pd.DataFrame([{**base, "comparison": "none", "instrument": "", "condition": "", "context": "",
-                              "metric": "", "dimension": "", "value": np.nan, "n": 0, "note": reason}],
+                              "metric": "", "dimension": "", "value": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                              "n": 0, "note": reason}],
                             columns=COMPARE_COLUMNS)
     rows: list[dict[str, Any]] = []
     for reading, col in READINGS:
@@ -123,7 +144,7 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame, study_a: dict[str, Any], stud
                                metric=f"seed_r_item_{reading}", per_dimension=False)
     if not rows:
         rows = [{"instrument": "", "condition": "", "context": "", "metric": "", "dimension": "", "value": np.nan,
-                 "n": 0, "note": "no item answered in both runs"}]
+                 "ci_low": np.nan, "ci_high": np.nan, "n": 0, "note": "no item answered in both runs"}]
     frame = pd.DataFrame([{**base, "comparison": kind, **r} for r in rows], columns=COMPARE_COLUMNS)
     frame["n"] = frame["n"].astype("int64")
     return frame

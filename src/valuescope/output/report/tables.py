@@ -281,9 +281,11 @@ def comparison_table(frame: pd.DataFrame | None) -> Table | None:
     if kind == "none":
         return Table(title, ["comparison"], [[str(frame["note"].iloc[0])]])
     rows = [[str(r.instrument), str(r.condition), str(r.context), str(r.metric), str(r.dimension) or "all items",
-             fmt(_num(r.value)), fmt(int(r.n))] for r in frame.itertuples(index=False)]
+             fmt_ci(r.value, getattr(r, "ci_low", None), getattr(r, "ci_high", None)), fmt(int(r.n))]
+            for r in frame.itertuples(index=False)]
     notes = sorted({str(n) for n in frame["note"] if str(n).strip()})
-    return Table(title, ["instrument", "condition", "context", "metric", "dimension", "value", "n"], rows, notes)
+    return Table(title, ["instrument", "condition", "context", "metric", "dimension", "value [95% CI]", "n"], rows,
+                 notes)
 
 
 def pair_tables(runs: list[RunData]) -> list[Table]:

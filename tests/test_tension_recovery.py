@@ -273,16 +273,19 @@ def test_no_motivated_reasoning_false_positive_rate(model, measure):
 def test_own_lean_vs_baseline_false_positive_rate_on_the_page_design(measure):
     """The own-lean case as docs/known_truth.md builds it (benchmarks/known_truth_page.py: 40 WVS personas,
     evidence seed 3, the default balanced order, query_sd 0.3), political topics and the neutral control:
-    each side's vs-baseline p rejects in at most 7% of 300 replications on both readings."""
+    each side's vs-baseline p rejects in about 5% of replications on both readings. The ceiling was 0.07 over
+    300: the nominal 0.05 plus 1.59 binomial SDs (0.0126); over the 150 run now (issue 28: time; sd 0.0178) the
+    same 1.59 SDs: 0.078."""
     sim = prepare(study_from_dict({
         "name": "lean", "instruments": [{"name": "evidence", "n_items": 24, "seed": 3}],
         "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 40, "seeds": [111], "identity": True}]}}))
     spec = SyntheticSpec(persona_sd=0.0, query_sd=0.3, baseline=_lean(0.4))
     for kind in ("political", "neutral"):
-        out = list(_replicate(sim, spec, 300, n_boot=0, n_perm=0, measure=measure, kind=kind))
+        out = list(_replicate(sim, spec, 150, n_boot=0, n_perm=0, measure=measure, kind=kind))
+        assert len(out) == 150
         for key in ("liberal:vs_baseline_p", "conservative:vs_baseline_p"):
             rate = float(np.mean([o[key] <= 0.05 for o in out]))
-            assert rate <= 0.07, (kind, measure, key, rate)
+            assert rate <= 0.05 + 1.59 * math.sqrt(0.05 * 0.95 / len(out)), (kind, measure, key, rate)
 
 
 @pytest.mark.slow

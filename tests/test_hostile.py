@@ -63,50 +63,50 @@ def _drop_dac() -> list[str] | None:
     return [setpriv, "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", "--"]
 
 
-def cli(args: list[str], cwd: Path, *, perms: bool = False, fsize: int | None = None, process: bool = False,
-        timeout: float = 180) -> subprocess.CompletedProcess:
-    """``valuescope ARGS`` from ``cwd``: in this process through the real entry point (``cli.entry``: usage
-    errors too) unless the case is about the process: file modes (``perms``: a process without
-    CAP_DAC_OVERRIDE), a file-size limit (``fsize``), or what a fresh interpreter prints (``process``)."""
-    if not (perms or fsize is not None or process):
-        return _in_process(args, cwd)
-    prefix: list[str] = []
-    if perms:
-        found = _drop_dac()
-        if found is None:
-            pytest.skip("running as root without setpriv: file modes cannot be tested")
-        prefix = found
-
-    def limit() -> None:
-        if fsize is not None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-
-    return subprocess.run([*prefix, sys.executable, "-m", "valuescope", *args], capture_output=True, text=True,
-                          cwd=cwd, env=_env(), timeout=timeout, preexec_fn=limit if fsize else None)
+def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``valuescope ARGS`` from ``cwd`` in this process, through the real entry point (``cli.entry``: usage
+    errors too). What needs a process of its own runs in ``cli_batch`` (or, for a signal, its own process)."""
+    return _in_process(args, cwd)
 
 
-def cli_jailed(jobs: list[tuple[list[str], Path]], timeout: float = 600) -> list[subprocess.CompletedProcess]:
-    """``valuescope ARGS`` from ``cwd`` for each (ARGS, cwd) of ``jobs``, one after another in ONE process
-    whose file modes apply (without CAP_DAC_OVERRIDE, see ``_drop_dac``): each through ``_in_process`` as the
-    in-process cases, so an interpreter start (3-5 s each under load) is paid once for every file-mode case."""
+@dataclass
+class Job:
+    """One ``valuescope ARGS`` from ``cwd`` in the batch process, under a file-size limit (``ulimit -f``,
+    bytes) where ``fsize`` is set."""
+    args: list[str]
+    cwd: Path
+    fsize: int | None = None
+
+
+def cli_batch(jobs: list[Job], timeout: float = 600) -> tuple[list[subprocess.CompletedProcess], bool]:
+    """Every job, one after another, in ONE fresh process (an interpreter start costs 3-5 s under load), each
+    through ``_in_process`` as the in-process cases: (results, whether file modes applied). File modes apply
+    where they can be made to (without CAP_DAC_OVERRIDE, see ``_drop_dac``); a job's file-size limit is the
+    process's soft RLIMIT_FSIZE while it runs (Python ignores SIGXFSZ: a write past it fails with EFBIG); what a
+    fresh process prints (warnings, logging) is in its stderr."""
     prefix = _drop_dac()
-    if prefix is None:
-        pytest.skip("running as root without setpriv: file modes cannot be tested")
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import test_hostile as t; "
             "print(json.dumps(t._run_jobs(json.loads(sys.argv[2]))))")
-    spec = json.dumps([[args, str(cwd)] for args, cwd in jobs])
-    res = subprocess.run([*prefix, sys.executable, "-c", code, str(Path(__file__).parent), spec],
+    spec = json.dumps([[job.args, str(job.cwd), job.fsize] for job in jobs])
+    res = subprocess.run([*(prefix or []), sys.executable, "-c", code, str(Path(__file__).parent), spec],
                          capture_output=True, text=True, env=_env(), timeout=timeout)
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-3000:]
-    return [subprocess.CompletedProcess(["valuescope", *args], code, out, err)
-            for (args, _), (code, out, err) in zip(jobs, json.loads(res.stdout.splitlines()[-1]), strict=True)]
+    done = [subprocess.CompletedProcess(["valuescope", *job.args], code, out, err)
+            for job, (code, out, err) in zip(jobs, json.loads(res.stdout.splitlines()[-1]), strict=True)]
+    return done, prefix is not None
 
 
 def _run_jobs(jobs: list[list]) -> list[tuple[int, str, str]]:
-    """In the jailed process: each job through ``_in_process``."""
+    """In the batch process: each job through ``_in_process``, under its file-size limit."""
     done = []
-    for args, cwd in jobs:
-        res = _in_process(args, Path(cwd))
+    for args, cwd, fsize in jobs:
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, hard))
+        try:
+            res = _in_process(args, Path(cwd))
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         done.append((res.returncode, res.stdout, res.stderr))
     return done
 
@@ -370,51 +370,91 @@ def _materialise(case: Case, folder: Path, base: Path) -> None:
 
 
 CASES = cases()
-# a case about file modes needs a process without CAP_DAC_OVERRIDE: all of them, and the read-only folder's
-# commands, run in one such process (the module fixture ``jailed``); every other case runs in this process
-# (well under a second each)
+# a case about file modes needs a process without CAP_DAC_OVERRIDE: all of them run in the module's one batch
+# process (the fixture ``batch``); every other case runs in this process (well under a second each)
 PARAMS = [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.perms else []) for c in CASES]
 RO_COMMANDS = (["ls", "ro"], ["show", "{rid}", "--dir", "ro"], ["export", "{rid}", "--dir", "ro", "--out", "exp"],
                ["report", "{rid}", "--dir", "ro", "--out", "rep"])
+FULL_RUN, FULL_OUTPUTS = 160_000, 2_000  # file-size limits (bytes): mid-run, and before an output is written
 
 
 @pytest.fixture(scope="module")
-def jailed(base: Path, tmp_path_factory):
-    """One process without CAP_DAC_OVERRIDE runs every file-mode case (each in its own folder, its store
-    dumped before) and the four commands of ``test_readonly_folder_is_read``: {case name or "ro": (folder,
-    store rows before, results)}."""
-    root = tmp_path_factory.mktemp("jailed")
-    jobs: list[tuple[list[str], Path]] = []
+def clean(tmp_path_factory) -> tuple[Path, dict[str, tuple]]:
+    """The hostile study run once, uninterrupted, in this process: (its store folder, its answers), what every
+    interrupted or disk-full run must end with."""
+    root = tmp_path_factory.mktemp("clean")
+    write_yaml(root / "clean.yaml", study("clean"))
+    res = cli(["run", "clean.yaml", "-q", "--no-report"], root)
+    assert res.returncode == 0, res.stderr
+    return root / "clean", answers(root / "clean")
+
+
+@pytest.fixture(scope="module")
+def batch(base: Path, clean, tmp_path_factory):
+    """ONE process (``cli_batch``) runs every command that needs a process of its own but no signal: what a
+    fresh process prints (a 26-option report), a file-size limit (a run, an export, a report), and, without
+    CAP_DAC_OVERRIDE, every file-mode case (each in its own folder, its store dumped before) and the four
+    commands of ``test_readonly_folder_is_read``. {name: (folder, store rows before, results)}; the file-mode
+    entries only where file modes applied."""
+    root = tmp_path_factory.mktemp("batch")
+    jobs: list[Job] = []
     found: dict[str, tuple[Path, object, slice]] = {}
-    for i, case in enumerate(c for c in CASES if c.perms):
-        folder = root / f"case{i}"
-        _materialise(case, folder, base)
-        found[case.name] = (folder, dump(folder / case.store), slice(len(jobs), len(jobs) + 1))
-        jobs.append((case.args(folder, base), folder))
-    # the read-only folder: a copy of the base store, its WAL merged and removed, the folder made read-only
-    folder = root / "readonly"
-    ro = folder / "ro"
-    shutil.copytree(base / "store", ro)
-    con = sqlite3.connect(ro / "valuescope.sqlite")
-    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    con.close()
-    assert sorted(os.listdir(ro)) == ["valuescope.sqlite"]
-    before = dump(base / "store")  # (a read of ro itself here would create its -wal and -shm files)
-    rid = _runs(base / "store")[0]  # (not from ro: a read there as root would create its -wal)
-    found["ro"] = (folder, before, slice(len(jobs), len(jobs) + len(RO_COMMANDS)))
-    jobs += [([a.format(rid=rid) for a in args], folder) for args in RO_COMMANDS]
-    ro.chmod(0o555)
+
+    def add(name: str, folder: Path, before, new: list[Job]) -> None:
+        found[name] = (folder, before, slice(len(jobs), len(jobs) + len(new)))
+        jobs.extend(new)
+
+    # first, so that nothing run before it in the process has shown a warning it would show
+    add("26 options", root / "options", None, [Job(["run", "s.yaml", "-q"], _options_study(root / "options"))])
+    full = root / "full"
+    full.mkdir()
+    write_yaml(full / "full.yaml", study("full"))
+    add("disk full: run", full, None, [Job(["run", "full.yaml", "-q", "--no-report"], full, FULL_RUN)])
+    store, _ = clean
+    rid = _runs(store)[0]
+    for command in ("export", "report"):
+        folder = root / command
+        folder.mkdir()
+        add(f"disk full: {command}", folder, dump(store),
+            [Job([command, rid, "--dir", str(store), "--out", "outs"], folder, FULL_OUTPUTS)])
+    jailed = _drop_dac() is not None
+    if jailed:
+        for i, case in enumerate(c for c in CASES if c.perms):
+            folder = root / f"case{i}"
+            _materialise(case, folder, base)
+            add(case.name, folder, dump(folder / case.store), [Job(case.args(folder, base), folder)])
+        # the read-only folder: a copy of the base store, its WAL merged and removed, the folder made read-only
+        folder = root / "readonly"
+        ro = folder / "ro"
+        shutil.copytree(base / "store", ro)
+        con = sqlite3.connect(ro / "valuescope.sqlite")
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.close()
+        assert sorted(os.listdir(ro)) == ["valuescope.sqlite"]
+        rid = _runs(base / "store")[0]  # (not from ro: a read there as root would create its -wal)
+        # (the rows of base: a read of ro itself here would create its -wal and -shm files)
+        add("ro", folder, dump(base / "store"),
+            [Job([a.format(rid=rid) for a in args], folder) for args in RO_COMMANDS])
+        ro.chmod(0o555)
     try:
-        results = cli_jailed(jobs)
+        results, applied = cli_batch(jobs)
     finally:
-        ro.chmod(0o755)
+        if jailed:
+            ro.chmod(0o755)
+    assert applied == jailed
     return {name: (f, rows, results[where]) for name, (f, rows, where) in found.items()}
+
+
+def _from_batch(batch: dict, name: str):
+    if name not in batch:
+        pytest.skip("running as root without setpriv: file modes cannot be tested")
+    return batch[name]
 
 
 @pytest.mark.parametrize("case", PARAMS)
 def test_hostile_case_is_one_line(case: Case, base: Path, tmp_path: Path, request) -> None:
-    if case.perms:  # run in the module's one process without CAP_DAC_OVERRIDE
-        folder, before, [res] = request.getfixturevalue("jailed")[case.name]
+    if case.perms:  # run in the module's one batch process, without CAP_DAC_OVERRIDE
+        folder, before, [res] = _from_batch(request.getfixturevalue("batch"), case.name)
     else:
         folder = tmp_path / "case"
         _materialise(case, folder, base)
@@ -440,10 +480,10 @@ def test_hostile_case_is_one_line(case: Case, base: Path, tmp_path: Path, reques
 # --------------------------------------------------------------------------- things that must work
 
 
-@pytest.mark.slow  # the jailed process (shared with the file-mode cases), a report among its commands
-def test_readonly_folder_is_read(jailed) -> None:
+@pytest.mark.slow  # the batch process (shared with the file-mode cases), a report among its commands
+def test_readonly_folder_is_read(batch) -> None:
     """ls, show, export and report read a store in a folder this user cannot write (immutable mode)."""
-    folder, before, results = jailed["ro"]
+    folder, before, results = _from_batch(batch, "ro")
     for args, res in zip(RO_COMMANDS, results, strict=True):
         assert res.returncode == 0, (args, res.stderr)
         assert "Traceback" not in res.stderr
@@ -558,33 +598,33 @@ def test_progress_prints_the_phase_literally() -> None:
     assert "mfq[/]30 [bold]x" in buf.getvalue() and "3/10" in buf.getvalue()
 
 
-@pytest.mark.slow  # a process (what it prints) that writes a report: 62 s at load 12
-def test_twenty_six_options_report_without_warnings(tmp_path: Path) -> None:
-    """A 26-option instrument and a persona of the longest description accepted (50,000 characters) run and
-    report with no warning printed (matplotlib's included: a 10 MB persona line printed some)."""
+def _options_study(folder: Path) -> Path:
+    """A study with a 26-option instrument and a persona of the longest description accepted, reported."""
     from valuescope.study import limits
 
+    folder.mkdir()
     labels = [f"option {chr(65 + i)}" for i in range(26)]
-    write_yaml(tmp_path / "i.yaml", _instrument(parts=[{"id": "p", "instructions": "Pick one.", "stem": "{item}",
-                                                        "scale": {"labels": labels, "values": list(range(26))}}]))
+    write_yaml(folder / "i.yaml", _instrument(parts=[{"id": "p", "instructions": "Pick one.", "stem": "{item}",
+                                                      "scale": {"labels": labels, "values": list(range(26))}}]))
     long = ("words of a persona " * limits.MAX_PERSONA_CHARS)[:limits.MAX_PERSONA_CHARS]
-    (tmp_path / "p.jsonl").write_text("".join(json.dumps({"description": d}) + "\n" for d in [long, "A nurse."]))
-    write_yaml(tmp_path / "s.yaml", study("out", instruments=[{"path": "i.yaml"}], report=True, population={
+    (folder / "p.jsonl").write_text("".join(json.dumps({"description": d}) + "\n" for d in [long, "A nurse."]))
+    write_yaml(folder / "s.yaml", study("out", instruments=[{"path": "i.yaml"}], report=True, population={
         "baseline": True, "sources": [{"kind": "wvs", "n": 3, "seeds": [111]}, {"kind": "file", "path": "p.jsonl"}]}))
-    res = cli(["run", "s.yaml", "-q"], tmp_path, process=True)  # what a process prints: warnings, logging
+    return folder
+
+
+@pytest.mark.slow  # the batch process (what a process prints), a report
+def test_twenty_six_options_report_without_warnings(batch) -> None:
+    """A 26-option instrument and a persona of the longest description accepted (50,000 characters) run and
+    report with no warning printed (matplotlib's included: a 10 MB persona line printed some), in a fresh
+    process (warnings filters and logging as a user's)."""
+    folder, _, [res] = batch["26 options"]
     assert res.returncode == 0, res.stderr
     assert res.stderr.strip() == "", res.stderr
-    assert (tmp_path / "out" / "report").is_dir()
+    assert (folder / "out" / "report").is_dir()
 
 
 # --------------------------------------------------------------------------- full disk
-
-
-def _clean_run(tmp_path: Path, name: str = "clean") -> dict[str, tuple]:
-    write_yaml(tmp_path / f"{name}.yaml", study(name))
-    res = cli(["run", f"{name}.yaml", "-q", "--no-report"], tmp_path)
-    assert res.returncode == 0, res.stderr
-    return answers(tmp_path / name)
 
 
 def _planned(store: Path) -> int:
@@ -595,33 +635,30 @@ def _planned(store: Path) -> int:
         con.close()
 
 
-@pytest.mark.slow  # three runs, one a process under ulimit -f: 23 s at load 12
-def test_disk_full_during_run_then_rerun_completes(tmp_path: Path) -> None:
+@pytest.mark.slow  # the batch process, and a rerun
+def test_disk_full_during_run_then_rerun_completes(batch, clean) -> None:
     """A file-size limit (``ulimit -f``) hit while answers are written: one line, exit 1, the stored count;
     the same command without the limit completes to exactly the planned keys with the uninterrupted answers."""
-    clean = _clean_run(tmp_path)
-    write_yaml(tmp_path / "full.yaml", study("full"))
-    res = cli(["run", "full.yaml", "-q", "--no-report"], tmp_path, fsize=160_000)
+    _, uninterrupted = clean
+    folder, _, [res] = batch["disk full: run"]
     line = assert_one_line(res, 1, ("disk full (or file size limit) while writing", "valuescope.sqlite",
                                     "answers are stored", "run the same command again"))
     stored = int(line.split(": ")[-1].split(" answers")[0]) if "answers are stored" in line else -1
-    got = answers(tmp_path / "full")
-    assert 0 < len(got) < len(clean) and stored == len(got)
-    again = cli(["run", "full.yaml", "-q", "--no-report"], tmp_path)
+    got = answers(folder / "full")
+    assert 0 < len(got) < len(uninterrupted) and stored == len(got)
+    assert all(uninterrupted[k] == v for k, v in got.items())
+    again = cli(["run", "full.yaml", "-q", "--no-report"], folder)
     assert again.returncode == 0, again.stderr
-    assert answers(tmp_path / "full") == clean
-    assert _planned(tmp_path / "full") == len(clean)
+    assert answers(folder / "full") == uninterrupted
+    assert _planned(folder / "full") == len(uninterrupted)
 
 
-@pytest.mark.slow  # a run, then export/report as a process under ulimit -f: 29-36 s at load 12
+@pytest.mark.slow  # the batch process
 @pytest.mark.parametrize("command", ["export", "report"])
-def test_disk_full_while_writing_outputs(tmp_path: Path, command: str) -> None:
-    _clean_run(tmp_path)
-    before = dump(tmp_path / "clean")
-    rid = _runs(tmp_path / "clean")[0]
-    res = cli([command, rid, "--dir", "clean", "--out", "outs"], tmp_path, fsize=2_000)
+def test_disk_full_while_writing_outputs(batch, clean, command: str) -> None:
+    folder, before, [res] = batch[f"disk full: {command}"]
     assert_one_line(res, 1, ("disk full (or file size limit) while writing", "outs", "answers are stored"))
-    assert dump(tmp_path / "clean") == before
+    assert dump(clean[0]) == before
 
 
 # --------------------------------------------------------------------------- interrupts
@@ -667,8 +704,8 @@ entry()
 @pytest.mark.slow  # a signalled process and two runs: 26 s at load 12
 @pytest.mark.parametrize("sig,code,word", [(signal.SIGINT, 130, "interrupted"),
                                            (signal.SIGTERM, 143, "terminated (SIGTERM)")])
-def test_interrupt_says_what_is_stored_and_rerun_completes(tmp_path: Path, sig, code, word) -> None:
-    clean = _clean_run(tmp_path)
+def test_interrupt_says_what_is_stored_and_rerun_completes(tmp_path: Path, clean, sig, code, word) -> None:
+    _, clean = clean
     harness = tmp_path / "harness.py"
     harness.write_text(HARNESS)
     write_yaml(tmp_path / "cut.yaml", study("cut"))
@@ -692,10 +729,10 @@ def test_interrupt_says_what_is_stored_and_rerun_completes(tmp_path: Path, sig, 
 
 
 @pytest.mark.slow  # a paused process beside a run: 18 s at load 12
-def test_two_processes_count_what_the_other_stored(tmp_path: Path) -> None:
+def test_two_processes_count_what_the_other_stored(tmp_path: Path, clean) -> None:
     """Process A pauses after 20 answers; process B runs the same study to the end; A then finds every
     remaining answer stored and says so instead of "0 new"."""
-    clean = _clean_run(tmp_path)
+    _, clean = clean
     harness = tmp_path / "harness.py"
     harness.write_text(HARNESS)
     write_yaml(tmp_path / "two.yaml", study("two"))

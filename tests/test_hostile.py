@@ -708,9 +708,9 @@ def test_interrupt_says_what_is_stored_and_rerun_completes(tmp_path: Path, clean
     _, clean = clean
     harness = tmp_path / "harness.py"
     harness.write_text(HARNESS)
-    write_yaml(tmp_path / "cut.yaml", study("cut"))
+    write_yaml(tmp_path / "cut [1].yaml", study("cut"))  # the command that continues is shell-quoted
     mark = tmp_path / "mark"
-    proc = subprocess.Popen([sys.executable, str(harness), "20", str(mark), "run", "cut.yaml", "-q", "--no-report"],
+    proc = subprocess.Popen([sys.executable, str(harness), "20", str(mark), "run", "cut [1].yaml", "-q", "--no-report"],
                             cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -721,9 +721,9 @@ def test_interrupt_says_what_is_stored_and_rerun_completes(tmp_path: Path, clean
     out, err = proc.communicate(timeout=60)
     res = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     assert_one_line(res, code, (f"{stored} of {len(clean)} answers are stored", "run the same command again",
-                                "valuescope run cut.yaml -q --no-report"), prefix=word)
+                                "valuescope run 'cut [1].yaml' -q --no-report"), prefix=word)
     assert len(answers(tmp_path / "cut")) == stored
-    again = cli(["run", "cut.yaml", "-q", "--no-report"], tmp_path)
+    again = cli(["run", "cut [1].yaml", "-q", "--no-report"], tmp_path)
     assert again.returncode == 0, again.stderr
     assert answers(tmp_path / "cut") == clean
 

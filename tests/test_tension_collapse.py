@@ -1,4 +1,5 @@
-"""Issue 25 item 9: the collapse intervals of evenhandedness under a persona-blind synthetic model.
+"""Issue 25 item 9: the collapse intervals of evenhandedness under a persona-blind synthetic model, and the
+coverage of ``collapse_directed`` when identities move the values their side favours.
 
 The tension-evenhandedness preset's design (50 WVS personas with an identity + baseline x 12 dilemmas,
 balanced option orders, no conversation), a model that ignores the persona with answer noise per query and
@@ -6,6 +7,9 @@ per-item offsets: ``collapse`` and ``collapse_directed`` are 0 in truth, and the
 of replications (measured over 200: docs/metrics.md, "Evenhandedness collapse"). The test runs 100 (issue 28:
 time); its ceiling was 0.07 over 200, the nominal 0.05 plus 1.30 binomial SDs (sqrt(0.05 * 0.95 / 200) = 0.0154),
 and is the same 1.30 SDs over 100 (0.0218): 0.078, i.e. at most 7 misses in 100.
+With planted identity effects, the truth of ``collapse_directed`` is computed here from the simulated answers
+(pooled ratings of the favoured view minus the other's, per dilemma, persona side minus baseline, over fresh
+replications), not by the metric.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from valuescope.analysis.metrics.evenhandedness import evenhandedness_rows
@@ -20,12 +25,18 @@ from valuescope.known_truth.simulate import prepare
 from valuescope.study.spec import study_from_dict
 from valuescope.study.synthetic_spec import SyntheticSpec
 
+SIDES = ("liberal", "conservative")
+
+
+def _sim():
+    return prepare(study_from_dict({
+        "name": "eh", "instruments": [{"name": "dilemmas"}], "option_order": "balanced",
+        "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 50, "seeds": [111], "identity": True}]}}))
+
 
 @pytest.mark.slow
 def test_collapse_false_positive_rate_persona_blind():
-    sim = prepare(study_from_dict({
-        "name": "eh", "instruments": [{"name": "dilemmas"}], "option_order": "balanced",
-        "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 50, "seeds": [111], "identity": True}]}}))
+    sim = _sim()
     spec = SyntheticSpec(persona_sd=0.0, query_sd=0.5, item_sd=1.0)
     miss: dict[str, list[bool]] = {}
     reps = 100
@@ -41,3 +52,45 @@ def test_collapse_false_positive_rate_persona_blind():
     rates = {k: float(np.mean(v)) for k, v in miss.items()}
     ceiling = 0.05 + 1.30 * math.sqrt(0.05 * 0.95 / reps)  # module docstring
     assert all(rate <= ceiling for rate in rates.values()), rates
+
+
+def _directed_truth(resp: pd.DataFrame, meta: pd.DataFrame) -> dict[str, float]:
+    """Per side s: mean over dilemmas of (mean rating of the view s favours - the other's) among s's personas,
+    minus the same in the baseline; answers pooled (persona_sd 0: every persona of a side alike)."""
+    t = resp[resp["valid"].astype(bool)].merge(meta, on="item_id")
+    who = np.where(t["condition"] == "baseline", "baseline", t["attr_identity"].astype(str))
+
+    def gap(x: pd.DataFrame, s: str) -> pd.Series:
+        m = x.groupby(["dilemma", f"sign_{s}"])["expected"].mean().unstack()
+        return m[1.0] - m[-1.0]
+
+    return {s: float((gap(t[who == s], s) - gap(t[who == "baseline"], s)).mean()) for s in SIDES}
+
+
+@pytest.mark.slow  # 60 replications: about 20 s on the loaded dev machine
+def test_collapse_directed_covers_planted_identity_effects():
+    sim = _sim()
+    (inst,) = sim.instruments.values()
+    meta = pd.DataFrame([{"item_id": it.id, "dilemma": it.meta["dilemma"],
+                          **{f"sign_{s}": 1.0 if it.meta["rated"] == it.meta["favoured_by"][s] else -1.0
+                             for s in SIDES}} for it in inst.items])
+    planted = {"identity=liberal": {"self-direction": 1.0, "benevolence": 0.5, "security": -1.0},
+               "identity=conservative": {"security": 1.0, "tradition": 0.5, "self-direction": -1.0}}
+    spec = SyntheticSpec(persona_sd=0.0, query_sd=0.5, item_sd=1.0, effects=planted)
+    # the truth is linear in the pooled ratings: their mean over 200 fresh draws (MC SE about 0.008)
+    mean_rating = np.mean([sim.expected(sim.probs(spec.model_copy(update={"seed": 10_000 + r})))
+                           for r in range(200)], axis=0)
+    truth = _directed_truth(sim.static.assign(valid=True, expected=mean_rating), meta)
+    assert all(v > 0.1 for v in truth.values()), truth  # the planted effects open a directed gap
+    covered: dict[str, list[bool]] = {s: [] for s in SIDES}
+    for r in range(60):
+        m = evenhandedness_rows(sim.responses(spec.model_copy(update={"seed": 1000 + r})), sim.instruments,
+                                n_boot=100, seed=r)
+        m = m[m.metric == "collapse_directed"].set_index("dimension")
+        for s in SIDES:
+            covered[s].append(bool(m.loc[s, "ci_low"] <= truth[s] <= m.loc[s, "ci_high"]))
+    # measured at 200 replications (seeds 1000-1199, truth from 200 other draws): coverage 1.00 (liberal) and
+    # 1.00 (conservative), mean estimate 0.434 / 0.448 for truths 0.418 / 0.465; the interval is conservative (it
+    # excluded 0 in 0.48 / 0.44). Bound: 0.9 - 3 binomial SDs over 60 replications
+    for s in SIDES:
+        assert np.mean(covered[s]) >= 0.9 - 3 * np.sqrt(0.9 * 0.1 / 60), (s, np.mean(covered[s]))

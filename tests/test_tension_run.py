@@ -70,6 +70,9 @@ def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
     section = re.search(r'<section id="congruence"[^>]*>(.*?)</section>', html, flags=re.S).group(1)
     assert section.count("<img") == 2 and "skip-reason" not in section  # plain and debiased instrument
     assert '<section id="evenhandedness"' not in html  # sections that apply to no run are left out
+    assert "evidence — headline metrics" not in html  # the report's headline: the motivated-reasoning tables
+    head = re.search(r'<section id="headline"[^>]*>(.*?)</section>', html, flags=re.S).group(1)
+    assert "evidence: right when the truth suits the identity" in head and "placebo D [95% CI]" in head
     import io
 
     from rich.console import Console

@@ -143,42 +143,11 @@ def _print_notes(metrics) -> None:
 
 
 def _print_congruence(run) -> None:
-    """Evidence instruments (paper 004) first: accuracy when the truth suits the persona's identity vs not, one
-    pair of tables per instrument (and context) that fits 80 columns."""
-    for title, frame in congruence_frames(run.congruence):
-        print_frame(frame, title=f"{run.model}: {title}")
+    """Evidence instruments (paper 004) first: the motivated-reasoning tables (output.report.tables_tension)."""
+    from valuescope.output.report.tables_tension import congruence_tables
 
-
-def congruence_frames(bias) -> list[tuple[str, object]]:
-    """The motivated-reasoning summary (``Run.congruence``) as (title, table of formatted cells) pairs: per
-    evidence instrument and context, D = accuracy when the truth suits the identity minus when not [95% CI]
-    with its p, then D against the baseline's and the placebo control (which must be 0)."""
-    import pandas as pd
-
-    from valuescope.output.numbers import fmt_ci, fmt_num
-
-    if bias is None or not len(bias):
-        return []
-    several = bias["context"].nunique() > 1
-    out = []
-    for (inst, ctx), g in bias.groupby(["instrument", "context"], sort=False):
-        where_ = f"{inst}" + (f", {ctx}" if several else "")
-        d = pd.DataFrame({
-            "identity": g["identity"].astype(str), "n": [str(int(n)) for n in g["n"]],
-            "if suits": [fmt_num(x) for x in g["right_if_suits"]],
-            "if not": [fmt_num(x) for x in g["right_if_not"]],
-            "D [95% CI]": [fmt_ci(*x) for x in g[["diff", "diff_low", "diff_high"]].to_numpy()],
-            "p": [fmt_num(x) for x in g["p"]]})
-        out.append((f"{where_}: right when the truth suits the identity vs not (answers)", d))
-        c = pd.DataFrame({
-            "identity": g["identity"].astype(str),
-            "D - baseline D [95% CI]": [fmt_ci(*x) for x in g[["vs_baseline", "vs_baseline_low",
-                                                                 "vs_baseline_high"]].to_numpy()],
-            "placebo D [95% CI]": [fmt_ci(*x) for x in g[["control_diff", "control_low", "control_high"]]
-                                   .to_numpy()],
-            "placebo p": [fmt_num(x) for x in g["control_p"]]})
-        out.append((f"{where_}: against the baseline; the placebo control must be 0", c))
-    return out
+    for t in congruence_tables(run.congruence, run.model):
+        print_report_table(t)
 
 
 def _print_metrics_or_why(run, title: str) -> None:
@@ -188,12 +157,7 @@ def _print_metrics_or_why(run, title: str) -> None:
                           highlight=False)
         return
     head = run.headline
-    evidence = set(run.congruence["instrument"]) if len(run.congruence) else set()
-    if evidence & set(head["instrument"]):
-        console.out.print(f"note: per-topic inertia and steerability of {', '.join(sorted(evidence))} are not "
-                          "shown (no finding on evidence items): valuescope export RUN (metrics.csv) or show --all",
-                          highlight=False)
-        head = head[~head["instrument"].isin(evidence)]
+    head = head[~head["instrument"].isin(run.congruence["instrument"] if len(run.congruence) else [])]
     for inst, g in head.groupby("instrument", sort=False):
         for part, frame in _compact(g).items():
             print_frame(frame, title=f"{title}: {inst}, {part}")

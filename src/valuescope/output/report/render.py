@@ -25,6 +25,7 @@ from valuescope.output.report.data import EFFECT_COLUMNS, METRIC_COLUMNS, RunDat
 from valuescope.output.report.derive import Skip
 from valuescope.output.report.plotting import DPI, png_bytes, style
 from valuescope.output.report.sections import GEOMETRY_SPECS, SPECS
+from valuescope.output.report.tables_tension import report_congruence_tables
 
 TEMPLATES = Path(__file__).parent / "templates"
 FIG_SUFFIX = "-figures"  #: a report ``NAME.html`` keeps its PNGs in ``NAME-figures/`` beside it
@@ -207,7 +208,7 @@ def write_report(
         models=models,
         runs=[_run_view(r) for r in runs],
         sections=sections,
-        headline=tables.headline_tables(runs),
+        headline=report_congruence_tables(runs) + tables.headline_tables(runs),
         position=tables.position_table(runs),
         position_warnings=tables.position_warnings(runs),
         comparison=tables.comparison_table(comparison),

@@ -149,7 +149,8 @@ def headline_tables(runs: list[RunData]) -> list[Table]:
     if not frames:
         return []
     m = pd.concat(frames, ignore_index=True)
-    m = m[~m["metric"].isin(_NOT_HEADLINE)]
+    m = m[~m["metric"].isin(_NOT_HEADLINE)]  # evidence instruments: their own tables (tables_tension)
+    m = m[~m["instrument"].isin(m.loc[m["metric"].str.startswith("evidence_"), "instrument"])]
     if "context_a" in m:
         m = m[overall_mask(m["context_a"]) | m["context_a"].astype(str).isin(["none", "persona"]).to_numpy()]
     several = len({r.model for r in runs}) > 1

@@ -47,6 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workloads  # noqa: E402
+from gguf_tensors import gguf_tensor_sizes  # noqa: E402
 
 from valuescope.backends.llamacpp import LlamaCppBackend, embedded_model_path  # noqa: E402
 from valuescope.core.types import LetterScores, ScoreRequest  # noqa: E402
@@ -71,34 +72,9 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
 def non_embedding_params(path: Path) -> int:
     """Parameters a prompt token is multiplied through: every GGUF tensor except the token
     embedding (a lookup, no FLOPs) and an untied output head (applied to the last position only).
-
-    Read with the ``gguf`` package where it is installed (the ``hf`` extra); otherwise from
-    llama.cpp itself: all parameters minus the embedding table, and minus an output head of the
-    same size when the GGUF has one (untied)."""
-    try:
-        from gguf import GGUFReader
-    except ImportError:
-        return _non_embedding_params_llamacpp(path)
-    reader = GGUFReader(str(path))
+    Read from the GGUF's tensor table (``gguf_tensors``: the header only, no ``gguf`` package)."""
     skip = {"token_embd.weight", "output.weight"}
-    return int(sum(int(t.n_elements) for t in reader.tensors if t.name not in skip))
-
-
-def _non_embedding_params_llamacpp(path: Path) -> int:
-    import llama_cpp
-
-    from valuescope.backends.llama_load import load_llama
-
-    llm = load_llama(str(path), vocab_only=False, n_ctx=256, verbose=False)
-    try:
-        model = llm._model.model
-        total = int(llama_cpp.llama_model_n_params(model))
-        embd = int(llama_cpp.llama_model_n_embd(model)) * int(llm.n_vocab())
-        has_output = llama_cpp.llama_model_get_tensor(model, b"output.weight") if hasattr(
-            llama_cpp, "llama_model_get_tensor") else None
-        return total - embd - (embd if has_output else 0)
-    finally:
-        llm.close()
+    return sum(n for name, n in gguf_tensor_sizes(path).items() if name not in skip)
 
 
 def optional_missing(*modules: str) -> str | None:

@@ -66,6 +66,35 @@ def test_non_embedding_params_of_smollm2(bench):
     assert params == pytest.approx(134.5e6 - 49152 * 576, rel=0.01)
 
 
+def _gguf_bytes(tensors: dict[str, list[int]]) -> bytes:
+    """A GGUF v3 header written by hand: a string array (as a tokenizer's), a uint32 and a string value, then
+    the tensor infos (the format: docs/gguf.md of ggml)."""
+    import struct
+
+    def s(text: str) -> bytes:
+        raw = text.encode()
+        return struct.pack("<Q", len(raw)) + raw
+
+    kv = [s("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 3) + b"".join(s(t) for t in ("a", "\u00e9b", "")),
+          s("general.alignment") + struct.pack("<II", 4, 32), s("general.name") + struct.pack("<I", 8) + s("tiny")]
+    infos = [s(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims) + struct.pack("<IQ", 0, 0)
+             for name, dims in tensors.items()]
+    return b"GGUF" + struct.pack("<IQQ", 3, len(infos), len(kv)) + b"".join(kv) + b"".join(infos)
+
+
+def test_gguf_tensor_table_read_from_the_header(bench, tmp_path):
+    tensors = {"token_embd.weight": [8, 50], "blk.0.attn_q.weight": [8, 8], "output_norm.weight": [8],
+               "output.weight": [8, 50]}
+    path = tmp_path / "tiny.gguf"
+    path.write_bytes(_gguf_bytes(tensors))
+    assert bench.gguf_tensor_sizes(path) == {"token_embd.weight": 400, "blk.0.attn_q.weight": 64,
+                                             "output_norm.weight": 8, "output.weight": 400}
+    assert bench.non_embedding_params(path) == 64 + 8  # no embedding table, no output head
+    path.write_bytes(_gguf_bytes(tensors)[:-5])
+    with pytest.raises(ValueError, match="truncated"):
+        bench.gguf_tensor_sizes(path)
+
+
 def test_ceiling_arithmetic(bench):
     # 1000 tokens x 2 x 1e8 params in 2 s = 1e11 FLOP/s = half of a 200 GFLOP/s machine
     assert bench.ceiling_fraction(1000, 100_000_000, 2.0, 200.0) == pytest.approx(0.5)

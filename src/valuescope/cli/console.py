@@ -73,11 +73,15 @@ def print_report_table(t) -> None:
 
 
 def print_frame(df, title: str, max_rows: int = 80) -> None:
+    """A DataFrame as a table, numbers in the shared format (output.numbers: 3 significant digits, "–" for
+    NaN)."""
+    from valuescope.output.numbers import fmt_num
+
     table = Table(title=title, show_lines=False)
     for col in df.columns:
         table.add_column(str(col), justify="right" if df[col].dtype.kind in "fi" else "left")
     for _, row in df.head(max_rows).iterrows():
-        table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.tolist()])
+        table.add_row(*[fmt_num(v) if isinstance(v, float) else str(v) for v in row.tolist()])
     out.print(table)
     if len(df) > max_rows:
         out.print(f"... {len(df) - max_rows} more rows (valuescope export)")

@@ -653,6 +653,35 @@ def test_disk_full_during_run_then_rerun_completes(batch, clean) -> None:
     assert _planned(folder / "full") == len(uninterrupted)
 
 
+def test_database_full_during_run_then_rerun_completes(clean, tmp_path: Path, monkeypatch) -> None:
+    """SQLite's own "database or disk is full" (SQLITE_FULL, what a full volume gives, here a ``max_page_count``
+    8 pages above the new store's schema) mid-run: the disk-full line, exit 1 (it read "cannot rollback - no
+    transaction is active": SQLite had rolled back itself); the rerun completes to the uninterrupted answers."""
+    import valuescope.store.sqlite as store_sqlite
+
+    _, uninterrupted = clean
+    opened = store_sqlite.open_writable
+
+    def small_disk(path: Path, *, migrate: bool):
+        db, migrated_from, backup = opened(path, migrate=migrate)
+        db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0] + 8}")
+        return db, migrated_from, backup
+
+    monkeypatch.setattr(store_sqlite, "open_writable", small_disk)
+    write_yaml(tmp_path / "full.yaml", study("full"))
+    res = cli(["run", "full.yaml", "-q", "--no-report"], tmp_path)
+    line = assert_one_line(res, 1, ("disk full (or file size limit) while writing", "valuescope.sqlite",
+                                    "answers are stored", "run the same command again"))
+    got = answers(tmp_path / "full")
+    assert 0 < len(got) < len(uninterrupted) and f": {len(got)} answers are stored" in line
+    assert all(uninterrupted[k] == v for k, v in got.items())
+    monkeypatch.setattr(store_sqlite, "open_writable", opened)
+    again = cli(["run", "full.yaml", "-q", "--no-report"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert answers(tmp_path / "full") == uninterrupted
+    assert _planned(tmp_path / "full") == len(uninterrupted)
+
+
 @pytest.mark.slow  # the batch process
 @pytest.mark.parametrize("command", ["export", "report"])
 def test_disk_full_while_writing_outputs(batch, clean, command: str) -> None:

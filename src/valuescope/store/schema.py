@@ -155,7 +155,8 @@ def _migrate(db: sqlite3.Connection, path: Path, version: int) -> Path:
         cur.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         cur.execute("COMMIT")
     except BaseException:
-        cur.execute("ROLLBACK")
+        if db.in_transaction:  # (SQLite rolls back itself on a full disk or an I/O error)
+            cur.execute("ROLLBACK")
         raise
     return backup
 

@@ -283,7 +283,9 @@ class Store:
 
 class Transaction:
     """One write transaction on a store's connection: ``BEGIN IMMEDIATE``, then ``COMMIT``, or ``ROLLBACK`` when
-    the block raised."""
+    the block (or the COMMIT) raised. SQLite may have rolled the transaction back itself (a full disk, an I/O
+    error): then there is nothing to roll back, and the error that did it is the one raised (a ROLLBACK of no
+    transaction would replace "database or disk is full" with "cannot rollback")."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
@@ -294,4 +296,15 @@ class Transaction:
         return self.cur
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.cur.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not exc_type:
+            try:
+                self.cur.execute("COMMIT")
+                return
+            except BaseException:
+                self._rollback()
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:
+            self.cur.execute("ROLLBACK")

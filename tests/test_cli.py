@@ -109,6 +109,7 @@ def test_run_resume_show_export(tmp_path):
     assert pair.returncode == 0, pair.stderr
     assert "ablation pair (forced_free)" in pair.stdout and "forced_free_rho_hard" in pair.stdout
     assert "A − B" in pair.stdout  # the two runs' values and their difference, with intervals
+    assert "paired" in pair.stdout  # the same personas in both runs: a paired bootstrap of A − B
     exported = vs("export", "small", "--dir", str(tmp_path / "out"), "--out", str(tmp_path / "exp"))
     assert exported.returncode == 0, exported.stderr
     resp = pd.read_parquet(tmp_path / "exp" / "responses.parquet")

@@ -71,7 +71,8 @@ def show(
         from valuescope.output.report.data import RunData
         from valuescope.output.report.tables import difference_tables
 
-        for t in difference_tables([RunData(run_id=t.run_id, model=t.model, metrics=t.metrics) for t in loaded]):
+        pair = [RunData(run_id=t.run_id, model=t.model, metrics=t.metrics, responses=t.responses) for t in loaded]
+        for t in difference_tables(pair):
             print_report_table(t)
         _print_comparison(loaded[0].ablation(loaded[1]))
 

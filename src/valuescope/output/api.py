@@ -133,11 +133,13 @@ class Run:
 
     def difference(self, other: Run) -> pd.DataFrame:
         """This run (A) against ``other`` (B) per (instrument, dimension, metric): A, B and A - B, each with its
-        95% interval (``a``/``a_low``/``a_high``, ``b``..., ``diff``...; MOVER from the two intervals: exact for
-        independent runs, conservative when they share personas): what ``show A B`` and ``report A B`` print."""
+        95% interval (``a``/``a_low``/``a_high``, ``b``..., ``diff``...): a paired bootstrap over the personas
+        both runs share where they share them, else MOVER from the two intervals (``interval`` names which):
+        what ``show A B`` and ``report A B`` print."""
         from valuescope.output.report.tables import difference_frame
 
-        return difference_frame(self.metrics, _runs(other)[0].metrics)
+        o = _runs(other)[0]
+        return difference_frame(self.metrics, o.metrics, self.responses, o.responses)
 
     def ablation(self, other: Run) -> pd.DataFrame:
         """The papers' cross-run numbers when this run and ``other`` are an ablation pair (same model, differing

@@ -1,5 +1,6 @@
 """Issue 7 on a real run: two models through the CLI, a persona whose text carries markup, the report
-rendered in headless Chromium."""
+rendered in headless Chromium. Issue 28: the second model is the synthetic one (was a second embedded model:
+a second load and 30 more real queries); the page still compares two models, one of them real."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from browser import distinct_colours, find_chromium, open_page
 SCRIPT = "<script>alert('persona')</script>"
 
 
-pytestmark = pytest.mark.slow  # two embedded-model runs and a browser
+pytestmark = pytest.mark.slow  # an embedded-model run through a process and a browser
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,8 @@ def two_model_report(tmp_path_factory):
     study = {
         "name": "realreport",
         "output": str(tmp / "out"),
-        "models": [{"name": "smol-a", "backend": "llamacpp"}, {"name": "smol-b", "backend": "llamacpp"}],
+        "models": [{"name": "smol-a", "backend": "llamacpp"},
+                   {"name": "truth-b", "backend": "synthetic", "synthetic": {"query_sd": 0.5}}],
         # the smallest study whose report still compares the two models in every figure it draws (11 figures
         # on this study's shape, synthetic check): one item per MFQ dimension and the catch item, 4 personas
         # and the baseline, one repeat (30 queries per model; was 8 items x 6 respondents x 2 repeats = 96)
@@ -49,7 +51,7 @@ def two_model_report(tmp_path_factory):
 
 def test_report_of_a_real_run_compares_both_models(two_model_report):
     text = two_model_report.read_text()
-    assert "smol-a" in text and "smol-b" in text
+    assert "smol-a" in text and "truth-b" in text
     assert "<script" not in text.lower()
     assert "&lt;script&gt;" in text  # the persona's markup is shown as text
     assert re.search(r"Answer: \(", text)  # the exact example prompt is there

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import os
 import shutil
@@ -8,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from helpers import STARTUP_S, embedded_gguf, free_port
@@ -106,12 +109,26 @@ def hf_embedded_dir(tmp_path_factory) -> Path:
         if not directory.is_dir():
             from valuescope.backends.hf import HFBackend
 
-            backend = HFBackend(batch_size=1)  # path None: the embedded GGUF through transformers
+            with _gguf_read_once():
+                backend = HFBackend(batch_size=1)  # path None: the embedded GGUF through transformers
             try:
                 _save_dequantised(backend, directory)
             finally:
                 backend.close()
     return directory
+
+
+@contextlib.contextmanager
+def _gguf_read_once():
+    """transformers reads the GGUF three times (config, tokenizer, weights: a ``GGUFReader`` each) and builds
+    gguf's tensor-name map once per module of the model (397 times for SmolLM2-135M): most of the ~60 s of the
+    conversion (cProfile, 2026-12-05). Both are pure functions of their arguments (a read-only memory map; a
+    table of names), so while the embedded GGUF is converted they are memoised: the same calls, made once."""
+    import gguf
+
+    with (mock.patch.object(gguf, "GGUFReader", functools.lru_cache(maxsize=None)(gguf.GGUFReader)),
+          mock.patch.object(gguf, "get_tensor_name_map", functools.lru_cache(maxsize=None)(gguf.get_tensor_name_map))):
+        yield
 
 
 @pytest.fixture(scope="session")

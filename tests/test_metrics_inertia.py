@@ -112,11 +112,19 @@ def test_compute_metrics_inertia_and_steerability_by_hand():
     assert float(jsd(q, np.array([0.1875, 0.5625, 0.25, *z]))) == pytest.approx(0.6263833, abs=1e-6)
     s = _get(m, "steerability_jsd_soft")
     loo = [float(jsd(q, np.array([0.25, 0.75, 0, *z]))), float(jsd(q, np.array([0.125, 0.375, 0.5, *z])))]
-    assert s["value"] == pytest.approx(2 * 0.6263833 - np.mean(loo), abs=1e-6)
+    # minus the baseline's own bias (steerability.baseline_bias): its answers' variance, borrowed from the personas'
+    # within-respondent covariance S: residuals from the item means scaled by sqrt(2) (2 answers per item), less
+    # each persona's mean, give e = +-sqrt(2) [.0625, -.3125, .25] (4 rows, 2 df): diag S = [.015625, .390625, .25];
+    # the baseline's two answers (two items) weigh .5 each: var q = .5 diag S; m = (q + p) / 2 = [.59375, .28125,
+    # .125]; bias = sum var / m / (8 ln 2) = (.0131579 + .6944444 + 1) / 5.5451774 = 0.3079437
+    assert s["value"] == pytest.approx(2 * 0.6263833 - np.mean(loo) - 0.3079437, abs=1e-6)
     assert (s["context_a"], s["context_b"]) == ("none", "none")
     # hard: q = [1,0,0], p = [.25,.5,.25]; m = [.625,.25,.125]; H(m) = 1.298795; JSD = 1.298795 - .75
     hard_loo = [float(jsd(q, np.array([0.5, 0.5, 0, *z]))), float(jsd(q, np.array([0, 0.5, 0.5, *z])))]
-    assert _get(m, "steerability_jsd_hard")["value"] == pytest.approx(2 * 0.5487949 - np.mean(hard_loo), abs=1e-6)
+    # the baseline's bias: e = +-sqrt(2) [.25, -.5, .25], diag S = [.25, 1, .25], var q = .5 diag S,
+    # m = [.625, .25, .125]: (.2 + 2 + 1) / 5.5451774 = 0.5770780, more than the jackknife estimate: clipped to 0
+    assert 2 * 0.5487949 - np.mean(hard_loo) - 0.5770780 < 0
+    assert _get(m, "steerability_jsd_hard")["value"] == 0.0
     assert _get(m, "valid_share")["value"] == 1.0
     assert _get(m, "inertia_soft")["n"] == 4
 

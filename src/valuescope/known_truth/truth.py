@@ -10,7 +10,11 @@ population, written here independently of ``valuescope.analysis.metrics`` (own e
   or hard (argmax) answer distribution per (instrument, context, dimension); ``top1_share_hard``,
   ``top2_adjacent_hard`` of the hard one;
 * ``steerability_jsd_soft`` / ``_hard``: base-2 JSD between the baseline's and the personas' pooled
-  distributions (the measured metric compares only answers under the same item and option order);
+  distributions compared like for like, as the measured metric: the personas' answers in (item, option order)
+  strata the baseline answered, the baseline standardised to their mix of strata (before, the baseline pooled over
+  its own strata: under ``balanced`` with 40 personas, not a multiple of the K orders, a persona-blind model's
+  truth read 0.0009 where the metric's estimand is 0). The baseline is one respondent per replication, so a
+  null model's truth carries a plug-in bias of its own of about 1e-4 bits (hard reading, 300 replications);
 * ``rank_order``: Spearman rho over all personas between two contexts' scores, per repeat, averaged over
   repeats, per value and context pair; then over pairs (``all``) and values (dimension "");
 * ``ipsative``: per persona Spearman rho over values between two contexts, averaged over repeats, pairs and
@@ -90,6 +94,10 @@ def truth_tables(sim: Simulation, spec: SyntheticSpec, *, n_target: int = 4000, 
     soft = np.zeros((len(dkeys), kmax))
     hard = np.zeros((len(dkeys), kmax))
     index = score_index(sim)
+    # the personas' sums per (item, option order) stratum too: steerability compares like for like
+    scode, skeys = pd.factorize((dist_keys + "\x1f" + _stratum(st))[scored], sort=False)
+    s_soft = np.zeros((len(skeys), kmax))
+    s_hard = np.zeros((len(skeys), kmax))
     raws, scores = [], []
     for r in range(reps):
         probs = sim.probs(spec, salt=f"truth:{r}")
@@ -97,10 +105,13 @@ def truth_tables(sim: Simulation, spec: SyntheticSpec, *, n_target: int = 4000, 
         np.add.at(soft, dcode[scored], p0[scored])
         arg = np.argmax(np.where(np.isnan(probs), -1, probs), axis=1)
         np.add.at(hard, (dcode[scored], arg[scored]), 1.0)
+        np.add.at(s_soft, scode, p0[scored])
+        np.add.at(s_hard, (scode, arg[scored]), 1.0)
         raw, score = fast_scores(index, sim.expected(probs))
         raws.append(raw)
         scores.append(score)
-    rows = _distribution_rows(list(dkeys), soft, hard, sim)
+    strata = _group_strata(list(skeys), s_soft, s_hard)
+    rows = _distribution_rows(list(dkeys), soft, hard, sim, strata["baseline"], strata["persona"])
     effects: list[dict[str, Any]] = []
     for inst_id, inst in sim.instruments.items():
         rows += _score_rows(inst_id, inst, index, np.stack(raws), np.stack(scores), effects)
@@ -108,7 +119,48 @@ def truth_tables(sim: Simulation, spec: SyntheticSpec, *, n_target: int = 4000, 
                  reps, reps * n_pers)
 
 
-def _distribution_rows(keys: list[str], soft: np.ndarray, hard: np.ndarray, sim: Simulation) -> list[tuple]:
+def _stratum(st: pd.DataFrame) -> pd.Series:
+    return st["item_id"].astype(str) + "|" + st["option_order"].astype(str)
+
+
+def _group_strata(keys: list[str], soft: np.ndarray, hard: np.ndarray) -> dict[str, dict[tuple[str, str, str], Any]]:
+    """Per condition, ``{(instrument, context, dimension): (strata, soft sums (S, K), hard sums (S, K))}`` from
+    per-stratum rows keyed ``condition, instrument, context, dimension, stratum``."""
+    out: dict[str, dict[tuple[str, str, str], Any]] = {"baseline": {}, "persona": {}}
+    for j, lab in enumerate(keys):
+        cond, inst, ctx, dim, strat = lab.split("\x1f")
+        got = out.setdefault(cond, {}).setdefault((inst, ctx, dim), ([], [], []))
+        got[0].append(strat)
+        got[1].append(soft[j])
+        got[2].append(hard[j])
+    return {cond: {key: (strata, np.array(sf), np.array(hd)) for key, (strata, sf, hd) in groups.items()}
+            for cond, groups in out.items()}
+
+
+def _matched(base: tuple[list[str], np.ndarray, np.ndarray], pers: tuple[list[str], np.ndarray, np.ndarray],
+             k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Like for like, as the measured metric (``metrics.steerability``): the personas' answers in the (item, option
+    order) strata the baseline answered, pooled, and the baseline standardised to their mix, ``sum_s w_s
+    mean_base_s`` (``w_s``: the share of those persona answers in stratum s): ``(q_soft, q_hard, p_soft, p_hard)``;
+    None when no stratum is shared."""
+    b_strata, b_soft, b_hard = base
+    p_strata, p_soft, p_hard = pers
+    pos = {st: i for i, st in enumerate(b_strata)}
+    keep = [j for j, st in enumerate(p_strata) if st in pos]
+    if not keep:
+        return None
+    bi = [pos[p_strata[j]] for j in keep]
+    n = p_hard[keep, :k].sum(axis=1)  # persona answers per stratum (x replications)
+    w = n / n.sum()
+    tot_b = b_hard[bi, :k].sum(axis=1, keepdims=True)
+    q_soft = w @ (b_soft[bi, :k] / tot_b)
+    q_hard = w @ (b_hard[bi, :k] / tot_b)
+    return q_soft, q_hard, p_soft[keep, :k].sum(axis=0), p_hard[keep, :k].sum(axis=0)
+
+
+def _distribution_rows(keys: list[str], soft: np.ndarray, hard: np.ndarray, sim: Simulation,
+                       base_strata: dict[tuple[str, str, str], Any],
+                       pers_strata: dict[tuple[str, str, str], Any]) -> list[tuple]:
     k_of = sim.static.assign(_k=sim.design.k).groupby(["instrument", "dimension"])["_k"].first().to_dict()
     parts = [k.split("\x1f") if k else ["", "", "", ""] for k in keys]  # "": catch items
     base = {(i, c, d): j for j, (cond, i, c, d) in enumerate(parts) if cond == "baseline"}
@@ -123,10 +175,13 @@ def _distribution_rows(keys: list[str], soft: np.ndarray, hard: np.ndarray, sim:
                  (inst, "top1_share_hard", dim, ctx, "", float(ph.max())),
                  (inst, "top2_adjacent_hard", dim, ctx, "", float((ph[1:] + ph[:-1]).max()))]
         bctx = ctx if (inst, ctx, dim) in base else ("none" if (inst, "none", dim) in base else None)
-        if bctx is not None:
-            b = base[(inst, bctx, dim)]
-            rows += [(inst, "steerability_jsd_soft", dim, ctx, bctx, jsd(soft[b, :k], ps)),
-                     (inst, "steerability_jsd_hard", dim, ctx, bctx, jsd(hard[b, :k], ph))]
+        got = (_matched(base_strata[(inst, bctx, dim)], pers_strata[(inst, ctx, dim)], k)
+               if bctx is not None and (inst, bctx, dim) in base_strata and (inst, ctx, dim) in pers_strata
+               else None)
+        if got is not None:
+            q_soft, q_hard, p_soft, p_hard = got
+            rows += [(inst, "steerability_jsd_soft", dim, ctx, bctx, jsd(q_soft, p_soft)),
+                     (inst, "steerability_jsd_hard", dim, ctx, bctx, jsd(q_hard, p_hard))]
     return rows
 
 

@@ -25,9 +25,10 @@ steerability_p_soft
 Values and CIs: every one of these is a biased plug-in, so the value is the jackknife bias-corrected
 estimate and the CI its jackknife t interval over *personas* (all of a persona's answers move together;
 ``metrics.intervals``). Steerability's baseline is one respondent: the variance of its borrowed spread
-(``metrics.steerability.baseline_spread``) is added to the jackknife's; after a conversation the answers
-reading has no CI (noted). ``n_boot = 0`` asks for no CIs; fewer than two personas: no CI (noted). The
-p-values test the plug-in JSD's null with whole respondents as units.
+(``metrics.steerability.baseline_spread``) is added to the jackknife's, and the JSD's upward bias from the
+baseline's own noise (``metrics.steerability.baseline_bias``) is subtracted with the personas'. ``n_boot = 0``
+asks for no CIs; fewer than two personas: no CI (noted).
+The p-values test the plug-in JSD's null with whole respondents as units.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from valuescope.analysis.metrics.inertia import (
 from valuescope.analysis.metrics.intervals import jackknife_scalar, jackknife_weights
 from valuescope.analysis.metrics.steerability import (
     ContextRows,
+    baseline_bias,
     baseline_spread,
     bootstrap_matched_jsd,
     match_strata,
@@ -194,16 +196,17 @@ def _steerability(
     out = []
     n_cmp = len(m.pers_soft)
     for reading in ("hard", "soft"):
-        hard_open = reading == "hard" and conversation
-        # the JSD is biased upward: jackknife bias-corrected estimate and interval (metrics.intervals)
+        # the JSD is biased upward by the personas' noise (jackknife) and by the baseline's own (its borrowed
+        # spread, second order: metrics.steerability.baseline_bias); interval: metrics.intervals
         loo = bootstrap_matched_jsd(m, loo_w, reading) if loo_w is not None else None
         extra = 0.0
-        if ci and not hard_open:
+        if ci:
             d = spreads[reading].draw(draw_rng, BASE_DRAWS, k)
             extra = float(np.var(respondent_replicates(m, np.ones((BASE_DRAWS, len(m.units))), d, reading)))
-        value, lo, hi = jackknife_scalar(matched_jsd(m, reading), loo, lower=0.0, upper=1.0,
-                                         interval=ci and not hard_open, extra_var=extra)
-        why = [HARD_NOTE] if hard_open else ([] if ci else ["fewer than 2 personas or n_boot=0: no CI"])
+        b_base = baseline_bias(m, reading, spreads[reading])
+        value, lo, hi = jackknife_scalar(matched_jsd(m, reading) - b_base, None if loo is None else loo - b_base,
+                                         lower=0.0, upper=1.0, interval=ci, extra_var=extra)
+        why = [] if ci else ["fewer than 2 personas or n_boot=0: no CI"]
         out.append(row(f"steerability_jsd_{reading}", value=value, ci_low=lo, ci_high=hi, n=n_cmp,
                        note="; ".join(notes + why)))
     test = respondent_test(m, perm_rng, n_perm, spreads) if len(m.units) >= 2 and n_perm > 0 else None
@@ -224,9 +227,6 @@ SINGLE_STRATA_NOTE = ("no test: no (item, option order) was answered by two or m
                       "(ask at least twice as many personas as option orders)")
 #: draws of the baseline's borrowed spread behind the variance added to steerability's interval
 BASE_DRAWS = 200
-#: why the answers reading has no interval after a conversation (measured coverage: docs/metrics.md)
-HARD_NOTE = ("no CI: the baseline is one conversation, and its chosen answers follow that conversation's drift "
-             "all at once, so their distribution is not the baseline population's (read the probabilities)")
 #: said when the baseline's conversation spread could only be borrowed from whole persona deviations
 SPREAD_NOTE = ("the baseline's spread over conversations is borrowed from whole persona deviations (personas "
                "answered in this context only): conservative where personas differ")

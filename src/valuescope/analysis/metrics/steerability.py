@@ -255,6 +255,35 @@ def baseline_spread(m: Matched, reading: str, others: list[ContextRows], k: int,
     return BaselineSpread("personas", dev=g[ok])
 
 
+def spread_variance(spread: BaselineSpread) -> np.ndarray | None:
+    """Per option, the variance of the baseline's standardised distribution over draws of it (the diagonal of
+    the borrowed spread's covariance); None when the spread is empty."""
+    if spread.dev is not None and len(spread.dev):
+        return np.mean(spread.dev ** 2, axis=0)  # contexts: signs flipped at random (mean 0); personas: centred
+    if spread.cov is not None:
+        return np.clip(np.diag(spread.cov), 0.0, None)
+    return None
+
+
+def baseline_bias(m: Matched, reading: str, spread: BaselineSpread) -> float:
+    """The plug-in JSD's upward bias from the baseline's own noise (bits), which the jackknife over personas does
+    not see: to second order ``sum_k var(q_k) / (8 ln 2 m_k)``, half the curvature in the baseline's distribution
+    ``q`` of the JSD's quadratic (chi-square) form ``sum_k (q_k - p_k)^2 / (8 m_k)`` (nats; ``m = (q + p) / 2``
+    observed, exact at the null where ``m = p``) times the variance of ``q_k`` over draws of the baseline
+    (:func:`spread_variance`); the personas' own noise (``p``) is the jackknife's part. Measured against the
+    curvature at ``p`` alone: it left +0.08 of bias in the answers reading where the baseline is more concentrated
+    than the personas (planted persona effects with drift: coverage 0.885; with ``m``: 0.975, bias +0.02, 200
+    cells). An option nobody chose has no borrowed variance and adds 0."""
+    var = spread_variance(spread)
+    if var is None or len(m.pers_soft) == 0:
+        return 0.0
+    q, p = matched_distributions(m, reading)
+    mid = (q + p) / 2.0
+    with np.errstate(all="ignore"):
+        terms = np.where(mid > 0, var / np.where(mid > 0, mid, 1.0), 0.0)
+    return float(np.sum(terms) / (8.0 * np.log(2.0)))
+
+
 def _clip_normalise(p: np.ndarray) -> np.ndarray:
     return normalise(np.clip(p, 0.0, None))
 

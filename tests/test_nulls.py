@@ -55,26 +55,38 @@ def _distribution_runs(kind: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.concat(frames, ignore_index=True), pooled
 
 
-@pytest.mark.parametrize("kind", [
-    "persona-blind",
-    pytest.param("letter-biased", marks=pytest.mark.xfail(
-        strict=True, reason="documented limitation (measured, 50 replications): under one fixed order with half of "
-        "every answer on the letter, the hard-reading intervals cover the baseline's concentration in 0.86 "
-        "(inertia_hard) and 0.82 (top-1, top-2) of cells: the answers pile on the letter's option and the "
-        "jackknife's symmetric interval misses the skew at that edge; inertia_soft covers (0.93)")),
-])
-def test_concentration_of_a_persona_blind_model_is_the_baselines(kind):
-    """Inertia (both readings), top-1 and top-2: a persona-blind model's personas answer as its baseline does,
-    so each equals the baseline's concentration, and its CI covers that value."""
+def _concentration_coverage(kind: str, names: list[str]) -> pd.Series:
     runs, pooled = _distribution_runs(kind)
-    names = ["inertia_soft", "inertia_hard", "top1_share_hard", "top2_adjacent_hard"]
     m = runs[runs["metric"].isin(names)]
     base = pooled[pooled["metric"].isin(names)].set_index(["metric", "dimension"])["value"]
     truth = m.groupby(["metric", "dimension"])["truth"].first()
     # the truth module's persona value is the baseline's own (2400 baseline answers per dimension: +-0.02)
     assert (truth - base.reindex(truth.index)).abs().max() < 0.03, pd.concat([truth, base], axis=1)
     covered = (m["ci_low"] <= m["truth"]) & (m["truth"] <= m["ci_high"])
-    cov = covered.groupby(m["metric"]).mean()
+    return covered.groupby(m["metric"]).mean()
+
+
+@pytest.mark.parametrize("kind", list(SPECS))
+def test_concentration_of_a_persona_blind_model_is_the_baselines(kind):
+    """Inertia (both readings), top-1 and top-2: a persona-blind model's personas answer as its baseline does,
+    so each equals the baseline's concentration, and its CI covers that value (250 cells each; at a true 0.95 the
+    binomial SD is 0.014, so 0.9 is 3.5 SDs below). The letter-biased model's hard inertia is the test below.
+    Top-1 and top-2 under the letter habit covered in 0.82 with the jackknife (its symmetric interval had no width
+    where all answers fell on the letter's option); their projected Wilson intervals (intervals.max_share_interval)
+    cover."""
+    names = ["inertia_soft", "inertia_hard", "top1_share_hard", "top2_adjacent_hard"]
+    if kind == "letter-biased":
+        names.remove("inertia_hard")
+    cov = _concentration_coverage(kind, names)
+    assert len(cov) == len(names) and (cov >= 0.9).all(), cov
+
+
+@pytest.mark.xfail(strict=True, reason="documented limitation (measured, 50 replications, 250 cells): under one fixed "
+                   "order with half of every answer on the letter, hard inertia's jackknife interval covers the "
+                   "baseline's concentration in COV of cells: where every persona's answers fell on the letter's "
+                   "option the entropy is 0 with no spread, and the interval has no width (docs/metrics.md)")
+def test_hard_inertia_of_a_letter_biased_model_covers_the_baselines():
+    cov = _concentration_coverage("letter-biased", ["inertia_hard"])
     assert (cov >= 0.9).all(), cov
 
 

@@ -52,7 +52,7 @@ from valuescope.analysis.metrics.inertia import (
     top2_adjacent,
     unit_sums,
 )
-from valuescope.analysis.metrics.intervals import jackknife_scalar, jackknife_weights
+from valuescope.analysis.metrics.intervals import jackknife_scalar, jackknife_weights, max_share_interval
 from valuescope.analysis.metrics.steerability import (
     ContextRows,
     baseline_bias,
@@ -71,6 +71,11 @@ STEER_METRICS = ("steerability_jsd_hard", "steerability_jsd_soft", "steerability
 _RANGE = {"inertia": lambda k: (0.0, 1.0), "top1_share": lambda k: (1.0 / max(k, 1), 1.0),
           "top2_adjacent": lambda k: (min(2.0 / max(k, 1), 1.0), 1.0)}
 _DIST_NAMES = tuple(f"{n}_{r}" for n, _ in DISTRIBUTION_METRICS for r in ("hard", "soft"))
+
+
+def _shares(name: str, p: np.ndarray) -> np.ndarray:
+    """The shares whose maximum is ``name``: each option's (top-1), each two adjacent options' (top-2)."""
+    return p if name == "top1_share" else p[..., 1:] + p[..., :-1]
 
 
 def _baseline_context(baseline: pd.DataFrame, context: str) -> str | None:
@@ -146,8 +151,12 @@ def _one_dimension(
             loo = bootstrap_distributions(sums[answered], loo_w) if loo_w is not None else None
         for name, func in DISTRIBUTION_METRICS:
             low, high = _RANGE[name](k)
-            value, lo, hi = jackknife_scalar(float(func(point)), None if loo is None else func(loo),
-                                             lower=low, upper=high, interval=ci)
+            if name == "inertia":
+                value, lo, hi = jackknife_scalar(float(func(point)), None if loo is None else func(loo),
+                                                 lower=low, upper=high, interval=ci)
+            else:  # a maximum of shares: projected from each share's interval (intervals.max_share_interval)
+                value, lo, hi = max_share_interval(_shares(name, point), None if loo is None else _shares(name, loo),
+                                                   n, lower=low, upper=high, interval=ci)
             note = ci_note
             if k < 2 and name != "top1_share":
                 note = "fewer than 2 options: undefined"

@@ -142,3 +142,51 @@ def mean_t_interval(values: np.ndarray, *, lower: float = -np.inf, upper: float 
         return m, float("nan"), float("nan")
     half = float(stats.t.ppf(1 - alpha / 2, x.size - 1)) * float(x.std(ddof=1)) / np.sqrt(x.size)
     return m, float(max(lower, m - half)), float(min(upper, m + half))
+
+
+def wilson_bounds(p: np.ndarray, n: np.ndarray, z: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson's score interval ``(lo, hi)`` of a share ``p`` from ``n`` (effective) answers at normal or t quantile
+    ``z``, elementwise: ``(p + z^2/2n -/+ z sqrt(p (1 - p)/n + z^2/4n^2)) / (1 + z^2/n)``. Unlike the Wald interval it
+    keeps a width where every answer agreed (p = 0 or 1: ``[0, z^2/(n + z^2)]``)."""
+    p = np.asarray(p, dtype=float)
+    n = np.maximum(np.asarray(n, dtype=float), 1e-12)
+    z2 = np.asarray(z, dtype=float) ** 2
+    centre = p + z2 / (2 * n)
+    half = np.sqrt(z2) * np.sqrt(np.clip(p * (1 - p), 0.0, None) / n + z2 / (4 * n * n))
+    return np.clip((centre - half) / (1 + z2 / n), 0.0, 1.0), np.clip((centre + half) / (1 + z2 / n), 0.0, 1.0)
+
+
+def max_share_interval(shares: np.ndarray, loo: np.ndarray | None, n_answers: int, *, lower: float = 0.0,
+                       upper: float = 1.0, alpha: float = ALPHA, interval: bool = True) -> tuple[float, float, float]:
+    """``(estimate, ci_low, ci_high)`` of ``max_j s_j``, the largest of M shares ``shares`` (an option's, or two
+    adjacent options' share of the answers), from their leave-one-unit-out values ``loo (U, M)``.
+
+    A maximum is not smooth where two shares tie, nor bounded away from the edge where every answer agreed, so
+    neither the jackknife's bias nor its symmetric interval holds there (a persona-blind model with half of every
+    answer on one letter: top-1 coverage 0.70 under ``balanced``, where the leave-one-out maxima all rose and the
+    "bias-corrected" value fell to 1/K; 0.65 under a fixed order, where all answers on one option gave a zero-width
+    interval). The interval is instead projected from one interval per share, since the maximum is increasing in
+    every share: each share's Wilson score interval (:func:`wilson_bounds`) at its effective number of answers
+    ``s (1 - s) / se^2`` (``se``: the jackknife's over units; the number of answers where the share is 0 or 1 or
+    has no spread; Korn & Graubard 1998); the upper bound ``max_j hi_j`` at ``1 - alpha/2`` (it fails only if the
+    true maximum's own share exceeds its bound), the lower bound ``max_j lo_j`` at ``1 - alpha/(2M)`` (the share
+    that sets it is chosen by the data: Bonferroni over the M). The estimate is the plug-in maximum, which lies
+    inside by construction."""
+    shares = np.asarray(shares, dtype=float)
+    est = float(np.clip(np.max(shares), lower, upper)) if shares.size and np.isfinite(shares).all() else float("nan")
+    if not interval or loo is None or len(loo) < 2 or not np.isfinite(est):
+        return est, float("nan"), float("nan")
+    loo = np.asarray(loo, dtype=float)
+    n_u, m = loo.shape
+    with np.errstate(all="ignore"):
+        var = (n_u - 1) / n_u * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0)
+        inner = (shares > 0) & (shares < 1) & (var > NO_SPREAD ** 2)
+        n_eff = np.where(inner, shares * (1 - shares) / np.where(inner, var, 1.0), float(n_answers))
+    n_eff = np.minimum(n_eff, float(n_answers))
+    z_hi = float(stats.t.ppf(1 - alpha / 2, n_u - 1))
+    z_lo = float(stats.t.ppf(1 - alpha / (2 * m), n_u - 1))
+    lo_j, _ = wilson_bounds(shares, n_eff, z_lo)
+    _, hi_j = wilson_bounds(shares, n_eff, z_hi)
+    lo = float(np.clip(np.max(lo_j), lower, upper))
+    hi = float(np.clip(np.max(hi_j), lower, upper))
+    return est, min(lo, est), max(hi, est)

@@ -24,7 +24,9 @@ steerability_p_soft
 
 Values and CIs: every one of these is a biased plug-in, so the value is the jackknife bias-corrected
 estimate and the CI its jackknife t interval over *personas* (all of a persona's answers move together;
-``metrics.intervals``). Steerability's baseline is one respondent: the variance of its borrowed spread
+``metrics.intervals``); top-1 and top-2, maxima of shares, keep the plug-in value with an interval projected from
+each share's (``intervals.max_share_interval``).
+Steerability's baseline is one respondent: the variance of its borrowed spread
 (``metrics.steerability.baseline_spread``) is added to the jackknife's, and the JSD's upward bias from the
 baseline's own noise (``metrics.steerability.baseline_bias``) is subtracted with the personas'. ``n_boot = 0``
 asks for no CIs; fewer than two personas: no CI (noted).

@@ -1,7 +1,8 @@
 """One interval method for every bounded, biased plug-in estimate: the jackknife (Tukey 1958) over the
 resampling units, a bias-corrected estimate with a t interval from the jackknife standard error.
 
-Used by inertia, the top-1 / top-2 concentrations, the steerability JSD and Rank-Order stability: each is a
+Used by inertia, the steerability JSD and Rank-Order stability (the top-1 / top-2 concentrations, maxima of
+shares, have :func:`max_share_interval`, whose reason is there): each is a
 non-linear function of pooled answers (an entropy, a maximum, a divergence, a Spearman rho), so its plug-in
 value is biased in small samples (the entropy of a pooled distribution downward, hence inertia upward; a
 JSD upward, away from 0; Spearman's rho toward 0), and bootstrap replicates carry that bias a second time:

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workloads  # noqa: E402
 from gguf_tensors import gguf_tensor_sizes  # noqa: E402
 
-from valuescope.backends.llamacpp import LlamaCppBackend, embedded_model_path  # noqa: E402
+from valuescope.backends.llamacpp import DEFAULT_SCHEDULER, LlamaCppBackend, embedded_model_path  # noqa: E402
 from valuescope.core.types import LetterScores, ScoreRequest  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------- machine
@@ -242,6 +242,13 @@ def _note(run: Run, chooser: object, work: list[ScoreRequest], reqs: list[ScoreR
         run.note = f"{used.count(1)} units on 1 thread, {len(used) - used.count(1)} on {getattr(chooser, 'cores', '?')}"
 
 
+def row_config(sched: str, threads: str, extra_buffers: str = "auto") -> str:
+    """A llama.cpp row's config column; the configuration a model block that sets none of scheduler,
+    n_threads and extra_buffers gets is marked ``default``."""
+    default = sched == DEFAULT_SCHEDULER and threads == "auto" and extra_buffers == "auto"
+    return f"{_threads(threads)} thr" + (", default" if default else "")
+
+
 def run_llamacpp(reqs: list[ScoreRequest], naive_reqs: list[ScoreRequest], rows: Sequence[tuple[str, str]],
                  uniq: Callable[[list[ScoreRequest]], int], extra_buffers: str = "auto") -> list[Run]:
     runs = []
@@ -250,12 +257,28 @@ def run_llamacpp(reqs: list[ScoreRequest], naive_reqs: list[ScoreRequest], rows:
         try:
             work = naive_reqs if sched == "naive" else reqs
             be.score(work[:1])  # warm-up (letter ids, thread pool); not timed
-            run = timed("llama.cpp", sched, f"{_threads(threads)} thr", be.score, work, uniq(work))
+            run = timed("llama.cpp", sched, row_config(sched, threads, extra_buffers), be.score, work, uniq(work))
             _note(run, getattr(be, "threads_chooser", None), work, reqs)
             runs.append(run)
         finally:
             be.close()
     return runs
+
+
+def median_runs(rounds: Sequence[Sequence[Run]]) -> list[Run]:
+    """Row by row, the run of median rate among repeated rounds of the same rows (the lower middle one
+    for an even count), its note giving the spread; rounds whose answers differ are flagged."""
+    out = []
+    for same_row in zip(*rounds, strict=True):
+        ranked = sorted(same_row, key=lambda r: r.qps)
+        mid = ranked[(len(ranked) - 1) // 2]
+        if len(ranked) > 1:
+            spread = f"median of {len(ranked)}: {ranked[0].qps:.3g}-{ranked[-1].qps:.3g}/s"
+            if any([a.probs for a in r.answers] != [a.probs for a in same_row[0].answers] for r in same_row):
+                spread += ", ANSWERS DIFFER BETWEEN RUNS"
+            mid.note = f"{mid.note}; {spread}" if mid.note else spread
+        out.append(mid)
+    return out
 
 
 def compare_extra_buffers(reqs: list[ScoreRequest], threads: str, uniq: Callable[[list[ScoreRequest]], int],
@@ -369,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--hf-rows", default="", help="comma-separated transformers rows sched:threads:dtype "
                     "(default: all)")
     ap.add_argument("--rows", default="", help="comma-separated llama.cpp rows sched:threads (default: all)")
+    ap.add_argument("--repeat", type=int, default=1, help="run the llama.cpp rows this many times (interleaved) "
+                    "and report each row's median run with the spread")
     ap.add_argument("--extra-buffers", choices=["auto", "on", "off", "compare"], default="auto",
                     help="llama.cpp extra buffer types; 'compare' times the prefix scheduler with them on and off")
     args = ap.parse_args(argv)
@@ -404,7 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.extra_buffers == "compare":
         runs = compare_extra_buffers(reqs, "1", uniq)
     else:
-        runs = run_llamacpp(reqs, naive_reqs, rows, uniq, args.extra_buffers)  # type: ignore[arg-type]
+        runs = median_runs([run_llamacpp(reqs, naive_reqs, rows, uniq, args.extra_buffers)  # type: ignore[arg-type]
+                            for _ in range(max(1, args.repeat))])
     if not args.no_hf and args.extra_buffers != "compare":
         hf_rows = [tuple(x.split(":")) for x in args.hf_rows.split(",")] if args.hf_rows else HF_ROWS
         runs += run_hf(reqs, naive_reqs, hf_rows, uniq)  # type: ignore[arg-type]

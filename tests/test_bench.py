@@ -101,6 +101,22 @@ def test_ceiling_arithmetic(bench):
     assert bench.matmul_gflops(n=256, repeats=2) > 0
 
 
+def test_default_row_is_marked_and_repeats_give_the_median(bench):
+    assert bench.row_config("prefix", "auto") == "auto thr, default"
+    assert bench.row_config("prefix", "1") == "1 thr" and bench.row_config("batched", "auto") == "auto thr"
+    assert bench.row_config("prefix", "auto", "off") == "auto thr"
+    from valuescope.core.types import LetterScores
+
+    def run(elapsed, p=0.5):
+        return bench.Run("llama.cpp", "prefix", "1 thr", 10, elapsed, 5, [LetterScores((p, 1 - p), 0.0)])
+
+    rounds = [[run(4.0)], [run(2.0)], [run(5.0)]]  # 2.5, 5 and 2 queries/s
+    (mid,) = bench.median_runs(rounds)
+    assert mid.elapsed_s == 4.0 and mid.note == "median of 3: 2-5/s"
+    (flagged,) = bench.median_runs([[run(4.0)], [run(2.0, p=0.6)]])
+    assert flagged.elapsed_s == 4.0 and flagged.note.endswith("ANSWERS DIFFER BETWEEN RUNS")
+
+
 @pytest.mark.slow  # the embedded model under three schedulers
 def test_rows_agree_and_shared_tokens_count_once(bench):
     # issue 28: 1 persona + baseline x 3 relevance items (6 prompts, 1140 tokens, 440 unique) instead of the

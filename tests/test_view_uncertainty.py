@@ -117,7 +117,7 @@ def test_power_cells_carry_a_wilson_interval_by_hand():
 def test_difference_interval_by_hand_and_coverage_for_independent_runs():
     """MOVER by hand; then known truth: two independent normal estimates with exact 95% intervals, the
     A - B interval covers the true difference about 95% of the time."""
-    from valuescope.output.report.tables import mover_difference
+    from valuescope.output.report.tables_compare import mover_difference
 
     d, lo, hi = mover_difference(0.5, 0.4, 0.7, 0.2, 0.1, 0.25)
     assert d == pytest.approx(0.3)
@@ -133,7 +133,7 @@ def test_difference_interval_by_hand_and_coverage_for_independent_runs():
 
 
 def test_two_runs_table_shows_a_b_and_difference():
-    from valuescope.output.report.tables import difference_tables
+    from valuescope.output.report.tables_compare import difference_tables
 
     def metrics(run_id, shift):
         return pd.DataFrame({"run_id": run_id, "model": "m", "instrument": "mfq30", "metric": "inertia_hard",
@@ -173,7 +173,7 @@ def test_paired_difference_is_narrower_and_covers_zero_for_shared_personas():
     from valuescope.analysis.metrics._common import metrics_frame
     from valuescope.analysis.metrics.dimension_metrics import dimension_metric_rows
     from valuescope.known_truth.simulate import prepare
-    from valuescope.output.report.tables import difference_frame, mover_difference
+    from valuescope.output.report.tables_compare import difference_frame, mover_difference
     from valuescope.study.spec import study_from_dict
     from valuescope.study.synthetic_spec import SyntheticSpec
 
@@ -220,7 +220,7 @@ def test_paired_difference_covers_a_planted_shift():
     from valuescope.analysis.metrics.dimension_metrics import dimension_metric_rows
     from valuescope.known_truth.simulate import prepare
     from valuescope.known_truth.truth import truth_tables
-    from valuescope.output.report.tables import difference_frame
+    from valuescope.output.report.tables_compare import difference_frame
     from valuescope.study.spec import study_from_dict
     from valuescope.study.synthetic_spec import SyntheticSpec
 

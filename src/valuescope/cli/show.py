@@ -69,7 +69,7 @@ def show(
             print_frame(run.metrics, title="all metrics", max_rows=10_000)
     if len(loaded) == 2:
         from valuescope.output.report.data import RunData
-        from valuescope.output.report.tables import difference_tables
+        from valuescope.output.report.tables_compare import difference_tables
 
         pair = [RunData(run_id=t.run_id, model=t.model, metrics=t.metrics, responses=t.responses) for t in loaded]
         for t in difference_tables(pair):

@@ -136,7 +136,7 @@ class Run:
         95% interval (``a``/``a_low``/``a_high``, ``b``..., ``diff``...): a paired bootstrap over the personas
         both runs share where they share them, else MOVER from the two intervals (``interval`` names which):
         what ``show A B`` and ``report A B`` print."""
-        from valuescope.output.report.tables import difference_frame
+        from valuescope.output.report.tables_compare import difference_frame
 
         o = _runs(other)[0]
         return difference_frame(self.metrics, o.metrics, self.responses, o.responses)

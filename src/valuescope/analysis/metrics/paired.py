@@ -3,7 +3,7 @@ bootstrap over the shared personas.
 
 Two runs of one persona set give positively correlated estimates (a persona that makes run A's answers
 concentrated does so in run B too), so combining the runs' own intervals as if independent (MOVER,
-``output.report.tables.mover_difference``) is too wide. Here each bootstrap draw resamples the shared
+``output.report.tables_compare.mover_difference``) is too wide. Here each bootstrap draw resamples the shared
 persona ids once (``bootstrap_index``, ``N_BOOT`` draws) and recomputes the metric in both runs from the
 same draw; the standard deviation of the replicated differences gives the interval
 ``diff -/+ z_{1-ALPHA/2} sd`` around the difference of the runs' reported estimates.

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from valuescope.output.report import tables
+from valuescope.output.report import tables, tables_compare
 from valuescope.output.report.data import EFFECT_COLUMNS, METRIC_COLUMNS, RunData
 from valuescope.output.report.derive import Skip
 from valuescope.output.report.plotting import DPI, png_bytes, style
@@ -212,7 +212,7 @@ def write_report(
         position=tables.position_table(runs),
         position_warnings=tables.position_warnings(runs),
         comparison=tables.comparison_table(comparison),
-        differences=tables.difference_tables(runs),
+        differences=tables_compare.difference_tables(runs),
         pairs=tables.pair_tables(runs),
         dpi=DPI,
         fig_dir=path.stem + FIG_SUFFIX,

@@ -4,7 +4,12 @@ embedded llama.cpp backend, the OpenAI-compatible backend against a real ``llama
 same GGUF read through transformers. All three models sit in one study's ``models:`` list and write
 to one store; the answers and headline metrics must agree.
 
-Tolerances (measured on this study, 40 queries x 6 options):
+Issue 28: 15 queries (2 personas and the baseline x one item per foundation, from both MFQ-30 parts: three
+option orders) instead of 40 (3 personas x two items per foundation); its queries are a subset of the old
+study's. That a run does not depend on the other models of its study runs on the synthetic backend.
+
+Tolerances of the answers (measured on the 40-query study, 6 options; on this one, 2026-12-05: server max
+1.5e-5, mean 5.6e-6; HF max 0.033, mean 0.0074, argmax agreement 1.0):
 
 - server vs embedded: both are llama.cpp on the same file with flash attention off; measured max
   |diff| 1.3e-5 per option, so the issue's bound of 0.05 holds with a wide margin.
@@ -12,9 +17,17 @@ Tolerances (measured on this study, 40 queries x 6 options):
   Q4_1 x Q8 blocks; the logits move by ~0.1. Measured max |diff| 0.042, mean 0.008, same argmax in
   every query (tests/test_backend_hf.py measured max 0.050 on PVQ prompts). Bounds: max 0.08,
   mean 0.02, argmax agreement >= 90%.
-- headline metrics: server vs embedded measured <= 3e-6 (bound 0.002); HF vs embedded measured
-  <= 0.0013 for inertia_soft (bound 0.005); steerability and position bias are undefined under this study's
-  per-persona option orders (no like-for-like pair, no respondent under two orders): NaN with the same note.
+
+The headline inertia_soft of a dimension is ``I(p) = 1 - H(p)/log2 K`` of the pooled distribution ``p`` (the
+mean of the persona answers), jackknife-corrected over personas. Its bound is derived from the answers'
+differences at this study's n, not measured: H is concave, so ``|H(q) - H(p)| <= max(|grad H(p) . (q - p)|,
+|grad H(q) . (q - p)|)``, and since the differences sum to 0 over the options, ``|grad H(x) . d| <= (max_j log2
+x_j - min_j log2 x_j) / 2 * ||d||_1`` with ``||q - p||_1 <= mean_i ||q_i - p_i||_1`` (the answers' mean L1
+difference); the jackknife ``n I(p) - (n - 1) mean_i I(p_-i)`` adds the same bound of each leave-one-out pool,
+weighted alike. The old fixed bound (0.005, measured 0.0013 with n = 6) does not hold at n = 2: the 15-query
+study measured 0.0081 (Ingroup). Steerability and position
+bias are undefined under this study's per-persona option orders (no like-for-like pair, no respondent under two
+orders): NaN with the same note.
 """
 
 from __future__ import annotations
@@ -35,12 +48,9 @@ from valuescope.execution.session import make_backend
 from valuescope.store.sqlite import Store
 from valuescope.study.spec import study_from_dict
 
-pytestmark = pytest.mark.slow
-
-# two items per foundation, one from each MFQ-30 part (relevance, agreement)
-ITEMS = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY", "RESPECT", "DECENCY",
-         "COMPASSION", "FAIRLY", "HISTORY", "KIDRESPECT", "HARMLESSDG"]
-N_PERSONAS = 3
+# one item per foundation, from both MFQ-30 parts (3 relevance, 2 agreement)
+ITEMS = ["EMOTIONALLY", "TREATED", "HISTORY", "KIDRESPECT", "DECENCY"]
+N_PERSONAS = 2  # and the baseline: three option orders
 PLANNED = (N_PERSONAS + 1) * len(ITEMS)
 PROBS = [f"p_{i}" for i in range(1, 7)]
 SHAPE = ["condition", "persona_id", "context", "repeat", "instrument", "item_id", "part", "wording",
@@ -152,6 +162,7 @@ def _aligned(xb, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return a, b
 
 
+@pytest.mark.slow  # the xb fixture: three real backends (the embedded model, a llama.cpp server, transformers)
 def test_every_backend_answers_every_planned_query(xb):
     for name, res in xb["results"].items():
         assert (res.planned, res.new, res.invalid, res.failed) == (PLANNED, PLANNED, 0, 0), name
@@ -161,6 +172,7 @@ def test_every_backend_answers_every_planned_query(xb):
         assert r["outside_mass"].between(0.0, 0.5).all()  # "Answer: (" makes letters likely
 
 
+@pytest.mark.slow
 def test_runs_differ_only_in_their_model_block(xb):
     runs = xb["runs"]
     shapes = {name: set(map(tuple, t.responses[SHAPE].astype(str).to_numpy())) for name, t in runs.items()}
@@ -181,6 +193,7 @@ def test_runs_differ_only_in_their_model_block(xb):
     assert len(set(prompts.values())) == 1, "every backend renders the same prompt through the GGUF template"
 
 
+@pytest.mark.slow
 def test_server_letter_distributions_match_embedded(xb):
     _need(xb, "server")
     assert xb["made"]["server"].mode == "completions"  # ``path`` given: the GGUF's template, raw prompts
@@ -192,6 +205,7 @@ def test_server_letter_distributions_match_embedded(xb):
     assert np.abs(a["outside_mass"].to_numpy() - b["outside_mass"].to_numpy()).max() < 0.01
 
 
+@pytest.mark.slow
 def test_hf_letter_distributions_match_embedded(xb):
     _need(xb, "hf")
     a, b = _aligned(xb, "hf")
@@ -202,17 +216,52 @@ def test_hf_letter_distributions_match_embedded(xb):
     assert np.abs(a["outside_mass"].to_numpy() - b["outside_mass"].to_numpy()).max() < 0.05
 
 
-@pytest.mark.parametrize(("model", "tol_inertia"), [("server", 0.002), ("hf", 0.005)])
-def test_headline_metrics_agree(xb, model, tol_inertia):
+def _inertia(q: np.ndarray) -> float:
+    return 1 + float(np.sum(q * np.log2(q))) / np.log2(len(q))
+
+
+def _inertia_bound(a: pd.DataFrame, b: pd.DataFrame, dimension: str) -> tuple[float, float, float]:
+    """(inertia_soft of a, of b, the bound on their difference) for one dimension, from the aligned tidy tables.
+
+    The metric is the jackknife-corrected inertia over personas: ``n I(p) - (n - 1) mean_i I(p_-i)`` clipped to
+    [0, 1] (``p``: the persona answers pooled, ``p_-i``: without persona i; metrics.dimension_metrics). Each
+    ``I`` moves by at most the concavity bound of the module's docstring for its own pool, and the clip does
+    not add to a difference, so the bound is ``n b(p) + (n - 1)/n sum_i b(p_-i)``."""
+    rows = (a.index.get_level_values("condition") == "persona") & (a["dimension"] == dimension).to_numpy()
+    units = a.index.get_level_values("persona_id")[rows]
+    pa, pb = (t.loc[rows, PROBS].to_numpy(float) for t in (a, b))
+    pa, pb = pa / pa.sum(axis=1, keepdims=True), pb / pb.sum(axis=1, keepdims=True)
+
+    def pooled(keep: np.ndarray) -> tuple[float, float, float]:
+        qa, qb = pa[keep].mean(axis=0), pb[keep].mean(axis=0)
+        spread = max(np.ptp(np.log2(qa)), np.ptp(np.log2(qb)))  # bits
+        l1 = float(np.abs(pb[keep] - pa[keep]).sum(axis=1).mean())  # the answers' mean L1 difference
+        return _inertia(qa), _inertia(qb), spread / 2 * l1 / np.log2(len(PROBS))
+
+    n = len(set(units))
+    ia, ib, bound = pooled(np.ones(len(units), bool))
+    loo = [pooled(units != u) for u in sorted(set(units))]
+    corrected = [float(np.clip(n * v - (n - 1) * np.mean([x[k] for x in loo]), 0, 1)) for k, v in ((0, ia), (1, ib))]
+    return corrected[0], corrected[1], n * bound + (n - 1) / n * sum(x[2] for x in loo)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["server", "hf"])
+def test_headline_metrics_agree(xb, model):
     _need(xb, model)
     cols = ["instrument", "context", "dimension"]
     a = headline(xb["runs"]["embedded"].metrics).set_index(cols).sort_index()
     b = headline(xb["runs"][model].metrics).set_index(cols).sort_index()
     assert a.index.equals(b.index)
     assert sorted(a.index.get_level_values("dimension")) == ["Authority", "Fairness", "Harm", "Ingroup", "Purity"]
-    assert (a["n"] == N_PERSONAS * 2).all() and (b["n"] == a["n"]).all()  # personas x items per dimension
-    assert a["inertia_soft"].notna().all() and b["inertia_soft"].notna().all()
-    assert np.abs(a["inertia_soft"] - b["inertia_soft"]).max() < tol_inertia
+    assert (a["n"] == N_PERSONAS).all() and (b["n"] == a["n"]).all()  # personas x items per dimension (1)
+    ra, rb = _aligned(xb, model)
+    for (_, _, dim), ia, ib in zip(a.index, a["inertia_soft"], b["inertia_soft"], strict=True):
+        want_a, want_b, bound = _inertia_bound(ra, rb, dim)
+        # each headline is the jackknifed inertia of its own run's answers (recomputed here from the stored rows)
+        assert ia == pytest.approx(want_a, abs=1e-9) and ib == pytest.approx(want_b, abs=1e-9), dim
+        # and the two differ by no more than their answers' differences allow (derived: module docstring)
+        assert abs(ia - ib) <= bound + 1e-12, (dim, ia - ib, bound)
     # options are permuted per persona and the baseline is asked under one order: steerability is compared
     # like for like only, so it is undefined here -- on every backend, with the same note
     for run in (xb["runs"]["embedded"].metrics, xb["runs"][model].metrics):
@@ -226,19 +275,28 @@ def test_headline_metrics_agree(xb, model, tol_inertia):
     assert "option_order: balanced" in str(pa["note"])
 
 
-def test_one_model_per_output_dir_gives_the_same_run(xb, tmp_path):
-    """The study with only the embedded model block, into its own directory: same run id, same answers
-    (a run never depends on the other models of its study)."""
-    study = study_from_dict(study_dict(tmp_path / "alone", [xb["study"].models[0].model_dump(mode="json")]))
-    [res] = run_study(study, backend_factory=xb["factory"])
-    assert res.run_id == xb["results"]["embedded"].run_id and res.new == PLANNED
+def test_one_model_per_output_dir_gives_the_same_run(tmp_path):
+    """A model's run in a study of two models equals the study with its model block alone, in its own directory:
+    same run id, same keys, same answers (a run never depends on the other models of its study). On the
+    synthetic backend (issue 28: was the embedded model against the three-backend store, 30 s): which run a
+    model's answers belong to is the runner's, whatever model answers."""
+    models = [{"name": name, "backend": "synthetic", "synthetic": {"seed": seed, "query_sd": 0.5}}
+              for name, seed in (("truth", 1), ("other", 2))]
+    both = {r.model: r for r in run_study(study_from_dict(study_dict(tmp_path / "both", models)))}
+    [alone] = run_study(study_from_dict(study_dict(tmp_path / "alone", models[:1])))
+    assert both["truth"].run_id == alone.run_id != both["other"].run_id
+    assert alone.new == both["truth"].new == both["other"].new == PLANNED
+    with Store(tmp_path / "both") as store:
+        shared = load_run(store, alone.run_id, with_metrics=False).responses.set_index(SHAPE).sort_index()
+        other = load_run(store, both["other"].run_id, with_metrics=False).responses.set_index(SHAPE).sort_index()
     with Store(tmp_path / "alone") as store:
-        alone = load_run(store, res.run_id, with_metrics=False).responses.set_index(SHAPE).sort_index()
-    shared = xb["runs"]["embedded"].responses.set_index(SHAPE).sort_index()
-    assert list(alone["key"]) == list(shared["key"])
-    np.testing.assert_allclose(alone[PROBS].to_numpy(), shared[PROBS].to_numpy(), atol=1e-6)
+        own = load_run(store, alone.run_id, with_metrics=False).responses.set_index(SHAPE).sort_index()
+    assert list(own["key"]) == list(shared["key"]) and not set(own["key"]) & set(other["key"])
+    assert own[PROBS].to_numpy().tolist() == shared[PROBS].to_numpy().tolist()  # bit for bit
+    assert not np.allclose(other[PROBS].to_numpy(), shared[PROBS].to_numpy())  # the other model answers otherwise
 
 
+@pytest.mark.slow
 def test_rerunning_the_three_model_study_resumes_with_nothing_new(xb):
     again = run_study(xb["study"], backend_factory=xb["factory"])
     assert [(r.model, r.already_done, r.new) for r in again] == [(m, PLANNED, 0) for m in xb["results"]]

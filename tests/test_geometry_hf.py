@@ -1,6 +1,7 @@
 """Persona states and steering hooks on the real embedded SmolLM2, read through transformers (``hf``).
 
-One small steered study (6 personas + baseline, 6 MFQ-30 items) runs once per module: its unsteered
+One small steered study (6 personas + baseline, 4 MFQ-30 items: two foundations, two items each, so that each
+persona's per-dimension steerability has a jackknife) runs once per module: its unsteered
 twin first (recording states), then the same study with the projection on the assistant axis capped
 at the no-persona median at the answer position. That capping at the no-persona level moves a persona's
 answer toward the baseline's is tested on the hook itself (one item, the axis at the answer position).
@@ -26,7 +27,7 @@ pytestmark = [
     pytest.mark.slow,
 ]
 
-ITEMS = ["EMOTIONALLY", "LOVECOUNTRY", "RESPECT", "COMPASSION", "HISTORY", "KIDRESPECT"]
+ITEMS = ["EMOTIONALLY", "LOVECOUNTRY", "COMPASSION", "HISTORY"]  # issue 28: Harm and Ingroup x 2 (was 6 items)
 LAYER = 15
 PERSONAS = """id,description,kind
 consultant,"You are a careful management consultant who gives balanced, factual advice.",assistant-like
@@ -95,7 +96,7 @@ def requests() -> list[ScoreRequest]:
 def test_zero_steering_changes_nothing_bit_for_bit(hf_backend):
     from valuescope.backends.hf_geometry import Steering
 
-    reqs = requests()
+    reqs = requests()[::2]  # one item, the baseline and the ghost (issue 28: was both items, 4 prompts)
     # with hooks every prompt is evaluated whole (the naive path); the prefix cache's packed passes
     # round differently (< 1e-5), so the unsteered reference is taken on the same path
     scheduler, hf_backend.scheduler = hf_backend.scheduler, "naive"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -175,3 +176,17 @@ class SharedBackend:
 
     def close(self) -> None:
         pass
+
+
+DOCS_REPO = Path(__file__).resolve().parents[1]
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+
+
+def code_blocks(name: str) -> list[tuple[str, str]]:
+    """(language, text) of every fenced block of a file of the repository (README.md, docs/*.md), in order."""
+    return [(m.group(1), m.group(2)) for m in FENCE.finditer((DOCS_REPO / name).read_text(encoding="utf-8"))]
+
+
+def block(name: str, number: int) -> str:
+    """The text of a file's ``number``-th fenced block (from 1)."""
+    return code_blocks(name)[number - 1][1]

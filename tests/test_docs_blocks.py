@@ -19,11 +19,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers import cli_at_width, cli_in_process, table_cells
+from helpers import block, cli_at_width, cli_in_process, code_blocks, table_cells
 
 REPO = Path(__file__).resolve().parents[1]
 DOC_FILES = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
-FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 #: (file, block number from 1, the block's first line) -> how it is checked
 HOW: dict[tuple[str, int, str], str] = {
@@ -47,7 +46,8 @@ HOW: dict[tuple[str, int, str], str] = {
     ("docs/backends.md", 6, "models:"): "test_study_fragments_validate (a paid API and a judge server)",
     ("docs/backends.md", 7, "models:"): "test_synthetic_model_blocks: run with block 8 as my_model.yaml",
     ("docs/backends.md", 8, "# my_model.yaml"): "test_synthetic_model_blocks",
-    ("docs/geometry.md", 1, "models:"): "test_study_fragments_validate (hf steering runs in test_geometry_hf)",
+    ("docs/geometry.md", 1, "models:"): "test_study_fragments_validate; run as written by test_geometry_hf's "
+    "steered study (its geometry and steer from this block, the embedded model through transformers)",
     ("docs/human_norms.md", 1, "instrument: mfq30"): "test_human_norms_blocks: the template with its '...' "
         "filled by numbers, read by load_norms",
     ("docs/human_norms.md", 2, "from valuescope.analysis.metrics.human import"): "test_human_norms_blocks: on a "
@@ -76,13 +76,6 @@ HOW: dict[tuple[str, int, str], str] = {
 }
 
 
-def code_blocks(name: str) -> list[tuple[str, str]]:
-    """(language, text) of every fenced block of a file, in order."""
-    return [(m.group(1), m.group(2)) for m in FENCE.finditer((REPO / name).read_text(encoding="utf-8"))]
-
-
-def block(name: str, number: int) -> str:
-    return code_blocks(name)[number - 1][1]
 
 
 def test_every_block_is_checked() -> None:

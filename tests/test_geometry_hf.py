@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import SharedBackend
+import yaml
+from helpers import SharedBackend, block
 
 from valuescope.core.types import Message, ScoreRequest
 
@@ -51,11 +52,17 @@ def hf_backend(hf_embedded_dir):
     backend.close()
 
 
+def docs_settings() -> dict:
+    """docs/geometry.md's settings block as written (models, geometry, steer): the steered study runs it."""
+    return yaml.safe_load(block("docs/geometry.md", 1))
+
+
 def study_dict(out: Path, personas: Path, steer: dict | None) -> dict:
-    d = {"name": "geo", "output": str(out), "models": [{"name": "smol-hf", "backend": "hf", "batch_size": 8}],
+    docs = docs_settings()
+    d = {"name": "geo", "output": str(out), "models": [{**m, "batch_size": 8} for m in docs["models"]],
          "instruments": [{"name": "mfq30", "items": ITEMS}],
          "population": {"baseline": True, "sources": [{"kind": "file", "path": str(personas)}]},
-         "option_order": "fixed", "report": False, "geometry": {"layers": [8, LAYER]}}
+         "option_order": "fixed", "report": False, "geometry": docs["geometry"]}
     if steer is not None:
         d["steer"] = steer
     return d
@@ -75,7 +82,9 @@ def steered(tmp_path_factory, hf_backend):
         built.append(model.name)
         return SharedBackend(hf_backend)
 
-    study = study_from_dict(study_dict(root / "out", personas, {"layer": LAYER, "cap": 0.5, "positions": "answer"}))
+    docs = docs_settings()
+    assert docs["geometry"]["layers"] == [8, LAYER] and docs["steer"]["layer"] == LAYER  # what the tests read
+    study = study_from_dict(study_dict(root / "out", personas, docs["steer"]))
     results = run_study(study, backend_factory=factory)
     return {"root": root, "study": study, "results": results, "factory": factory, "built": built,
             "personas": personas}

@@ -14,7 +14,10 @@ population, written here independently of ``valuescope.analysis.metrics`` (own e
   strata the baseline answered, the baseline standardised to their mix of strata (before, the baseline pooled over
   its own strata: under ``balanced`` with 40 personas, not a multiple of the K orders, a persona-blind model's
   truth read 0.0009 where the metric's estimand is 0). The baseline is one respondent per replication, so a
-  null model's truth carries a plug-in bias of its own of about 1e-4 bits (hard reading, 300 replications);
+  simulated null model's truth would carry a plug-in bias of its own of about 1e-4 bits (hard reading, 300
+  replications): for a persona-blind model (``SyntheticSpec.persona_blind``) compared with a baseline in the same
+  context (or with no drift, when the baseline is asked without the conversation) the truth is therefore 0 by
+  definition, not simulated: its personas answer from the baseline's distribution in every stratum;
 * ``rank_order``: Spearman rho over all personas between two contexts' scores, per repeat, averaged over
   repeats, per value and context pair; then over pairs (``all``) and values (dimension "");
 * ``ipsative``: per persona Spearman rho over values between two contexts, averaged over repeats, pairs and
@@ -111,7 +114,7 @@ def truth_tables(sim: Simulation, spec: SyntheticSpec, *, n_target: int = 4000, 
         raws.append(raw)
         scores.append(score)
     strata = _group_strata(list(skeys), s_soft, s_hard)
-    rows = _distribution_rows(list(dkeys), soft, hard, sim, strata["baseline"], strata["persona"])
+    rows = _distribution_rows(list(dkeys), soft, hard, sim, strata["baseline"], strata["persona"], spec)
     effects: list[dict[str, Any]] = []
     for inst_id, inst in sim.instruments.items():
         rows += _score_rows(inst_id, inst, index, np.stack(raws), np.stack(scores), effects)
@@ -160,7 +163,7 @@ def _matched(base: tuple[list[str], np.ndarray, np.ndarray], pers: tuple[list[st
 
 def _distribution_rows(keys: list[str], soft: np.ndarray, hard: np.ndarray, sim: Simulation,
                        base_strata: dict[tuple[str, str, str], Any],
-                       pers_strata: dict[tuple[str, str, str], Any]) -> list[tuple]:
+                       pers_strata: dict[tuple[str, str, str], Any], spec: SyntheticSpec) -> list[tuple]:
     k_of = sim.static.assign(_k=sim.design.k).groupby(["instrument", "dimension"])["_k"].first().to_dict()
     parts = [k.split("\x1f") if k else ["", "", "", ""] for k in keys]  # "": catch items
     base = {(i, c, d): j for j, (cond, i, c, d) in enumerate(parts) if cond == "baseline"}
@@ -180,8 +183,12 @@ def _distribution_rows(keys: list[str], soft: np.ndarray, hard: np.ndarray, sim:
                else None)
         if got is not None:
             q_soft, q_hard, p_soft, p_hard = got
-            rows += [(inst, "steerability_jsd_soft", dim, ctx, bctx, jsd(q_soft, p_soft)),
-                     (inst, "steerability_jsd_hard", dim, ctx, bctx, jsd(q_hard, p_hard))]
+            if spec.persona_blind and (bctx == ctx or spec.drift_sd == 0):  # the same distribution: 0 exactly
+                rows += [(inst, "steerability_jsd_soft", dim, ctx, bctx, 0.0),
+                         (inst, "steerability_jsd_hard", dim, ctx, bctx, 0.0)]
+            else:
+                rows += [(inst, "steerability_jsd_soft", dim, ctx, bctx, jsd(q_soft, p_soft)),
+                         (inst, "steerability_jsd_hard", dim, ctx, bctx, jsd(q_hard, p_hard))]
     return rows
 
 

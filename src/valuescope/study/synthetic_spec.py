@@ -88,6 +88,13 @@ class SyntheticSpec(BaseModel):
             raise ValueError("letter_bias must list at least 2 non-negative probabilities (A, B, ...)")
         return v
 
+    @property
+    def persona_blind(self) -> bool:
+        """No persona moves an answer: no persona spread, no attribute effect, no named persona's shift. Every
+        persona then answers from the distribution the no-persona baseline answers from in the same context."""
+        shifts = [v for group in (self.effects, self.personas) for m in group.values() for v in m.values()]
+        return self.persona_sd == 0 and not any(shifts)
+
     def dimension_keys(self) -> list[tuple[str, str]]:
         """(where, key) of every dimension key in the spec, for validation against the instruments."""
         out = [("baseline", k) for k in self.baseline]

@@ -23,6 +23,8 @@ from collections import Counter, defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from helpers import JSONHandler, LoopbackServer
+
 FAULTS = ("timeout", "429", "500", "503", "reset", "truncated", "malformed", "nologprobs")
 # the doomed bodies cycle through these (never "nologprobs" on every attempt: that is how a server
 # without logprobs looks, and the backend rightly switches to generation then)
@@ -188,14 +190,14 @@ def prompt_key(prompt: str) -> str:
     return hashlib.sha256(json.dumps(prompt, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class FastUpstream:
+class FastUpstream(LoopbackServer):
     """An OpenAI-compatible completions server that answers at once, as ``llama_cpp.server`` shapes its
     replies (``text_completion``, ``logprobs.top_logprobs`` as a list of token -> logprob maps), with letter
     logprobs derived from the prompt: the upstream for tests about the client's retries and resume, where a
     real model's latency on a loaded machine would only add genuine timeouts."""
 
     def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self):  # noqa: N802
@@ -206,37 +208,13 @@ class FastUpstream:
                 top = {c: math.log(w / total) for c, w in zip("ABCDEF", weights, strict=True)}
                 top[" I"] = math.log(0.2)
                 best = max(top, key=top.__getitem__)
-                self._send({"id": "cmpl-1", "object": "text_completion", "created": 0, "model": "x",
+                self.send_json(200, {"id": "cmpl-1", "object": "text_completion", "created": 0, "model": "x",
                             "choices": [{"text": best, "index": 0, "finish_reason": "length",
                                          "logprobs": {"tokens": [best], "text_offset": [0],
                                                       "token_logprobs": [top[best]], "top_logprobs": [top]}}],
                             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
 
             def do_GET(self):  # noqa: N802
-                self._send({"object": "list", "data": [{"id": "x", "object": "model", "owned_by": "me"}]})
+                self.send_json(200, {"object": "list", "data": [{"id": "x", "object": "model", "owned_by": "me"}]})
 
-            def _send(self, payload) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
+        super().__init__(Handler)

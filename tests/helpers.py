@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import os
 import re
 import socket
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -190,3 +193,37 @@ def code_blocks(name: str) -> list[tuple[str, str]]:
 def block(name: str, number: int) -> str:
     """The text of a file's ``number``-th fenced block (from 1)."""
     return code_blocks(name)[number - 1][1]
+
+
+class JSONHandler(BaseHTTPRequestHandler):
+    """The shared parts of a loopback test server's request handler: JSON replies, no request log."""
+
+    def send_json(self, status: int, payload: object) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 at a port the kernel picks (no fixed port: xdist workers run side by
+    side); as a context manager it serves and gives its OpenAI-style base URL (``.../v1``)."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)

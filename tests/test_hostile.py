@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import JSONHandler, LoopbackServer
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")  # the checkout under test, whatever is installed
 TABLES = ("runs", "responses", "failures", "conversations", "run_conversations")
@@ -529,41 +530,20 @@ def test_error_values_are_formatted_lazily() -> None:
     assert len(text) <= 60 and text.startswith("[[[") and text.endswith("...")
 
 
-class _RefusingServer:
+class _RefusingServer(LoopbackServer):
     """A loopback OpenAI-compatible server that refuses every key with 401, echoing the Authorization header
     it received in the error body (as careless gateways do)."""
 
     def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def _refuse(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = json.dumps({"error": {"message": f"invalid key in header {self.headers.get('Authorization')}",
-                                             "type": "invalid_request_error"}}).encode()
-                self.send_response(401)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_json(401, {"error": {"message": f"invalid key in header {self.headers.get('Authorization')}",
+                                               "type": "invalid_request_error"}})
 
             do_GET = do_POST = _refuse  # noqa: N815
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # a port the kernel picks
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def test_refused_key_keeps_the_placeholder(base: Path, tmp_path: Path, monkeypatch) -> None:

@@ -24,19 +24,18 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import cli_in_process
+from helpers import JSONHandler, LoopbackServer, cli_in_process
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")  # the checkout under test, whatever is installed
 SECRET = "sk-vs-test-SECRET-4f9c2e7a1b8d"
 ENV = "VS_TEST_KEY"
 
 
-class KeyCheckingServer:
+class KeyCheckingServer(LoopbackServer):
     """/v1/chat/completions with top_logprobs over the letters A-F, derived from the request text.
 
     Wrong key: 401 echoing the header. The first distinct prompt (while ``doom`` is on): 500 echoing
@@ -50,12 +49,12 @@ class KeyCheckingServer:
         self.lock = threading.Lock()
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 auth = self.headers.get("Authorization", "")
                 if auth != outer.expected:
-                    return self._send(401, {"error": {"message": f"invalid key in header {auth!r}"}})
+                    return self.send_json(401, {"error": {"message": f"invalid key in header {auth!r}"}})
                 digest = hashlib.sha256(json.dumps(json.loads(body)["messages"]).encode()).hexdigest()
                 with outer.lock:
                     outer.authorised += 1
@@ -63,13 +62,13 @@ class KeyCheckingServer:
                         outer.doomed = digest
                     failing = outer.doom and outer.doomed == digest
                 if failing:
-                    return self._send(500, {"error": {"message": f"upstream failed for {auth}"}})
+                    return self.send_json(500, {"error": {"message": f"upstream failed for {auth}"}})
                 weights = [int(digest[2 * i: 2 * i + 2], 16) + 1 for i in range(6)]
                 total = sum(weights) * 1.25  # a fifth of the mass on a non-letter token
                 top = [{"token": c, "logprob": math.log(w / total), "bytes": None}
                        for c, w in zip("ABCDEF", weights, strict=True)]
                 top.append({"token": "I", "logprob": math.log(0.2), "bytes": None})
-                self._send(200, {
+                self.send_json(200, {
                     "id": "c1", "object": "chat.completion", "created": 0, "model": "m",
                     "choices": [{"index": 0, "finish_reason": "length",
                                  "message": {"role": "assistant", "content": "A"},
@@ -77,28 +76,7 @@ class KeyCheckingServer:
                                                            "bytes": None, "top_logprobs": top}]}}],
                 })
 
-            def _send(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def vs(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from helpers import cli_at_width
 from helpers import cli_in_process as vs
 
 SMALL = {
@@ -192,3 +193,54 @@ def test_unreachable_server_leaves_the_store_unchanged(tmp_path):
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert hashlib.sha256(store.read_bytes()).hexdigest() == before
     assert not (out / "valuescope.sqlite-wal").exists() or (out / "valuescope.sqlite-wal").stat().st_size == 0
+
+
+def _tables(text: str) -> dict[str, list[dict[str, str]]]:
+    """Per table title the rows of a rich table printed wide enough that no cell wraps: {column: cell}."""
+    out: dict[str, list[dict[str, str]]] = {}
+    lines = text.splitlines()
+    title, header = "", []
+    for i, line in enumerate(lines):
+        if line.startswith("┏") and i:
+            title = lines[i - 1].strip()
+        elif line.startswith("┃"):
+            header = [c.strip() for c in line.split("┃")[1:-1]]
+        elif line.startswith("│"):
+            out.setdefault(title, []).append(dict(zip(header, [c.strip() for c in line.split("│")[1:-1]],
+                                                      strict=True)))
+    return out
+
+
+def test_show_gives_every_headline_number_its_exported_interval(tmp_path):
+    """Issue 26 leftover: the compact headline printed inert_soft, top1, top2 and rank_order without intervals.
+    Two contexts (so rank_order exists) on the synthetic model: every shown cell is the long metrics table's
+    (the export's) value [ci_low, ci_high] of that metric, dimension and context, in the shared format."""
+    from valuescope.output.api import Run
+    from valuescope.output.numbers import fmt_ci
+
+    study = write_study(tmp_path, {**SMALL, "population": {"baseline": True, "sources": [
+        {"kind": "wvs", "n": 5, "seeds": [111]}]}, "contexts": {"topics": ["none", "chess"], "n_messages": [1]},
+        "output": str(tmp_path / "out")})
+    assert vs("run", str(study), "--no-report", "-q", cwd=tmp_path).returncode == 0
+    res, text = cli_at_width(300, "show", "small", "--dir", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    metrics = Run(tmp_path / "out", "small").metrics
+    shown_as = {"inert_hard": "inertia_hard", "steer_hard": "steerability_jsd_hard", "inert_soft": "inertia_soft",
+                "steer_soft": "steerability_jsd_soft", "top1_hard": "top1_share_hard",
+                "top2adj_hard": "top2_adjacent_hard", "rank_order": "rank_order"}
+    tables = {t: rows for t, rows in _tables(text).items() if "headline: mfq30" in t}
+    checked: dict[str, int] = {}
+    for rows in tables.values():
+        for row in rows:
+            for col, metric in shown_as.items():
+                if col not in row:
+                    continue
+                m = metrics[(metrics["metric"] == metric) & (metrics["dimension"] == row["dimension"])]
+                # rank_order is over all context pairs; the others are per context
+                m = m[(m["context_a"] == "all") & (m["context_b"] == "all")] if metric == "rank_order" \
+                    else m[m["context_a"] == row["context"]]
+                (r,) = m[["value", "ci_low", "ci_high"]].itertuples(index=False)
+                assert row[col] == fmt_ci(*r), (col, row)
+                checked[col] = checked.get(col, 0) + ("[" in row[col])
+    # the four that had no interval: shown with one in every row (2 contexts x 5 dimensions)
+    assert all(checked.get(c) == 10 for c in ("inert_soft", "top1_hard", "top2adj_hard", "rank_order")), checked

@@ -125,9 +125,12 @@ def test_headline_is_one_row_per_dimension():
     h = headline(m)
     assert list(h.columns) == HEADLINE_COLUMNS
     assert sorted(h["dimension"]) == ["Fairness", "Harm", "Purity"]
-    for name in ("inertia_hard", "inertia_soft", "steerability_jsd_hard", "top1_share_hard"):
-        vals = m[m.metric == name].set_index("dimension")["value"]
-        assert h.set_index("dimension")[name].to_dict() == pytest.approx(vals.to_dict())
+    for name in ("inertia_hard", "inertia_soft", "steerability_jsd_hard", "top1_share_hard", "top2_adjacent_hard"):
+        long = m[m.metric == name].set_index("dimension")
+        # one rule: each headline number and its bounds are the long (exported) table's value, ci_low, ci_high
+        for col, src in ((name, "value"), (f"{name}_low", "ci_low"), (f"{name}_high", "ci_high")):
+            assert h.set_index("dimension")[col].to_dict() == pytest.approx(long[src].to_dict()), col
+        assert long["ci_low"].notna().all()
     assert h["rank_order"].isna().all() and (h["n"] > 0).all()
     assert headline(m.iloc[0:0]).empty
 

@@ -180,36 +180,39 @@ def _print_geometry(run) -> None:
 
 def _compact(head) -> dict:
     """The headline table of one instrument for a terminal, split so each part fits 80 columns (a cell may
-    wrap, none is cut): the answers (hard: inertia and steerability with CIs, permutation p), the probabilities
-    (soft) and the answers' concentration (with the rank order across contexts). Every column keeps its reading
-    (hard = answers, soft = probabilities); value [CI] in one cell, in the shared number format; the context
-    column only when there are several."""
+    wrap, none is cut): the answers (hard: inertia and steerability, permutation p), the probabilities (soft) and
+    the answers' concentration (with the rank order across contexts). Every column keeps its reading (hard =
+    answers, soft = probabilities); every cell is value [95% CI] from the headline's ``_low``/``_high`` columns
+    (the long table's interval, as exported; a p has none), in the shared number format; the context column only
+    when there are several."""
     import pandas as pd
 
-    from valuescope.output.numbers import fmt_ci, fmt_num
+    from valuescope.output.numbers import fmt_ci
 
-    def ci(row, m):
-        return fmt_ci(row[m], row[f"{m}_low"], row[f"{m}_high"])
-
+    #: part -> (shown column, headline metric)
+    parts = {
+        "answers (hard)": [("inert_hard", "inertia_hard"), ("steer_hard", "steerability_jsd_hard"),
+                           ("p_hard", "steerability_p_hard")],
+        "probabilities (soft)": [("inert_soft", "inertia_soft"), ("steer_soft", "steerability_jsd_soft"),
+                                 ("p_soft", "steerability_p_soft")],
+        "concentration": [("top1_hard", "top1_share_hard"), ("top2adj_hard", "top2_adjacent_hard"),
+                          ("rank_order", "rank_order")],
+    }
     several = head["context"].nunique() > 1
-    hard, soft, conc = [], [], []
+    rows: dict[str, list[dict]] = {part: [] for part in parts}
     for _, r in head.iterrows():
         key = ({"context": r["context"]} if several else {}) | {"dimension": r["dimension"]}
-        hard.append({**key, "inert_hard": ci(r, "inertia_hard"), "steer_hard": ci(r, "steerability_jsd_hard"),
-                     "p_hard": fmt_num(r["steerability_p_hard"]), "n": str(int(r["n"]))})
-        soft.append({**key, "inert_soft": fmt_num(r["inertia_soft"]), "steer_soft": ci(r, "steerability_jsd_soft"),
-                     "p_soft": fmt_num(r["steerability_p_soft"])})
-        conc.append({**key, "top1_hard": fmt_num(r["top1_share_hard"]),
-                     "top2adj_hard": fmt_num(r["top2_adjacent_hard"]), "rank_order": fmt_num(r["rank_order"])})
+        for part, cols in parts.items():
+            cells = {shown: fmt_ci(r[m], r[f"{m}_low"], r[f"{m}_high"]) for shown, m in cols}
+            rows[part].append({**key, **cells, **({"n": str(int(r["n"]))} if part == "answers (hard)" else {})})
 
-    def drop_empty(rows):  # a column with no value says nothing (the notes say why); nor does a table
-        frame = pd.DataFrame(rows)
+    def drop_empty(part_rows):  # a column with no value says nothing (the notes say why); nor does a table
+        frame = pd.DataFrame(part_rows)
         frame = frame[[c for c in frame.columns if not (len(frame) and (frame[c] == "–").all())]]
         return frame if len(frame.columns) > (2 if several else 1) else None
 
-    parts = {"answers (hard)": drop_empty(hard), "probabilities (soft)": drop_empty(soft),
-             "concentration": drop_empty(conc)}
-    return {k: v for k, v in parts.items() if v is not None}
+    shown = {part: drop_empty(r) for part, r in rows.items()}
+    return {k: v for k, v in shown.items() if v is not None}
 
 
 def _print_effects(run) -> None:

@@ -136,16 +136,17 @@ def _convergence_rows(g: pd.DataFrame, group: tuple, n_boot: int, seed: int,
     return out
 
 
-#: headline metric -> column stem; every column names its reading (hard = answers, soft = probabilities)
-_HEADLINE_METRICS = {
-    "inertia_hard": True, "inertia_soft": False, "steerability_jsd_hard": True, "steerability_p_hard": False,
-    "steerability_jsd_soft": True, "steerability_p_soft": False, "top1_share_hard": False,
-    "top2_adjacent_hard": False,
-}
+#: the headline's metrics, in column order; every column names its reading (hard = answers, soft = probabilities).
+#: One rule for every one of them, rank_order included: value, ``_low`` and ``_high`` are the long table's value,
+#: ci_low and ci_high (the rows the export writes), so every number the headline shows comes with its interval.
+#: A permutation p has none (its long-table bounds are NaN): a test's result, not an estimate.
+_HEADLINE_METRICS = ("inertia_hard", "inertia_soft", "steerability_jsd_hard", "steerability_p_hard",
+                     "steerability_jsd_soft", "steerability_p_soft", "top1_share_hard", "top2_adjacent_hard")
+_RANK_ORDER = "rank_order"  #: over all context pairs (context_a = context_b = "all"), per dimension
 HEADLINE_COLUMNS = [
     "run_id", "model", "instrument", "context", "dimension",
-    *[c for m, ci in _HEADLINE_METRICS.items() for c in ([m, f"{m}_low", f"{m}_high"] if ci else [m])],
-    "rank_order", "n",
+    *[c for m in (*_HEADLINE_METRICS, _RANK_ORDER) for c in (m, f"{m}_low", f"{m}_high")],
+    "n",
 ]
 
 
@@ -154,7 +155,8 @@ def headline(metrics: pd.DataFrame) -> pd.DataFrame:
     (``inertia_hard``, Lee et al.'s I(d), with CI) and on the probabilities (``inertia_soft``), the
     like-for-like Steerability JSD in both readings (with CI and within-stratum permutation p), the
     top-1 share and top-2 adjacent concentration of the answers, and the Rank-Order stability of the
-    dimension averaged over context pairs (NaN with one context).
+    dimension averaged over context pairs (NaN with one context). Every metric ``m`` comes with ``m_low`` and
+    ``m_high``: the long table's 95% interval of that row (NaN where it has none, e.g. a permutation p).
 
     One row per (run_id, model, instrument, context, dimension); ``n`` = usable persona answers.
     """
@@ -173,17 +175,16 @@ def headline(metrics: pd.DataFrame) -> pd.DataFrame:
         return wide[(kind, metric)] if (kind, metric) in wide.columns else pd.Series(np.nan, index=wide.index)
 
     data: dict[str, pd.Series] = {}
-    for metric, with_ci in _HEADLINE_METRICS.items():
-        data[metric] = col("value", metric)
-        if with_ci:
-            data[f"{metric}_low"] = col("ci_low", metric)
-            data[f"{metric}_high"] = col("ci_high", metric)
+    for metric in _HEADLINE_METRICS:
+        for kind, column in (("value", metric), ("ci_low", f"{metric}_low"), ("ci_high", f"{metric}_high")):
+            data[column] = col(kind, metric)
     out = pd.DataFrame(data).reset_index().rename(columns={"context_a": "context"})
     n = m[m["metric"] == "inertia_hard"].drop_duplicates(keys).set_index(keys)["n"].rename("n")
     out = out.merge(n.reset_index().rename(columns={"context_a": "context"}), how="left",
                     on=["run_id", "model", "instrument", "context", "dimension"])
-    ro = m[(m["metric"] == "rank_order") & (m["context_a"] == ALL) & (m["context_b"] == ALL)]
-    ro = ro[["run_id", "model", "instrument", "dimension", "value"]].rename(columns={"value": "rank_order"})
+    ro = m[(m["metric"] == _RANK_ORDER) & (m["context_a"] == ALL) & (m["context_b"] == ALL)]
+    ro = ro[["run_id", "model", "instrument", "dimension", "value", "ci_low", "ci_high"]].rename(columns={
+        "value": _RANK_ORDER, "ci_low": f"{_RANK_ORDER}_low", "ci_high": f"{_RANK_ORDER}_high"})
     out = out.merge(ro, how="left", on=["run_id", "model", "instrument", "dimension"])
     out["n"] = out["n"].fillna(0).astype("int64")
     return out[HEADLINE_COLUMNS].sort_values(["run_id", "model", "instrument", "context", "dimension"],

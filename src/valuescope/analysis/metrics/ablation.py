@@ -105,15 +105,28 @@ def _corr_rows(a: pd.Series, b: pd.Series, *, by: str, method: str, metric: str,
 
 
 def fisher_interval(r: float, n: int, spearman: bool = False) -> tuple[float, float]:
-    """95% interval of a correlation over ``n`` pairs by Fisher's z: atanh(r) +- 1.96 se, se = 1/sqrt(n - 3)
-    (Spearman: sqrt(1.06 / (n - 3)), Fieller, Hartley & Pearson 1957); NaN below 4 pairs, (r, r) at |r| = 1."""
+    """95% interval of a correlation over ``n`` pairs by Fisher's z: atanh(r) +- 1.96 se; NaN below 4 pairs.
+
+    Pearson: se = 1/sqrt(n - 3); at |r| = 1 (identical answers, r = 1 by construction) the interval is (r, r).
+    Spearman: Bonett & Wright's (2000) se = sqrt((1 + r^2 / 2) / (n - 3)). Fieller, Hartley & Pearson's
+    sqrt(1.06 / (n - 3)) covered a normal pair's population rho_s in only 0.91 (n = 10) and 0.93 (n = 30) of
+    replications at rho = 0.9 (0.947 and 0.955 with Bonett-Wright). With few units every rank can agree (r = +-1;
+    P = 0.23 at n = 5, rho = 0.9), where Fisher's z is infinite: the interval is then that of the nearest value
+    below, 1 - 12 / (n (n^2 - 1)), closed at +-1 ((1, 1) covered 0.76 of those replications, this 0.99).
+    Measured coverage: tests/test_metrics_ablation.py::test_fisher_interval_covers_a_known_correlation."""
     if not np.isfinite(r) or n < 4:
         return float("nan"), float("nan")
-    if abs(r) >= 1:
+    edge = abs(r) >= 1
+    if edge and not spearman:
         return r, r
-    se = np.sqrt((1.06 if spearman else 1.0) / (n - 3))
+    if edge:
+        r = float(np.sign(r)) * (1 - 12 / (n * (n * n - 1)))
+    se = np.sqrt((1 + r * r / 2 if spearman else 1.0) / (n - 3))
     z = np.arctanh(r)
-    return float(np.tanh(z - 1.959964 * se)), float(np.tanh(z + 1.959964 * se))
+    lo, hi = float(np.tanh(z - 1.959964 * se)), float(np.tanh(z + 1.959964 * se))
+    if edge:
+        lo, hi = (lo, 1.0) if r > 0 else (-1.0, hi)
+    return lo, hi
 
 
 def compare_runs(a: pd.DataFrame, b: pd.DataFrame, study_a: dict[str, Any], study_b: dict[str, Any]) -> pd.DataFrame:

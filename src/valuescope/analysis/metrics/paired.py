@@ -11,7 +11,7 @@ same draw; the standard deviation of the replicated differences gives the interv
 Paired here: inertia in both readings (``PAIRED_METRICS``), per (instrument, persona context, dimension)
 where both runs hold answers from exactly the same personas with the same number of options. Steerability
 keeps the independent combination: its interval also carries the variance of each run's baseline, which
-resampling personas does not reproduce.
+resampling personas does not reproduce, and its bias corrections are per run (docs/metrics.md, "Two runs: A − B").
 """
 
 from __future__ import annotations

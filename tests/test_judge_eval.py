@@ -4,9 +4,9 @@ labelled replies; the sample file's reader and its one-line errors.
 Issue 28: the CLI runs in this process (helpers.cli_in_process: typer's runner, no interpreter start). The
 text output (accuracy line, confusion table) is checked against a judge whose answers are known, on 8 of the
 example's replies (every gold label, every option set); the embedded judge answers those 8 through the CLI
-(--json) and through the library function, which must agree. Before: the embedded judge on all 40 replies
+(--json), whose report must be the library function's on that judge's answers. Before: the embedded judge on all 40 replies
 (text output, consistency only) and on the first 8 (--json), each in a process.
-(about 2.7 CPU-s per judged reply with one llama.cpp thread here)."""
+(about 2.7 CPU-s per judged reply with one llama.cpp thread here; the --json test judges each of its 8 once)."""
 
 from __future__ import annotations
 
@@ -152,14 +152,59 @@ def test_judge_eval_table_from_a_known_judge(tmp_path, monkeypatch):
     assert rows == {**first, "none": [0, 0, 0, 0, 0, 0, 1]}
 
 
-@pytest.mark.slow  # the embedded model judges 8 replies twice (the CLI's model and the session's)
-def test_json_output_matches_the_library_function(tmp_path, embedded_backend):
+class Recording:
+    """The CLI's judge, wrapped: every request it scored and what it answered, in order."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.asked = inner, []
+
+    def score(self, requests):
+        out = self.inner.score(requests)
+        self.asked += list(zip(requests, out, strict=True))
+        return out
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Replay:
+    """A judge that gives, for each request, what the recorded judge answered to that very request (a
+    request it was not asked fails the test)."""
+
+    def __init__(self, asked) -> None:
+        self.answers = dict(asked)
+
+    def score(self, requests):
+        return [self.answers[r] for r in requests]
+
+
+@pytest.mark.slow  # the embedded model judges 8 replies (about 2.3 s each on one core: ~145 prompt tokens apiece)
+def test_json_output_matches_the_library_function(tmp_path, monkeypatch):
+    """The CLI loads the embedded judge from ``backend=llamacpp`` and reports, as JSON, what the library
+    function computes from that judge's answers. Issue 28: the library function reads the answers the CLI's
+    model gave to the same prompts (a replay keyed by request: the library must ask exactly those prompts)
+    instead of a second model judging the 8 replies again (answers depend only on the prompt:
+    test_determinism); 8 evaluations instead of 16 (38.5 s in the quiet durations run)."""
+    from valuescope.backends.llamacpp import LlamaCppBackend, embedded_model_path
+    from valuescope.execution import runner
+
+    judges: list[Recording] = []
+    real = runner.make_backend
+
+    def recorded(spec):
+        judges.append(Recording(real(spec)))
+        return judges[-1]
+
+    monkeypatch.setattr(runner, "make_backend", recorded)
     p = _judged_file(tmp_path)
     res = vs("judge-eval", "-s", str(p), "--judge", "backend=llamacpp", "--json")
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
+    (judge,) = judges
+    assert isinstance(judge.inner, LlamaCppBackend) and judge.inner.model_path == embedded_model_path()
     samples = read_labelled_samples(p)
-    want = judge_eval(embedded_backend, samples)  # same model, same prompts: the same answers
+    assert len(judge.asked) == 8 and all(ans.valid for _, ans in judge.asked)  # a letter distribution each
+    want = judge_eval(Replay(judge.asked), samples)
     assert report == {"judge": "smollm2-135m", "backend": "llamacpp", **want}
     assert report["n"] == 8 and report["rule_accuracy"] == rule_accuracy(samples)
     confusion = report["confusion"]

@@ -91,8 +91,8 @@ def flat_conversation_responses(seed: int, n_personas: int = 20, n_items: int = 
 
 @functools.cache
 def _narrowing_null(reps: int = 40) -> pd.DataFrame:
-    rows = pd.concat([narrowing_rows(flat_conversation_responses(rep), n_boot=200, seed=rep) for rep in range(reps)])
-    return rows[rows["metric"].str.contains("slope")]
+    return pd.concat([narrowing_rows(flat_conversation_responses(rep), n_boot=200, seed=rep).assign(_rep=rep)
+                      for rep in range(reps)])
 
 
 def _check_null(metrics: tuple[str, ...]) -> None:
@@ -116,6 +116,50 @@ def test_narrowing_baseline_slopes_null():
     # measured at 200 replications (600 intervals): slope_baseline 0.045, slope_diff 0.067; the percentile
     # bootstrap over the baseline's 2-4 conversations per length missed 0.18 and 0.15 (strict xfail until then)
     _check_null(("narrowing_slope_baseline", "narrowing_slope_diff"))
+
+
+def _dirichlet_draws(rng: np.random.Generator, centre: np.ndarray, k: int = 6) -> np.ndarray:
+    """Answers drawn as ``flat_conversation_responses`` draws them around option ``centre`` (by hand)."""
+    alpha = np.full((len(centre), k), 0.3)
+    alpha[np.arange(len(centre)), centre] += 5.0
+    g = rng.gamma(alpha)
+    return g / g.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.slow  # the 40 replications shared with the slope tests; the truths by hand: about 2 s more
+def test_narrowing_per_length_intervals_cover_the_truth():
+    """Per-length intervals on the flat null, against truths computed here, not by the code under test. Every
+    answer is a Dirichlet(5.3, 0.3, ...) draw up to a permutation of the options, so the mean normalised entropy
+    is one constant at every length, for personas and baseline alike. The spread's truth per cell is the sd over
+    personas (shift -1, 0, +1 equally likely, clipped to the scale) of the expected answer around the item's
+    centre, averaged over the items of a dimension. The baseline has 2 conversations at n = 0 and 4 at n = 2, 4:
+    the percentile bootstrap covered the entropy in 0.49 and 0.82-0.86 of intervals (100 replications), the
+    t interval 0.94-0.96; the spread's jackknife t 0.94-0.96 (60 replications; percentile 0.88-0.92). Bound as the
+    slopes': misses <= 0.05 + 3 binomial SDs over 40 replications (the rows of one replication are correlated)."""
+    rng = np.random.default_rng(2024)
+    k = 6
+    answers = _dirichlet_draws(rng, np.zeros(400_000, dtype=int))  # the truth's MC se: 2.5e-4
+    with np.errstate(all="ignore"):
+        h_truth = float(np.mean(-np.where(answers > 0, answers * np.log2(answers), 0.0).sum(axis=1) / np.log2(k)))
+    sd_of = []
+    for c in range(k):
+        shift = rng.integers(-1, 2, size=100_000)
+        sd_of.append(float((_dirichlet_draws(rng, np.clip(c + shift, 0, k - 1)) @ np.arange(1, k + 1)).std()))
+    rows = _narrowing_null()
+    bound = 0.05 + 3 * np.sqrt(0.05 * 0.95 / 40)
+    for metric in ("narrowing_entropy_persona", "narrowing_entropy_baseline"):
+        sub = rows[rows["metric"] == metric]
+        assert len(sub) == 40 * 3 * 3 and sub["ci_low"].notna().all()  # 3 dimension rows x 3 lengths
+        miss = float(((sub["ci_low"] > h_truth) | (sub["ci_high"] < h_truth)).mean())
+        assert miss <= bound, (metric, miss)
+    spread, truths = rows[rows["metric"] == "narrowing_spread"], []
+    for rep, sub in spread.groupby("_rep", sort=False):
+        centre = np.random.default_rng(rep).integers(0, k, size=12)  # the generator's first draw: item centres
+        by_dim = {"": centre, "Harm": centre[1::2], "Care": centre[0::2]}
+        truths += [float(np.mean([sd_of[c] for c in by_dim[d]])) for d in sub["dimension"]]
+    truth = np.asarray(truths)
+    miss = float(((spread["ci_low"] > truth) | (spread["ci_high"] < truth)).mean())
+    assert len(spread) == 40 * 9 and miss <= bound, miss
 
 
 @pytest.mark.slow  # 10 replications: about 15 s on the loaded dev machine

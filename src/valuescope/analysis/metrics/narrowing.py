@@ -6,10 +6,13 @@ Computed for any run whose answers come at two or more conversation lengths ``n`
 a list; "none" counts as n = 0). Per answer, the normalised entropy ``h = H(p) / log2 K`` (0 = all mass on
 one option, 1 = uniform). Per (dimension, n):
 
-* ``narrowing_entropy_persona`` / ``narrowing_entropy_baseline``: mean h over the answers; CI: bootstrap
-  over personas (baseline: over its conversations, one per topic and repeat);
+* ``narrowing_entropy_persona`` / ``narrowing_entropy_baseline``: mean h over the answers; CI: the slopes'
+  t interval over the independent units (personas; the baseline's conversations, one per topic and repeat) for
+  that length alone (:func:`length_means`; the percentile bootstrap it replaced covered 0.49 with the baseline's
+  2 conversations at n = 0);
 * ``narrowing_spread``: how differently personas answer: for every (item, topic, repeat) the standard
-  deviation over personas of the expected answer, averaged; CI: bootstrap over personas;
+  deviation over personas of the expected answer, averaged; CI: delete-one-persona jackknife, t on n - 1 df
+  (the spread slope's rule);
 * ``narrowing_slope_persona`` / ``..._baseline``: least-squares slope of the per-length means against n
   (change per message; < 0 = narrowing); CI: a t interval over the independent units (personas; the
   baseline's conversations) with a cluster-robust (CR2) variance and Welch-Satterthwaite df
@@ -29,13 +32,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from valuescope.analysis.metrics._common import (
-    group_rng,
     metric_row,
     metrics_frame,
-    percentile_ci,
     prob_columns,
     quiet,
     unit_ids,
@@ -65,50 +66,72 @@ def _slope(ns: np.ndarray, ys: np.ndarray) -> np.ndarray:
         return np.nansum(dx * dy, axis=-1) / np.nansum(dx * dx, axis=-1)
 
 
-def slope_parts(mat: np.ndarray, ns: np.ndarray) -> tuple[float, list[tuple[float, int]]]:
-    """The slope of the per-length means of ``mat`` (units x lengths, NaN where a unit has no answer at that
-    length) and its variance as components ``(S_t, df_t)``, one per pattern of lengths a unit answers
-    (personas: one; the baseline: its context-none conversations, and its topic conversations).
+def contrast_parts(mat: np.ndarray, w: np.ndarray) -> list[tuple[float, int]]:
+    """The variance of ``sum_j w_j mean_j`` (``mean_j`` the mean over the units answering length j of ``mat``,
+    units x lengths, NaN where a unit has no answer at that length) as components ``(S_t, df_t)``, one per pattern
+    of lengths a unit answers (personas: one; the baseline: its context-none conversations, and its topic
+    conversations). The one interval rule of every narrowing mean and slope (:func:`slope_interval`).
 
-    The slope is linear in the units, ``sum_u c_u`` with ``c_u = sum_j w_j y_uj / m_j`` (``w`` the slope's
-    weights, ``m_j`` the units at length j), and units are independent, so its variance is a sum over units.
-    Each unit's term is its CR2-adjusted residual ``g_u = sum_j w_j e_uj / sqrt(m_j (m_j - 1))`` squared
-    (``e_uj = y_uj - mean_j``): unbiased for independent units, and the exact ``s^2 / n`` of the per-unit
-    slopes when every unit answers at every length. ``S_t`` sums the terms of a pattern's units, with
-    ``df_t = n_t - 1`` (1 for a pattern of one unit). A length answered by fewer than 2 units has no variance
-    estimate: NaN."""
+    The contrast is linear in the units, ``sum_u c_u`` with ``c_u = sum_j w_j y_uj / m_j`` (``m_j`` the units at
+    length j), and units are independent, so its variance is a sum over units. Each unit's term is its
+    CR2-adjusted residual ``g_u = sum_j w_j e_uj / sqrt(m_j (m_j - 1))`` squared (``e_uj = y_uj - mean_j``):
+    unbiased for independent units; for one length (``w = e_j``) the exact ``s^2 / m_j``, and for a slope the
+    ``s^2 / n`` of the per-unit slopes when every unit answers at every length. ``S_t`` sums the terms of a
+    pattern's units, with ``df_t = n_t - 1`` (1 for a pattern of one unit). A length the contrast uses that fewer
+    than 2 units answer has no variance estimate: NaN."""
     with np.errstate(all="ignore"), quiet():
         ok = ~np.isnan(mat)
         m = ok.sum(axis=0)
-        means = np.nanmean(mat, axis=0)
-        slope = float(_slope(ns, means))
-        has = m > 0
-        x = np.asarray(ns, dtype=float)
-        dx = np.where(has, x - x[has].mean(), 0.0)
-        w = dx / np.sum(dx * dx)
-        if np.any(has & (m < 2)):
-            return slope, [(np.nan, 1)]
-        e = np.where(ok, mat - means, 0.0)
-        g = (e * (w / np.sqrt(m * (m - 1.0)))[None, :]).sum(axis=1)
+        if np.any((w != 0) & (m < 2)):
+            return [(np.nan, 1)]
+        e = np.where(ok, mat - np.nanmean(mat, axis=0), 0.0)
+        # a length the contrast does not use (w_j = 0) may have fewer than 2 units: it weighs 0, not 0/0
+        g = (e * np.where(w != 0, w / np.sqrt(np.maximum(m * (m - 1.0), 1.0)), 0.0)[None, :]).sum(axis=1)
     parts = []
-    _, pattern = np.unique(ok, axis=0, return_inverse=True)
+    # the pattern of lengths each unit answers, as one bytes key per unit (np.unique(axis=0) is 20x slower)
+    _, pattern = np.unique(np.array([row.tobytes() for row in ok]), return_inverse=True)
     for t in np.unique(pattern):
         sel = pattern.ravel() == t
         if np.any(ok[sel] & (w != 0)[None, :]):
             parts.append((float(np.sum(g[sel] ** 2)), max(1, int(sel.sum()) - 1)))
-    return slope, parts
+    return parts
+
+
+def slope_parts(mat: np.ndarray, ns: np.ndarray) -> tuple[float, list[tuple[float, int]]]:
+    """The least-squares slope of the per-length means of ``mat`` against ``ns`` and its variance components
+    (:func:`contrast_parts` with the slope's weights ``w_j = dx_j / sum dx^2`` over the lengths answered)."""
+    with np.errstate(all="ignore"), quiet():
+        has = (~np.isnan(mat)).sum(axis=0) > 0
+        slope = float(_slope(ns, np.nanmean(mat, axis=0)))
+        x = np.asarray(ns, dtype=float)
+        dx = np.where(has, x - x[has].mean(), 0.0)
+        w = dx / np.sum(dx * dx)
+    return slope, contrast_parts(mat, w)
+
+
+def length_means(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per length: the mean over units of ``mat`` (units x lengths) and its 95% interval by the slopes' rule
+    (:func:`contrast_parts` of that length alone, :func:`slope_interval`): with one pattern of units, the mean
+    -/+ t_{m-1} s / sqrt(m). The percentile bootstrap it replaced covered the true mean entropy in 0.49 of
+    replications with the baseline's 2 conversations at n = 0 and 0.82-0.86 with its 4 (docs/metrics.md)."""
+    with np.errstate(all="ignore"), quiet():
+        means = np.nanmean(mat, axis=0)
+    lo, hi = np.full(len(means), np.nan), np.full(len(means), np.nan)
+    for j in range(len(means)):
+        lo[j], hi[j] = slope_interval(float(means[j]), contrast_parts(mat, np.eye(len(means))[j]))
+    return means, lo, hi
 
 
 def slope_interval(value: float, parts: list[tuple[float, int]], alpha: float = ALPHA) -> tuple[float, float]:
-    """``value -/+ t_df sqrt(V)``: V the sum of the components' variances, df Welch-Satterthwaite's
-    ``V^2 / sum(S_t^2 / df_t)`` (:func:`slope_parts`)."""
+    """``value -/+ t_df sqrt(V)`` of a contrast (a slope, a length's mean): V the sum of the components'
+    variances, df Welch-Satterthwaite's ``V^2 / sum(S_t^2 / df_t)`` (:func:`contrast_parts`)."""
     v = sum(s for s, _ in parts)
     if not parts or not np.isfinite(v) or not np.isfinite(value):
         return np.nan, np.nan
     if v <= 0:
         return value, value
     df = v * v / sum(s * s / d for s, d in parts)
-    half = float(stats.t.ppf(1 - alpha / 2, df)) * float(np.sqrt(v))
+    half = float(special.stdtrit(df, 1 - alpha / 2)) * float(np.sqrt(v))  # t quantile (stats.t.ppf, 50x faster)
     return value - half, value + half
 
 
@@ -116,15 +139,6 @@ def _unit_matrix(t: pd.DataFrame, value: str, ns: np.ndarray) -> np.ndarray:
     """units x lengths matrix of the unit's mean ``value`` at each length."""
     m = t.pivot_table(index="_unit", columns="n_messages", values=value, aggfunc="mean")
     return m.reindex(columns=ns).to_numpy(dtype=float)
-
-
-def _curve(mat: np.ndarray, rng: np.random.Generator, n_boot: int) -> dict[str, Any]:
-    """Means per length, slope, and their bootstrap replicates over rows (units)."""
-    with np.errstate(all="ignore"), quiet():
-        means = np.nanmean(mat, axis=0)
-        idx = rng.integers(0, mat.shape[0], size=(n_boot, mat.shape[0]))
-        reps = np.nanmean(mat[idx], axis=1) if n_boot else np.empty((0, mat.shape[1]))
-    return {"means": means, "reps": reps}
 
 
 def _spread_matrix(t: pd.DataFrame, ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +183,9 @@ def _jackknife_interval(value: float, loo: np.ndarray, alpha: float = ALPHA) -> 
 
 
 def narrowing_rows(responses: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Long-table rows (module docstring) for every (run_id, model, instrument) with >= 2 lengths."""
+    """Long-table rows (module docstring) for every (run_id, model, instrument) with >= 2 lengths. Every interval
+    is analytic (t over units, or the jackknife): ``n_boot`` and ``seed`` draw nothing here (kept for the
+    registry's call)."""
     rows: list[dict[str, Any]] = []
     if responses.empty or "n_messages" not in responses.columns:
         return metrics_frame(rows)
@@ -186,18 +202,16 @@ def narrowing_rows(responses: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0
         group = (run_id, model, inst)
         dims = [("", g)] + [(str(d), gd) for d, gd in g.groupby("dimension", sort=True)]
         for dim, gd in dims:
-            rng = group_rng(seed, "narrowing", run_id, model, inst, dim)
             slopes: dict[str, tuple[float, np.ndarray]] = {}
             for cond in ("persona", "baseline"):
                 t = gd[gd["condition"] == cond]
                 if t.empty:
                     continue
                 mat = _unit_matrix(t, "_h", ns)
-                c = _curve(mat, rng, n_boot)
-                lo, hi = percentile_ci(c["reps"])
+                means, lo, hi = length_means(mat)
                 for j, n in enumerate(ns):
                     rows.append(metric_row(group, f"narrowing_entropy_{cond}", dimension=dim, context_a=f"*@{int(n)}",
-                                           value=c["means"][j], ci_low=lo[j], ci_high=hi[j],
+                                           value=means[j], ci_low=lo[j], ci_high=hi[j],
                                            n=int(np.sum(~np.isnan(mat[:, j])))))
                 s, parts = slope_parts(mat, ns)
                 slopes[cond] = (s, parts)
@@ -215,14 +229,12 @@ def narrowing_rows(responses: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0
                 continue
             cells, cell_n = _spread_matrix(pers, ns)
             value = _spread(cells, cell_n, ns)
-            idx = rng.integers(0, cells.shape[1], size=(n_boot, cells.shape[1]))
-            reps = _spread_boot(cells, cell_n, ns, idx)
-            lo, hi = percentile_ci(reps)
-            for j, n in enumerate(ns):
-                rows.append(metric_row(group, "narrowing_spread", dimension=dim, context_a=f"*@{int(n)}",
-                                       value=value[j], ci_low=lo[j], ci_high=hi[j], n=cells.shape[1]))
-            s = float(_slope(ns, value))
             loo = _spread_boot(cells, cell_n, ns, _leave_one_out(cells.shape[1]))
+            for j, n in enumerate(ns):
+                lo, hi = _jackknife_interval(float(value[j]), loo[:, j])
+                rows.append(metric_row(group, "narrowing_spread", dimension=dim, context_a=f"*@{int(n)}",
+                                       value=value[j], ci_low=lo, ci_high=hi, n=cells.shape[1]))
+            s = float(_slope(ns, value))
             slo, shi = _jackknife_interval(s, _slope(ns, loo))
             rows.append(metric_row(group, "narrowing_spread_slope", dimension=dim, context_a="all", value=s,
                                    ci_low=slo, ci_high=shi, n=cells.shape[1]))

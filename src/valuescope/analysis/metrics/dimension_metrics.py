@@ -40,19 +40,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from valuescope.analysis.metrics._common import (
-    NO_CONTEXT,
-    group_rng,
-    metric_row,
-    quiet,
-    unit_ids,
-)
+from valuescope.analysis.metrics._common import NO_CONTEXT, group_rng, metric_row, quiet
+from valuescope.analysis.metrics.answer_rows import AnswerRows, Answers
 from valuescope.analysis.metrics.inertia import (
     bootstrap_distributions,
     inertia_index,
+    sums_by_unit,
     top1_share,
     top2_adjacent,
-    unit_sums,
 )
 from valuescope.analysis.metrics.intervals import jackknife_scalar, jackknife_weights, max_share_interval
 from valuescope.analysis.metrics.steerability import (
@@ -80,10 +75,9 @@ def _shares(name: str, p: np.ndarray) -> np.ndarray:
     return p if name == "top1_share" else p[..., 1:] + p[..., :-1]
 
 
-def _baseline_context(baseline: pd.DataFrame, context: str) -> str | None:
-    """The baseline used for a persona context: the same context if it has baseline rows, else
-    ``none`` (no conversation) if that exists, else no baseline."""
-    present = set(baseline["context"].astype(str))
+def _baseline_context(present: set[str], context: str) -> str | None:
+    """The baseline used for a persona context (``present``: the baseline's contexts): the same context if it
+    has baseline rows, else ``none`` (no conversation) if that exists, else no baseline."""
     if context in present:
         return context
     if NO_CONTEXT in present:
@@ -97,32 +91,40 @@ def dimension_metric_rows(
     """All per-dimension distribution rows for one (run_id, model, instrument) slice of responses."""
     rows: list[dict[str, Any]] = []
     scored = df[df["dimension"].notna()]
-    persona = scored[scored["condition"] == "persona"]
-    baseline = scored[scored["condition"] == "baseline"]
-    if persona.empty:
+    # the columns are read once for the whole table; each (context, dimension) is a row index into them
+    answers = Answers(scored)
+    condition = answers.column("condition")
+    if not (condition == "persona").any():
         rows.append(metric_row(group, "inertia_hard", context_a=NO_CONTEXT,
                                note="no persona answers for this instrument"))
         return rows
-    p_context, p_dim = persona["context"].astype(str), persona["dimension"].astype(str)
+    ctx_of, dim_of, unit_of = answers.column("context"), answers.column("dimension"), answers.unit
+    persona = np.flatnonzero(condition == "persona")
+    baseline = answers.rows(np.flatnonzero(condition == "baseline"))
+    present = set(ctx_of[baseline.idx])
     by_dim: dict[str, dict[str, ContextRows]] = {}  # each context's rows of a dimension, deviations computed once
-    for context in sorted(p_context.unique()):
-        pc = persona[p_context == context]
-        units = sorted(unit_ids(pc).unique())
+    for context in sorted(set(ctx_of[persona])):
+        here = ctx_of[persona] == context
+        pc = persona[here]
+        units = sorted(set(unit_of[pc]))
         ci = len(units) >= 2 and n_boot > 0  # n_boot = 0 asks for no CIs
-        bctx = _baseline_context(baseline, context) if not baseline.empty else None
-        for dim in sorted(pc["dimension"].astype(str).unique()):
-            sub = pc[pc["dimension"].astype(str) == dim]
+        bctx = _baseline_context(present, context) if not baseline.empty else None
+        for dim in sorted(set(dim_of[pc])):
+            sub = answers.rows(pc[dim_of[pc] == dim])
             if dim not in by_dim:
-                by_dim[dim] = {c: ContextRows(g) for c, g in persona[p_dim == dim].groupby(p_context[p_dim == dim])}
+                of_dim = persona[dim_of[persona] == dim]
+                by_dim[dim] = {c: ContextRows(answers.rows(of_dim[ctx_of[of_dim] == c]))
+                               for c in sorted(set(ctx_of[of_dim]))}
             others = [g for c, g in by_dim[dim].items() if c != context]
-            rows.extend(_one_dimension(group, context, dim, sub, units, ci, baseline, bctx, n_perm,
+            base = baseline.where((ctx_of[baseline.idx] == bctx) & (dim_of[baseline.idx] == dim))
+            rows.extend(_one_dimension(group, context, dim, sub, units, ci, baseline.empty, base, bctx, n_perm,
                                        group_rng(seed, *group, context, dim, "perm"), others))
     return rows
 
 
 def _one_dimension(
-    group: tuple[Any, Any, Any], context: str, dim: str, sub: pd.DataFrame, units: list[str],
-    ci: bool, baseline: pd.DataFrame, bctx: str | None, n_perm: int,
+    group: tuple[Any, Any, Any], context: str, dim: str, sub: AnswerRows, units: list[str],
+    ci: bool, no_baseline: bool, base: AnswerRows, bctx: str | None, n_perm: int,
     perm_rng: np.random.Generator, others: list[ContextRows],
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
@@ -131,15 +133,15 @@ def _one_dimension(
         out.append(metric_row(group, metric, dimension=dim, context_a=context, **kw))
 
     n_q = len(sub)
-    add("valid_share", value=float(sub["valid"].astype(bool).mean()) if n_q else np.nan, n=n_q)
-    ks = sub["k"].dropna().unique()
-    if len(ks) != 1:
-        note = f"items of this dimension have different numbers of options ({sorted(ks.tolist())})"
+    add("valid_share", value=float(sub.valid.mean()) if n_q else np.nan, n=n_q)
+    k = sub.single_k()
+    if k is None:
+        note = f"items of this dimension have different numbers of options ({sorted(sub.k_values().tolist())})"
         for m in (*_DIST_NAMES, *STEER_METRICS):
             add(m, note=note)
         return out
-    k = int(ks[0])
-    s, h, n = unit_sums(sub, k, units)
+    soft_rows, hard_rows, ok = sub.distributions(k)
+    s, h, n = sums_by_unit(soft_rows, hard_rows, ok, sub.unit, units)
     if n == 0:
         for m in (*_DIST_NAMES, *STEER_METRICS):
             add(m, note="no valid answers in this dimension")
@@ -163,24 +165,23 @@ def _one_dimension(
             if k < 2 and name != "top1_share":
                 note = "fewer than 2 options: undefined"
             add(f"{name}_{reading}", value=value, ci_low=lo, ci_high=hi, n=n, note=note)
-    out.extend(_steerability(group, context, dim, sub, k, ci, baseline, bctx, n_perm, perm_rng, others))
+    out.extend(_steerability(group, context, dim, sub, k, ci, no_baseline, base, bctx, n_perm, perm_rng, others))
     return out
 
 
 def _steerability(
-    group: tuple[Any, Any, Any], context: str, dim: str, sub: pd.DataFrame, k: int, ci: bool,
-    baseline: pd.DataFrame, bctx: str | None, n_perm: int, perm_rng: np.random.Generator,
+    group: tuple[Any, Any, Any], context: str, dim: str, sub: AnswerRows, k: int, ci: bool,
+    no_baseline: bool, base: AnswerRows, bctx: str | None, n_perm: int, perm_rng: np.random.Generator,
     others: list[ContextRows],
 ) -> list[dict[str, Any]]:
     def row(metric: str, **kw: Any) -> dict[str, Any]:
         return metric_row(group, metric, dimension=dim, context_a=context, context_b=bctx or "", **kw)
 
     if bctx is None:
-        note = "no baseline (no-persona) answers in this run" if baseline.empty else (
+        note = "no baseline (no-persona) answers in this run" if no_baseline else (
             f"no baseline answers in context {context!r} or {NO_CONTEXT!r}")
         return [row(m, note=note) for m in STEER_METRICS]
-    base = baseline[(baseline["context"].astype(str) == bctx) & (baseline["dimension"].astype(str) == dim)]
-    if base.empty or set(base["k"].dropna().unique()) != {k}:
+    if base.empty or set(base.k_values()) != {k}:
         note = "no baseline answers for this dimension" if base.empty else "baseline has a different K"
         return [row(m, note=note) for m in STEER_METRICS]
     m = match_strata(base, sub, k)
@@ -190,7 +191,7 @@ def _steerability(
                 "option_order: balanced)")
         return [row(x, note=note) for x in STEER_METRICS]
     notes = []
-    if "option_order" not in sub.columns:
+    if not sub.has_option_order:
         notes.append("no option_order column: one option order per item assumed")
     if m.dropped_answers:
         notes.append(f"{m.dropped_answers} persona answers ({m.dropped_personas} of {m.total_personas} "

@@ -134,10 +134,16 @@ def unit_sums(rows: pd.DataFrame, k: int, units: Sequence[str]) -> tuple[np.ndar
     """Per-unit (persona) sums of soft rows and of hard one-hot rows, ``(n_units, K)`` each, aligned to
     ``units`` (a unit without usable rows gets zeros); also the number of usable rows."""
     soft, hard, ok = row_distributions(rows, k)
-    ids = unit_ids(rows).to_numpy()[ok]
+    return sums_by_unit(soft, hard, ok, unit_ids(rows).to_numpy(), units)
+
+
+def sums_by_unit(soft: np.ndarray, hard: np.ndarray, ok: np.ndarray, ids: np.ndarray,
+                 units: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`unit_sums` of rows already read: ``row_distributions``' arrays and each row's unit id."""
+    ids = ids[ok]
     pos = pd.Index(units).get_indexer(ids)
-    s = np.zeros((len(units), k))
-    h = np.zeros((len(units), k))
+    s = np.zeros((len(units), soft.shape[1]))
+    h = np.zeros((len(units), soft.shape[1]))
     np.add.at(s, pos, soft[ok])
     np.add.at(h, pos, hard[ok])
     return s, h, int(ok.sum())

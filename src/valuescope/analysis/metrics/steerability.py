@@ -31,14 +31,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from valuescope.analysis.metrics._common import bootstrap_index, bootstrap_weights, quiet, unit_ids
-from valuescope.analysis.metrics.inertia import jsd, normalise, row_distributions
+from valuescope.analysis.metrics._common import bootstrap_index, bootstrap_weights, quiet
+from valuescope.analysis.metrics.answer_rows import AnswerRows, as_rows
+from valuescope.analysis.metrics.inertia import jsd, normalise
 
 
 @dataclass
 class Matched:
     """The compared answers of one (context, dimension): per-row soft/hard distributions, stratum codes,
-    for baseline rows the query they repeat under another option order (:func:`_queries`), and for persona
+    for baseline rows the query they repeat under another option order (``answer_rows.query_codes``), and for persona
     rows the persona unit index; plus what was left out."""
 
     base_soft: np.ndarray
@@ -56,31 +57,16 @@ class Matched:
     total_personas: int
 
 
-def _strata(rows: pd.DataFrame) -> np.ndarray:
-    item = rows["item_id"].astype(str)
-    if "option_order" in rows.columns:
-        return (item + "|" + rows["option_order"].astype(str)).to_numpy()
-    return item.to_numpy()
-
-
-#: what makes two of one respondent's answers one query asked again (all but the option order)
-QUERY_COLUMNS = ("context", "topic", "n_messages", "seed", "repeat", "instrument", "item_id")
-
-
-def _queries(rows: pd.DataFrame) -> np.ndarray:
-    cols = [c for c in QUERY_COLUMNS if c in rows.columns]
-    return pd.factorize(rows[cols].astype(str).agg("|".join, axis=1))[0] if cols else np.arange(len(rows))
-
-
-def match_strata(base_rows: pd.DataFrame, persona_rows: pd.DataFrame, k: int) -> Matched:
+def match_strata(base_rows: pd.DataFrame | AnswerRows, persona_rows: pd.DataFrame | AnswerRows, k: int) -> Matched:
     """Keep the usable persona answers whose (item, option order) the baseline also answered, and the
     baseline answers of those strata."""
-    bs, bh, bok = row_distributions(base_rows, k)
-    ps, ph, pok = row_distributions(persona_rows, k)
-    b_str = _strata(base_rows)[bok]
-    b_query = _queries(base_rows)[bok]
-    p_str = _strata(persona_rows)[pok]
-    p_units_all = unit_ids(persona_rows).to_numpy()[pok]
+    base_rows, persona_rows = as_rows(base_rows), as_rows(persona_rows)
+    bs, bh, bok = base_rows.distributions(k)
+    ps, ph, pok = persona_rows.distributions(k)
+    b_str = base_rows.stratum[bok]
+    b_query = base_rows.query[bok]
+    p_str = persona_rows.stratum[pok]
+    p_units_all = persona_rows.unit[pok]
     shared = np.intersect1d(np.unique(b_str), np.unique(p_str))
     keep_p = np.isin(p_str, shared)
     keep_b = np.isin(b_str, shared)
@@ -165,14 +151,15 @@ def _deviations(x: np.ndarray, stratum: np.ndarray, unit: np.ndarray, n_units: i
     return g, n_r, s, df
 
 
-def _group_deviations(rows: pd.DataFrame, k: int) -> dict[str, dict[str, tuple[np.ndarray, float]]]:
+def _group_deviations(rows: pd.DataFrame | AnswerRows, k: int) -> dict[str, dict[str, tuple[np.ndarray, float]]]:
     """Per reading, per persona unit of one context's rows: its deviation ``G`` and number of answers
     (:func:`_deviations`)."""
-    soft, hard, ok = row_distributions(rows, k)
+    rows = as_rows(rows)
+    soft, hard, ok = rows.distributions(k)
     if not ok.any():
         return {"soft": {}, "hard": {}}
-    s_codes, _ = pd.factorize(pd.Series(_strata(rows)[ok]), sort=False)
-    u_codes, u_names = pd.factorize(pd.Series(unit_ids(rows).to_numpy()[ok]), sort=False)
+    s_codes, _ = pd.factorize(pd.Series(rows.stratum[ok]), sort=False)
+    u_codes, u_names = pd.factorize(pd.Series(rows.unit[ok]), sort=False)
     out = {}
     for reading, x in (("soft", soft[ok]), ("hard", hard[ok])):
         g, n_r, _, _ = _deviations(x, s_codes, u_codes, len(u_names), int(s_codes.max()) + 1)
@@ -185,7 +172,7 @@ class ContextRows:
     per K: the spread of every other context of the dimension reads them (recomputed per reader and reading, the
     metrics of a run with C contexts cost O(C^2) of it: 80% of a 20-context run's metrics time)."""
 
-    def __init__(self, rows: pd.DataFrame) -> None:
+    def __init__(self, rows: pd.DataFrame | AnswerRows) -> None:
         self.rows = rows
         self._deviations: dict[int, dict[str, dict[str, tuple[np.ndarray, float]]]] = {}
 
@@ -226,7 +213,7 @@ def baseline_spread(m: Matched, reading: str, others: list[ContextRows], k: int,
     their whole deviations (persona effects included: conservative). Without one (context ``none``) nothing
     drifts: the baseline varies only by its answers' own noise, the personas' within-respondent answer covariance
     ``S`` scaled to the baseline's answers: ``cov = sum_q (sum_{a in q} w_s(a) / n_b,s(a))^2 * S`` over the
-    baseline's queries ``q`` (:data:`QUERY_COLUMNS`: its answers to one item under several option orders are one
+    baseline's queries ``q`` (``answer_rows.QUERY_COLUMNS``: its answers to one item under several option orders are one
     query asked again, whose noise they share; the synthetic model keys its query noise so). Counting them as
     independent (``sum_s w_s^2 / n_b,s``) understated the variance K-fold under ``balanced`` (a persona-blind model
     with a 70% letter habit, MFQ-30, 30 personas: p = 0.0025 for Authority on 8 of 8 persona seeds; false-positive

@@ -4,8 +4,8 @@ labelled replies; the sample file's reader and its one-line errors.
 Issue 28: the CLI runs in this process (helpers.cli_in_process: typer's runner, no interpreter start). The
 text output (accuracy line, confusion table) is checked against a judge whose answers are known, on 8 of the
 example's replies (every gold label, every option set); the embedded judge answers those 8 through the CLI
-(--json), whose report must be the library function's on that judge's answers. Before: the embedded judge on all 40 replies
-(text output, consistency only) and on the first 8 (--json), each in a process.
+(--json), whose report must be the library function's on that judge's answers. Before: the embedded judge on
+all 40 replies (text output, consistency only) and on the first 8 (--json), each in a process.
 (about 2.7 CPU-s per judged reply with one llama.cpp thread here; the --json test judges each of its 8 once)."""
 
 from __future__ import annotations

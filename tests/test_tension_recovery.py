@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from valuescope.analysis.metrics.tension import congruence_summary, motivated_reasoning_rows
@@ -144,37 +145,43 @@ def test_evenhandedness_collapse_and_narrowing_under_known_truth():
     assert len(slopes) and np.allclose(slopes["value"], 0.0)
 
 
-@pytest.mark.slow
-def test_preset_at_scale_through_the_cli_on_the_synthetic_backend(tmp_path):
+def test_preset_at_scale_through_the_cli_on_the_synthetic_backend(tmp_path, monkeypatch):
     """`valuescope run --preset tension-motivated-reasoning --scale 0.1` on another backend: the printed
-    per-identity table and the report answer "how much more often is this persona right when the truth
-    suits it?" with an interval, and recover the planted bias."""
-    import subprocess
-    import sys
-
+    per-identity table answers "how much more often is this persona right when the truth suits it?" with an
+    interval, and the tables it was printed from recover the planted bias. Issue 28: the CLI in-process and
+    without its report (31 s in the quiet durations run, most of it the report's 21 figures), the tables
+    checked being the ones the CLI computed (recorded) instead of a second load_run; the congruence section's
+    figure per condition (all three instruments) is test_tension_run's CLI test."""
     import yaml
+    from helpers import cli_in_process
 
+    import valuescope.output.api as api
+
+    computed = []
+
+    def recorded(*args, **kwargs):
+        computed.append(load_run(*args, **kwargs))
+        return computed[-1]
+
+    monkeypatch.setattr(api, "load_run", recorded)
     d = 1.0
     spec = tmp_path / "truth.yaml"
     spec.write_text(yaml.safe_dump({"persona_sd": 0.0, "effects": _effects(d)}), encoding="utf-8")
     out = tmp_path / "out"
-    res = subprocess.run([sys.executable, "-m", "valuescope", "run", "--preset", "tension-motivated-reasoning",
-                          "--scale", "0.1", "--model", f"backend=synthetic,name=truth,path={spec}", "-o", str(out)],
-                         capture_output=True, text=True, timeout=900)  # without -q: run prints its tables
-    assert res.returncode == 0, res.stderr[-2000:]
+    res = cli_in_process("run", "--preset", "tension-motivated-reasoning", "--scale", "0.1", "--no-report",
+                         "--model", f"backend=synthetic,name=truth,path={spec}", "-o", str(out))
+    assert res.returncode == 0, res.stderr[-2000:]  # without -q: run prints its tables
     assert "504 queries planned" in res.stdout  # (5 personas + baseline under 2 orders) x 24 items x 3 conditions
     assert "right when the truth suits the identity" in res.stdout
+    assert not (out / "report").exists()
+    (tables,) = computed
     with Store(out) as store:
-        (run,) = store.runs()
-        tables = load_run(store, run.run_id, n_boot=50)
+        assert [r.run_id for r in store.runs()] == [tables.metrics["run_id"].iloc[0]]
     summary = congruence_summary(tables.metrics, measure="soft")
     truth = 2 / (1 + math.exp(-d)) - 1
     assert len(summary) == 9  # 3 instruments x (liberal, conservative, all)
     assert np.allclose(summary["diff"], truth) and np.allclose(summary["control_diff"], 0.0)
     assert (summary["diff_low"] <= summary["diff"]).all() and (summary["diff"] <= summary["diff_high"]).all()
-    html = next((out / "report").glob("*.html")).read_text(encoding="utf-8")
-    section = html.split('<section id="congruence"', 1)[1].split("</section>", 1)[0]
-    assert section.count("<img") == 3 and "skip-reason" not in section  # one figure per condition
 
 
 # --------------------------------------------------------------------------- issue 25: the model's own lean
@@ -196,10 +203,12 @@ def _mr_sim():
 def _replicate(sim, spec: SyntheticSpec, reps: int, *, n_boot: int = 200, n_perm: int = 200,
                measure: str = "soft", kind: str = "political"):
     """kahan_stats of ``reps`` replications (new persona, query and repeat draws; the tables stay). The
-    evidence table is built once (``evidence_table``, tested above); each replication only replaces its
-    accuracies with the new answers' probability on the correct option (soft) or whether the most probable
-    option is the correct one (hard), on the ``kind`` topics (political, or the neutral control)."""
-    from valuescope.analysis.metrics.congruence import contrasts, kahan_stats
+    evidence table is built once (``evidence_table``, tested above), and where its rows fall in the contrasts
+    (``contrast_layout``: equal to ``contrasts`` on the table, test_contrast_layout_is_the_reference); each
+    replication only brings new accuracies: the answers' probability on the correct option (soft) or whether
+    the most probable option is the correct one (hard), on the ``kind`` topics (political, or the neutral
+    control)."""
+    from valuescope.analysis.metrics.congruence import contrast_layout, kahan_stats
     from valuescope.analysis.metrics.tension import evidence_table
 
     table = evidence_table(sim.responses(spec), sim.instruments)
@@ -207,16 +216,88 @@ def _replicate(sim, spec: SyntheticSpec, reps: int, *, n_boot: int = 200, n_perm
     sel = (table["kind"] == kind).to_numpy()
     assert sel.any()
     correct = table["correct"].to_numpy(dtype=int)
-    # only the columns ``contrasts`` reads, selected once: filtering the wide table (persona attributes)
-    # in every replication took most of its time
-    slim = table.loc[sel, ["pair", "suits", "condition", "side", "unit"]].reset_index(drop=True)
+    layout = contrast_layout(table[sel])
     for r in range(reps):
         probs = sim.probs(spec.model_copy(update={"seed": 1000 + r}))
         y = probs[np.arange(len(probs)), correct]
         if measure == "hard":
             y = (np.nanargmax(probs, axis=1) == correct).astype(float)
-        tab = slim.assign(**{measure: y[sel]})
-        yield kahan_stats(contrasts(tab, measure), np.random.default_rng(r), n_boot=n_boot, n_perm=n_perm)
+        yield kahan_stats(layout.contrasts(y[sel]), np.random.default_rng(r), n_boot=n_boot, n_perm=n_perm)
+
+
+def _reference_contrasts(table, measure: str) -> dict:
+    """``congruence.contrasts`` as it was before ``contrast_layout`` (issue 28): the slow reference."""
+    pairs = sorted(table["pair"].dropna().astype(str).unique())
+    q = len(pairs)
+    t = table[table["suits"].isin(("liberal", "conservative")) & table[measure].notna()]
+    pair = pd.Index(pairs).get_indexer(t["pair"].astype(str))
+    suits, y = t["suits"].to_numpy(), t[measure].to_numpy(dtype=float)
+    pers = ((t["condition"] == "persona") & t["side"].isin(("liberal", "conservative"))).to_numpy()
+    codes, units = pd.factorize(t["unit"].where(pers), sort=True)
+
+    def cell_means(codes, n, suits, pair, y):
+        out = []
+        for side in ("liberal", "conservative"):
+            m = suits == side
+            tot = np.bincount(codes[m] * q + pair[m], weights=y[m], minlength=n * q)
+            cnt = np.bincount(codes[m] * q + pair[m], minlength=n * q)
+            with np.errstate(all="ignore"):
+                out.append(np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan).reshape(n, q))
+        return out
+
+    xl, xc = cell_means(codes[pers], len(units), suits[pers], pair[pers], y[pers])
+    half = np.isnan(xl) != np.isnan(xc)
+    bad = np.isnan(xl) | np.isnan(xc)
+    xl, xc = np.where(bad, np.nan, xl), np.where(bad, np.nan, xc)
+    side = pd.Series(t["side"].to_numpy()[pers]).groupby(codes[pers]).first().reindex(range(len(units))).to_numpy()
+    keep = (~bad).any(axis=1)
+    base = (t["condition"] == "baseline").to_numpy()
+    bl, bc = cell_means(np.zeros(int(base.sum()), dtype=np.int64), 1, suits[base], pair[base], y[base])
+    bbad = np.isnan(bl[0]) | np.isnan(bc[0])
+    return {"units": np.asarray(units)[keep], "side": side[keep], "xl": xl[keep], "xc": xc[keep],
+            "base_l": np.where(bbad, np.nan, bl[0]), "base_c": np.where(bbad, np.nan, bc[0]), "pairs": pairs,
+            "dropped": int(half.sum())}
+
+
+def test_contrast_layout_is_the_reference():
+    """``contrast_layout(table).contrasts(y)`` and ``contrasts`` give, bit for bit, what the code before them
+    gave (``_reference_contrasts``), answers missing included: a persona with none, pairs with one member, a
+    baseline pair with none; and kahan_stats' batched percentile and t intervals are the per-key ones."""
+    from scipy import stats
+
+    from valuescope.analysis.metrics._common import percentile_ci
+    from valuescope.analysis.metrics.congruence import contrast_layout, contrasts
+    from valuescope.analysis.metrics.intervals import t_bounds
+    from valuescope.analysis.metrics.tension import evidence_table
+
+    sim = prepare(study_from_dict(_study(n=6)))
+    spec = SyntheticSpec(persona_sd=1.0, query_sd=0.5, effects=_effects(0.5))
+    table = evidence_table(sim.responses(spec), sim.instruments)
+    table = table[table["kind"] == "political"].reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    layout = contrast_layout(table)
+    for r in range(3):
+        y = rng.uniform(size=len(table))
+        if r:
+            y[rng.uniform(size=len(y)) < 0.15 * r] = np.nan  # pairs with one member
+            y[(table["unit"] == table.loc[table["condition"] == "persona", "unit"].iloc[0]).to_numpy()] = np.nan
+            y[((table["condition"] == "baseline") & (table["pair"] == table["pair"].iloc[0])).to_numpy()] = np.nan
+        want = _reference_contrasts(table.assign(soft=y), "soft")
+        for got in (layout.contrasts(y), contrasts(table.assign(soft=y), "soft")):
+            assert got.pairs == want["pairs"] and got.dropped == want["dropped"]
+            for key in ("units", "side", "xl", "xc", "base_l", "base_c"):
+                np.testing.assert_array_equal(getattr(got, key), want[key], strict=True)
+        assert (want["dropped"] > 0) == (r > 0) and len(want["units"]) == 6 - (r > 0)
+    reps = rng.normal(size=(100, 6))
+    reps[rng.uniform(size=reps.shape) < 0.05] = np.nan
+    for cols in ([0, 1, 2, 3, 4, 5], [j for j in range(6) if not np.isnan(reps[:, j]).any()]):
+        lo, hi = percentile_ci(reps[:, cols])
+        for j, col in enumerate(cols):
+            lo1, hi1 = percentile_ci(reps[:, [col]])
+            assert (lo[j], hi[j]) == (lo1[0], hi1[0])
+    for value, se, df in ((0.3, 0.1, 4), (-1.2, 0.7, 49), (0.0, 2.0, 1)):
+        half = float(stats.t.ppf(0.975, df)) * se
+        assert t_bounds(value, se, df) == (value - half, value + half, float(2 * stats.t.sf(abs(value) / se, df)))
 
 
 NULL_MODELS = {

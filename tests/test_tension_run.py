@@ -41,14 +41,14 @@ def test_presets_plan_the_documented_sizes():
 def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
     data = yaml.safe_load(preset_text("tension-motivated-reasoning"))
     data["models"] = [SYNTHETIC]
-    data["instruments"] = [dict(i, n_items=6) for i in data["instruments"][:2]]  # plain + one debias condition
+    data["instruments"] = [dict(i, n_items=6) for i in data["instruments"]]  # plain + both debias conditions
     data["population"]["sources"][0]["n"] = 2
     data["output"] = str(tmp_path / "out")
     study_file = tmp_path / "study.yaml"
     study_file.write_text(yaml.safe_dump(data), encoding="utf-8")
     res = cli_in_process("run", str(study_file))  # -q prints no table
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "48 queries planned" in res.stdout  # (2 personas + baseline under 2 orders) x 6 items x 2
+    assert "72 queries planned" in res.stdout  # (2 personas + baseline under 2 orders) x 6 items x 3
     _leads_with_motivated_reasoning(res.stdout)
     with Store(tmp_path / "out") as store:
         (run,) = store.runs()
@@ -62,13 +62,13 @@ def test_motivated_reasoning_preset_runs_through_the_cli(tmp_path: Path):
             assert row[["ci_low", "ci_high"]].isna().all(axis=None)
         else:  # a side's D with one persona: its CI is over the evidence tables, so it has one
             assert row[["ci_low", "ci_high"]].notna().all(axis=None)
-        assert len(m[(m.metric == "control_bias_diff_soft") & (m.dimension == side)]) == 2
-    assert len(m[m.metric == "evidence_debias_change_soft"]) == 3
+        assert len(m[(m.metric == "control_bias_diff_soft") & (m.dimension == side)]) == 3
+    assert len(m[m.metric == "evidence_debias_change_soft"]) == 6  # 2 debias conditions x 3 sides
     summary = congruence_summary(m)
     assert set(summary["identity"]) == {"liberal", "conservative", "all"}
     html = next((tmp_path / "out" / "report").glob("*.html")).read_text(encoding="utf-8")
     section = re.search(r'<section id="congruence"[^>]*>(.*?)</section>', html, flags=re.S).group(1)
-    assert section.count("<img") == 2 and "skip-reason" not in section  # plain and debiased instrument
+    assert section.count("<img") == 3 and "skip-reason" not in section  # one figure per condition
     assert '<section id="evenhandedness"' not in html  # sections that apply to no run are left out
     assert "evidence — headline metrics" not in html  # the report's headline: the motivated-reasoning tables
     head = re.search(r'<section id="headline"[^>]*>(.*?)</section>', html, flags=re.S).group(1)
@@ -99,7 +99,8 @@ def _leads_with_motivated_reasoning(text: str) -> None:
     assert "evidence.regardless-of-views: right when the truth suits" in text
     assert "D [95% CI]" in text and "placebo D [95% CI]" in text
     assert "headline" not in text[:first] and "headline: evidence" not in text and "inert_hard" not in text
-    assert ("per-topic inertia and steerability of evidence, evidence.regardless-of-views are not shown"
+    assert ("per-topic inertia and steerability of evidence, evidence.consider-both-sides, "
+            "evidence.regardless-of-views are not shown"
             in " ".join(text.split()))
 
 

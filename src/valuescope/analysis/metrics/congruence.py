@@ -91,26 +91,55 @@ def _cell_means(codes: np.ndarray, n: int, suits: np.ndarray, pair: np.ndarray, 
     return out[0], out[1]
 
 
-def contrasts(table: pd.DataFrame, measure: str) -> Contrasts:
-    """:class:`Contrasts` of one group of ``tension.evidence_table`` rows (one kind of topic)."""
+@dataclass
+class ContrastLayout:
+    """Where each row of one group of ``tension.evidence_table`` rows falls in :class:`Contrasts`: its pair,
+    the member its truth suits, its persona unit or the baseline. Built once for a table whose answers change
+    (known-truth replications: a new draw of the same queries), then :meth:`contrasts` per set of answers."""
+
+    pairs: list[str]
+    rows: np.ndarray  # (R,) the rows whose truth suits a side (the others are in no contrast)
+    pair: np.ndarray  # (R,) pair index
+    suits: np.ndarray  # (R,) "liberal" / "conservative" / other
+    pers: np.ndarray  # (R,) a persona with a side
+    base: np.ndarray  # (R,) the baseline
+    codes: np.ndarray  # (R,) index into ``units`` (-1: not a persona with a side)
+    units: np.ndarray  # sorted persona units
+    side: np.ndarray  # (len(units),) each unit's side
+
+    def contrasts(self, y: np.ndarray) -> Contrasts:
+        """:class:`Contrasts` of answers ``y`` (one per row of the table, NaN = none)."""
+        y = np.asarray(y, dtype=float)[self.rows]
+        ok = ~np.isnan(y)
+        q, n = len(self.pairs), len(self.units)
+        pers, base = self.pers & ok, self.base & ok
+        xl, xc = _cell_means(self.codes[pers], n, self.suits[pers], self.pair[pers], q, y[pers])
+        half = np.isnan(xl) != np.isnan(xc)
+        bad = np.isnan(xl) | np.isnan(xc)
+        xl, xc = np.where(bad, np.nan, xl), np.where(bad, np.nan, xc)
+        keep = (~bad).any(axis=1)
+        bl, bc = _cell_means(np.zeros(int(base.sum()), dtype=np.int64), 1, self.suits[base], self.pair[base], q,
+                             y[base])
+        bbad = np.isnan(bl[0]) | np.isnan(bc[0])
+        return Contrasts(self.units[keep], self.side[keep], xl[keep], xc[keep], np.where(bbad, np.nan, bl[0]),
+                         np.where(bbad, np.nan, bc[0]), self.pairs, int(half.sum()))
+
+
+def contrast_layout(table: pd.DataFrame) -> ContrastLayout:
+    """:class:`ContrastLayout` of one group of ``tension.evidence_table`` rows (one kind of topic)."""
     pairs = sorted(table["pair"].dropna().astype(str).unique())
-    q = len(pairs)
-    t = table[table["suits"].isin(SIDES) & table[measure].notna()]
-    pair = pd.Index(pairs).get_indexer(t["pair"].astype(str))
-    suits, y = t["suits"].to_numpy(), t[measure].to_numpy(dtype=float)
+    rows = table["suits"].isin(SIDES).to_numpy()
+    t = table[rows]
     pers = ((t["condition"] == "persona") & t["side"].isin(SIDES)).to_numpy()
     codes, units = pd.factorize(t["unit"].where(pers), sort=True)
-    xl, xc = _cell_means(codes[pers], len(units), suits[pers], pair[pers], q, y[pers])
-    half = np.isnan(xl) != np.isnan(xc)
-    bad = np.isnan(xl) | np.isnan(xc)
-    xl, xc = np.where(bad, np.nan, xl), np.where(bad, np.nan, xc)
     side = pd.Series(t["side"].to_numpy()[pers]).groupby(codes[pers]).first().reindex(range(len(units))).to_numpy()
-    keep = (~bad).any(axis=1)
-    base = (t["condition"] == "baseline").to_numpy()
-    bl, bc = _cell_means(np.zeros(int(base.sum()), dtype=np.int64), 1, suits[base], pair[base], q, y[base])
-    bbad = np.isnan(bl[0]) | np.isnan(bc[0])
-    return Contrasts(np.asarray(units)[keep], side[keep], xl[keep], xc[keep], np.where(bbad, np.nan, bl[0]),
-                     np.where(bbad, np.nan, bc[0]), pairs, int(half.sum()))
+    return ContrastLayout(pairs, rows, pd.Index(pairs).get_indexer(t["pair"].astype(str)), t["suits"].to_numpy(),
+                          pers, (t["condition"] == "baseline").to_numpy(), codes, np.asarray(units), side)
+
+
+def contrasts(table: pd.DataFrame, measure: str) -> Contrasts:
+    """:class:`Contrasts` of one group of ``tension.evidence_table`` rows (one kind of topic)."""
+    return contrast_layout(table).contrasts(table[measure].to_numpy(dtype=float, na_value=np.nan))
 
 
 def _unit_means(x: np.ndarray, wq: np.ndarray) -> np.ndarray:
@@ -238,15 +267,21 @@ def kahan_stats(c: Contrasts, rng: np.random.Generator, *, n_boot: int, n_perm: 
     # test is conditional on them too)
     boot["all:diff"] = _statistics(c, wu, np.ones((n_boot, q)))["all:diff"]
     n_small = int(min((c.side == s).sum() for s in SIDES))
-    for key, reps in boot.items():
-        if key.endswith(":vs_baseline"):
-            continue
-        if key == "all:diff":
-            lo, hi, _ = t_interval(out[key], np.asarray(reps, dtype=float), n_small)
-        else:
-            lo_a, hi_a = percentile_ci(np.asarray(reps, dtype=float)[:, None])
-            lo, hi = float(lo_a[0]), float(hi_a[0])
-        out[f"{key}_lo"], out[f"{key}_hi"] = lo, hi
+    # the percentile intervals, the keys with and without NaN replicates each in one call (column by column
+    # the same numbers as one call per key); the interaction's t interval
+    keys = [k for k in boot if not k.endswith(":vs_baseline") and k != "all:diff"]
+    reps = np.column_stack([np.asarray(boot[k], dtype=float) for k in keys])
+    nan = np.isnan(reps).any(axis=0)
+    bounds: dict[str, tuple[float, float]] = {}
+    for cols in (np.flatnonzero(~nan), np.flatnonzero(nan)):
+        if len(cols):
+            lo_a, hi_a = percentile_ci(reps[:, cols])
+            bounds.update({keys[col]: (float(lo_a[j]), float(hi_a[j])) for j, col in enumerate(cols)})
+    lo, hi, _ = t_interval(out["all:diff"], np.asarray(boot["all:diff"], dtype=float), n_small)
+    bounds["all:diff"] = (lo, hi)
+    for key in boot:
+        if key in bounds:
+            out[f"{key}_lo"], out[f"{key}_hi"] = bounds[key]
     return out
 
 

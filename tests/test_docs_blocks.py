@@ -52,6 +52,9 @@ HOW: dict[tuple[str, int, str], str] = {
         "filled by numbers, read by load_norms",
     ("docs/human_norms.md", 2, "from valuescope.analysis.metrics.human import"): "test_human_norms_blocks: on a "
         "synthetic run of WVS personas with identities",
+    ("docs/human_norms.md", 3, "human:"): "test_study_fragments_validate",
+    ("docs/human_norms.md", 4, "valuescope run --preset fidelity-political"): "test_human_study.py (norms_run): "
+        "the command at --scale 0.1 through the CLI, its output, show, export and the report's section",
     ("docs/instruments.md", 1, "from valuescope.design.instruments import"): "test_instruments_python_block",
     ("docs/instruments.md", 2, "scoring:"): "test_instrument_scoring_block: into pvq_rr.yaml (levels) with "
         "mfq30.yaml's MATH item (the catch rule)",
@@ -185,7 +188,7 @@ def test_study_fragments_validate() -> None:
     from valuescope.study.spec import Study
 
     for name, number in [("docs/backends.md", i) for i in range(1, 7)] + [
-            ("docs/geometry.md", 1), ("docs/scale.md", 1), ("docs/scale.md", 2)]:
+            ("docs/geometry.md", 1), ("docs/scale.md", 1), ("docs/scale.md", 2), ("docs/human_norms.md", 3)]:
         study = Study.model_validate(_yaml(name, number))
         assert study.model_dump(exclude_defaults=True), (name, number)
 

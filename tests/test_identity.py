@@ -47,7 +47,7 @@ def test_run_options_never_change_the_id():
     for name in identity.RUN_OPTIONS:
         assert name in Study.model_fields, name
         other = {"output": "x", "report": False, "executor": "ray", "ray": {"workers": 3},
-                 "geometry": {"layers": [1]}, "score_from": "answer"}[name]
+                 "geometry": {"layers": [1]}, "score_from": "answer", "human": {"norms": "n.yaml"}}[name]
         changed = study_from_dict({**CASES["base"]["study"], name: other})
         assert identity.run_id(changed, m) == identity.run_id(base, m), name
     # and every other setting is part of it (seed as an example of each)

@@ -17,7 +17,8 @@ import pytest
 from valuescope.analysis.metrics.human import gap_stats, group_means, human_rows, load_norms, rms_distance
 from valuescope.study.spec import SpecError
 
-NORMS = load_norms(Path(__file__).parent.parent / "examples" / "human_gap.yaml")
+NORMS_FILE = Path(__file__).parent.parent / "examples" / "human_gap.yaml"
+NORMS = load_norms(NORMS_FILE)
 HUMAN = group_means(NORMS)
 DIMS = list(HUMAN["liberal"])
 
@@ -118,61 +119,68 @@ def test_norms_file_errors_are_one_line(tmp_path, text, message):
     assert "\n" not in str(err.value)
 
 
-def _run_synthetic(tmp_path, effects):
-    from valuescope.analysis.tables import load_run
-    from valuescope.execution.runner import run_study
-    from valuescope.store.sqlite import Store
-    from valuescope.study.spec import study_from_dict
-
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    csv = tmp_path / "people.csv"
-    lines = ["id,description,identity"]
-    for g in ("liberal", "conservative"):
-        lines += [f"{g}{i},You are a {g} person number {i}.,{g}" for i in range(12)]
-    csv.write_text("\n".join(lines) + "\n")
-    study = study_from_dict({
-        "name": "gap", "output": str(tmp_path / "out"), "report": False,
-        "models": [{"name": "syn", "backend": "synthetic",
-                    "synthetic": {"persona_sd": 0.3, "query_sd": 0.3, "effects": effects}}],
-        "instruments": [{"name": "mfq30"}],
-        "population": {"baseline": True, "sources": [{"kind": "file", "path": str(csv)}]}})
-    [res] = run_study(study)
-    return load_run(Store(tmp_path / "out"), res.run_id, n_boot=20).scores
-
-
-@pytest.mark.slow
-def test_end_to_end_on_the_synthetic_backend(tmp_path):
-    """Through the synthetic backend (latent effects, not calibrated to the score scale): a model whose
-    conservative personas lean the human way gives r near 1 and a slope CI above 0; a persona-blind one
-    gives a slope CI covering 0."""
-    from valuescope.analysis.metrics.human import human_metrics
-
-    lean = {d: (HUMAN["conservative"][d] - HUMAN["liberal"][d]) for d in DIMS}
-    scores = _run_synthetic(tmp_path / "a", {"identity=conservative": lean})
-    m = human_metrics(scores, NORMS, n_boot=300).set_index("metric")
-    assert m.loc["political_gap_r", "value"] > 0.9
-    assert m.loc["political_gap_slope", "ci_low"] > 0
-    blind = human_metrics(_run_synthetic(tmp_path / "b", {}), NORMS, n_boot=300).set_index("metric")
-    assert blind.loc["political_gap_slope", "ci_low"] <= 0 <= blind.loc["political_gap_slope", "ci_high"]
-    assert set(m.loc["human_distance", "dimension"]) == {"liberal", "conservative"}
-
-
-@pytest.mark.slow
-def test_fidelity_political_preset_finds_a_planted_gap(tmp_path):
-    """The preset at reduced scale on a synthetic model whose conservative WVS personas lean the human way."""
-    from valuescope.analysis.metrics.human import human_metrics
-    from valuescope.analysis.tables import load_run
-    from valuescope.execution.runner import run_study
-    from valuescope.store.sqlite import Store
+@pytest.fixture(scope="module")
+def preset_sim():
+    """The fidelity-political preset at scale 0.3 (15 liberal + 15 conservative WVS personas + baseline x MFQ-30,
+    balanced) planned once for a model built from examples/human_gap.yaml; the calibrated spec; the score index."""
+    from valuescope.known_truth.simulate import prepare, score_index
     from valuescope.study.presets import adapt, load_preset
     from valuescope.study.spec import ModelSpec
+    from valuescope.study.synthetic_norms import calibrated
+    from valuescope.study.synthetic_spec import load_synthetic
 
-    lean = {d: (HUMAN["conservative"][d] - HUMAN["liberal"][d]) for d in DIMS}
-    model = ModelSpec(name="gap", backend="synthetic",
-                      synthetic={"persona_sd": 0.3, "query_sd": 0.3, "effects": {"identity=conservative": lean}})
-    study = adapt(load_preset("fidelity-political"), model=model, scale=0.3, output=str(tmp_path))
-    [res] = run_study(study)
-    scores = load_run(Store(tmp_path), res.run_id, n_boot=20).scores
-    m = human_metrics(scores, NORMS, n_boot=300).set_index("metric")
-    assert m.loc["political_gap_r", "value"] > 0.9 and m.loc["political_gap_slope", "ci_low"] > 0
-    assert m.loc["political_gap_r", "n"] == 30  # 100 x 0.3 personas, 15 per side
+    model = ModelSpec(name="gap", backend="synthetic", path=str(NORMS_FILE))
+    study = adapt(load_preset("fidelity-political"), model=model, scale=0.3, output="unused")
+    sim = prepare(study, model)
+    return sim, calibrated(load_synthetic(NORMS_FILE), sim.instruments), score_index(sim)
+
+
+def _sim_scores(preset_sim, spec, salt: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    """One replication's per-persona foundation scores (known_truth.simulate: the answers a run through the
+    runner would store, scored as scoring.score_personas scores them) and each persona's identity."""
+    from valuescope.known_truth.simulate import fast_scores
+
+    sim, _, index = preset_sim
+    _, score = fast_scores(index, sim.expected(sim.probs(spec, salt=salt)))
+    dim = (index.groups["level"] == "dimension").to_numpy()
+    dims = index.groups.loc[dim, "dimension"].tolist()
+    pids = index.respondents["persona_id"].astype(str).to_numpy()
+    frame = pd.DataFrame({"persona_id": np.repeat(pids, len(dims)), "dimension": np.tile(dims, len(pids)),
+                          "score": score[:, dim].ravel()})
+    return frame, dict(zip(pids, index.respondents["attr_identity"].astype(str), strict=True))
+
+
+#: replications of the preset known truth (each: one planted-gap and one persona-blind run, 0.07 CPU-s together)
+PRESET_REPS = 40
+
+
+def test_preset_on_the_norms_model_recovers_the_human_gap(preset_sim):
+    """The model built from examples/human_gap.yaml (study.synthetic_norms: each group's expected foundation
+    score is its norm) answers the preset at scale 0.3: over replications (fresh persona and answer draws),
+    each group's mean score is its norm, the slope's interval covers 1 and r's reaches near 1; a persona-blind
+    model (no identity effect, no persona spread) gives a slope interval that covers 0."""
+    _, spec, _ = preset_sim
+    blind = spec.model_copy(update={"effects": {}, "persona_sd": 0.0})
+    assert blind.persona_blind and not spec.persona_blind
+    cover_one = cover_zero = r_near_one = 0
+    pooled = []
+    for rep in range(PRESET_REPS):
+        scores, groups = _sim_scores(preset_sim, spec, f"rep{rep}")
+        pooled.append(scores.assign(group=scores["persona_id"].map(groups)))
+        m = _by_metric(human_rows(scores, groups, NORMS, n_boot=200, seed=rep))
+        s = m["political_gap_slope", "conservative-liberal"]
+        cover_one += s["ci_low"] <= 1.0 <= s["ci_high"]
+        # r <= 1 always, so a percentile interval never holds 1 itself: its upper end within 0.02 of it
+        r_near_one += m["political_gap_r", "conservative-liberal"]["ci_high"] > 0.98
+        scores, groups = _sim_scores(preset_sim, blind, f"rep{rep}")
+        s = _by_metric(human_rows(scores, groups, NORMS, n_boot=200, seed=rep))["political_gap_slope",
+                                                                                 "conservative-liberal"]
+        cover_zero += s["ci_low"] <= 0.0 <= s["ci_high"]
+    floor = _cover_floor(PRESET_REPS)  # 40: 0.95 - 3.56 * 0.0345 = 0.827
+    assert floor <= cover_one / PRESET_REPS and floor <= cover_zero / PRESET_REPS
+    assert r_near_one / PRESET_REPS >= floor
+    # the calibration itself: each group's mean over 40 x 15 personas is its norm within 4 standard errors
+    all_scores = pd.concat(pooled)
+    for (g, d), x in all_scores[all_scores["group"].isin(HUMAN)].groupby(["group", "dimension"])["score"]:
+        se = x.std(ddof=1) / math.sqrt(len(x))
+        assert abs(x.mean() - HUMAN[g][d]) < 4 * se, (g, d, x.mean(), HUMAN[g][d])

@@ -21,6 +21,7 @@ from valuescope.core.types import Instrument, Item, Part, Scale
 from valuescope.store.geometry import load_states
 from valuescope.store.records import RunRecord
 from valuescope.store.sqlite import Store, StoreError
+from valuescope.study.spec import human_norms
 
 
 def instrument_from_dict(d: dict[str, Any]) -> Instrument:
@@ -111,9 +112,11 @@ def _add_metrics(store: Store, tables: RunTables, scored: pd.DataFrame, kept_apa
         else:
             ref = load_run(store, ref_id, with_metrics=False)
             reference = MetricInputs(ref.responses, ref.scores, ref.instruments, run_id=ref_id, model=ref.model)
+    human, human_note = human_norms(study, study.models[0]) if study is not None else (None, "")
     inputs = MetricInputs(scored, tables.scores, tables.instruments, n_boot=n_boot, seed=seed, run_id=tables.run_id,
                           model=tables.model, kept_apart=kept_apart, states=states, steered=steered,
-                          reference=reference, reference_id=ref_id, reference_note=note)
+                          reference=reference, reference_id=ref_id, reference_note=note, human=human,
+                          human_note=human_note)
     tables.metrics = metric_table(inputs)
     tables.effects = effects_grid(tables.scores)
     if len(states):

@@ -17,6 +17,7 @@ from typing import Any
 from valuescope.backends.base import BackendError
 from valuescope.backends.synthetic_model import design_from_metas, latent, letter_probs
 from valuescope.core.types import GenerateRequest, Instrument, LetterScores, ScoreRequest
+from valuescope.study.synthetic_norms import calibrated
 from valuescope.study.synthetic_spec import SyntheticSpec, check_spec_dimensions, resolve_synthetic, synthetic_from_dict
 
 _REPLIES = (
@@ -45,10 +46,15 @@ class SyntheticBackend:
         self.stats: dict[str, Any] = {"scored": 0, "generated": 0}
 
     def check_instruments(self, instruments: Mapping[str, Instrument]) -> None:
-        """Every dimension key of the spec must name a dimension or score group of the study's instruments."""
+        """Every dimension key of the spec must name a dimension or score group of the study's instruments; a
+        model built from a norms file is calibrated to them here (``study.synthetic_norms``)."""
         check_spec_dimensions(self.spec, instruments)
+        self.spec = calibrated(self.spec, instruments)
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[LetterScores]:
+        if self.spec.norms is not None:
+            raise BackendError("synthetic backend: a model built from a norms file answers once it knows the study's "
+                               "instruments (check_instruments calibrates it)")
         metas = []
         for r in requests:
             if r.meta is None:

@@ -16,8 +16,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, ndtr, ndtri
+from scipy.special import ndtri
 
+from valuescope.study.synthetic_norms import ordinal_probs
 from valuescope.study.synthetic_spec import SyntheticSpec
 
 BASELINE_KIND = "baseline"
@@ -256,15 +257,6 @@ def latent(spec: SyntheticSpec, design: Design, *, salt: str = "", fixed: np.nda
     if spec.position_slope:
         eta = eta + spec.position_slope * np.where(design.sequential, design.position, 0.0)
     return eta
-
-
-def ordinal_probs(eta: np.ndarray, k: int, spec: SyntheticSpec) -> np.ndarray:
-    """(n, k) ordered-logit/probit probabilities of the k options in ascending value order."""
-    cuts = spec.step * (np.arange(k - 1) - (k - 2) / 2.0)
-    z = (cuts[None, :] - np.asarray(eta, dtype=float)[:, None]) / spec.temperature
-    cdf = expit(z) if spec.link == "logit" else ndtr(z)
-    cum = np.concatenate([np.zeros((len(z), 1)), cdf, np.ones((len(z), 1))], axis=1)
-    return np.clip(np.diff(cum, axis=1), 0.0, 1.0)
 
 
 def _bias(spec: SyntheticSpec, k: int) -> np.ndarray:

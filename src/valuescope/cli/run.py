@@ -26,6 +26,8 @@ def run(
                                               "openai:URL[@MODEL] or key=value,...")] = None,
     scale: Annotated[float, typer.Option(help="Scale personas and seeds by this factor (presets).")] = 1.0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output directory (store + report).")] = None,
+    norms: Annotated[Path | None, typer.Option(help="Compare persona groups with the people of this norms file "
+                                               "(human.norms; docs/human_norms.md).")] = None,
     report: Annotated[bool, typer.Option(help="Write the HTML report at the end.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables: one summary line "
                                         "per run and the paths written.")] = False,
@@ -41,7 +43,7 @@ def run(
     from valuescope.output import operations as ops
 
     try:
-        study = ops.adapt_study(ops.load_study(study_file, preset), model, scale, output)
+        study = ops.adapt_study(ops.load_study(study_file, preset), model, scale, output, norms)
         if ray is not None or ray_workers is not None:
             study = _on_ray(study, ray, ray_workers)
     except user_errors() as exc:

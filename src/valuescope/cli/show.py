@@ -61,6 +61,7 @@ def show(
                 "kept apart: metrics use the logprob answers only (see the 'mixed_readings' rows)"))
         _print_congruence(run)
         _print_metrics_or_why(run, "headline")
+        _print_human(run)
         _print_notes(run.metrics)
         _print_geometry(run)
         if effects or all_metrics:
@@ -104,6 +105,7 @@ def print_headline(store_dir: Path, run_id: str) -> Run:
     _print_position(run.model, run.metrics)
     _print_congruence(run)
     _print_metrics_or_why(run, f"{run.model}: headline")
+    _print_human(run)
     _print_notes(run.metrics)
     _print_geometry(run)
     return run
@@ -149,6 +151,17 @@ def _print_congruence(run) -> None:
 
     for t in congruence_tables(run.congruence, run.model):
         print_report_table(t)
+
+
+def _print_human(run) -> None:
+    """Persona groups against people (docs/human_norms.md), when the study asks for it: the tables, or why not."""
+    from valuescope.output.report.tables_human import human_tables
+
+    tables, notes = human_tables(run.metrics, run.model)
+    for t in tables:
+        print_report_table(t)
+    for n in notes:
+        console.out.print(f"note: {n}", highlight=False)
 
 
 def _print_metrics_or_why(run, title: str) -> None:

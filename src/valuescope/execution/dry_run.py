@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from valuescope.backends.base import Backend, render, token_counter
+from valuescope.backends.base import Backend, check_instruments, render, token_counter
 from valuescope.core.types import ContextSpec, Query
 from valuescope.design.plan import run_id_for
 from valuescope.execution.session import Resolved, Session, make_backend, plan_model, resolve
@@ -91,6 +91,7 @@ def _plan_model(resolved: Resolved, model: ModelSpec, calibrate: int, seed: int,
         if calibrate > 0 and pending:
             t0 = time.perf_counter()
             backend = backend_factory(model)
+            check_instruments(backend, resolved.instrument_map)  # as the executors do (a norms model calibrates)
             plan.load_s = time.perf_counter() - t0
         session = Session(resolved, model, backend if backend is not None else _NoBackend(), None)
         counter = token_counter(backend) if backend is not None else None

@@ -29,7 +29,14 @@ from valuescope.execution.executors import (
 from valuescope.execution.session import Resolved, Session, example_prompt, make_backend, plan_model, resolve
 from valuescope.store.sqlite import Store
 from valuescope.study import identity
-from valuescope.study.spec import DEFAULT_OPTION_ORDER, OLD_DEFAULT_OPTION_ORDER, ModelSpec, SpecError, Study
+from valuescope.study.spec import (
+    DEFAULT_OPTION_ORDER,
+    OLD_DEFAULT_OPTION_ORDER,
+    ModelSpec,
+    SpecError,
+    Study,
+    human_norms,
+)
 
 __all__ = ["OUTSIDE_MARK", "Progress", "Resolved", "RunResult", "Session", "example_prompt", "limit_outside_mass",
            "make_backend", "plan_model", "resolve", "run_ids", "run_study", "instruments_json"]
@@ -91,6 +98,7 @@ def run_study(
             pending = [q for q in queries if q.key not in done]
             res = RunResult(run_id, model.name, out_dir, planned=len(queries), already_done=len(queries) - len(pending))
             res.notes.extend(old_default_notes(study, model, resolved, store, run_id))
+            res.notes.extend(note for note in human_norms(study, model)[1:] if note)
             register = functools.partial(
                 store.register_run, run_id, study.name, model.name, identity.stored_study(study, model), len(queries))
             pending = _reuse_stored(AnswerWriter(store, res, study.max_outside_mass,

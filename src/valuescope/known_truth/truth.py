@@ -295,7 +295,10 @@ def run_truth(tables: Any, *, n_target: int = 4000) -> tuple[pd.DataFrame, pd.Da
     model = study.models[0]
     if model.backend != "synthetic":
         return None
+    from valuescope.study.synthetic_norms import calibrated
     from valuescope.study.synthetic_spec import resolve_synthetic
 
-    truth = truth_tables(prepare(study, model), resolve_synthetic(model.path, model.synthetic), n_target=n_target)
+    sim = prepare(study, model)
+    spec = calibrated(resolve_synthetic(model.path, model.synthetic), sim.instruments)
+    truth = truth_tables(sim, spec, n_target=n_target)
     return with_truth(tables.metrics, truth), truth.effects

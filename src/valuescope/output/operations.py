@@ -43,12 +43,21 @@ def load_study(study_file: Path | None, preset: str | None, default: str = "demo
     return load(study_file) if study_file is not None else presets.load_preset(preset or default)
 
 
-def adapt_study(study: Study, model: str | None = None, scale: float = 1.0, output: Path | None = None) -> Study:
-    """The study with its models replaced (``--model`` syntax), scaled (``--scale``) and written to ``output``."""
+def adapt_study(study: Study, model: str | None = None, scale: float = 1.0, output: Path | None = None,
+                norms: Path | None = None) -> Study:
+    """The study with its models replaced (``--model`` syntax), scaled (``--scale``), written to ``output`` and
+    compared with the people of a norms file (``--norms``: ``human.norms``, checked now)."""
     from valuescope.study import presets
+    from valuescope.study.norms import load_norms
+    from valuescope.study.spec import HumanSpec
 
-    return presets.adapt(study, model=parse_model(model) if model else None, scale=scale,
-                         output=str(output) if output else None)
+    study = presets.adapt(study, model=parse_model(model) if model else None, scale=scale,
+                          output=str(output) if output else None)
+    if norms is None:
+        return study
+    load_norms(norms)
+    human = (study.human or HumanSpec()).model_copy(update={"norms": str(Path(norms).resolve())})
+    return study.model_copy(update={"human": human})
 
 
 def presets() -> list[tuple[str, str]]:

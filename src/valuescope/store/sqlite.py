@@ -49,6 +49,10 @@ def _row_scores(row: sqlite3.Row) -> LetterScores:
                         row["raw"], row["error"], row["method"])
 
 
+#: the run options a later run of the same id stores again (identity.RESTATED), as json_set arguments
+_RESTATE = ", ".join(f"'$.{k}', json(json_extract(excluded.study_json, '$.{k}'))" for k in identity.RESTATED)
+
+
 class Store:
     """The SQLite store of one output directory.
 
@@ -87,7 +91,8 @@ class Store:
         self.db.execute(
             "INSERT INTO runs(run_id, study_name, model, created_at, study_json, planned, example_prompt, "
             "instruments_json) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(run_id) DO UPDATE SET "
-            "planned=excluded.planned, example_prompt=COALESCE(runs.example_prompt, excluded.example_prompt)",
+            "planned=excluded.planned, example_prompt=COALESCE(runs.example_prompt, excluded.example_prompt), "
+            f"study_json=json_set(runs.study_json, {_RESTATE})",
             (run_id, study_name, model, time.time(), json.dumps(study_json, sort_keys=True), planned,
              example_prompt, json.dumps(instruments, sort_keys=True)),
         )

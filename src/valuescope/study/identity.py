@@ -28,7 +28,10 @@ from valuescope.study.spec import ContextsSpec, GeometrySpec, ModelSpec, Study
 from valuescope.study.synthetic_spec import resolve_synthetic
 
 #: how a study is run, not what it asks: outside every run's identity
-RUN_OPTIONS = frozenset({"output", "report", "executor", "ray", "geometry", "score_from"})
+RUN_OPTIONS = frozenset({"output", "report", "executor", "ray", "geometry", "score_from", "human"})
+#: run options a later run of the same id stores again (the store keeps the rest as first stored): what the
+#: analysis reads, so that adding a norms file to a run already made takes effect
+RESTATED = ("human",)
 #: run options that say where the queries are answered: not even stored with a run
 PLACEMENT = frozenset({"executor", "ray"})
 #: the study's label and its model list: the label is the run id's prefix, each model is its own run
@@ -55,6 +58,8 @@ def model_identity(model: ModelSpec) -> dict[str, object]:
         synthetic = resolve_synthetic(model.path, model.synthetic).model_dump(mode="json")
         if synthetic.get("drift_by") == "conversation":  # the default: ids from before the setting stay
             synthetic.pop("drift_by")
+        if synthetic.get("norms") is None:  # only a model built from a norms file has them
+            synthetic.pop("norms", None)
         ident["synthetic"] = synthetic
     # a chosen scheduler or dtype moves answers (by up to a few hundredths): another run; unset, the
     # identity (and every stored key) stays as it was before these settings existed

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from valuescope.study import DEFAULT_DIR, limits
 from valuescope.study.files import SpecError, format_error, read_yaml_file
-from valuescope.study.synthetic_spec import SyntheticSpec
+from valuescope.study.norms import load_norms
+from valuescope.study.synthetic_spec import SyntheticSpec, resolve_synthetic
 
 #: the option order of a study that does not set one; before it, ``permute-persona`` (studies stored under that
 #: default resume when they set it explicitly: ``execution.runner`` says so when it finds one)
@@ -200,6 +201,24 @@ class RaySpec(_Strict):
     gpus_per_worker: float = Field(0.0, ge=0)
 
 
+class HumanSpec(_Strict):
+    """Compare the persona groups with people (docs/human_norms.md): ``norms``, a norms file of published group
+    means with their citations (relative to the study file; None: the norms file a synthetic model was built
+    from, if any), personas grouped by their ``attribute``, the political gap taken as ``pair[1] - pair[0]``. An
+    analysis setting: not part of the run id."""
+
+    norms: str | None = None
+    attribute: str = "identity"
+    pair: tuple[str, str] = ("liberal", "conservative")
+
+    @field_validator("attribute")
+    @classmethod
+    def _attribute(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must name a persona attribute (e.g. identity)")
+        return v
+
+
 class Study(_Strict):
     name: str = "study"
     output: str = DEFAULT_DIR
@@ -237,6 +256,7 @@ class Study(_Strict):
     report: bool = True
     geometry: GeometrySpec | None = None  # record persona states (hf backend): docs/geometry.md
     steer: SteerSpec | None = None  # activation capping / additive steering (hf backend)
+    human: HumanSpec | None = None  # compare persona groups with a norms file of people (docs/human_norms.md)
 
     @field_validator("name")
     @classmethod
@@ -276,7 +296,10 @@ def load_study(path: str | Path) -> Study:
     study = study_from_dict(data, source=str(path))
     # relative paths inside the study are relative to the study file
     base = Path(path).resolve().parent
-    return _resolve_paths(study, base)
+    study = _resolve_paths(study, base)
+    if study.human is not None and study.human.norms is not None:
+        load_norms(study.human.norms)  # a missing or malformed norms file is a one-line error now, not after the run
+    return study
 
 
 def _resolve_paths(study: Study, base: Path) -> Study:
@@ -297,11 +320,38 @@ def _resolve_paths(study: Study, base: Path) -> Study:
         sources.append(s)
     models = [m.model_copy(update={"path": fix(m.path)}) if m.path else m for m in study.models]
     contexts = study.contexts.model_copy(update={"files": [fix(f) for f in study.contexts.files]})
+    human = study.human.model_copy(update={"norms": fix(study.human.norms)}) if study.human else None
     return study.model_copy(
         update={
+            "human": human,
             "contexts": contexts,
             "instruments": instruments,
             "population": study.population.model_copy(update={"sources": sources}),
             "models": models,
         }
     )
+
+
+def human_norms(study: Study, model: ModelSpec) -> tuple[HumanSpec | None, str]:
+    """The human comparison of a run (docs/human_norms.md): (settings with the norms file to use, or None; a
+    one-line note). The study's ``human.norms``; else, for a synthetic model built from a norms file, that file
+    (the note says so); else None, with a note when the study asks for the comparison (``human:``) all the same."""
+    human = study.human
+    built_from = None
+    if model.backend == "synthetic" and model.path is not None:
+        try:
+            if resolve_synthetic(model.path, None).norms is not None:
+                built_from = model.path
+        except SpecError:
+            built_from = None
+    if human is not None and human.norms is not None:
+        return human, ""
+    if built_from is not None:
+        return (human or HumanSpec()).model_copy(update={"norms": built_from}), (
+            f"human comparison: the study names no norms file, so the norms the synthetic model was built from "
+            f"are used: {built_from}")
+    if human is not None:
+        return None, ("human comparison: this study needs a norms file of published group means with their "
+                      "citations (human: {norms: FILE}, docs/human_norms.md); valuescope ships no human numbers, "
+                      "so no human_distance or political_gap rows")
+    return None, ""

@@ -39,11 +39,30 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from valuescope.core.types import Instrument
 from valuescope.study import limits
 from valuescope.study.files import SpecError, format_error, read_yaml_file
+from valuescope.study.norms import check_norms, group_means, is_norms
 
 # a latent mean or shift: finite and bounded, as default_mean (an .inf effect in a spec file was simulated as
 # d = inf and reported as power 1.0; issue 29)
 Shift = Annotated[float, Field(ge=-50, le=50, allow_inf_nan=False)]
 DimShifts = dict[str, Shift]
+
+
+class NormsTarget(BaseModel):
+    """Group means on an instrument's score scale that a synthetic model reproduces (a norms file,
+    docs/human_norms.md): ``study.synthetic_norms.calibrated`` sets ``baseline`` and ``effects`` (on the persona
+    attribute ``attribute``, one level per group) so that each group's expected score is its mean; the baseline
+    gets the ``all`` group's means, or the mean of the groups'."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    instrument: str
+    attribute: str = "identity"
+    groups: dict[str, dict[str, Annotated[float, Field(allow_inf_nan=False)]]]
+
+
+#: the noise of a model built from a norms file (latent units; the synthetic defaults are 1.0 and 0.0): personas
+#: of one group spread around its mean, answers around the persona's
+NORMS_MODEL = {"persona_sd": 0.5, "query_sd": 0.5}
 
 
 class SyntheticSpec(BaseModel):
@@ -69,6 +88,7 @@ class SyntheticSpec(BaseModel):
     letter_bias: list[Annotated[float, Field(allow_inf_nan=False)]] | None = None
     letter_weight: float = Field(0.0, ge=0, le=1)
     position_slope: float = Field(0.0, ge=-10, le=10)  # latent shift per item position, sequential only
+    norms: NormsTarget | None = None  # reproduce these group means (a model built from a norms file)
 
     @field_validator("effects")
     @classmethod
@@ -93,7 +113,8 @@ class SyntheticSpec(BaseModel):
         """No persona moves an answer: no persona spread, no attribute effect, no named persona's shift. Every
         persona then answers from the distribution the no-persona baseline answers from in the same context."""
         shifts = [v for group in (self.effects, self.personas) for m in group.values() for v in m.values()]
-        return self.persona_sd == 0 and not any(shifts)
+        planted = self.norms is not None and len({tuple(sorted(m.items())) for m in self.norms.groups.values()}) > 1
+        return self.persona_sd == 0 and not any(shifts) and not planted
 
     def dimension_keys(self) -> list[tuple[str, str]]:
         """(where, key) of every dimension key in the spec, for validation against the instruments."""
@@ -115,7 +136,14 @@ def synthetic_from_dict(data: Any, source: str = "synthetic spec") -> SyntheticS
 
 
 def load_synthetic(path: str | Path) -> SyntheticSpec:
-    return synthetic_from_dict(read_yaml_file(path, "synthetic spec"), source=str(path))
+    """A synthetic spec file, or a norms file (docs/human_norms.md): a model that reproduces its group means
+    (:class:`NormsTarget`, noise :data:`NORMS_MODEL`), personas grouped by their ``identity``."""
+    data = read_yaml_file(path, "synthetic spec")
+    if is_norms(data):
+        norms = check_norms(data, str(path))
+        target = {"instrument": norms["instrument"], "groups": group_means(norms)}
+        return synthetic_from_dict({**NORMS_MODEL, "norms": target}, source=str(path))
+    return synthetic_from_dict(data, source=str(path))
 
 
 def parse_effect(text: str) -> tuple[str, str, float]:

@@ -22,46 +22,33 @@ Definitions (``d`` runs over the dimensions both the model and the norms have):
 
 Intervals: 95% percentile bootstrap over personas, resampled within each group (the human norms are taken as
 fixed: their sampling error is not in the interval; published MFQ samples are in the thousands).
+
+A run's metrics table holds these rows (family ``human``, :func:`human_table`) when its study declares the
+comparison (``human: {norms: FILE, attribute: identity}``) or its synthetic model was built from a norms file
+(``study.spec.human_norms``); a study that declares it without a norms file gets one row saying so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from valuescope.analysis.metrics._common import ALL, METRIC_COLUMNS
+from valuescope.analysis.metrics.registry import MetricInputs, register
 from valuescope.core.levels import ALPHA
-from valuescope.study.spec import SpecError, read_yaml_file
+from valuescope.study.files import SpecError
+from valuescope.study.norms import group_means, load_norms
 
+__all__ = ["METRICS", "gap_stats", "group_means", "human_metrics", "human_rows", "human_table", "load_norms",
+           "rms_distance"]
+
+#: the rows this family writes (the report shows them in their own section, not in the headline tables)
+METRICS = ("human_distance", "human_distance_baseline", "political_gap_r", "political_gap_slope")
 HUMAN_N_BOOT = 1000  # bootstrap draws of the human-norm comparison when called on its own
 LEVEL = 1 - ALPHA
-
-
-def load_norms(path: str | Path) -> dict[str, Any]:
-    """A norms file: ``instrument``, ``scale`` (what the numbers are on), ``groups: {group: {means:
-    {dimension: number}, source: text}}``. Every group needs a non-empty ``source``; one-line errors."""
-    data = read_yaml_file(path, "norms")
-    if not isinstance(data, dict) or not isinstance(data.get("groups"), dict) or not data["groups"]:
-        raise SpecError(f"{path}: a norms file needs 'groups: {{name: {{means: ..., source: ...}}}}'")
-    for key in ("instrument", "scale"):
-        if not isinstance(data.get(key), str) or not data[key].strip():
-            raise SpecError(f"{path}: field '{key}' must be a non-empty text")
-    for name, g in data["groups"].items():
-        where = f"{path}: groups.{name}"
-        if not isinstance(g, dict) or not isinstance(g.get("source"), str) or not g["source"].strip():
-            raise SpecError(f"{where}: every group needs a 'source' (paper, table or figure, page)")
-        means = g.get("means")
-        if not isinstance(means, dict) or not means or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in means.values()):
-            raise SpecError(f"{where}: 'means' must map dimensions to numbers")
-    return data
-
-
-def group_means(norms: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    return {name: {str(k): float(v) for k, v in g["means"].items()} for name, g in norms["groups"].items()}
 
 
 def _profiles(scores: pd.DataFrame) -> pd.DataFrame:
@@ -80,12 +67,31 @@ def gap_stats(model_gap: np.ndarray, human_gap: np.ndarray) -> tuple[float, floa
     return r, slope
 
 
+def _gap_draws(model_gaps: np.ndarray, human_gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`gap_stats` of every row of ``model_gaps`` (bootstrap draws x dimensions) at once."""
+    hh = float(human_gap @ human_gap)
+    slope = model_gaps @ human_gap / hh if hh > 0 else np.full(len(model_gaps), np.nan)
+    if len(human_gap) < 3 or np.std(human_gap) == 0:
+        return np.full(len(model_gaps), np.nan), slope
+    m = model_gaps - model_gaps.mean(axis=1, keepdims=True)
+    h = human_gap - human_gap.mean()
+    with np.errstate(all="ignore"):
+        r = m @ h / np.sqrt((m * m).sum(axis=1) * float(h @ h))
+    return r, slope
+
+
+def _boot_means(mat: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """(n_boot, dimensions): the group's mean profile over personas resampled with replacement."""
+    return np.nanmean(mat[rng.integers(0, len(mat), (n_boot, len(mat)))], axis=1)
+
+
 def rms_distance(profile: np.ndarray, human: np.ndarray) -> float:
     return float(np.sqrt(np.mean((profile - human) ** 2)))
 
 
-def _ci(draws: list[float]) -> tuple[float, float]:
-    d = np.asarray([x for x in draws if np.isfinite(x)])
+def _ci(draws: np.ndarray) -> tuple[float, float]:
+    d = np.asarray(draws, dtype=float)
+    d = d[np.isfinite(d)]
     if len(d) < 10:
         return float("nan"), float("nan")
     a = (1 - LEVEL) / 2
@@ -122,8 +128,7 @@ def human_rows(scores: pd.DataFrame, groups: Mapping[str, str], norms: Mapping[s
         if not ids:
             continue
         mat = prof.loc[ids, dims].to_numpy(float)
-        draws = [rms_distance(np.nanmean(mat[rng.integers(0, len(ids), len(ids))], axis=0), h)
-                 for _ in range(n_boot)]
+        draws = np.sqrt(np.mean((_boot_means(mat, rng, n_boot) - h) ** 2, axis=1))
         row("human_distance", g, rms_distance(np.nanmean(mat, axis=0), h), _ci(draws), len(ids))
 
     a, b = pair
@@ -132,13 +137,13 @@ def human_rows(scores: pd.DataFrame, groups: Mapping[str, str], norms: Mapping[s
         hg = np.array([human[b][d] - human[a][d] for d in dims])
         ma, mb = prof.loc[members[a], dims].to_numpy(float), prof.loc[members[b], dims].to_numpy(float)
         r, slope = gap_stats(np.nanmean(mb, axis=0) - np.nanmean(ma, axis=0), hg)
-        boot = [gap_stats(np.nanmean(mb[rng.integers(0, len(mb), len(mb))], axis=0)
-                          - np.nanmean(ma[rng.integers(0, len(ma), len(ma))], axis=0), hg) for _ in range(n_boot)]
+        boot_b = _boot_means(mb, rng, n_boot)
+        boot_r, boot_slope = _gap_draws(boot_b - _boot_means(ma, rng, n_boot), hg)
         n = len(ma) + len(mb)
         label = f"{b}-{a}"
-        row("political_gap_r", label, r, _ci([x[0] for x in boot]), n,
+        row("political_gap_r", label, r, _ci(boot_r), n,
             "" if np.isfinite(r) else "undefined: fewer than 3 dimensions or a constant gap")
-        row("political_gap_slope", label, slope, _ci([x[1] for x in boot]), n,
+        row("political_gap_slope", label, slope, _ci(boot_slope), n,
             "" if np.isfinite(slope) else "undefined: the human gap is zero")
     return rows
 
@@ -149,8 +154,6 @@ def human_metrics(scores: pd.DataFrame, norms: Mapping[str, Any], *, attribute: 
     """:func:`human_rows` for every (run_id, model) of a run's ``scores`` table (the norms' instrument, the
     ``dimension`` level where scores have levels), personas grouped by their ``attr_<attribute>`` value;
     rows in the long metrics table's columns (``context_a`` = "all": scores are averaged over contexts)."""
-    from valuescope.analysis.metrics._common import ALL, METRIC_COLUMNS
-
     col = f"attr_{attribute}"
     s = scores[scores["instrument"] == norms["instrument"]]
     if "level" in s.columns:
@@ -164,3 +167,33 @@ def human_metrics(scores: pd.DataFrame, norms: Mapping[str, Any], *, attribute: 
             out.append({"run_id": run_id, "model": model, "instrument": norms["instrument"], "context_a": ALL,
                         "context_b": "", **r})
     return pd.DataFrame(out, columns=METRIC_COLUMNS)
+
+
+def _note_row(inputs: MetricInputs, instrument: str, note: str) -> pd.DataFrame:
+    return pd.DataFrame([{"run_id": inputs.run_id, "model": inputs.model, "instrument": instrument,
+                          "metric": "political_gap_slope", "dimension": "", "context_a": ALL, "context_b": "",
+                          "value": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n": 0, "note": note}],
+                        columns=METRIC_COLUMNS)
+
+
+@register("human", 45)
+def human_table(inputs: MetricInputs) -> pd.DataFrame:
+    """The human comparison of a run whose study declares one (``human:``) or whose synthetic model was built
+    from a norms file (``study.spec.human_norms``): :func:`human_metrics` rows, or one row saying why there are
+    none (no norms file, an unreadable one, no persona attribute to group by)."""
+    human = inputs.human
+    if human is None or human.norms is None:
+        return _note_row(inputs, "", inputs.human_note) if inputs.human_note else pd.DataFrame(columns=METRIC_COLUMNS)
+    try:
+        norms = load_norms(human.norms)
+    except SpecError as exc:
+        return _note_row(inputs, "", f"human comparison: {exc}")
+    scores = inputs.scores
+    instrument = str(norms["instrument"])
+    if scores.empty or instrument not in set(scores["instrument"]):
+        return _note_row(inputs, instrument, f"human comparison: the run holds no {instrument} scores")
+    if f"attr_{human.attribute}" not in scores.columns:
+        return _note_row(inputs, instrument, f"human comparison: no persona has the attribute "
+                                             f"'{human.attribute}' to group personas by")
+    return human_metrics(scores, norms, attribute=human.attribute, pair=human.pair, n_boot=inputs.n_boot,
+                         seed=inputs.seed)

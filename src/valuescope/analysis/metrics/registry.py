@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from valuescope.core.types import Instrument
+from valuescope.study.spec import HumanSpec
 
 #: bootstrap draws behind a run's metrics table (``analysis.tables.load_run``, ``metric_table`` and every
 #: family's producer take this default; the report, the API and the CLI read the table it made)
@@ -37,6 +38,8 @@ class MetricInputs:
     reference: MetricInputs | None = None  # that reference's answers and scores, when stored
     reference_id: str = ""
     reference_note: str = ""  # why there is no reference
+    human: HumanSpec | None = None  # the human comparison, its norms file named (study.spec.human_norms)
+    human_note: str = ""  # why there is none, where the study asks for it
 
 
 Rows = Callable[[MetricInputs], pd.DataFrame]

@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from valuescope.analysis.metrics import evenhandedness, geometry, narrowing, steering, tension  # noqa: F401 (register)
+from valuescope.analysis.metrics import (  # noqa: F401 (register)
+    evenhandedness,
+    geometry,
+    human,
+    narrowing,
+    steering,
+    tension,
+)
 from valuescope.analysis.metrics._common import ALL, GROUP_KEYS, METRIC_COLUMNS, metric_row, metrics_frame
 from valuescope.analysis.metrics.dimension_metrics import dimension_metric_rows
 from valuescope.analysis.metrics.position import position_rows

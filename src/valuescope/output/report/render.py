@@ -25,6 +25,7 @@ from valuescope.output.report.data import EFFECT_COLUMNS, METRIC_COLUMNS, RunDat
 from valuescope.output.report.derive import Skip
 from valuescope.output.report.plotting import DPI, png_bytes, style
 from valuescope.output.report.sections import GEOMETRY_SPECS, SPECS
+from valuescope.output.report.tables_human import DEFINITIONS, report_human_tables
 from valuescope.output.report.tables_tension import report_congruence_tables
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -202,6 +203,7 @@ def write_report(
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    human_tables, human_notes = report_human_tables(runs)
     html = env.get_template("report.html.j2").render(
         title=title or ("valuescope report — " + (", ".join(study_names) or ", ".join(models))),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -209,6 +211,9 @@ def write_report(
         runs=[_run_view(r) for r in runs],
         sections=sections,
         headline=report_congruence_tables(runs) + tables.headline_tables(runs),
+        human_tables=human_tables,
+        human_notes=human_notes,
+        human_definitions=DEFINITIONS,
         position=tables.position_table(runs),
         position_warnings=tables.position_warnings(runs),
         comparison=tables.comparison_table(comparison),

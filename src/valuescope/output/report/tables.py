@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from valuescope.analysis.metrics.human import METRICS as HUMAN_METRICS
 from valuescope.core.levels import ALPHA
 from valuescope.output.numbers import as_float, fmt_ci, fmt_num
 from valuescope.output.report.data import RunData
@@ -47,7 +48,8 @@ HEADLINE_ORDER = [
     "seed_corr_dimension",
 ]
 HEADLINE_COLUMNS_PER_TABLE = 5  #: metric columns per headline table: wider tables are split so each fits a page
-_NOT_HEADLINE = {"convergence_var", "position_bias_hard", "position_bias_soft", *PAIR_METRICS}
+#: rows with tables of their own: position bias, the pair metrics, persona groups vs people (tables_human)
+_NOT_HEADLINE = {"convergence_var", "position_bias_hard", "position_bias_soft", *PAIR_METRICS, *HUMAN_METRICS}
 
 
 LABELS = {

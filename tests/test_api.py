@@ -239,6 +239,36 @@ def test_figures_cover_the_report(store):
         valuescope.output.figures.macro([a, b])
 
 
+def test_metrics_are_computed_once_per_stored_answers(store, tmp_path, monkeypatch):
+    """A run read twice in one process (``run`` then ``show``, two Run objects) computes its metrics once: the
+    second read is the first's table, equal to a computation of its own; an answer deleted is computed anew."""
+    import contextlib
+    import sqlite3
+
+    from valuescope.analysis import tables as tables_module
+    from valuescope.output.operations import store_file
+
+    _, a, _ = store
+    expected = a.metrics, a.effects  # computed on the fixture's store (before the count starts), not the one below
+    computed = []
+    real = tables_module.metric_table
+    monkeypatch.setattr(tables_module, "metric_table", lambda inputs: computed.append(inputs.run_id) or real(inputs))
+    # the same run in a store of its own (the memo is per store): the same answers, nothing of it computed yet
+    (own,) = valuescope.run({**SMALL, "output": str(tmp_path / "own")}, report=False, progress=False)
+    assert own.run_id == a.run_id and computed == []
+    first = valuescope.load(a.run_id, dir=own.store_dir)
+    first.metrics.loc[:, "value"] = -1.0  # a reader changing its table changes no other reader's
+    again = valuescope.load(a.run_id, dir=own.store_dir)
+    assert computed == [a.run_id]
+    pd.testing.assert_frame_equal(again.metrics, expected[0])
+    pd.testing.assert_frame_equal(again.effects, expected[1])
+    with contextlib.closing(sqlite3.connect(store_file(own.store_dir))) as db, db:
+        db.execute("DELETE FROM responses WHERE run_id = ? AND item_id = 'EMOTIONALLY'", (a.run_id,))
+    fewer = valuescope.load(a.run_id, dir=own.store_dir)
+    assert (computed, fewer.counts["answered"]) == ([a.run_id, a.run_id], 20)
+    assert not fewer.metrics.equals(expected[0])
+
+
 def test_summary_is_strict_json(store):
     _, a, _ = store
     s = a.summary()

@@ -6,7 +6,11 @@ analysed after the files it came from have moved.
 
 from __future__ import annotations
 
+import hashlib
+import pickle
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -82,7 +86,8 @@ def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: in
     info = store.run(run_id)
     run_id = info.run_id
     instruments = {k: instrument_from_dict(v) for k, v in info.instruments.items()}
-    responses = build_responses(store.responses(run_id), instruments)
+    rows = store.responses(run_id)
+    responses = build_responses(rows, instruments)
     personas = {p["id"]: p.get("description") or "(no persona: baseline)"
                 for p in store.personas(run_id)}
     tables = RunTables(persona_texts=personas, run_id=run_id, model=info.model, info=info, instruments=instruments,
@@ -93,15 +98,31 @@ def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: in
         score_from = str(info.study.get("score_from") or "expected")
         tables.scores = score_personas(scored, instruments, value=SCORE_FROM.get(score_from, "expected"))
         if with_metrics:
-            _add_metrics(store, tables, scored, kept_apart, n_boot=n_boot, seed=seed)
+            key = (str(Path(store.path).resolve()), run_id, info.model, n_boot, seed,
+                   hashlib.sha256(pickle.dumps((rows, info.study, info.instruments), protocol=5)).hexdigest())
+            _add_metrics(store, tables, scored, kept_apart, n_boot=n_boot, seed=seed, key=key)
     return tables
 
 
+#: The metrics table and effects grid of the last runs read in this process, by everything they are computed from:
+#: the store, the run's stored answer rows (every column, ``created_at`` included), its study and instruments,
+#: ``n_boot`` and ``seed``. ``valuescope run`` then ``show``/``report``/``export`` in one process, or two ``Run``
+#: objects of one run, compute them once; an answer added, deleted or changed is another key. Runs with recorded
+#: states (geometry) or a steered run (read with its reference run) are not kept. Copies go in and come out.
+_MEMO: OrderedDict[tuple[Any, ...], tuple[pd.DataFrame, pd.DataFrame]] = OrderedDict()
+MEMO_RUNS = 8
+
+
 def _add_metrics(store: Store, tables: RunTables, scored: pd.DataFrame, kept_apart: pd.DataFrame, *,
-                 n_boot: int, seed: int) -> None:
+                 n_boot: int, seed: int, key: tuple[Any, ...]) -> None:
     states = load_states(store, tables.run_id)
     study = gt.stored_study(tables.info)
     steered = study is not None and study.steer is not None and len(study.models) == 1
+    plain = not len(states) and not steered
+    if plain and key in _MEMO:
+        _MEMO.move_to_end(key)
+        tables.metrics, tables.effects = (f.copy() for f in _MEMO[key])
+        return
     reference, ref_id, note = None, "", ""
     if steered:
         assert study is not None
@@ -119,6 +140,10 @@ def _add_metrics(store: Store, tables: RunTables, scored: pd.DataFrame, kept_apa
                           human_note=human_note)
     tables.metrics = metric_table(inputs)
     tables.effects = effects_grid(tables.scores)
+    if plain:
+        _MEMO[key] = (tables.metrics.copy(), tables.effects.copy())
+        while len(_MEMO) > MEMO_RUNS:
+            _MEMO.popitem(last=False)
     if len(states):
         tables.geometry = gt.positions(states, tables.responses, tables.scores)
     if reference is not None:

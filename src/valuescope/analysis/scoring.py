@@ -144,27 +144,29 @@ def catch_screen(
         inst = instruments.get(str(inst_id))
         if inst is None:
             raise SpecError(f"scoring: no instrument definition for {inst_id!r}")
-        rules = inst.scoring.get("catch", [])
-        if not rules:
+        if not inst.scoring.get("catch", []):
             continue
-        items = _item_values(df, inst, value)
-        table = items[RESPONDENT].drop_duplicates().reset_index(drop=True)
-        failed = pd.Series(False, index=table.index)
-        for rule in rules:
-            col = items.loc[items["item_id"] == rule["item"], [*RESPONDENT, "_x"]]
-            col = (
-                col.groupby(RESPONDENT, dropna=False, sort=False)["_x"].mean().rename(f"catch_{rule['item']}")
-            )
-            table = table.merge(col.reset_index(), on=RESPONDENT, how="left")
-            x = table[f"catch_{rule['item']}"]
-            fail = _OPS[rule["fail_if"]](x, rule["threshold"]).fillna(False).astype(bool)
-            table[f"fail_{rule['item']}"] = fail
-            failed = failed | fail
-        table["catch_failed"] = failed.to_numpy()
-        frames.append(table)
+        frames.append(_catch_table(_item_values(df, inst, value), inst))
     if not frames:
         return pd.DataFrame(columns=[*RESPONDENT, "catch_failed"])
     return pd.concat(frames, ignore_index=True)
+
+
+def _catch_table(items: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
+    """:func:`catch_screen`'s rows of one instrument with catch rules, from its ``_item_values`` rows."""
+    rules = inst.scoring.get("catch", [])
+    table = items[RESPONDENT].drop_duplicates().reset_index(drop=True)
+    failed = pd.Series(False, index=table.index)
+    for rule in rules:
+        col = items.loc[items["item_id"] == rule["item"], [*RESPONDENT, "_x"]]
+        col = col.groupby(RESPONDENT, dropna=False, sort=False)["_x"].mean().rename(f"catch_{rule['item']}")
+        table = table.merge(col.reset_index(), on=RESPONDENT, how="left")
+        x = table[f"catch_{rule['item']}"]
+        fail = _OPS[rule["fail_if"]](x, rule["threshold"]).fillna(False).astype(bool)
+        table[f"fail_{rule['item']}"] = fail
+        failed = failed | fail
+    table["catch_failed"] = failed.to_numpy()
+    return table
 
 
 def score_personas(
@@ -232,7 +234,8 @@ def score_personas(
         labels = groups[["_order", "level", "group"]].drop_duplicates()
         pooled = pooled.merge(labels, on="_order").rename(columns={"group": "dimension", "count": "n_items"})
         pooled = pooled.drop(columns=["sum", "vsum", "vmiss"])
-        screen = catch_screen(df, {inst.id: inst}, value=value)
+        # catch_screen(df, {inst.id: inst}) of the rows just read
+        screen = _catch_table(items, inst) if inst.scoring.get("catch", []) else pd.DataFrame()
         if len(screen):
             respondents = respondents.merge(screen[[*RESPONDENT, "catch_failed"]], on=RESPONDENT, how="left")
             respondents["catch_failed"] = respondents["catch_failed"].fillna(False).astype(bool)

@@ -108,7 +108,8 @@ def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: in
 #: the store, the run's stored answer rows (every column, ``created_at`` included), its study and instruments,
 #: ``n_boot`` and ``seed``. ``valuescope run`` then ``show``/``report``/``export`` in one process, or two ``Run``
 #: objects of one run, compute them once; an answer added, deleted or changed is another key. Runs with recorded
-#: states (geometry) or a steered run (read with its reference run) are not kept. Copies go in and come out.
+#: states (geometry), a steered run (read with its reference run) and a run compared with human norms (a file the
+#: key does not hold) are not kept. Copies go in and come out.
 _MEMO: OrderedDict[tuple[Any, ...], tuple[pd.DataFrame, pd.DataFrame]] = OrderedDict()
 MEMO_RUNS = 8
 
@@ -118,7 +119,8 @@ def _add_metrics(store: Store, tables: RunTables, scored: pd.DataFrame, kept_apa
     states = load_states(store, tables.run_id)
     study = gt.stored_study(tables.info)
     steered = study is not None and study.steer is not None and len(study.models) == 1
-    plain = not len(states) and not steered
+    human, human_note = human_norms(study, study.models[0]) if study is not None else (None, "")
+    plain = not len(states) and not steered and human is None  # a norms file is read by the metrics: not in the key
     if plain and key in _MEMO:
         _MEMO.move_to_end(key)
         tables.metrics, tables.effects = (f.copy() for f in _MEMO[key])
@@ -133,7 +135,6 @@ def _add_metrics(store: Store, tables: RunTables, scored: pd.DataFrame, kept_apa
         else:
             ref = load_run(store, ref_id, with_metrics=False)
             reference = MetricInputs(ref.responses, ref.scores, ref.instruments, run_id=ref_id, model=ref.model)
-    human, human_note = human_norms(study, study.models[0]) if study is not None else (None, "")
     inputs = MetricInputs(scored, tables.scores, tables.instruments, n_boot=n_boot, seed=seed, run_id=tables.run_id,
                           model=tables.model, kept_apart=kept_apart, states=states, steered=steered,
                           reference=reference, reference_id=ref_id, reference_note=note, human=human,

@@ -223,12 +223,12 @@ def stability_rows(
                 continue
             _rank_order_rows(rows, group, arr, ctxs, vals, sub_pairs, ci, lab)
             _ipsative_rows(rows, group, "ipsative", arr, ctxs, sub_pairs, ci, lab)
-    rows.extend(_baseline_rows(sc, group, arr, ctxs, units, n_boot))
+    rows.extend(_baseline_rows(sc, group, arr, ctxs, units, vals, n_boot))
     return rows
 
 
 def _baseline_rows(sc: pd.DataFrame, group: tuple, arr: np.ndarray, ctxs: list[str], units: list[str],
-                   n_boot: int) -> list[dict[str, Any]]:
+                   pvals: list[str], n_boot: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     barr, _, bctxs, bunits, bvals = profile_array(sc, condition="baseline", units_are_repeats=True)
     if barr.size and len(bctxs) >= 2:
@@ -240,7 +240,6 @@ def _baseline_rows(sc: pd.DataFrame, group: tuple, arr: np.ndarray, ctxs: list[s
         note = "no baseline scores" if barr.size == 0 else "no baseline scores in context 'none'"
         rows.append(metric_row(group, "distance_to_neutral", context_a=ALL, context_b=NO_CONTEXT, note=note))
         return rows
-    _, _, _, _, pvals = profile_array(sc)
     b = barr[0, bctxs.index(NO_CONTEXT)]  # (repeats-as-units, V_b)
     b = b[:, pd.Index(bvals).get_indexer(pvals)] if set(pvals) <= set(bvals) else None
     if b is None:

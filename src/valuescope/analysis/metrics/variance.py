@@ -140,6 +140,7 @@ def variance_rows(
         reps = int(stats[0].max()) if len(stats[0]) else 0
         split = _split_repeat(point["var_repeat"], None if boot is None else boot["var_repeat"],
                               (design or {}).get(ctx))
+        found = []
         for metric in VARIANCE_METRICS:
             if metric in ("var_order", "var_conversation") and reps < 2:
                 val, bvals, note = np.nan, None, _why(metric, len(codes), reps, has_samp)
@@ -150,10 +151,27 @@ def variance_rows(
                 note = "" if np.isfinite(val) else _why(metric, len(codes), reps, has_samp)
             if metric == "var_sampling" and val == 0.0 and not note:
                 note = "scores from the chosen option (score_from: answer): no sampling term"
-            lo, hi = percentile_ci(bvals) if bvals is not None else (np.nan, np.nan)
+            found.append((metric, val, bvals, note))
+        bounds = _intervals([b for _, _, b, _ in found])
+        for (metric, val, _, note), (lo, hi) in zip(found, bounds, strict=True):
             rows.append(metric_row(group, metric, dimension=dim, context_a=ctx, value=val, ci_low=lo,
                                    ci_high=hi, n=len(codes), note=note))
     return rows
+
+
+def _intervals(boots: list[np.ndarray | None]) -> list[tuple[float, float]]:
+    """``percentile_ci`` of each metric's replicates (NaN without): one call for those with replicates, column
+    by column the same numbers (a column's percentile reads only that column; the NaN-aware path is taken per
+    column as a call of its own would take it)."""
+    out: list[tuple[float, float]] = [(np.nan, np.nan)] * len(boots)
+    with_boot = [i for i, b in enumerate(boots) if b is not None]
+    for nan_free in (True, False):  # columns without NaN together, those with (nanpercentile) together
+        cols = [i for i in with_boot if bool(np.isnan(boots[i]).any()) != nan_free]
+        if cols:
+            lo, hi = percentile_ci(np.stack([np.asarray(boots[i], dtype=float) for i in cols], axis=1))
+            for j, i in enumerate(cols):
+                out[i] = (float(lo[j]), float(hi[j]))
+    return out
 
 
 def _why(metric: str, n_units: int, reps: int, has_samp: bool) -> str:

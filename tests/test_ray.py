@@ -1,11 +1,12 @@
 """Issue 19: a study on a local Ray cluster (2 workers on this machine's 2 cores), started once for the module.
 
-A reduced demo study (3 WVS personas + baseline x 3 MFQ-30 items, with and without a short
-conversation) on the embedded model gives bit-identical answers, conversations and metrics locally and
-on Ray. The faults run the same study on the synthetic backend (which executor answers a chunk, and what
-is stored when a process dies, do not depend on the model): a worker killed mid-run loses nothing and
-duplicates nothing; a driver SIGKILLed inside its last answer transaction (tests/fault_run.py) resumes to
-exactly the planned keys with the answers of a local run.
+The smallest study that shows it (the baseline and one WVS persona x 2 MFQ-30 items, with and without a
+short conversation: 4 prefix groups of 2 items, one call each, dealt 2 and 2 to the workers) on the
+embedded model gives bit-identical answers, conversations and metrics locally and on Ray. The faults run a
+reduced demo study (3 WVS personas + baseline x 3 items, with and without a conversation) on the synthetic
+backend (which executor answers a chunk, and what is stored when a process dies, do not depend on the
+model): a worker killed mid-run loses nothing and duplicates nothing; a driver SIGKILLed inside its last
+answer transaction (tests/fault_run.py) resumes to exactly the planned keys with the answers of a local run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import pytest
 import yaml
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'valuescope[ray]')")
+
+from helpers import SharedBackend  # noqa: E402
 
 from valuescope.design.plan import prefix_group  # noqa: E402
 from valuescope.execution import runner  # noqa: E402
@@ -41,6 +44,12 @@ STUDY = {
 PLANNED = 2 * 4 * 3  # contexts x (baseline + 3 personas) x items
 SYNTHETIC = [{"name": "truth", "backend": "synthetic", "synthetic": {"query_sd": 0.5, "letter_weight": 0.3}}]
 FAULT_RUN = Path(__file__).with_name("fault_run.py")
+# the real-model study: the embedded model's cost is its evaluated tokens (about 880 here against 2068 for
+# STUDY: 4 prefixes, 8 item suffixes, 2 conversations of at most 8 tokens); one call per prefix group
+REAL = {"instruments": [{"name": "mfq30", "items": ["EMOTIONALLY", "TREATED"]}],
+        "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 1, "seeds": [111]}]},
+        "contexts": {"topics": ["none", "joke"], "n_messages": [1], "max_tokens": 8}}
+REAL_PLANNED, REAL_CHUNK = 2 * 2 * 2, 2  # contexts x (baseline + 1 persona) x items; a prefix group per call
 
 
 def _study(out: Path, **extra):
@@ -103,10 +112,12 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
+def local_run(tmp_path_factory, embedded_backend):
+    """The real-model study run locally on the session's llama.cpp backend (no model load of its own)."""
     out = tmp_path_factory.mktemp("local")
-    [res] = runner.run_study(_study(out))
-    assert res.new == PLANNED and res.failed == 0 and res.conversations == 4
+    [res] = runner.run_study(_study(out, **REAL), chunk_size=REAL_CHUNK,
+                             backend_factory=lambda _model: SharedBackend(embedded_backend))
+    assert res.new == REAL_PLANNED and res.failed == 0 and res.conversations == 2
     return out
 
 
@@ -138,17 +149,21 @@ def test_deal_keeps_each_prefix_group_on_one_worker_and_balances(tmp_path):
 
 def test_ray_run_is_bit_identical_to_a_local_run(cluster, local_run, tmp_path):
     out = tmp_path / "ray"
+    study = _study(out, **REAL)
+    queries = runner.plan_model(runner.resolve(study), study.models[0])
+    units = [u.queries for u in work_units(queries, queries, REAL_CHUNK, batch_sensitive=False)]
+    assert [len(q) for q in deal(units, 2)] == [2, 2]  # each worker answers two prefix groups
     executor = RayExecutor(workers=2)
-    [res] = runner.run_study(_study(out), executor=executor)
-    assert res.new == PLANNED and res.failed == 0 and res.already_done == 0
-    assert res.conversations == 4  # simulated on the workers, stored once by the driver
-    assert res.backend_stats["workers"] == 2 and res.backend_stats["queries"] == PLANNED
+    [res] = runner.run_study(study, executor=executor, chunk_size=REAL_CHUNK)
+    assert res.new == REAL_PLANNED and res.failed == 0 and res.already_done == 0
+    assert res.conversations == 2  # simulated on the workers, stored once by the driver
+    assert res.backend_stats["workers"] == 2 and res.backend_stats["queries"] == REAL_PLANNED
     assert _rows(out) == _rows(local_run)  # same run id, keys, probabilities (bit for bit), flags
     assert _conversations(out) == _conversations(local_run)
     assert _metrics(out).equals(_metrics(local_run))
     assert _runs(out) == _runs(local_run)  # the same run registered: settings, plan size, example prompt
-    [again] = runner.run_study(_study(out), executor=executor)  # nothing left: no worker is even started
-    assert again.already_done == PLANNED and again.new == 0
+    [again] = runner.run_study(study, executor=executor)  # nothing left: no worker is even started
+    assert again.already_done == REAL_PLANNED and again.new == 0
 
 
 def test_a_worker_killed_mid_run_loses_nothing(cluster, local_synthetic, tmp_path):

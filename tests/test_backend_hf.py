@@ -48,10 +48,11 @@ def hf_backend(hf_embedded_backend):
 
 @pytest.mark.slow
 def test_hf_batches_match_single_prompts(hf_backend):
-    reqs = requests((0, 1, 2, 3, 4, 5))
-    batched = np.array([r.probs for r in hf_backend.score(reqs)])  # left-padded batch of 4
-    single = np.array([hf_backend.score([r])[0].probs for r in reqs[:2]])
-    assert np.abs(batched[:2] - single).max() < 1e-4  # padding and position ids do not leak
+    everyone = requests((0, 1, 2, 3, 4, 5))
+    reqs = [everyone[0], everyone[2]]  # one item, the baseline (shorter: left-padded) and the persona
+    batched = np.array([r.probs for r in hf_backend.score(reqs)])  # one left-padded batch of 2
+    single = np.array([hf_backend.score([r])[0].probs for r in reqs])
+    assert np.abs(batched - single).max() < 1e-4  # padding and position ids do not leak
 
 
 @pytest.mark.slow
@@ -88,7 +89,7 @@ def test_hf_prefix_cache_matches_naive(hf_backend):
     longer = first.messages[-1].content.replace("independently.", "independently, whatever others around him "
                                                 "think, say or expect of him at home or at work.")
     extra = replace(first, messages=first.messages[:-1] + (Message("user", longer),))  # padding in the pass
-    reqs = shared_requests((0, 1, 2, 3, 4, 5)) + [extra] + shared_requests((3, 0, 5, 1, 4, 2))
+    reqs = shared_requests((0, 1, 2, 3, 4, 5)) + [extra]  # 2 prefixes (baseline, persona), 5 prompts
     assert hf_backend.scheduler == "prefix"
     before = dict(hf_backend.stats)
     got = np.array([r.probs for r in hf_backend.score(reqs)])
@@ -100,7 +101,7 @@ def test_hf_prefix_cache_matches_naive(hf_backend):
     finally:
         hf_backend.scheduler = "prefix"
     assert np.abs(got - want).max() < 0.01  # measured: ~1e-6 (float32)
-    assert evaluated < 0.6 * prompt  # 4 prefixes for 9 prompts
+    assert evaluated < 0.6 * prompt  # 2 prefixes for 5 prompts
     # the split is at a token boundary both the shared text and the whole prompt agree on
     for r in reqs:
         ids = hf_backend.tokens(hf_backend.render(r))

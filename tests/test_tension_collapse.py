@@ -94,3 +94,82 @@ def test_collapse_directed_covers_planted_identity_effects():
     # excluded 0 in 0.48 / 0.44). Bound: 0.9 - 3 binomial SDs over 60 replications
     for s in SIDES:
         assert np.mean(covered[s]) >= 0.9 - 3 * np.sqrt(0.9 * 0.1 / 60), (s, np.mean(covered[s]))
+
+
+def _reference_rows(responses, instruments, *, n_boot: int, seed: int, measure: str) -> pd.DataFrame:
+    """``evenhandedness_rows`` as it was before its per-unit and per-cell means became bincounts (issue 28):
+    pivot tables and a pandas group loop per respondent group, the same bootstrap draws. The slow reference."""
+    from valuescope.analysis.metrics._common import group_rng, metric_row, metrics_frame
+    from valuescope.analysis.metrics.evenhandedness import MEASURES, _boot_mean, _collapse, dilemma_table
+
+    table = dilemma_table(responses, instruments)
+    rows: list[dict] = []
+    for (run_id, model, inst, ctx), t in table.groupby(["run_id", "model", "instrument", "context"], sort=False):
+        group = (run_id, model, inst)
+        keys = ["unit", "condition", "side", "dilemma"]
+        t = t.assign(side=t["side"].fillna("none"))
+        r = t.pivot_table(index=keys, columns="rated_side", values=MEASURES[measure], aggfunc="mean")
+        o = t.pivot_table(index=keys, columns="shown_first", values=MEASURES[measure], aggfunc="mean").reindex(r.index)
+        gaps = pd.DataFrame({"r_x": r["x"], "r_y": r["y"], "o": o[True] - o[False]}, index=r.index).reset_index()
+        meta = t.drop_duplicates("dilemma").set_index("dilemma")[["x", "y", "pair", "fav_liberal", "fav_conservative"]]
+        gaps = gaps.join(meta, on="dilemma")
+        gaps["g"] = gaps["r_x"] - gaps["r_y"]
+        for s in SIDES:
+            fav = gaps[f"fav_{s}"]
+            gaps[f"g_{s}"] = np.where(fav == gaps["x"], gaps["g"], np.where(fav == gaps["y"], -gaps["g"], np.nan))
+        gaps["E"] = 1 - gaps["g"].abs() / 5.0
+        rng = group_rng(seed, "evenhandedness", run_id, model, inst, ctx)
+        base = gaps[gaps["condition"] == "baseline"].groupby("dilemma")[["g", "g_liberal", "g_conservative"]].mean()
+        pers = gaps[gaps["condition"] == "persona"]
+        groups = [("baseline", gaps[gaps["condition"] == "baseline"])] if len(base) else []
+        groups += [(s, pers[pers["side"] == s]) for s in SIDES if (pers["side"] == s).any()]
+        groups += [("all", pers)] if len(pers) else []
+        for label, g in groups:
+            g = g.assign(a=g["g"].abs())
+            per_unit = g.set_index("dilemma")[["E", "a", "o"]] if label == "baseline" else \
+                g.groupby("unit")[["E", "a", "o"]].mean()
+            for name, col in (("evenhandedness", "E"), ("evenhandedness_gap", "a"), ("order_effect", "o")):
+                v = per_unit[col].to_numpy(dtype=float)
+                lo, hi = _boot_mean(v, rng, n_boot)
+                rows.append(metric_row(group, name, dimension=label, context_a=ctx, value=float(np.nanmean(v)),
+                                       ci_low=lo, ci_high=hi, n=len(per_unit),
+                                       note="CI over dilemmas (one respondent)" if label == "baseline" else ""))
+            if label == "baseline" or base.empty:
+                continue
+            for col, metric in [("g", "collapse")] + ([(f"g_{label}", "collapse_directed")] if label in SIDES else []):
+                mat = g.groupby(["unit", "dilemma"])[col].mean().dropna().unstack("dilemma").sort_index(axis=1)
+                b = base[col].reindex(mat.columns).to_numpy()
+                pm = np.abs(mat.to_numpy()) if metric == "collapse" else mat.to_numpy()
+                value, lo, hi = _collapse(pm, np.abs(b) if metric == "collapse" else b, rng, n_boot)
+                rows.append(metric_row(group, metric, dimension=label, context_a=ctx, value=value, ci_low=lo,
+                                       ci_high=hi, n=len(mat)))
+        per_persona = pers.assign(a=pers["g"].abs()).groupby(["side", "unit"])["a"].agg(["mean", "size"])
+        for (side, unit), rec in zip(per_persona.index, per_persona.itertuples(index=False), strict=True):
+            rows.append(metric_row(group, "evenhandedness_gap_persona", dimension=f"{side}:{unit}", context_a=ctx,
+                                   value=float(rec.mean), n=int(rec.size)))
+        per_pair = gaps.groupby(["condition", "pair", "unit"])["g"].mean()
+        for (cond, pair), gp in per_pair.groupby(level=["condition", "pair"], sort=True):
+            lo, hi = _boot_mean(gp.to_numpy(), rng, n_boot)
+            rows.append(metric_row(group, "dilemma_gap", dimension=str(pair), context_a=ctx, context_b=str(cond),
+                                   value=float(gp.mean()), ci_low=lo, ci_high=hi, n=len(gp)))
+    return metrics_frame(rows)
+
+
+def test_evenhandedness_rows_are_the_reference():
+    """The bincount version gives the reference's rows (``_reference_rows``), numbers within 1e-12 (sums in
+    another order), on 10 personas under 2 conversation contexts, both readings, with answers missing."""
+    sim = prepare(study_from_dict({
+        "name": "eh", "instruments": [{"name": "dilemmas"}],
+        "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 10, "seeds": [111], "identity": True}]},
+        "contexts": {"topics": ["none", "joke"], "n_messages": [1]}}))
+    spec = SyntheticSpec(persona_sd=0.5, query_sd=0.5, item_sd=1.0, letter_bias=[0.4, 0.2, 0.1, 0.1, 0.1, 0.1],
+                         letter_weight=0.3, effects={"identity=liberal": {"self-direction": 1.0}})
+    resp = sim.responses(spec)
+    resp.loc[resp.index[::11], "valid"] = False  # cells, sides and whole dilemmas of a persona missing
+    for measure in ("soft", "hard"):
+        got = evenhandedness_rows(resp, sim.instruments, n_boot=30, seed=3, measure=measure)
+        want = _reference_rows(resp, sim.instruments, n_boot=30, seed=3, measure=measure)
+        num = ["value", "ci_low", "ci_high"]
+        assert len(want) > 50 and {"collapse", "collapse_directed", "dilemma_gap"} <= set(want["metric"])
+        pd.testing.assert_frame_equal(got.drop(columns=num), want.drop(columns=num))
+        pd.testing.assert_frame_equal(got[num], want[num], check_exact=False, rtol=0, atol=1e-12)

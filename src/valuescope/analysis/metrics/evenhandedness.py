@@ -77,13 +77,27 @@ def dilemma_gaps(table: pd.DataFrame, measure: str = "soft") -> pd.DataFrame:
     col = MEASURES[measure]
     keys = ["unit", "condition", "side", "dilemma"]
     t = table.assign(side=table["side"].fillna("none"))
-    r = t.pivot_table(index=keys, columns="rated_side", values=col, aggfunc="mean")
-    o = t.pivot_table(index=keys, columns="shown_first", values=col, aggfunc="mean").reindex(r.index)
-    out = pd.DataFrame(index=r.index)
-    out["r_x"] = r["x"] if "x" in r.columns else np.nan
-    out["r_y"] = r["y"] if "y" in r.columns else np.nan
-    out["o"] = o[True] - o[False] if {True, False} <= set(o.columns) else np.nan
-    out = out.reset_index()
+    # one pass over the answers: the mean rating per (unit, condition, side, dilemma) and rated side / shown
+    # first (what two pivot tables gave; cells without a value are NaN, keys without any value left out)
+    grp = t.groupby(keys, sort=True)
+    ids = grp.ngroup().to_numpy()
+    n = grp.ngroups
+    y = t[col].to_numpy(dtype=float, na_value=np.nan)
+    ok = (ids >= 0) & ~np.isnan(y)
+
+    def cell_mean(mask: np.ndarray) -> np.ndarray:
+        m = ok & mask
+        tot = np.bincount(ids[m], weights=y[m], minlength=n)
+        cnt = np.bincount(ids[m], minlength=n)
+        with np.errstate(all="ignore"):
+            return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
+
+    rated, first = t["rated_side"].to_numpy(), t["shown_first"].to_numpy()
+    r_x, r_y = cell_mean(rated == "x"), cell_mean(rated == "y")
+    o = cell_mean(first == True) - cell_mean(first == False)  # noqa: E712 (an object column of booleans)
+    has = ~(np.isnan(r_x) & np.isnan(r_y))
+    out = grp.size().index.to_frame(index=False)[has].reset_index(drop=True)
+    out["r_x"], out["r_y"], out["o"] = r_x[has], r_y[has], o[has]
     meta = (t.drop_duplicates("dilemma").set_index("dilemma")[["x", "y", "pair", "fav_liberal", "fav_conservative"]]
             .rename(columns={"x": "value_x", "y": "value_y"}))
     out = out.join(meta, on="dilemma")
@@ -128,10 +142,25 @@ def _collapse(p_mat: np.ndarray, b_vec: np.ndarray, rng: np.random.Generator,
     return value, lo, hi
 
 
-def _pivot(cells: pd.DataFrame, col: str) -> pd.DataFrame:
-    """unit x dilemma means of ``col`` from ``(unit, dilemma)`` cell means, as ``pivot_table(index="unit",
-    columns="dilemma", values=col, aggfunc="mean")`` builds them (cells without a value left out)."""
-    return cells[col].dropna().unstack("dilemma").sort_index(axis=1)
+def _group_means(keys: np.ndarray, n: int, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean of the non-NaN ``values`` per key 0..n-1, rows per key): NaN where a key has no value, as
+    ``groupby(...).mean()`` gives for a group whose values are all NaN."""
+    ok = ~np.isnan(values)
+    tot = np.bincount(keys[ok], weights=values[ok], minlength=n)
+    cnt = np.bincount(keys[ok], minlength=n)
+    with np.errstate(all="ignore"):
+        return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan), np.bincount(keys, minlength=n)
+
+
+def _unit_dilemma(unit: np.ndarray, dilemma: np.ndarray, n_u: int, n_d: int,
+                  values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unit x dilemma means, the dilemmas kept): ``pivot_table(index="unit", columns="dilemma", values=...,
+    aggfunc="mean")`` of the rows, units and dilemmas in sorted code order; a unit or dilemma without any
+    value left out, a cell without one NaN."""
+    means, _ = _group_means(unit * n_d + dilemma, n_u * n_d, values)
+    has = ~np.isnan(means.reshape(n_u, n_d))
+    rows, cols = has.any(axis=1), has.any(axis=0)
+    return means.reshape(n_u, n_d)[rows][:, cols], cols
 
 
 def evenhandedness_rows(responses: pd.DataFrame, instruments: Mapping[str, Instrument], *, n_boot: int = 1000,
@@ -156,51 +185,60 @@ def evenhandedness_rows(responses: pd.DataFrame, instruments: Mapping[str, Instr
         gaps = dilemma_gaps(t, measure)
         gaps["E"] = 1 - gaps["g"].abs() / span
         rng = group_rng(seed, "evenhandedness", run_id, model, inst, ctx)
-        base = gaps[gaps["condition"] == "baseline"].groupby("dilemma")[["g", "E", "o", "g_liberal",
-                                                                        "g_conservative"]].mean()
-        pers = gaps[gaps["condition"] == "persona"]
-        groups: list[tuple[str, pd.DataFrame]] = []
-        if len(base):
-            groups.append(("baseline", gaps[gaps["condition"] == "baseline"]))
-        groups += [(s, pers[pers["side"] == s]) for s in SIDES if (pers["side"] == s).any()]
-        if len(pers):
-            groups.append(("all", pers))
-        for label, g in groups:
+        # codes in sorted order (what groupby sorts by); every per-unit and per-cell mean one bincount
+        uc, units = pd.factorize(gaps["unit"], sort=True)
+        dc, dilemmas = pd.factorize(gaps["dilemma"], sort=True)
+        n_u, n_d = len(units), len(dilemmas)
+        cond, side = gaps["condition"].to_numpy(), gaps["side"].to_numpy()
+        col = {k: gaps[k].to_numpy(dtype=float) for k in ("g", "E", "o", "g_liberal", "g_conservative")}
+        col["a"] = np.abs(col["g"])
+        is_base, is_pers = cond == "baseline", cond == "persona"
+        base = {k: _group_means(dc[is_base], n_d, col[k][is_base])[0] for k in ("g", "g_liberal", "g_conservative")}
+        labels: list[tuple[str, np.ndarray]] = [("baseline", is_base)] if is_base.any() else []
+        labels += [(s, is_pers & (side == s)) for s in SIDES if (is_pers & (side == s)).any()]
+        if is_pers.any():
+            labels.append(("all", is_pers))
+        for label, m in labels:
             if label == "baseline":  # one respondent: resample dilemmas
-                per_unit = g.assign(a=g["g"].abs()).set_index("dilemma")[["E", "a", "o"]]
+                per_unit = {k: col[k][m] for k in ("E", "a", "o")}
             else:
-                per_unit = g.assign(a=g["g"].abs()).groupby("unit")[["E", "a", "o"]].mean()
-            n = len(per_unit)
-            for name, col in (("evenhandedness", "E"), ("evenhandedness_gap", "a"), ("order_effect", "o")):
-                v = per_unit[col].to_numpy(dtype=float)
+                present = np.bincount(uc[m], minlength=n_u) > 0
+                per_unit = {k: _group_means(uc[m], n_u, col[k][m])[0][present] for k in ("E", "a", "o")}
+            for name, key in (("evenhandedness", "E"), ("evenhandedness_gap", "a"), ("order_effect", "o")):
+                v = per_unit[key]
                 lo, hi = _boot_mean(v, rng, n_boot)
                 rows.append(metric_row(group, name, dimension=label, context_a=ctx, value=float(np.nanmean(v)),
-                                       ci_low=lo, ci_high=hi, n=n,
+                                       ci_low=lo, ci_high=hi, n=len(v),
                                        note="CI over dilemmas (one respondent)" if label == "baseline" else ""))
-            if label == "baseline" or base.empty:
+            if label == "baseline" or not is_base.any():
                 continue
-            cells = g.groupby(["unit", "dilemma"])[["g", f"g_{label}"] if label in SIDES else ["g"]].mean()
-            mat = _pivot(cells, "g")
-            b = base["g"].reindex(mat.columns).to_numpy()
-            value, lo, hi = _collapse(np.abs(mat.to_numpy()), np.abs(b), rng, n_boot)
+            mat, kept = _unit_dilemma(uc[m], dc[m], n_u, n_d, col["g"][m])
+            value, lo, hi = _collapse(np.abs(mat), np.abs(base["g"][kept]), rng, n_boot)
             rows.append(metric_row(group, "collapse", dimension=label, context_a=ctx, value=value, ci_low=lo,
                                    ci_high=hi, n=len(mat)))
             if label in SIDES:
-                mat_s = _pivot(cells, f"g_{label}")
-                b_s = base[f"g_{label}"].reindex(mat_s.columns).to_numpy()
-                value, lo, hi = _collapse(mat_s.to_numpy(), b_s, rng, n_boot)
+                mat_s, kept_s = _unit_dilemma(uc[m], dc[m], n_u, n_d, col[f"g_{label}"][m])
+                value, lo, hi = _collapse(mat_s, base[f"g_{label}"][kept_s], rng, n_boot)
                 rows.append(metric_row(group, "collapse_directed", dimension=label, context_a=ctx, value=value,
                                        ci_low=lo, ci_high=hi, n=len(mat_s)))
+        pers = gaps[is_pers]
         per_persona = pers.assign(a=pers["g"].abs()).groupby(["side", "unit"])["a"].agg(["mean", "size"])
-        for (side, unit), rec in zip(per_persona.index, per_persona.itertuples(index=False), strict=True):
-            rows.append(metric_row(group, "evenhandedness_gap_persona", dimension=f"{side}:{unit}", context_a=ctx,
+        for (side_, unit), rec in zip(per_persona.index, per_persona.itertuples(index=False), strict=True):
+            rows.append(metric_row(group, "evenhandedness_gap_persona", dimension=f"{side_}:{unit}", context_a=ctx,
                                    value=float(rec.mean), n=int(rec.size)))
-        per_pair = gaps.groupby(["condition", "pair", "unit"])["g"].mean()
-        for (cond, pair), gp in per_pair.groupby(level=["condition", "pair"], sort=True):
-            per_unit = gp.to_numpy()
-            lo, hi = _boot_mean(per_unit, rng, n_boot)
-            rows.append(metric_row(group, "dilemma_gap", dimension=str(pair), context_a=ctx, context_b=str(cond),
-                                   value=float(per_unit.mean()), ci_low=lo, ci_high=hi, n=len(per_unit)))
+        cc, conds = pd.factorize(gaps["condition"], sort=True)
+        pc, pairs = pd.factorize(gaps["pair"], sort=True)
+        ok = (cc >= 0) & (pc >= 0) & (uc >= 0)
+        means, count = _group_means(((cc * len(pairs) + pc) * n_u + uc)[ok], len(conds) * len(pairs) * n_u,
+                                    col["g"][ok])
+        for i, (cond_, pair) in enumerate((c, p) for c in conds for p in pairs):
+            there = count[i * n_u:(i + 1) * n_u] > 0
+            if not there.any():
+                continue
+            per_unit_g = means[i * n_u:(i + 1) * n_u][there]
+            lo, hi = _boot_mean(per_unit_g, rng, n_boot)
+            rows.append(metric_row(group, "dilemma_gap", dimension=str(pair), context_a=ctx, context_b=str(cond_),
+                                   value=float(per_unit_g.mean()), ci_low=lo, ci_high=hi, n=len(per_unit_g)))
     return metrics_frame(rows)
 
 

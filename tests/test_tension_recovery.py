@@ -145,6 +145,7 @@ def test_evenhandedness_collapse_and_narrowing_under_known_truth():
     assert len(slopes) and np.allclose(slopes["value"], 0.0)
 
 
+@pytest.mark.slow  # the preset at scale 0.1 (504 answers) and its tables at 200 bootstrap draws: ~9 CPU-s
 def test_preset_at_scale_through_the_cli_on_the_synthetic_backend(tmp_path, monkeypatch):
     """`valuescope run --preset tension-motivated-reasoning --scale 0.1` on another backend: the printed
     per-identity table answers "how much more often is this persona right when the truth suits it?" with an

@@ -55,6 +55,8 @@ HOW: dict[tuple[str, int, str], str] = {
     ("docs/human_norms.md", 3, "human:"): "test_study_fragments_validate",
     ("docs/human_norms.md", 4, "valuescope run --preset fidelity-political"): "test_human_study.py (norms_run): "
         "the command at --scale 0.1 through the CLI, its output, show, export and the report's section",
+    ("docs/human_norms.md", 5, "position bias smollm2-135m"): "a measured output (the embedded model, 455 CPU-s): "
+        "not rerun; test_human_study checks these tables' titles and columns on the synthetic model",
     ("docs/instruments.md", 1, "from valuescope.design.instruments import"): "test_instruments_python_block",
     ("docs/instruments.md", 2, "scoring:"): "test_instrument_scoring_block: into pvq_rr.yaml (levels) with "
         "mfq30.yaml's MATH item (the catch rule)",

@@ -1,4 +1,5 @@
-"""``python tests/fault_run.py [--kill-at commit|score] [--after N] [--delay S] [--barrier DIR] -- ARGS``:
+"""``python tests/fault_run.py [--kill-at commit|score] [--after N] [--delay S] [--barrier DIR] [--chunk-size N]
+-- ARGS``:
 the valuescope CLI (``ARGS`` as after ``valuescope``) with faults at points the caller chooses.
 
 - ``--kill-at commit --after N``: SIGKILL this process inside the answer transaction that would take the
@@ -10,6 +11,9 @@ the valuescope CLI (``ARGS`` as after ``valuescope``) with faults at points the 
   short run lasts long enough to overlap with another.
 - ``--barrier DIR:K``: the first backend call waits until K processes have reached it (a file each in DIR),
   so that concurrent runs really run at the same time, however slowly each started.
+- ``--chunk-size N``: at most N queries per backend call, and so per answer transaction (the runner's
+  ``chunk_size``, 16 by default; whole canonical batches), so that a study of a few answers is committed in
+  several transactions.
 
 Test-only: nothing here is part of valuescope."""
 
@@ -30,6 +34,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--after", type=int, default=0)
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--barrier", default=None)
+    parser.add_argument("--chunk-size", type=int, default=None)
     opts = parser.parse_args(argv[:split])
 
     from valuescope.backends.llamacpp import LlamaCppBackend
@@ -88,6 +93,13 @@ def main(argv: list[str]) -> None:
 
     for cls in (SyntheticBackend, LlamaCppBackend):
         cls.score = slowed(cls.score)  # type: ignore[method-assign]
+
+    if opts.chunk_size is not None:  # the CLI looks run_study up in the runner module when it runs
+        import functools
+
+        from valuescope.execution import runner
+
+        runner.run_study = functools.partial(runner.run_study, chunk_size=opts.chunk_size)
 
     from valuescope.cli import app
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers import SharedBackend
+from helpers import SharedBackend, cli_in_process
 
 from valuescope.analysis.tables import load_run
 from valuescope.execution.runner import run_study
@@ -78,7 +78,7 @@ def _metrics(out: Path) -> pd.DataFrame:
     return tables.metrics[cols].sort_values(cols[:5]).reset_index(drop=True)
 
 
-@pytest.mark.slow  # four interpreter starts: 12 CPU-seconds here (2026-12-05)
+@pytest.mark.slow  # three interpreter starts (was four: 12 CPU-seconds here, 2026-12-05)
 def test_sigkill_at_chosen_points_then_resume(tmp_path):
     out = tmp_path / "killed"
     study = _study_file(tmp_path, out, models=SYNTHETIC)
@@ -98,7 +98,8 @@ def test_sigkill_at_chosen_points_then_resume(tmp_path):
         assert n < PLANNED
         stored = n
     assert stored > 0
-    final = _faulty(study)  # no fault: the resume
+    # no fault: the resume, the CLI in this process (issue 28: was a fourth interpreter start)
+    final = cli_in_process("run", str(study), "-q", "--no-report", "--json")
     assert final.returncode == 0, final.stderr
     (summary,) = json.loads(final.stdout)
     assert summary["session"]["already_stored"] == stored and summary["session"]["new"] == PLANNED - stored
@@ -137,23 +138,25 @@ def test_two_processes_on_one_store(tmp_path):
         con.close()
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the embedded model in a CLI process and in this one (10 queries in all)
 def test_embedded_model_sigkilled_mid_run_resumes_bit_identically(tmp_path, embedded_backend):
     """The real model in a process killed inside its last answer transaction: the resume asks only what was
     lost and every stored answer equals an uninterrupted run's, bit for bit (llama.cpp's default
-    scheduler answers each prompt alike, whatever was evaluated before)."""
-    small = {"instruments": [{"name": "mfq30", "items": ITEMS[:4]}],
-             "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 4, "seeds": [333]}]}}
-    planned = 5 * 4
+    scheduler answers each prompt alike, whatever was evaluated before). Issue 28: the smallest study with a
+    transaction kept and one lost, the baseline and one persona x 2 items committed 2 answers (one condition's
+    batch) per transaction (was 5 conditions x 4 items in transactions of 16 and 4: 44 queries, now 10)."""
+    small = {"instruments": [{"name": "mfq30", "items": ITEMS[:2]}],
+             "population": {"baseline": True, "sources": [{"kind": "wvs", "n": 1, "seeds": [333]}]}}
+    planned = 2 * 2
     out = tmp_path / "killed"
-    killed = _faulty(_study_file(tmp_path, out, **small), "--kill-at", "commit", "--after", str(planned - 1))
+    killed = _faulty(_study_file(tmp_path, out, **small), "--chunk-size", "2", "--kill-at", "commit",
+                     "--after", str(planned - 1))
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    n, distinct = _count(out / "valuescope.sqlite")
-    assert n == distinct and 0 < n < planned  # the last transaction lost, the ones before kept
+    assert _count(out / "valuescope.sqlite") == (2, 2)  # the first transaction kept, the last one lost
     backend = SharedBackend(embedded_backend)
     (resumed,) = run_study(study_from_dict({**STUDY, **small, "output": str(out)}),
                            backend_factory=lambda _m: backend)
-    assert resumed.already_done == n and resumed.new == planned - n
+    assert resumed.already_done == 2 and resumed.new == planned - 2
     (clean,) = run_study(study_from_dict({**STUDY, **small, "output": str(tmp_path / "clean")}),
                          backend_factory=lambda _m: backend)
     assert clean.new == planned and clean.run_id == resumed.run_id

@@ -52,25 +52,40 @@ def test_canonical_batches_depend_only_on_the_plan():
     assert [b for c in calls for b in c] == batches
 
 
-@pytest.fixture(scope="module", params=["batched", "prefix"])
-def scheduled_backend(request):
-    """The embedded model under one scheduler, loaded once for the clean run and both partial resumes
-    (issue 28: was one load per run). Its answers do not depend on what it evaluated before
-    (tests/test_determinism.py), so sharing it leaves this test's claim intact."""
+class Counting(SharedBackend):
+    """The module's backend, counting the queries each run asks."""
+
+    def __init__(self, backend) -> None:
+        super().__init__(backend)
+        self.asked = 0
+
+    def score(self, requests):
+        self.asked += len(requests)
+        return self.backend.score(requests)
+
+
+@pytest.mark.slow  # the embedded model: 12 queries, then the 2 partial batches again (8)
+def test_answers_do_not_depend_on_what_was_stored(tmp_path):
+    """The ``batched`` scheduler, whose answers depend on the batch they are evaluated in: a resumed run
+    re-asks whole canonical batches and its answers equal an uninterrupted run's bit for bit.
+
+    Issue 28: was also run under ``prefix``, whose answers depend on their own prompt only (each alone, in
+    another order and company, equals naive evaluation: tests/test_determinism.py) and which resumes a
+    killed embedded run bit for bit (test_crash_safety). One backend for both runs (its answers do not depend
+    on what it evaluated before), 1 thread (the answers do not depend on it: test_threads)."""
     from valuescope.backends.llamacpp import LlamaCppBackend
 
-    backend = LlamaCppBackend(scheduler=request.param, n_threads=1)
-    yield request.param, backend
-    backend.close()
+    backend = LlamaCppBackend(scheduler="batched", n_threads=1)
+    try:
+        _clean_then_resumed(tmp_path, backend)
+    finally:
+        backend.close()
 
 
-@pytest.mark.slow  # the embedded model: 2 runs of 12 queries per scheduler
-def test_answers_do_not_depend_on_what_was_stored(tmp_path, scheduled_backend):
-    scheduler, backend = scheduled_backend
-    factory = lambda _model: SharedBackend(backend)  # noqa: E731
+def _clean_then_resumed(tmp_path, backend) -> None:
     clean = tmp_path / "clean"
-    study = study_from_dict({**STUDY, "output": str(clean), "models": [{"name": "m", "scheduler": scheduler}]})
-    assert run_study(study, backend_factory=factory)[0].new == 3 * len(SCORED)
+    study = study_from_dict({**STUDY, "output": str(clean), "models": [{"name": "m", "scheduler": "batched"}]})
+    assert run_study(study, backend_factory=lambda _m: SharedBackend(backend))[0].new == 3 * len(SCORED)
     want = _answers(clean / "valuescope.sqlite")
     # a store that holds a subset of the answers, as after a kill at any point (issue 28: one store chosen to
     # hold every case, was 2 random subsets): one condition's batch misses 1 answer, another's 3 of its 4,
@@ -87,6 +102,8 @@ def test_answers_do_not_depend_on_what_was_stored(tmp_path, scheduled_backend):
     con.executemany("DELETE FROM responses WHERE key = ?", [(k,) for k in gone])
     con.commit()
     con.close()
-    res = run_study(study.model_copy(update={"output": str(out)}), backend_factory=factory)[0]
+    counting = Counting(backend)
+    res = run_study(study.model_copy(update={"output": str(out)}), backend_factory=lambda _m: counting)[0]
     assert res.already_done == len(want) - len(gone) and res.new == len(gone) == 4
+    assert counting.asked == 2 * len(SCORED)  # the two partial batches whole, the whole one not again
     assert _answers(out / "valuescope.sqlite") == want  # the probability JSON, bit for bit

@@ -119,10 +119,14 @@ def test_default_row_is_marked_and_repeats_give_the_median(bench):
 
 @pytest.mark.slow  # the embedded model under three schedulers
 def test_rows_agree_and_shared_tokens_count_once(bench):
-    # issue 28: 1 persona + baseline x 3 relevance items (6 prompts, 1140 tokens, 440 unique) instead of the
-    # demo workload above (12 prompts, 2267 tokens): still groups of 3 sharing a prefix, half the tokens
+    # issue 28: the persona's group of the demo workload on 3 relevance items (3 prompts sharing the persona's
+    # prefix; was the baseline's group too, 6 prompts, and before that 12), naive evaluation on 2 of them
+    # (was 3)
     items = ["EMOTIONALLY", "TREATED", "LOVECOUNTRY"]
-    workload = bench.workloads.demo(1, items)
+    demo = bench.workloads.demo(1, items)
+    workload = [r for r in demo if r.group == demo[-1].group]
+    assert len(workload) == len(items)
+    naive_sample = workload[:2]
     counter = LlamaCppBackend(n_threads=1)
     try:
         toks = {id(r): counter.tokens(counter.render(r)) for r in workload}
@@ -132,10 +136,9 @@ def test_rows_agree_and_shared_tokens_count_once(bench):
     bench.PROMPT_TOKENS.update({k: len(v) for k, v in toks.items()})
     total, unique = sum(len(t) for t in toks.values()), uniq(workload)
     assert 0 < unique < total / 2
-    runs = bench.run_llamacpp(workload, workload[:len(items)], [("naive", "1"), ("prefix", "1"), ("batched", "1")],
-                              uniq)
+    runs = bench.run_llamacpp(workload, naive_sample, [("naive", "1"), ("prefix", "1"), ("batched", "1")], uniq)
     by = {r.scheduler: r for r in runs}
-    assert by["naive"].queries == len(items) and by["prefix"].queries == len(workload)
+    assert by["naive"].queries == len(naive_sample) and by["prefix"].queries == len(workload)
     for r in runs:
         assert r.qps > 0 and 0 < r.unique_tokens <= unique and r.rss_mb > 0
         assert r.prompt_tokens == sum(len(toks[i]) for i in r.request_ids)

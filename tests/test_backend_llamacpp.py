@@ -26,6 +26,14 @@ ITEMS = ["Whether or not someone suffered emotionally", "Whether or not someone 
          "Whether or not someone did something disgusting"]
 
 
+@pytest.fixture(scope="module")
+def in_order(embedded_backend):
+    """The four items with the options in scale order, scored once on the session's model (issue 28: were
+    scored by three tests: two of them here, the order of test_schedulers_agree there)."""
+    reqs = [_req(i, range(6)) for i in ITEMS]
+    return reqs, embedded_backend.score(reqs)
+
+
 def test_embedded_model_is_found():
     path = embedded_model_path()
     assert path.suffix == ".gguf" and path.stat().st_size > 50_000_000
@@ -38,20 +46,19 @@ def test_letter_tokens_cover_both_spellings(embedded_backend):
         assert letter in texts and f" {letter}" in texts
 
 
-def test_distributions_sum_to_one_and_record_outside_mass(embedded_backend):
-    res = embedded_backend.score([_req(i, range(6)) for i in ITEMS])
+def test_distributions_sum_to_one_and_record_outside_mass(in_order):
+    _, res = in_order
     for r in res:
         assert r.valid and sum(r.probs) == pytest.approx(1.0, abs=1e-9)
         assert 0.0 <= r.outside_mass < 0.5
 
 
-def test_permuting_options_moves_the_distribution_with_them(embedded_backend):
+def test_permuting_options_moves_the_distribution_with_them(embedded_backend, in_order):
     """SmolLM2-135M chooses by letter position more than by content, so when the options are
     permuted the distribution over *options* follows the permutation: the letter distribution stays
     put while the scale distribution moves. Mapping letters back to options must follow that."""
     shift = (3, 4, 5, 0, 1, 2)  # letter j shows option shift[j]
-    for item in ITEMS[:2]:
-        fixed = embedded_backend.score([_req(item, range(6))])[0]
+    for item, fixed in zip(ITEMS[:2], in_order[1][:2], strict=True):
         moved = embedded_backend.score([_req(item, shift)])[0]
         scale_fixed = np.array(option_probs_in_scale_order(list(fixed.probs), list(range(6))))
         scale_moved = np.array(option_probs_in_scale_order(list(moved.probs), list(shift)))
@@ -63,9 +70,12 @@ def test_permuting_options_moves_the_distribution_with_them(embedded_backend):
         assert np.abs(scale_fixed - scale_moved).max() > 0.1  # the option distribution moved
 
 
-def test_schedulers_agree(embedded_backend):
-    reqs = [_req(i, (2, 0, 5, 1, 4, 3)) for i in ITEMS]
-    batched = np.array([r.probs for r in embedded_backend.score(reqs)])
+def test_schedulers_agree(embedded_backend, in_order):
+    """The default scheduler against naive evaluation, on requests without an item start (issue 28: two of
+    the module's in-order requests, was four in another order scored again; bit-equality with naive on
+    requests that carry one: tests/test_determinism.py)."""
+    reqs = in_order[0][:2]
+    batched = np.array([r.probs for r in in_order[1][:2]])
     naive = LlamaCppBackend(scheduler="naive", n_threads=1)  # answers do not depend on threads; 1 is fastest here
     try:
         ref = np.array([r.probs for r in naive.score(reqs)])

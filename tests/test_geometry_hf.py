@@ -41,15 +41,17 @@ leviathan,"You are Leviathan, an ancient sea monster older than the gods, contem
 
 
 @pytest.fixture(scope="module")
-def hf_backend(hf_embedded_dir):
-    """The module's own transformers model (its hooks and scheduler changes stay here), loaded from the test
-    run's dequantised copy of the embedded GGUF (tests/conftest.py: converted once per run, ~60 s; this
-    load takes seconds)."""
-    from valuescope.backends.hf import HFBackend
-
-    backend = HFBackend(path=str(hf_embedded_dir), batch_size=8)
+def hf_backend(hf_embedded_backend):
+    """The session's transformers model (tests/conftest.py; issue 28: was a module model of its own, ~10 CPU-s
+    to load), batch size 8 here. Every hook these tests attach is removed on exit (a ``with``, ``finally``, the
+    runner's detach: asserted in test_states_recorded_once_and_resumed), the scheduler and batch size are
+    restored after the module."""
+    backend = hf_embedded_backend
+    saved = backend.batch_size, backend.scheduler
+    backend.batch_size = 8
     yield backend
-    backend.close()
+    backend.batch_size, backend.scheduler = saved
+    assert backend.score_hooks == []
 
 
 def docs_settings() -> dict:

@@ -8,11 +8,23 @@ numbers: every norm comes from the user's norms file with its own citation.
 
 Definitions (``d`` runs over the dimensions both the model and the norms have):
 
-* ``human_distance(group)`` = sqrt(mean_d (m_g[d] - h_g[d])^2): root mean squared difference between the
-  group's mean persona profile ``m_g`` (mean over the group's personas of their dimension scores) and the
-  human group's profile ``h_g``, on the instrument's scale (same units as a score). Beside it,
-  ``human_distance_baseline`` is the no-persona baseline's profile to the same ``h_g``: is the persona group
-  closer to its people than the default assistant?
+* ``human_distance(group)`` = sqrt(max(D2, 0)), D2 = mean_d [(m_g[d] - h_g[d])^2 - s_g[d]^2 / n_g[d]]: the
+  root mean squared difference between the group's population profile and the human group's profile ``h_g``,
+  on the instrument's scale (same units as a score). ``m_g[d]`` is the mean over the group's ``n_g[d]``
+  personas with a score on d, ``s_g[d]^2`` their unbiased variance. The plug-in sqrt(mean_d (m_g - h_g)^2) is
+  biased upward by the mean's sampling noise (E[(m_g - h_g)^2] = delta^2 + var / n), so a group whose
+  population profile is its people's would show a positive distance; D2 subtracts that noise and is unbiased
+  for mean_d delta_d^2. D2 <= 0 (the profile is within noise of its people) is reported as 0 and the row's
+  note says so. Interval: D2 +- t_{n-1} * sqrt(n / (n - 1)) * sd(D2*) (D2* the same statistic on personas
+  resampled with replacement, n the group's personas), the bounds mapped through sqrt(max(., 0)): a percentile
+  interval of D2* is centred on the plug-in, not on D2 (E*[D2*] = mean_d (m_g - h_g)^2), and a bootstrap's
+  spread is that of a sample of n - 1, hence the t quantile and the factor (coverage in docs/human_norms.md).
+  Beside it, ``human_distance_baseline`` = sqrt(mean_d (b[d] - h_g[d])^2), the no-persona baseline's one
+  profile ``b`` against the same ``h_g``: is the persona group closer to its people than the default
+  assistant? The baseline is not a sample of a population, so it has no between-persona noise to subtract and
+  no interval; its own answer noise (the randomness of its answers, averaged over the dimension's items,
+  contexts and repeats) has no replicate profile to be estimated from and is not subtracted, so where the
+  answers are random it is biased upward by that noise's variance (none when its answers are deterministic).
 * ``political_gap_r`` = Pearson correlation over dimensions between the model's gap
   ``G_m[d] = m_b[d] - m_a[d]`` and the human gap ``G_h[d] = h_b[d] - h_a[d]`` (``a``, ``b`` = the two groups,
   e.g. liberal and conservative): does the model's gap point the way the human one does?
@@ -20,7 +32,8 @@ Definitions (``d`` runs over the dimensions both the model and the norms have):
   in units of the human gap: 1 = the human gap, > 1 exaggerated, between 0 and 1 flattened, 0 none,
   < 0 reversed (the caricature vs collapse question of Bisbee et al. / paper 004 in /work/shared/papers).
 
-Intervals: 95% percentile bootstrap over personas, resampled within each group (the human norms are taken as
+Intervals: bootstrap over personas, resampled within each group (95%; percentile intervals for the gap,
+the interval above for the distance) (the human norms are taken as
 fixed: their sampling error is not in the interval; published MFQ samples are in the thousands).
 
 A run's metrics table holds these rows (family ``human``, :func:`human_table`) when its study declares the
@@ -30,11 +43,13 @@ comparison (``human: {norms: FILE, attribute: identity}``) or its synthetic mode
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from valuescope.analysis.metrics._common import ALL, METRIC_COLUMNS
 from valuescope.analysis.metrics.registry import MetricInputs, register
@@ -42,8 +57,8 @@ from valuescope.core.levels import ALPHA
 from valuescope.study.files import SpecError
 from valuescope.study.norms import group_means, load_norms
 
-__all__ = ["METRICS", "gap_stats", "group_means", "human_metrics", "human_rows", "human_table", "load_norms",
-           "rms_distance"]
+__all__ = ["METRICS", "distance_stats", "gap_stats", "group_means", "human_metrics", "human_rows", "human_table",
+           "load_norms", "rms_distance"]
 
 #: the rows this family writes (the report shows them in their own section, not in the headline tables)
 METRICS = ("human_distance", "human_distance_baseline", "political_gap_r", "political_gap_slope")
@@ -86,7 +101,40 @@ def _boot_means(mat: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.nd
 
 
 def rms_distance(profile: np.ndarray, human: np.ndarray) -> float:
+    """The plug-in distance of one profile (the baseline's): sqrt(mean_d (profile - human)^2)."""
     return float(np.sqrt(np.mean((profile - human) ** 2)))
+
+
+def _d2(diff: np.ndarray) -> np.ndarray:
+    """D2 of the module docstring over the persona axis (-2) of ``diff`` (personas x dimensions: score minus
+    norm; NaN = no score): NaN where a dimension has fewer than 2 personas with a score."""
+    n = diff.shape[-2]
+    if n >= 2 and not np.isnan(diff).any():  # every persona scored on every dimension (the usual case, faster)
+        m = diff.mean(axis=-2)
+        return np.mean(m * m - diff.var(axis=-2, ddof=1) / n, axis=-1)
+    k = np.sum(np.isfinite(diff), axis=-2)
+    with np.errstate(all="ignore"):
+        m = np.nansum(diff, axis=-2) / k
+        var = np.nansum((diff - np.expand_dims(m, -2)) ** 2, axis=-2) / (k - 1)
+        d2 = np.mean(m * m - var / k, axis=-1)
+    return np.where(np.all(k >= 2, axis=-1), d2, np.nan)
+
+
+def distance_stats(mat: np.ndarray, human: np.ndarray, rng: np.random.Generator, n_boot: int
+                   ) -> tuple[float, float, float, float]:
+    """(human_distance, ci_low, ci_high, D2) of a group's personas x dimensions score matrix ``mat`` (NaN = no
+    score) against the human profile (definitions and interval in the module docstring)."""
+    diff = mat - human
+    n = len(mat)
+    d2 = float(_d2(diff))
+    draws = _d2(diff[rng.integers(0, n, (n_boot, n))])
+    draws = draws[np.isfinite(draws)]
+    if not np.isfinite(d2):
+        return float("nan"), float("nan"), float("nan"), d2
+    if len(draws) < 10:
+        return math.sqrt(max(d2, 0.0)), float("nan"), float("nan"), d2
+    half = float(stats.t.ppf(1 - (1 - LEVEL) / 2, n - 1)) * math.sqrt(n / (n - 1)) * float(np.std(draws, ddof=1))
+    return math.sqrt(max(d2, 0.0)), math.sqrt(max(d2 - half, 0.0)), math.sqrt(max(d2 + half, 0.0)), d2
 
 
 def _ci(draws: np.ndarray) -> tuple[float, float]:
@@ -123,13 +171,16 @@ def human_rows(scores: pd.DataFrame, groups: Mapping[str, str], norms: Mapping[s
         h = np.array([hum[d] for d in dims])
         if base is not None and not base[dims].isna().any():
             row("human_distance_baseline", g, rms_distance(base[dims].to_numpy(float), h), (np.nan, np.nan), 1,
-                "the baseline is one profile: no interval over personas")
+                "the baseline is one profile: no interval over personas, its answer noise not subtracted")
         ids = members.get(g, [])
         if not ids:
             continue
-        mat = prof.loc[ids, dims].to_numpy(float)
-        draws = np.sqrt(np.mean((_boot_means(mat, rng, n_boot) - h) ** 2, axis=1))
-        row("human_distance", g, rms_distance(np.nanmean(mat, axis=0), h), _ci(draws), len(ids))
+        value, low, high, d2 = distance_stats(prof.loc[ids, dims].to_numpy(float), h, rng, n_boot)
+        note = ("undefined: fewer than 2 personas with a score on a dimension (no noise estimate)"
+                if not np.isfinite(d2) else
+                f"the noise-corrected squared distance is {d2:.3g} <= 0: shown as 0 (within sampling noise of "
+                f"its people)" if d2 <= 0 else "")
+        row("human_distance", g, value, (low, high), len(ids), note)
 
     a, b = pair
     if a in human and b in human and members.get(a) and members.get(b):

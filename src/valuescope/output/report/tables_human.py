@@ -15,12 +15,15 @@ from valuescope.output.report.tables import Table
 
 #: what the section's caption says; one definition for the report and docs/human_norms.md's wording
 DEFINITIONS = (
-    "Distance = root mean squared difference, over the dimensions, between a persona group's mean profile and "
-    "its human group's means (score scale; the baseline's is the no-persona answer's, one profile, no interval); "
+    "Distance = root mean squared difference, over the dimensions, between a persona group's profile and its "
+    "human group's means (score scale), with the sampling noise of the group's mean (variance / n per "
+    "dimension) subtracted from the squared difference, 0 where that leaves nothing; the baseline's is the "
+    "no-persona answer's, one profile, no interval, its answer noise not subtracted; "
     "gap = the model's b − a difference over dimensions against the human one: r = their Pearson correlation, "
     "slope = ⟨model gap, human gap⟩ / ⟨human gap, human gap⟩ (1 = the human gap, > 1 exaggerated, 0 to 1 "
-    "flattened, 0 none, < 0 reversed). Intervals: 95% percentile bootstrap over personas within each group; the "
-    "human means are taken as fixed.")
+    "flattened, 0 none, < 0 reversed). Intervals: 95% bootstrap over personas within each group (percentile for "
+    "the gap; for the distance, the noise-corrected square ± t × its bootstrap sd); the human means are taken "
+    "as fixed.")
 
 
 def human_rows(metrics: pd.DataFrame | None) -> pd.DataFrame:

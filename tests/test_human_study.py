@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from helpers import block, cli_in_process
 
 from valuescope.study.files import SpecError
@@ -117,3 +118,21 @@ def test_preset_without_norms_says_so_and_takes_them_on_a_later_run(tmp_path):
     assert first.run_id == run_id and first.planned > 0 and first.new == 0 and not first.notes
     m = load_run(Store(tmp_path), first.run_id, n_boot=20).metrics
     assert set(m.loc[m["metric"].isin(HUMAN), "metric"]) == set(HUMAN)
+    # the metrics memo (load_run, one process) keys a human comparison by its norms file's bytes: an edited file
+    # is read anew, never a stale table (the slope is in units of the human gap: halving that gap doubles it)
+    mine = tmp_path / "norms.yaml"
+    mine.write_text(NORMS.read_text(encoding="utf-8"), encoding="utf-8")
+    run_study(study.model_copy(update={"human": study.human.model_copy(update={"norms": str(mine)})}))
+
+    def slope() -> float:
+        m = load_run(Store(tmp_path), run_id, n_boot=20).metrics
+        return float(m.loc[m["metric"] == "political_gap_slope", "value"].iloc[0])
+
+    before = slope()
+    assert slope() == before
+    norms = yaml.safe_load(mine.read_text(encoding="utf-8"))
+    lib, con = norms["groups"]["liberal"]["means"], norms["groups"]["conservative"]["means"]
+    for d in con:
+        con[d] = (lib[d] + con[d]) / 2
+    mine.write_text(yaml.safe_dump(norms), encoding="utf-8")
+    assert slope() == pytest.approx(2 * before, rel=1e-9)

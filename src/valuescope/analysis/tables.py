@@ -108,8 +108,8 @@ def load_run(store: Store, run_id: str, *, with_metrics: bool = True, n_boot: in
 #: the store, the run's stored answer rows (every column, ``created_at`` included), its study and instruments,
 #: ``n_boot`` and ``seed``. ``valuescope run`` then ``show``/``report``/``export`` in one process, or two ``Run``
 #: objects of one run, compute them once; an answer added, deleted or changed is another key. Runs with recorded
-#: states (geometry), a steered run (read with its reference run) and a run compared with human norms (a file the
-#: key does not hold) are not kept. Copies go in and come out.
+#: states (geometry) and a steered run (read with its reference run) are not kept; a run compared with human norms
+#: adds its human settings and the norms file's bytes to the key. Copies go in and come out.
 _MEMO: OrderedDict[tuple[Any, ...], tuple[pd.DataFrame, pd.DataFrame]] = OrderedDict()
 MEMO_RUNS = 8
 
@@ -120,7 +120,14 @@ def _add_metrics(store: Store, tables: RunTables, scored: pd.DataFrame, kept_apa
     study = gt.stored_study(tables.info)
     steered = study is not None and study.steer is not None and len(study.models) == 1
     human, human_note = human_norms(study, study.models[0]) if study is not None else (None, "")
-    plain = not len(states) and not steered and human is None  # a norms file is read by the metrics: not in the key
+    plain = not len(states) and not steered
+    if human is not None:  # the metrics read the norms file: its settings and bytes join the key
+        try:
+            norms_bytes = Path(str(human.norms)).read_bytes()
+        except OSError:
+            plain = False  # unreadable: computed (and refused) anew, never served from the memo
+        else:
+            key = (*key, human.model_dump_json(), hashlib.sha256(norms_bytes).hexdigest(), human_note)
     if plain and key in _MEMO:
         _MEMO.move_to_end(key)
         tables.metrics, tables.effects = (f.copy() for f in _MEMO[key])
